@@ -1,0 +1,134 @@
+"""Clocks: real time for notebooks, virtual time that runs as fast as the CPU for tests.
+
+Both give ``now_ns()`` (exchange time, int ns since the epoch) and ``mono_ns()`` (a monotonic
+stamp for latency per hop) and make the asyncio loop the engine thread runs.
+
+The virtual clock's loop jumps straight to its next timer instead of sleeping, but only while
+somebody waits on it (:meth:`VirtualClock.advancing`): between two calls of a test the market
+stands still, so a scripted test sees the same quotes and fills on every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+import time
+from collections.abc import Awaitable
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: Where the embedded exchange's clock starts by default: Tuesday 2026-11-24 22:00 in
+#: Shanghai (SHFE/INE night session), 08:00 in Chicago (Globex), 14:00 in London (LME).
+SIM_START_NS = int(datetime(2026, 11, 24, 14, 0, tzinfo=UTC).timestamp()) * 1_000_000_000
+
+
+class RealClock:
+    """Wall-clock time; with ``start_ns`` the exchange time starts there and runs at real speed."""
+
+    virtual = False
+
+    def __init__(self, start_ns: int | None = None) -> None:
+        self._start_ns = start_ns
+        self._mono0 = time.perf_counter_ns()
+
+    def now_ns(self) -> int:
+        if self._start_ns is None:
+            return time.time_ns()
+        return self._start_ns + (time.perf_counter_ns() - self._mono0)
+
+    def mono_ns(self) -> int:
+        return time.perf_counter_ns()
+
+    def new_loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.new_event_loop()
+
+    async def advance(self, awaitable: Awaitable[T]) -> T:
+        return await awaitable
+
+    def __repr__(self) -> str:
+        return "RealClock()" if self._start_ns is None else "RealClock(anchored)"
+
+
+class _VirtualSelector(selectors.DefaultSelector):
+    """Polls real IO without blocking; when idle, moves the loop's virtual time instead."""
+
+    loop: VirtualTimeLoop | None = None
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        if timeout is not None and timeout <= 0:
+            return super().select(0)
+        ready = super().select(0)
+        loop = self.loop
+        if ready or loop is None:
+            return ready
+        if timeout is not None and loop.advancing > 0:
+            loop.virtual_now += timeout
+            return []
+        # Paused (or nothing scheduled): wait for real IO or a call from another thread.
+        return super().select(None)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop whose ``time()`` is virtual seconds since the clock started."""
+
+    def __init__(self) -> None:
+        selector = _VirtualSelector()
+        super().__init__(selector)
+        selector.loop = self
+        self.virtual_now = 0.0
+        self.advancing = 0
+
+    def time(self) -> float:
+        return self.virtual_now
+
+
+class VirtualClock:
+    """Virtual time starting at ``start_ns``; time passes only inside :meth:`advance`."""
+
+    virtual = True
+
+    def __init__(self, start_ns: int = SIM_START_NS) -> None:
+        self._start_ns = start_ns
+        self._loop: VirtualTimeLoop | None = None
+
+    def new_loop(self) -> asyncio.AbstractEventLoop:
+        self._loop = VirtualTimeLoop()
+        return self._loop
+
+    def now_ns(self) -> int:
+        return self._start_ns + self.mono_ns()
+
+    def mono_ns(self) -> int:
+        return 0 if self._loop is None else round(self._loop.virtual_now * 1e9)
+
+    @contextmanager
+    def _advancing(self) -> Any:
+        assert self._loop is not None, "the virtual clock has no loop yet"
+        self._loop.advancing += 1
+        try:
+            yield
+        finally:
+            self._loop.advancing -= 1
+
+    async def advance(self, awaitable: Awaitable[T]) -> T:
+        """Let virtual time run until ``awaitable`` completes (must run on the clock's loop)."""
+        with self._advancing():
+            return await awaitable
+
+    def __repr__(self) -> str:
+        return f"VirtualClock(t+{self.mono_ns() / 1e9:.3f}s)"
+
+
+Clock = RealClock | VirtualClock
+
+
+def make_clock(kind: str, start_ns: int | None = SIM_START_NS) -> Clock:
+    """``"real"`` (anchored at ``start_ns`` unless None) or ``"virtual"``."""
+    if kind == "real":
+        return RealClock(start_ns)
+    if kind == "virtual":
+        return VirtualClock(SIM_START_NS if start_ns is None else start_ns)
+    raise ValueError(f"clock {kind!r} is not known; use 'real' (notebooks) or 'virtual' (tests)")

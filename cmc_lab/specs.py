@@ -1,0 +1,205 @@
+"""Instrument and venue specifications, loaded from TOML data files users can extend."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cmc_lab.model import Instrument, MarginKind, SessionWindow, TradingHours
+
+SHIPPED = Path(__file__).with_name("instruments.toml")
+ENV_VAR = "CMC_LAB_INSTRUMENTS"
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class SpecError(ValueError):
+    """A specification file has a missing or malformed entry; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class VenueSpec:
+    """A venue's region, the account that trades on it and its one-way latency range."""
+
+    name: str
+    region: str  # "domestic" or "overseas"
+    account: str
+    latency_ms: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Specs:
+    instruments: dict[str, Instrument]
+    venues: dict[str, VenueSpec]
+
+    def instrument(self, instrument_id: str) -> Instrument:
+        try:
+            return self.instruments[instrument_id]
+        except KeyError:
+            raise KeyError(unknown_instrument_message(instrument_id, self.instruments)) from None
+
+
+def unknown_instrument_message(instrument_id: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    wanted = instrument_id.lower().split(".")[-1]
+    close = [k for k in known if k.lower().split(".")[-1] == wanted]
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"unknown instrument {instrument_id!r}; {hint}instruments are named VENUE.SYMBOL, "
+        f"known: {', '.join(known)}"
+    )
+
+
+def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
+    """Read the shipped specs, then each extra file (and ``$CMC_LAB_INSTRUMENTS``) over them.
+
+    Examples
+    --------
+    >>> specs = load_specs()
+    >>> specs.instrument("SHFE.au").tick
+    Decimal('0.02')
+    """
+    paths: list[Path] = [SHIPPED]
+    env = os.environ.get(ENV_VAR)
+    if env:
+        paths += [Path(p) for p in env.split(os.pathsep) if p]
+    if isinstance(extra, str | Path):
+        paths.append(Path(extra))
+    elif extra is not None:
+        paths += [Path(p) for p in extra]
+
+    sessions: dict[str, TradingHours] = {}
+    venues: dict[str, VenueSpec] = {}
+    instruments: dict[str, Instrument] = {}
+    for path in paths:
+        data = _read(path)
+        for name, raw in data.get("sessions", {}).items():
+            sessions[name] = _hours(raw, f"{path}: [sessions.{name}]")
+        for name, raw in data.get("venues", {}).items():
+            venues[name] = _venue(name, raw, f"{path}: [venues.{name}]")
+        for i, raw in enumerate(data.get("instrument", [])):
+            inst = _instrument(raw, sessions, f"{path}: [[instrument]] #{i + 1}")
+            instruments[inst.id] = inst
+    for inst in instruments.values():
+        if inst.venue not in venues:
+            raise SpecError(
+                f"instrument {inst.id} names venue {inst.venue!r}, which has no [venues.{inst.venue}] "
+                "table; add one with region, account and latency_ms"
+            )
+    return Specs(instruments=instruments, venues=venues)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SpecError(f"instrument file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"instrument file {path} is not valid TOML: {exc}") from None
+
+
+def _require(raw: dict[str, Any], key: str, where: str) -> Any:
+    if key not in raw:
+        raise SpecError(f"{where}: missing field {key!r}")
+    return raw[key]
+
+
+def _decimal(raw: dict[str, Any], key: str, where: str) -> Decimal:
+    value = _require(raw, key, where)
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation:
+        raise SpecError(f"{where}: {key} = {value!r} is not a number") from None
+    if not out.is_finite() or out < 0:
+        raise SpecError(f"{where}: {key} = {value!r} must be a finite, non-negative number")
+    return out
+
+
+def _clock(value: str, where: str) -> time:
+    try:
+        return time.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{where}: time {value!r} is not HH:MM") from None
+
+
+def _days(value: str, where: str) -> tuple[int, ...]:
+    out: list[int] = []
+    for part in str(value).lower().split(","):
+        first, _, last = part.strip().partition("-")
+        if first not in _DAYS or (last and last not in _DAYS):
+            raise SpecError(f"{where}: days {value!r} must look like 'mon-fri' or 'sun-thu,sat'")
+        a, b = _DAYS.index(first), _DAYS.index(last or first)
+        span = range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)]
+        out.extend(span)
+    return tuple(sorted(set(out)))
+
+
+def _hours(raw: dict[str, Any], where: str) -> TradingHours:
+    zone = _require(raw, "timezone", where)
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SpecError(f"{where}: unknown time zone {zone!r}; use an IANA name") from None
+    windows = tuple(
+        SessionWindow(
+            name=str(w.get("name", f"session-{i + 1}")),
+            open=_clock(_require(w, "open", where), where),
+            close=_clock(_require(w, "close", where), where),
+            days=_days(_require(w, "days", where), where),
+        )
+        for i, w in enumerate(_require(raw, "windows", where))
+    )
+    return TradingHours(timezone=zone, windows=windows)
+
+
+def _venue(name: str, raw: dict[str, Any], where: str) -> VenueSpec:
+    latency = raw.get("latency_ms", [1.0, 1.0])
+    if len(latency) != 2 or not all(isinstance(x, int | float) and x >= 0 for x in latency):
+        raise SpecError(f"{where}: latency_ms must be [low, high] in milliseconds, >= 0")
+    lo, hi = float(latency[0]), float(latency[1])
+    if lo > hi:
+        raise SpecError(f"{where}: latency_ms low {lo} is above high {hi}")
+    region = raw.get("region", "overseas")
+    if region not in ("domestic", "overseas"):
+        raise SpecError(f"{where}: region {region!r} must be 'domestic' or 'overseas'")
+    return VenueSpec(name=name, region=region, account=str(raw.get("account", "")), latency_ms=(lo, hi))
+
+
+def _instrument(raw: dict[str, Any], sessions: dict[str, TradingHours], where: str) -> Instrument:
+    session_name = _require(raw, "sessions", where)
+    if session_name not in sessions:
+        raise SpecError(
+            f"{where}: sessions = {session_name!r} is not defined; known: {', '.join(sorted(sessions))}"
+        )
+    margin = _require(raw, "margin", where)
+    try:
+        margin_kind = MarginKind(margin.get("kind", "percent"))
+    except ValueError:
+        raise SpecError(f"{where}: margin kind must be 'percent' or 'per_lot'") from None
+    tick = _decimal(raw, "tick", where)
+    if tick == 0:
+        raise SpecError(f"{where}: tick must be above zero")
+    return Instrument(
+        venue=str(_require(raw, "venue", where)),
+        symbol=str(_require(raw, "symbol", where)),
+        name=str(raw.get("name", raw.get("symbol"))),
+        currency=str(_require(raw, "currency", where)),
+        lot_size=_decimal(raw, "lot_size", where),
+        lot_unit=str(_require(raw, "lot_unit", where)),
+        price_unit=str(_require(raw, "price_unit", where)),
+        tick=tick,
+        daily_limit=_decimal(raw, "daily_limit", where),
+        margin_kind=margin_kind,
+        margin_rate=_decimal(margin, "rate", where + " margin"),
+        hours=sessions[session_name],
+        kind=str(raw.get("kind", "future")),
+        reference_price=_decimal(raw, "reference_price", where),
+        max_order_qty=int(raw.get("max_order_qty", 500)),
+    )

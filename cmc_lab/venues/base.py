@@ -1,0 +1,60 @@
+"""The Venue protocol every connection implements (sim, fix, replay) and its shared errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from cmc_lab.model import CancelOrder, Event, Instrument, OrderState, Quote, SubmitOrder
+
+#: Where a venue delivers what it hears: quotes and order/venue events. Called on the
+#: engine's loop thread, in the order the venue received them.
+EventSink = Callable[[Event | Quote], None]
+
+
+class VenueNotConnected(RuntimeError):
+    """An order or request for a venue whose session is down."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderStatusReport:
+    """What the venue says of one order, for reconciliation after a reconnect or restart."""
+
+    client_order_id: str
+    venue_order_id: str | None
+    instrument_id: str
+    state: OrderState  # ACCEPTED, PARTIALLY_FILLED, FILLED, CANCELED, REJECTED, or None if unknown
+    filled_qty: int
+    avg_px: Decimal | None
+    leaves_qty: int
+
+
+@runtime_checkable
+class Venue(Protocol):
+    """One trading venue as the engine sees it.
+
+    ``submit`` and ``cancel`` hand a command over and return at once; the venue's answers
+    (OrderAccepted, OrderFilled, OrderRejected, ...) and its quotes come back through the
+    sink given to :meth:`connect`, on the engine loop.
+    """
+
+    name: str
+    kind: str  # "sim", "fix" or "replay"
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def instruments(self) -> list[Instrument]: ...
+
+    async def connect(self, sink: EventSink) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+    def submit(self, command: SubmitOrder) -> None: ...
+
+    def cancel(self, command: CancelOrder) -> None: ...
+
+    async def order_status(self, client_order_ids: Iterable[str]) -> list[OrderStatusReport]: ...
