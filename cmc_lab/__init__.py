@@ -1,1 +1,31 @@
-"""cmc_lab."""
+"""cmc_lab: a Jupyter-native workbench for cross-market (inner/outer market) arbitrage.
+
+>>> import cmc_lab as cmc
+>>> eng = cmc.connect("sim", seed=7, journal="run.sqlite")   # doctest: +SKIP
+"""
+
+from cmc_lab.connect import UnsupportedVenue, connect
+from cmc_lab.engine import Engine, EngineClosed, EngineError, InvalidOrder, NoQuote
+from cmc_lab.model import OrderState, Quote, Side, TimeInForce
+from cmc_lab.orders import Order, OrderNotWorking
+from cmc_lab.risk.pretrade import TradingState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Engine",
+    "EngineClosed",
+    "EngineError",
+    "InvalidOrder",
+    "NoQuote",
+    "Order",
+    "OrderNotWorking",
+    "OrderState",
+    "Quote",
+    "Side",
+    "TimeInForce",
+    "TradingState",
+    "UnsupportedVenue",
+    "__version__",
+    "connect",
+]

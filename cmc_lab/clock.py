@@ -4,17 +4,17 @@ Both give ``now_ns()`` (exchange time, int ns since the epoch) and ``mono_ns()``
 stamp for latency per hop) and make the asyncio loop the engine thread runs.
 
 The virtual clock's loop jumps straight to its next timer instead of sleeping, but only while
-somebody waits on it (:meth:`VirtualClock.advancing`): between two calls of a test the market
+somebody waits on it (:meth:`VirtualClock.advance`): between two calls of a test the market
 stands still, so a scripted test sees the same quotes and fills on every run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import selectors
 import time
 from collections.abc import Awaitable
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -104,19 +104,21 @@ class VirtualClock:
     def mono_ns(self) -> int:
         return 0 if self._loop is None else round(self._loop.virtual_now * 1e9)
 
-    @contextmanager
-    def _advancing(self) -> Any:
-        assert self._loop is not None, "the virtual clock has no loop yet"
-        self._loop.advancing += 1
-        try:
-            yield
-        finally:
-            self._loop.advancing -= 1
-
     async def advance(self, awaitable: Awaitable[T]) -> T:
         """Let virtual time run until ``awaitable`` completes (must run on the clock's loop)."""
-        with self._advancing():
+        loop = self._loop
+        if loop is None or asyncio.get_running_loop() is not loop:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never awaited: spare the caller a RuntimeWarning
+            raise RuntimeError(
+                "clock.advance() must run on the clock's own loop, made by clock.new_loop(); "
+                "on any other loop virtual time would never move"
+            )
+        loop.advancing += 1
+        try:
             return await awaitable
+        finally:
+            loop.advancing -= 1
 
     def __repr__(self) -> str:
         return f"VirtualClock(t+{self.mono_ns() / 1e9:.3f}s)"

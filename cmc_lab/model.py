@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from enum import StrEnum
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -35,7 +36,7 @@ class Side(StrEnum):
     @classmethod
     def parse(cls, value: str | Side) -> Side:
         try:
-            return cls(str(value).lower())
+            return cls(str(value).strip().lower())
         except ValueError:
             raise ValueError(f"side {value!r} is not valid; use 'buy' or 'sell'") from None
 
@@ -47,7 +48,7 @@ class TimeInForce(StrEnum):
     @classmethod
     def parse(cls, value: str | TimeInForce) -> TimeInForce:
         try:
-            return cls(str(value).upper())
+            return cls(str(value).strip().upper())
         except ValueError:
             raise ValueError(f"time in force {value!r} is not valid; use 'GFD' or 'IOC'") from None
 
@@ -96,6 +97,48 @@ _TERMINAL_STATES = frozenset(
 
 # --------------------------------------------------------------------------- instruments
 
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _local_time(ts_ns: int, zone: ZoneInfo) -> datetime:
+    # Exact to the microsecond (truncated): ts_ns / 1e9 as a float rounds to the nearest
+    # microsecond, which puts a stamp just before a session's close at the close itself.
+    seconds, ns = divmod(ts_ns, 1_000_000_000)
+    utc = datetime.fromtimestamp(seconds, tz=UTC) + timedelta(microseconds=ns // 1000)
+    return utc.astimezone(zone)
+
+
+def _day_ranges(days: tuple[int, ...]) -> str:
+    present = set(days)
+    if len(present) == 7:
+        return "daily"
+    starts = sorted(d for d in present if (d - 1) % 7 not in present)
+    parts = []
+    for start in starts:
+        end = start
+        while (end + 1) % 7 in present:
+            end = (end + 1) % 7
+        parts.append(_DAY_NAMES[start] if end == start else f"{_DAY_NAMES[start]}-{_DAY_NAMES[end]}")
+    return ",".join(parts)
+
+
+def _is_multiple(value: Decimal, step: Decimal) -> bool:
+    # Exact, whatever the digits: Decimal division rounds to the context's 28 digits, which
+    # would put 620.0200000000000000000000001 on a 0.02 grid.
+    if not value.is_finite():
+        return False
+    v = value.as_tuple()
+    s = step.as_tuple()
+    v_exp, s_exp = int(v.exponent), int(s.exponent)
+    v_int = int("".join(map(str, v.digits)))
+    s_int = int("".join(map(str, s.digits)))
+    if v_exp >= s_exp:
+        return v_int * pow(10, v_exp - s_exp, s_int) % s_int == 0
+    shift = s_exp - v_exp
+    if shift > len(v.digits):
+        return v_int == 0
+    return v_int % (s_int * 10**shift) == 0
+
 
 @dataclass(frozen=True, slots=True)
 class SessionWindow:
@@ -133,7 +176,7 @@ class TradingHours:
     windows: tuple[SessionWindow, ...]
 
     def session_at(self, ts_ns: int) -> SessionWindow | None:
-        local = datetime.fromtimestamp(ts_ns / 1e9, tz=ZoneInfo(self.timezone))
+        local = _local_time(ts_ns, ZoneInfo(self.timezone))
         for window in self.windows:
             if window.contains(local):
                 return window
@@ -145,7 +188,9 @@ class TradingHours:
     def next_open(self, ts_ns: int) -> datetime | None:
         """The next moment (local time) a window opens, within a week; for error messages."""
         zone = ZoneInfo(self.timezone)
-        local = datetime.fromtimestamp(ts_ns / 1e9, tz=zone)
+        local = _local_time(ts_ns, zone)
+        # Compare instants, not wall clocks: aware datetimes sharing a tzinfo compare naively.
+        now = local.timestamp()
         best: datetime | None = None
         for day in range(8):
             date = (local + timedelta(days=day)).date()
@@ -153,14 +198,17 @@ class TradingHours:
                 if date.weekday() not in window.days:
                     continue
                 start = datetime.combine(date, window.open, tzinfo=zone)
-                if start > local and (best is None or start < best):
+                if start.timestamp() > now and (best is None or start.timestamp() < best.timestamp()):
                     best = start
         return best
 
     def describe(self) -> str:
-        return "; ".join(
-            f"{w.name} {w.open:%H:%M}-{w.close:%H:%M}" for w in self.windows
-        ) + f" ({self.timezone})"
+        """The windows as ``night Mon-Fri 21:00-02:30+1; ...`` (+1: closes the next day), then the zone."""
+        windows = "; ".join(
+            f"{w.name} {_day_ranges(w.days)} {w.open:%H:%M}-{w.close:%H:%M}{'+1' if w.overnight else ''}"
+            for w in self.windows
+        )
+        return f"{windows} ({self.timezone})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,10 +249,14 @@ class Instrument:
         return self.kind != "fx"
 
     def is_on_tick(self, price: Decimal) -> bool:
-        return (price / self.tick) == (price / self.tick).to_integral_value()
+        return _is_multiple(price, self.tick)
 
     def round_to_tick(self, price: Decimal | float) -> Decimal:
-        ticks = (Decimal(str(price)) / self.tick).to_integral_value()
+        """The nearest price on the tick grid; a price halfway between two ticks rounds away from zero."""
+        value = Decimal(str(price))
+        if not value.is_finite():
+            raise ValueError(f"price {price!r} is not a finite number; cannot round it to a tick")
+        ticks = (value / self.tick).to_integral_value(rounding=ROUND_HALF_UP)
         return (ticks * self.tick).quantize(self.tick)
 
     def notional(self, price: Decimal, qty: int) -> Decimal:
@@ -309,6 +361,8 @@ class OrderDenied(OrderEvent):
 @dataclass(frozen=True, slots=True)
 class OrderSubmitted(OrderEvent):
     """The intent, committed to the journal before the message leaves for the venue."""
+
+    checks: str = ""  # the pre-trade checks it passed, comma separated
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,6 +498,10 @@ def next_state(state: OrderState, event: OrderEvent, filled: int, qty: int) -> O
 # --------------------------------------------------------------------------- validation
 
 
+#: A price more than 10**18 ticks away from zero is a typo, not an order.
+_MAX_TICK_DIGITS = 18
+
+
 def parse_price(value: object, instrument: Instrument) -> Decimal:
     """A limit price as Decimal on the instrument's tick grid, or a ValueError saying why."""
     if isinstance(value, bool) or value is None:
@@ -458,19 +516,30 @@ def parse_price(value: object, instrument: Instrument) -> Decimal:
         raise ValueError(f"price {value!r} is not a finite number")
     if price <= 0:
         raise ValueError(f"price {value!r} must be positive")
+    tick = instrument.tick
+    if price.adjusted() - tick.adjusted() > _MAX_TICK_DIGITS:
+        raise ValueError(f"price {value!r} is out of range for {instrument.id} (tick {tick})")
     if not instrument.is_on_tick(price):
-        below = (price / instrument.tick).to_integral_value(rounding="ROUND_FLOOR") * instrument.tick
-        raise ValueError(
-            f"price {price} is off the tick grid of {instrument.id} (tick {instrument.tick}); "
-            f"use {below.quantize(instrument.tick)} or {(below + instrument.tick).quantize(instrument.tick)}"
-        )
+        with localcontext() as ctx:
+            # Rounding the quotient down keeps its floor exact: at most 19 integer digits.
+            ctx.prec = 40
+            ctx.rounding = ROUND_FLOOR
+            below = ((price / tick).to_integral_value() * tick).quantize(tick)
+        above = (below + tick).quantize(tick)
+        choices = f"use {below} or {above}" if below > 0 else f"the lowest valid price is {above}"
+        raise ValueError(f"price {price} is off the tick grid of {instrument.id} (tick {tick}); {choices}")
     return price
 
 
 def parse_qty(value: object, instrument: Instrument) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+    """A quantity in whole lots (numpy integers welcome), or a ValueError saying why."""
+    if isinstance(value, str):
+        raise ValueError(f"quantity {value!r} is text; pass a whole number of lots, e.g. qty=3")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral | float | Decimal):
         raise ValueError(f"quantity {value!r} is not a whole number of lots")
-    if isinstance(value, float | Decimal) and (not math.isfinite(value) or value != int(value)):
+    if isinstance(value, Decimal) and (not value.is_finite() or value != value.to_integral_value()):
+        raise ValueError(f"quantity {value!r} is not a whole number of lots")
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
         raise ValueError(f"quantity {value!r} is not a whole number of lots")
     qty = int(value)
     if qty <= 0:
@@ -503,18 +572,33 @@ def event_from_payload(kind: str, payload: dict[str, Any]) -> Event:
     """Rebuild an event from its journal payload (the inverse of :func:`event_payload`)."""
     cls = EVENT_TYPES.get(kind)
     if cls is None:
-        raise ValueError(f"unknown event kind {kind!r}")
+        raise ValueError(f"unknown event kind {kind!r}; known: {', '.join(sorted(EVENT_TYPES))}")
+    fields = dataclasses.fields(cls)
+    missing = [
+        f.name
+        for f in fields
+        if f.name not in payload
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ValueError(f"{kind} payload lacks field(s) {', '.join(missing)}: {payload!r}")
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
+    for f in fields:
         if f.name not in payload:
             continue
-        value = payload[f.name]
-        if f.type in ("Decimal",):
-            value = Decimal(value)
-        elif f.type == "Side":
-            value = Side(value)
-        elif f.type == "TimeInForce":
-            value = TimeInForce(value)
+        raw = value = payload[f.name]
+        try:
+            if f.type == "Decimal":
+                value = Decimal(str(raw))
+                if not value.is_finite():
+                    raise InvalidOperation
+            elif f.type == "Side":
+                value = Side(raw)
+            elif f.type == "TimeInForce":
+                value = TimeInForce(raw)
+        except (InvalidOperation, ValueError):
+            raise ValueError(f"{kind} payload field {f.name} = {raw!r} is not a valid {f.type}") from None
         kwargs[f.name] = value
     return cls(**kwargs)
 

@@ -59,6 +59,9 @@ def unknown_instrument_message(instrument_id: str, known: Iterable[str]) -> str:
 def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
     """Read the shipped specs, then each extra file (and ``$CMC_LAB_INSTRUMENTS``) over them.
 
+    A later file's ``[[instrument]]`` with the same venue and symbol replaces the earlier one;
+    a later ``[sessions.X]`` or ``[venues.X]`` replaces X for every instrument, shipped or not.
+
     Examples
     --------
     >>> specs = load_specs()
@@ -74,18 +77,29 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
     elif extra is not None:
         paths += [Path(p) for p in extra]
 
+    # Two passes: sessions and venues from every file first, so that a later file's
+    # [sessions.X] also applies to the instruments an earlier file defines on X.
     sessions: dict[str, TradingHours] = {}
     venues: dict[str, VenueSpec] = {}
-    instruments: dict[str, Instrument] = {}
+    raw_instruments: list[tuple[dict[str, Any], str]] = []
     for path in paths:
         data = _read(path)
-        for name, raw in data.get("sessions", {}).items():
-            sessions[name] = _hours(raw, f"{path}: [sessions.{name}]")
-        for name, raw in data.get("venues", {}).items():
-            venues[name] = _venue(name, raw, f"{path}: [venues.{name}]")
-        for i, raw in enumerate(data.get("instrument", [])):
-            inst = _instrument(raw, sessions, f"{path}: [[instrument]] #{i + 1}")
-            instruments[inst.id] = inst
+        for name, raw in _tables(data, "sessions", str(path)).items():
+            where = f"{path}: [sessions.{name}]"
+            sessions[name] = _hours(_table(raw, where), where)
+        for name, raw in _tables(data, "venues", str(path)).items():
+            where = f"{path}: [venues.{name}]"
+            venues[name] = _venue(name, _table(raw, where), where)
+        entries = data.get("instrument", [])
+        if not isinstance(entries, list):
+            raise SpecError(f"{path}: 'instrument' must be an array of tables, written [[instrument]]")
+        for i, raw in enumerate(entries):
+            where = f"{path}: [[instrument]] #{i + 1}"
+            raw_instruments.append((_table(raw, where), where))
+    instruments: dict[str, Instrument] = {}
+    for raw, where in raw_instruments:
+        inst = _instrument(raw, sessions, where)
+        instruments[inst.id] = inst
     for inst in instruments.values():
         if inst.venue not in venues:
             raise SpecError(
@@ -101,8 +115,20 @@ def _read(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise SpecError(f"instrument file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SpecError(f"instrument file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise SpecError(f"instrument file {path} cannot be read: {exc.strerror or exc}") from None
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SpecError(f"{where}: expected a table of key = value pairs, got {value!r}")
+    return value
+
+
+def _tables(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    return _table(data.get(key, {}), f"{where}: [{key}]")
 
 
 def _require(raw: dict[str, Any], key: str, where: str) -> Any:
@@ -122,18 +148,24 @@ def _decimal(raw: dict[str, Any], key: str, where: str) -> Decimal:
     return out
 
 
-def _clock(value: str, where: str) -> time:
-    try:
-        return time.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise SpecError(f"{where}: time {value!r} is not HH:MM") from None
+def _clock(value: Any, where: str) -> time:
+    if isinstance(value, time):  # a TOML local time, written without quotes: 09:00:00
+        out = value
+    else:
+        try:
+            out = time.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise SpecError(f"{where}: time {value!r} is not HH:MM") from None
+    if out.tzinfo is not None:
+        raise SpecError(f"{where}: time {value!r} must not carry an offset; set the table's timezone")
+    return out
 
 
 def _days(value: str, where: str) -> tuple[int, ...]:
     out: list[int] = []
     for part in str(value).lower().split(","):
-        first, _, last = part.strip().partition("-")
-        if first not in _DAYS or (last and last not in _DAYS):
+        first, dash, last = part.strip().partition("-")
+        if first not in _DAYS or (dash and last not in _DAYS):
             raise SpecError(f"{where}: days {value!r} must look like 'mon-fri' or 'sun-thu,sat'")
         a, b = _DAYS.index(first), _DAYS.index(last or first)
         span = range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)]
@@ -145,23 +177,35 @@ def _hours(raw: dict[str, Any], where: str) -> TradingHours:
     zone = _require(raw, "timezone", where)
     try:
         ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SpecError(f"{where}: unknown time zone {zone!r}; use an IANA name") from None
-    windows = tuple(
-        SessionWindow(
-            name=str(w.get("name", f"session-{i + 1}")),
-            open=_clock(_require(w, "open", where), where),
-            close=_clock(_require(w, "close", where), where),
-            days=_days(_require(w, "days", where), where),
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise SpecError(
+            f"{where}: unknown time zone {zone!r}; use an IANA name such as 'Asia/Shanghai'"
+        ) from None
+    raw_windows = _require(raw, "windows", where)
+    if not isinstance(raw_windows, list) or not raw_windows:
+        raise SpecError(f"{where}: windows must be a non-empty list of {{ open, close, days }} tables")
+    windows = []
+    for i, w in enumerate(raw_windows):
+        here = f"{where} window #{i + 1}"
+        w = _table(w, here)
+        windows.append(
+            SessionWindow(
+                name=str(w.get("name", f"session-{i + 1}")),
+                open=_clock(_require(w, "open", here), here),
+                close=_clock(_require(w, "close", here), here),
+                days=_days(_require(w, "days", here), here),
+            )
         )
-        for i, w in enumerate(_require(raw, "windows", where))
-    )
-    return TradingHours(timezone=zone, windows=windows)
+    return TradingHours(timezone=zone, windows=tuple(windows))
 
 
 def _venue(name: str, raw: dict[str, Any], where: str) -> VenueSpec:
     latency = raw.get("latency_ms", [1.0, 1.0])
-    if len(latency) != 2 or not all(isinstance(x, int | float) and x >= 0 for x in latency):
+    if (
+        not isinstance(latency, list)
+        or len(latency) != 2
+        or not all(isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in latency)
+    ):
         raise SpecError(f"{where}: latency_ms must be [low, high] in milliseconds, >= 0")
     lo, hi = float(latency[0]), float(latency[1])
     if lo > hi:
@@ -173,12 +217,15 @@ def _venue(name: str, raw: dict[str, Any], where: str) -> VenueSpec:
 
 
 def _instrument(raw: dict[str, Any], sessions: dict[str, TradingHours], where: str) -> Instrument:
+    venue = str(_require(raw, "venue", where))
+    symbol = str(_require(raw, "symbol", where))
+    where = f"{where} ({venue}.{symbol})"
     session_name = _require(raw, "sessions", where)
-    if session_name not in sessions:
+    if not isinstance(session_name, str) or session_name not in sessions:
         raise SpecError(
             f"{where}: sessions = {session_name!r} is not defined; known: {', '.join(sorted(sessions))}"
         )
-    margin = _require(raw, "margin", where)
+    margin = _table(_require(raw, "margin", where), f"{where} margin")
     try:
         margin_kind = MarginKind(margin.get("kind", "percent"))
     except ValueError:
@@ -186,12 +233,21 @@ def _instrument(raw: dict[str, Any], sessions: dict[str, TradingHours], where: s
     tick = _decimal(raw, "tick", where)
     if tick == 0:
         raise SpecError(f"{where}: tick must be above zero")
+    lot_size = _decimal(raw, "lot_size", where)
+    if lot_size == 0:
+        raise SpecError(f"{where}: lot_size must be above zero")
+    kind = str(raw.get("kind", "future"))
+    if kind not in ("future", "fx"):
+        raise SpecError(f"{where}: kind {kind!r} must be 'future' or 'fx'")
+    max_order_qty = raw.get("max_order_qty", 500)
+    if not isinstance(max_order_qty, int) or isinstance(max_order_qty, bool) or max_order_qty < 1:
+        raise SpecError(f"{where}: max_order_qty = {max_order_qty!r} must be a whole number of lots, >= 1")
     return Instrument(
-        venue=str(_require(raw, "venue", where)),
-        symbol=str(_require(raw, "symbol", where)),
-        name=str(raw.get("name", raw.get("symbol"))),
+        venue=venue,
+        symbol=symbol,
+        name=str(raw.get("name", symbol)),
         currency=str(_require(raw, "currency", where)),
-        lot_size=_decimal(raw, "lot_size", where),
+        lot_size=lot_size,
         lot_unit=str(_require(raw, "lot_unit", where)),
         price_unit=str(_require(raw, "price_unit", where)),
         tick=tick,
@@ -199,7 +255,7 @@ def _instrument(raw: dict[str, Any], sessions: dict[str, TradingHours], where: s
         margin_kind=margin_kind,
         margin_rate=_decimal(margin, "rate", where + " margin"),
         hours=sessions[session_name],
-        kind=str(raw.get("kind", "future")),
+        kind=kind,
         reference_price=_decimal(raw, "reference_price", where),
-        max_order_qty=int(raw.get("max_order_qty", 500)),
+        max_order_qty=max_order_qty,
     )

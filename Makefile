@@ -1,0 +1,20 @@
+VENV := .venv
+BIN := $(VENV)/bin
+
+$(BIN)/cmc-lab: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -e ".[dev]"
+	touch $@
+
+.PHONY: demo test lint bench
+demo: $(BIN)/cmc-lab
+	$(BIN)/cmc-lab demo
+
+test: $(BIN)/cmc-lab
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/cmc-lab
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+bench: $(BIN)/cmc-lab
+	$(BIN)/cmc-lab bench

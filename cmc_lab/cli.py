@@ -1,0 +1,168 @@
+"""The ``cmc-lab`` command: parse, call one library function, turn errors into messages."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cmc_lab.journal import Journal, JournalError
+
+QUICKSTART = "01_quickstart.ipynb"
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def find_notebooks() -> Path:
+    """notebooks/ of the current directory or of the source tree this package runs from."""
+    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        candidate = base / "notebooks"
+        if (candidate / QUICKSTART).is_file():
+            return candidate
+    raise CliError(
+        "cannot find notebooks/01_quickstart.ipynb; run cmc-lab demo from a clone of the cmc_lab repository"
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    notebooks = find_notebooks()
+    notebook = notebooks / QUICKSTART
+    if args.headless:
+        out = Path(args.output).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "nbconvert",
+            "--to",
+            "html",
+            "--execute",
+            f"--ExecutePreprocessor.timeout={args.timeout}",
+            "--output-dir",
+            str(out),
+            str(notebook),
+        ]
+        done = subprocess.run(command, check=False)
+        if done.returncode:
+            raise CliError(f"the quickstart notebook failed (exit {done.returncode}); see the output above")
+        print(f"executed {notebook.name}; HTML copy at {out / notebook.with_suffix('.html').name}")
+        return 0
+    command = [sys.executable, "-m", "jupyter", "lab", str(notebook), f"--port={args.port}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    if args.no_browser:
+        command.append("--no-browser")
+    return subprocess.call(command, cwd=notebooks.parent)
+
+
+def _open_journal(path: str) -> Journal:
+    if not Path(path).exists():
+        raise CliError(f"journal {path} does not exist")
+    return Journal(path, readonly=True)
+
+
+def cmd_journal_verify(args: argparse.Namespace) -> int:
+    with _open_journal(args.path) as journal:
+        expected = None
+        if args.expect_head:
+            seq, _, digest = args.expect_head.partition(":")
+            if not seq.isdigit() or len(digest) != 64:
+                raise CliError("--expect-head takes SEQ:SHA256, as printed by a previous verify")
+            expected = (int(seq), digest)
+        report = journal.verify(expected_head=expected)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def cmd_journal_timeline(args: argparse.Namespace) -> int:
+    with _open_journal(args.path) as journal:
+        frame = journal.timeline(args.id)
+    if frame.empty:
+        raise CliError(f"no events for order or ticket {args.id!r} in {args.path}")
+    columns = [
+        c
+        for c in ("seq", "kind", "venue", "hop_ns", "elapsed_ns", "reason", "last_px", "last_qty")
+        if c in frame
+    ]
+    print(frame[columns].to_string(index=False))
+    return 0
+
+
+def cmd_journal_tail(args: argparse.Namespace) -> int:
+    with _open_journal(args.path) as journal:
+        frame = journal.tail(args.n)
+    columns = [c for c in ("seq", "ts_event", "kind", "order_id", "ticket_id", "venue") if c in frame]
+    print(frame[columns].to_string(index=False) if not frame.empty else "(empty journal)")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from cmc_lab import bench
+
+    results = bench.run(quick=args.quick, progress=lambda m: print(m, file=sys.stderr))
+    print(json.dumps(results, indent=2, default=str) if args.json else bench.table(results))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cmc-lab", description="cmc_lab: cross-market arbitrage workbench")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="open the quickstart notebook in JupyterLab (simulated venues)")
+    demo.add_argument(
+        "--headless", action="store_true", help="execute the notebook and write an HTML copy instead"
+    )
+    demo.add_argument(
+        "--output", default="demo-output", help="where --headless writes the HTML (default demo-output)"
+    )
+    demo.add_argument("--timeout", type=int, default=300, help="seconds per cell with --headless")
+    demo.add_argument("--port", type=int, default=8888, help="JupyterLab port")
+    demo.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    demo.set_defaults(func=cmd_demo)
+
+    journal = sub.add_parser("journal", help="inspect a journal: verify, timeline, tail")
+    jsub = journal.add_subparsers(dest="journal_command", required=True)
+    verify = jsub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
+    verify.add_argument("path")
+    verify.add_argument(
+        "--expect-head", metavar="SEQ:SHA256", help="also detect truncation against a known head"
+    )
+    verify.set_defaults(func=cmd_journal_verify)
+    timeline = jsub.add_parser("timeline", help="every event of one order or ticket, with latency per hop")
+    timeline.add_argument("path")
+    timeline.add_argument("id", help="client order id or ticket id")
+    timeline.set_defaults(func=cmd_journal_timeline)
+    tail = jsub.add_parser("tail", help="the last events")
+    tail.add_argument("path")
+    tail.add_argument("-n", type=int, default=20, help="how many (default 20)")
+    tail.set_defaults(func=cmd_journal_tail)
+
+    bench = sub.add_parser("bench", help="measure latency and throughput against their references")
+    bench.add_argument(
+        "--quick", action="store_true", help="small sizes: a smoke test that every benchmark runs"
+    )
+    bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except (CliError, JournalError, ValueError, OSError) as exc:
+        print(f"cmc-lab: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Risk: pre-trade checks, capital and margin, threshold rules and their actions."""
