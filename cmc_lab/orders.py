@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from decimal import Decimal
 from html import escape
@@ -119,10 +120,8 @@ class Order:
 
     async def wait_async_on_loop(self, timeout: float) -> OrderState:
         if not self._done.done():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._done), timeout)
-            except TimeoutError:
-                pass
         return self.state
 
     def cancel(self) -> None:
