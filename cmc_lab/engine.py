@@ -24,6 +24,9 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from cmc_lab.clock import Clock
+from cmc_lab.execution.desk import Desk
+from cmc_lab.execution.hedge import HedgeTicket
+from cmc_lab.execution.spread import Spread
 from cmc_lab.journal import Journal, JournalError, JournalRow
 from cmc_lab.model import (
     CancelOrder,
@@ -53,6 +56,7 @@ from cmc_lab.model import (
     parse_qty,
 )
 from cmc_lab.orders import Order, OrderNotWorking, _fire, _register
+from cmc_lab.pricing import CostTerms
 from cmc_lab.risk.pretrade import OrderRequest, PreTradeChecks, TradingState
 from cmc_lab.specs import Specs, unknown_instrument_message
 from cmc_lab.venues.base import Venue
@@ -122,9 +126,12 @@ class Engine:
         self._quotes: dict[str, Quote] = {}
         self._orders: dict[str, Order] = {}
         self._order_seq = 0
-        self._id_prefix = f"r{journal.run_id}" if journal.path != ":memory:" else _memory_prefix()
+        self._id_prefix = f"r{journal.run_id}" if str(journal.path) != ":memory:" else _memory_prefix()
         self._event_callbacks: list[EventCallback] = []
         self._quote_callbacks: list[QuoteCallback] = []
+        self._reconciling: dict[str, asyncio.Task[None]] = {}
+        self._alerts: list[dict[str, Any]] = []
+        self.desk = Desk(self)
         self._closed = False
         self._loop = clock.new_loop()
         self._thread = threading.Thread(target=self._run_loop, name="cmc-engine", daemon=True)
@@ -168,6 +175,8 @@ class Engine:
 
     def quote(self, instrument_id: str) -> Quote:
         """Top of book of one instrument, as last heard from its venue."""
+        if self._closed:
+            raise EngineClosed("this engine is closed; make a new one with cmc.connect(...)")
         self.instrument(instrument_id)
         try:
             return self._quotes[instrument_id]
@@ -244,7 +253,7 @@ class Engine:
         journaled; an order the pre-trade checks refuse comes back DENIED with its reason.
         """
         request = self._request(instrument_id, side, qty, price, account, ticket_id)
-        return self._call(self._submit(request, TimeInForce.parse(tif), reason))
+        return self._call(self._submit(request, _parse_tif(tif), reason))
 
     async def submit_async(
         self,
@@ -260,7 +269,7 @@ class Engine:
     ) -> Order:
         """``await`` twin of :meth:`submit`."""
         request = self._request(instrument_id, side, qty, price, account, ticket_id)
-        return await self._call_async(self._submit(request, TimeInForce.parse(tif), reason))
+        return await self._call_async(self._submit(request, _parse_tif(tif), reason))
 
     def cancel(self, order: Order | str) -> None:
         """Ask the venue to cancel a working order (an Order or its client order id)."""
@@ -289,6 +298,107 @@ class Engine:
         """Leave HALTED (or REDUCING) and accept orders again; journaled."""
         self._call(self._set_trading_state(TradingState.ACTIVE, reason, who))
 
+    # ================================================================== spreads and hedges
+
+    def spread(
+        self,
+        name: str,
+        legs: Mapping[str, float] | None = None,
+        kind: str = "diff",
+        *,
+        lots: Mapping[str, int] | None = None,
+        costs: Mapping[str, CostTerms] | None = None,
+        formula: str | None = None,
+        ratio_tolerance: float = 0.04,
+        stale_after_ms: float = 3000.0,
+    ) -> Spread:
+        """Define a spread (or fetch one by name when ``legs`` is omitted).
+
+        Units and currency convert from the instrument specs: SHFE au (CNY/g) against COMEX GC
+        (USD/oz) through USD/CNH; SHFE cu against LME copper with the import-parity terms
+        (13 % VAT, bonded premium) unless ``costs`` says otherwise. ``lots`` defaults to the
+        smallest whole ratio of equal physical quantity within ``ratio_tolerance``.
+
+        Examples
+        --------
+        >>> sp = eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})   # doctest: +SKIP
+        >>> sp.quote()                                                      # doctest: +SKIP
+        """
+        if legs is None:
+            return self.desk.spread(name)
+        return self.desk.add_spread(
+            name,
+            legs,
+            kind,
+            lots=lots,
+            costs=costs,
+            formula=formula,
+            ratio_tolerance=ratio_tolerance,
+            stale_after_ms=stale_after_ms,
+        )
+
+    @property
+    def spreads(self) -> dict[str, Spread]:
+        return dict(self.desk.spreads)
+
+    def hedge(
+        self,
+        spread: str | Spread,
+        side: str | Side,
+        qty: int,
+        *,
+        when: str | None = None,
+        policy: str = "chase",
+        **options: Any,
+    ) -> HedgeTicket:
+        """Trade a spread with its legs sent together; returns the live :class:`HedgeTicket`.
+
+        ``qty`` is in lots of the first leg (a multiple of the spread's lot ratio). ``when`` is a
+        trigger such as ``"ask <= 2.5"`` (fields bid, ask, mid, z); without it the ticket fires
+        now. ``policy`` is what to do when the legs do not fill together: ``"chase"`` the
+        missing leg, ``"unwind"`` the filled one, or ``"hold"`` for a human (bounded by
+        ``max_legged_ms``). Other options: see :class:`~cmc_lab.execution.hedge.HedgePolicy`
+        (``mode="lead_lag"``, ``tif``, ``allowance_ticks``, ``chase_ticks``, ``max_attempts``,
+        ``leg_timeout_ms``, ``max_legged_exposure``, ...), plus ``dwell_ms`` and ``hysteresis``
+        for the trigger.
+        """
+        prepared = self.desk.prepare(spread, side, qty, when, policy, dict(options))
+        return self._call(self.desk.start(*prepared))
+
+    async def hedge_async(
+        self,
+        spread: str | Spread,
+        side: str | Side,
+        qty: int,
+        *,
+        when: str | None = None,
+        policy: str = "chase",
+        **options: Any,
+    ) -> HedgeTicket:
+        """``await`` twin of :meth:`hedge`."""
+        prepared = self.desk.prepare(spread, side, qty, when, policy, dict(options))
+        return await self._call_async(self.desk.start(*prepared))
+
+    def ticket(self, ticket_id: str) -> HedgeTicket:
+        return self.desk.ticket(ticket_id)
+
+    def tickets(self) -> pd.DataFrame:
+        """One row per hedge ticket of this session: state, reason, fills per leg."""
+        return self.desk.frame()
+
+    def alert(self, source: str, level: str, message: str, **ids: Any) -> None:
+        """Record an alert (engine thread): journaled and listed by :meth:`alerts`."""
+        now = self.now_ns()
+        self._alerts.append({"ts": now, "source": source, "level": level, "message": message, **ids})
+        self._journal_raw("Alert", {"source": source, "level": level, "message": message}, **ids)
+
+    def alerts(self) -> pd.DataFrame:
+        """Alerts raised in this session (hedges legged or broken, thresholds crossed, ...)."""
+        frame = pd.DataFrame(list(self._alerts))
+        if not frame.empty:
+            frame["time"] = pd.to_datetime(frame.pop("ts"), unit="ns", utc=True)
+        return frame
+
     def sleep(self, seconds: float) -> None:
         """Let the market run for ``seconds`` (market seconds under the virtual clock)."""
         if self.clock.virtual:
@@ -302,7 +412,7 @@ class Engine:
 
     def reconnect(self, venue: str) -> None:
         """Open one venue's session again and reconcile its working orders."""
-        self._call(self._connect_venue(self._venue(venue), reconcile=True))
+        self._call(self._connect_venue(self._venue(venue), reconcile=True), advance=True)
 
     def on_event(self, callback: EventCallback, remove: bool = False) -> None:
         _register(self._event_callbacks, callback, remove)
@@ -419,8 +529,11 @@ class Engine:
         await venue.connect(self._on_venue_message)
         if not self._venue_up[venue.name]:
             self._on_event(VenueConnected(self.now_ns(), self.now_ns(), venue.name, "session opened"))
-        if reconcile:
-            await self._reconcile(venue)
+        if reconcile:  # the venue's VenueConnected may have started one already: wait for that one
+            task = self._reconciling.get(venue.name)
+            if task is None or task.done():
+                task = self._reconciling[venue.name] = self._loop.create_task(self._reconcile(venue))
+            await task
 
     async def _disconnect_venue(self, venue: Venue) -> None:
         await venue.disconnect()
@@ -466,41 +579,75 @@ class Engine:
         return self._submit_now(req, tif, reason)
 
     def _submit_now(self, req: OrderRequest, tif: TimeInForce, reason: str) -> Order:
-        """Check, commit the intent, hand to the venue: all in one loop turn."""
+        return self._submit_batch([req], tif, reason)[0]
+
+    def _submit_batch(self, requests: list[OrderRequest], tif: TimeInForce, reason: str) -> list[Order]:
+        """Check each order, commit every intent in one transaction, then hand them all to venues.
+
+        Runs in one loop turn, so the legs of a hedge leave together.
+        """
         now = self.now_ns()
-        cid = self._next_client_order_id()
-        inst = req.instrument
-        order = Order(
-            self, cid, inst, req.side, req.qty, req.price, tif, req.account, req.ticket_id, self._loop
-        )
-        self._orders[cid] = order
-        init = OrderInitialized(
-            now, now, cid, inst.id, req.side, req.qty, req.price, tif, req.account, req.ticket_id, reason
-        )
-        denial, passed = self.checks.run(req, self)
-        outcome: OrderEvent
-        if denial is None:
-            outcome = OrderSubmitted(now, now, cid, inst.id, ",".join(passed))
-        else:
-            outcome = OrderDenied(now, now, cid, inst.id, denial)
+        staged: list[tuple[Order, OrderRequest, OrderInitialized, OrderEvent]] = []
+        rows: list[Event] = []
+        for req in requests:
+            cid = self._next_client_order_id()
+            inst = req.instrument
+            order = Order(
+                self, cid, inst, req.side, req.qty, req.price, tif, req.account, req.ticket_id, self._loop
+            )
+            self._orders[cid] = order
+            init = OrderInitialized(
+                now, now, cid, inst.id, req.side, req.qty, req.price, tif, req.account, req.ticket_id, reason
+            )
+            denial, passed = self.checks.run(req, self)
+            outcome: OrderEvent
+            if denial is None:
+                outcome = OrderSubmitted(now, now, cid, inst.id, ",".join(passed))
+            else:
+                outcome = OrderDenied(now, now, cid, inst.id, denial)
+            staged.append((order, req, init, outcome))
+            rows += [init, outcome]
         try:
-            self._journal([init, outcome], ticket_id=req.ticket_id)
+            self._journal(rows, ticket_id=requests[0].ticket_id if requests else None)
         except JournalError as exc:
             self._journal_failed(exc)
+            for order, _, init, _ in staged:
+                order._apply(init)
+                denied = OrderDenied(
+                    now, now, order.client_order_id, order.instrument_id, f"journal unavailable: {exc}"
+                )
+                self._apply(order, denied)
+            return [order for order, *_ in staged]
+        for order, _, init, outcome in staged:
             order._apply(init)
-            self._apply(order, OrderDenied(now, now, cid, inst.id, f"journal unavailable: {exc}"))
-            return order
-        order._apply(init)
-        self._apply(order, outcome)
-        if denial is None:
+            self._apply(order, outcome)
+        for order, req, _, outcome in staged:
+            if not isinstance(outcome, OrderSubmitted):
+                continue
             command = SubmitOrder(
-                cid, inst.id, req.side, req.qty, req.price, tif, req.account, now, req.ticket_id
+                order.client_order_id,
+                req.instrument.id,
+                req.side,
+                req.qty,
+                req.price,
+                tif,
+                req.account,
+                now,
+                req.ticket_id,
             )
             try:
-                self.venues[inst.venue].submit(command)
+                self.venues[req.instrument.venue].submit(command)
             except Exception as exc:
-                self._on_event(OrderRejected(self.now_ns(), self.now_ns(), cid, inst.id, f"not sent: {exc}"))
-        return order
+                self._on_event(
+                    OrderRejected(
+                        self.now_ns(),
+                        self.now_ns(),
+                        order.client_order_id,
+                        req.instrument.id,
+                        f"not sent: {exc}",
+                    )
+                )
+        return [order for order, *_ in staged]
 
     async def _cancel(self, order: Order, reason: str) -> bool:
         if order.done or order.state is OrderState.PENDING_CANCEL:
@@ -531,9 +678,15 @@ class Engine:
         now = self.now_ns()
         self._on_event(TradingStateChanged(now, now, state.value, reason, who))
 
-    async def _reconcile(self, venue: Venue) -> None:
+    async def _reconcile_orders(self, orders: list[Order]) -> None:
+        """Reconcile just these orders (a hedge leg that neither acks nor cancels)."""
+        for name in {o.instrument.venue for o in orders}:
+            await self._reconcile(self.venues[name], [o for o in orders if o.instrument.venue == name])
+
+    async def _reconcile(self, venue: Venue, orders: list[Order] | None = None) -> None:
         """Ask the venue about every order we think is working there and apply what changed."""
-        working = [o for o in self._orders.values() if o.instrument.venue == venue.name and not o.done]
+        candidates = orders if orders is not None else list(self._orders.values())
+        working = [o for o in candidates if o.instrument.venue == venue.name and not o.done]
         if not working:
             return
         reports = {
@@ -541,6 +694,8 @@ class Engine:
         }
         changed, unknown = [], []
         for order in working:
+            if order.done:  # answered while we were asking
+                continue
             report = reports.get(order.client_order_id)
             now = self.now_ns()
             cid, iid = order.client_order_id, order.instrument_id
@@ -577,12 +732,15 @@ class Engine:
     def _on_venue_message(self, message: Event | Quote) -> None:
         if isinstance(message, Quote):
             self._quotes[message.instrument_id] = message
+            if message.instrument_id in self.desk._by_leg:
+                self.desk.on_quote(message)
             if self._quote_callbacks:
                 self._report(_fire(self._quote_callbacks, message))
             return
         self._on_event(message)
         if isinstance(message, VenueConnected) and message.venue in self.venues:
-            self._loop.create_task(self._reconcile(self.venues[message.venue]))
+            task = self._loop.create_task(self._reconcile(self.venues[message.venue]))
+            self._reconciling[message.venue] = task
 
     def _on_event(self, event: Event) -> None:
         """Journal first, then apply, then tell subscribers."""
@@ -666,7 +824,15 @@ class Engine:
 _FINAL_REPORTS: dict[OrderState, Any] = {
     OrderState.CANCELED: OrderCanceled,
     OrderState.EXPIRED: OrderExpired,
+    OrderState.REJECTED: OrderRejected,
 }
+
+
+def _parse_tif(tif: str | TimeInForce) -> TimeInForce:
+    try:
+        return TimeInForce.parse(tif)
+    except ValueError as exc:
+        raise InvalidOrder(str(exc)) from None
 
 
 def _memory_prefix() -> str:

@@ -14,6 +14,7 @@ from cmc_lab.model import (
     Instrument,
     OrderEvent,
     OrderFilled,
+    OrderInitialized,
     OrderState,
     Side,
     TimeInForce,
@@ -139,6 +140,8 @@ class Order:
     def _apply(self, event: OrderEvent) -> list[str]:
         """Apply a journaled event; returns the callbacks' errors, if any."""
         self.events.append(event)
+        if isinstance(event, OrderInitialized):  # the order's first log entry, not a transition
+            return []
         errors: list[str] = []
         if isinstance(event, OrderFilled):
             self._trade_ids.add(event.trade_id)
@@ -157,8 +160,7 @@ class Order:
             errors += _fire(self._fill_callbacks, self, event)
         if new_state is not self.state:
             self.state = new_state
-            if reason:
-                self.reason = reason
+            self.reason = reason  # why it is in this state: a fill after a cancel request clears it
             errors += _fire(self._state_callbacks, self, new_state)
             if new_state.is_terminal and not self._done.done():
                 self._done.set_result(new_state)

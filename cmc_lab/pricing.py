@@ -9,7 +9,7 @@ Units, FX rates and lot ratios live in :mod:`cmc_lab.pricing_ratio`; this module
 Money conventions: CNY (onshore) and CNH (offshore) are treated as the same money unless
 ``FxRates.cnh_cny_basis`` says otherwise; the one FX rate held is USDCNH. A spread's value is
 expressed in its first leg's currency per its first leg's price unit (CNY/g for au - GC).
-Ratio spreads and the executable bid/ask assume positive leg prices.
+Ratio spreads assume positive (landed) leg prices: buy = ask1 / bid2 only holds then.
 """
 
 from __future__ import annotations
@@ -146,6 +146,7 @@ _BINARY_OPS: Mapping[type[ast.operator], Any] = MappingProxyType(
 )
 _UNARY_OPS: Mapping[type[ast.unaryop], Any] = MappingProxyType({ast.USub: np.negative, ast.UAdd: np.positive})
 _FX_NAMES = ("USDCNH", "USDCNY")
+_MAX_FORMULA_CHARS = 1000  # deeper nesting than this could exhaust the parser's recursion
 
 
 def _formula_help(names: Sequence[str]) -> str:
@@ -157,6 +158,8 @@ def _formula_help(names: Sequence[str]) -> str:
 
 def _parse_formula(formula: str, names: Sequence[str]) -> tuple[ast.expr, set[str]]:
     """The parsed formula and the names it uses, or a ValueError naming the offending token."""
+    if len(formula) > _MAX_FORMULA_CHARS:
+        raise ValueError(f"formula is {len(formula)} characters long; the limit is {_MAX_FORMULA_CHARS}")
     try:
         tree = ast.parse(formula.strip(), mode="eval")
     except SyntaxError as exc:
@@ -443,17 +446,13 @@ def _executable(
     for leg_id in defn.ids:
         if leg_id not in bids or leg_id not in asks:
             raise ValueError(f"spread {defn.name!r}: no bid/ask for leg {leg_id}")
-    buy = {
-        leg_id: asks[leg_id] if w > 0 else bids[leg_id]
-        for leg_id, w in zip(defn.ids, defn.weights, strict=True)
-    }
-    sell = {
-        leg_id: bids[leg_id] if w > 0 else asks[leg_id]
-        for leg_id, w in zip(defn.ids, defn.weights, strict=True)
-    }
-    bid = spread_value(defn, sell, fx)
-    ask = spread_value(defn, buy, fx)
+    bid = spread_value(defn, _by_sign(defn, bids, asks), fx)
+    ask = spread_value(defn, _by_sign(defn, asks, bids), fx)
     return bid, ask, (bid + ask) / 2
+
+
+def _by_sign(defn: SpreadDef, positive: Mapping[str, Any], negative: Mapping[str, Any]) -> dict[str, Any]:
+    return {i: positive[i] if w > 0 else negative[i] for i, w in zip(defn.ids, defn.weights, strict=True)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,10 +504,8 @@ def spread_quote(
     per_unit = _lots_per_unit(defn, lots)
     bid, ask, mid = _executable(defn, bids, asks, fx)
     # Selling the spread sells positive-weight legs into their bids and buys the others' asks.
-    sell_sizes = [
-        bid_sizes[i] if w > 0 else ask_sizes[i] for i, w in zip(defn.ids, defn.weights, strict=True)
-    ]
-    buy_sizes = [ask_sizes[i] if w > 0 else bid_sizes[i] for i, w in zip(defn.ids, defn.weights, strict=True)]
+    sell_sizes = list(_by_sign(defn, bid_sizes, ask_sizes).values())
+    buy_sizes = list(_by_sign(defn, ask_sizes, bid_sizes).values())
     return SpreadQuote(bid, ask, mid, spread_units(sell_sizes, per_unit), spread_units(buy_sizes, per_unit))
 
 

@@ -116,8 +116,8 @@ class FxRates:
     """The FX rate(s) a conversion uses: USDCNH (CNH per USD), a float or an array.
 
     CNY and CNH are treated as the same money: USDCNY = USDCNH + ``cnh_cny_basis`` (CNY per
-    USD, default 0). Set the basis to price onshore conversions (e.g. the 13 % VAT leg of an
-    import) off the onshore rate. NaN rates propagate (a gap in recorded data stays a gap).
+    USD, default 0). Set the basis when the onshore rate differs: a CNY price (SHFE, INE) then
+    converts at USDCNY, a CNH amount at USDCNH. NaN rates propagate (a gap stays a gap).
 
     Examples
     --------

@@ -80,9 +80,9 @@ def _workdir(tmpdir: Path | None) -> Iterator[Path]:
         yield Path(name)
 
 
-def _timed(action: Callable[[], object]) -> float:
+def _timed(action: Callable[..., object], *args: Any) -> float:
     start = time.perf_counter()
-    action()
+    action(*args)
     return time.perf_counter() - start
 
 
@@ -128,7 +128,7 @@ def append_rate(n_rows: int = 50_000, tmpdir: Path | None = None) -> dict[str, f
             # before the insert are read at a different speed than long-lived ones.
             raw_s.append(_raw_insert(work / f"raw-{attempt}.sqlite", _stored(rows)))
             with Journal(work / f"journal-{attempt}.sqlite") as journal:
-                journal_s.append(_timed(lambda journal=journal: journal.append_many(rows)))
+                journal_s.append(_timed(journal.append_many, rows))
     raw = n_rows / statistics.median(raw_s)
     journaled = n_rows / statistics.median(journal_s)
     return {"journal_rows_per_s": journaled, "raw_rows_per_s": raw, "ratio": journaled / raw}
@@ -201,13 +201,14 @@ def timeline_latency(
 ) -> dict[str, float]:
     """Build a journal of ``n_events`` over ``n_events / 10`` orders, then time ``timeline(order)``.
 
-    Returns p50 and p99 in milliseconds of ``n_lookups`` lookups of random order ids, and
-    the seconds the build took (``append_many`` in batches of 50,000).
+    Returns p50 and p99 in milliseconds of ``n_lookups`` lookups of random order ids, the
+    mean number of events a lookup found, and the seconds the build took (``append_many`` in
+    batches of 50,000).
 
     Examples
     --------
     >>> sorted(timeline_latency(2_000, n_lookups=5))
-    ['build_s', 'n_events', 'p50_ms', 'p99_ms']
+    ['build_s', 'events_per_lookup', 'n_events', 'p50_ms', 'p99_ms']
     """
     rng = random.Random(seed)
     window = max(10, min(10_000, n_events - n_events % 10))
@@ -217,11 +218,15 @@ def timeline_latency(
         for first in range(0, n_events, 50_000):
             journal.append_many(_lean_row(i, window) for i in range(first, min(first + 50_000, n_events)))
         build_s = time.perf_counter() - start
+        found = 0
         for _ in range(n_lookups):
             order_id = f"C-1-{_order_of(rng.randrange(n_events), window):08d}"
-            samples.append(_timed(lambda order_id=order_id: journal.timeline(order_id)))
+            start = time.perf_counter()
+            found += len(journal.timeline(order_id))
+            samples.append(time.perf_counter() - start)
     return {
         "n_events": n_events,
+        "events_per_lookup": found / n_lookups,
         "p50_ms": _quantile(samples, 0.5) * 1e3,
         "p99_ms": _quantile(samples, 0.99) * 1e3,
         "build_s": build_s,

@@ -79,22 +79,20 @@ def _create_v1(db: Database) -> None:
 MIGRATIONS: list[tuple[int, Callable[[Database], None]]] = [(1, _create_v1)]
 
 
-def sqlite_uri(path: Path) -> str:
-    """A read-only SQLite URI for ``path`` (nothing is created, nothing is written)."""
-    return f"{path.resolve().as_uri()}?mode=ro"
+def sqlite_uri(path: Path, mode: str = "mode=ro") -> str:
+    """A read-only SQLite URI for ``path``; ``immutable=1`` also skips locks and the WAL files."""
+    return f"{path.resolve().as_uri()}?{mode}"
 
 
 def _identity(conn: sqlite3.Connection) -> tuple[int, int, list[str]]:
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    names = [
-        row[0]
-        for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' "
-            "ORDER BY name"
-        )
-    ]
-    return app_id, version, names
+    return app_id, version, _names(conn)
+
+
+def _names(conn: sqlite3.Connection) -> list[str]:
+    query = "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'"
+    return [row[0] for row in conn.execute(query + " ORDER BY name")]
 
 
 def _judge(path: Path, app_id: int, version: int, names: list[str]) -> bool:
@@ -120,12 +118,23 @@ def _judge(path: Path, app_id: int, version: int, names: list[str]) -> bool:
     )
 
 
-def check_file(path: Path, *, readonly: bool) -> bool:
-    """Look at what is at ``path`` without changing it; True if a new journal may be created.
+def judge(conn: sqlite3.Connection, path: Path) -> bool:
+    """On an open connection: True if the database is empty, False if it is a journal; else raise."""
+    return _judge(path, *_identity(conn))
 
-    Raises the journal error that names the problem: a directory, a missing or empty file
-    for a read-only open, another program's database, bytes that are not SQLite, or a
-    journal of a newer schema.
+
+def _not_sqlite(path: Path, detail: str = "") -> CorruptJournal:
+    return CorruptJournal(
+        f"{path} is not an SQLite database (or is damaged{detail}); it was left untouched; use another path"
+    )
+
+
+def check_file(path: Path, *, readonly: bool) -> None:
+    """Refuse, without changing anything at or beside ``path``, what cannot be a journal.
+
+    Decides from the file's 100-byte header where it can, and lists another program's
+    tables with an ``immutable`` read (no locks, no WAL files created). A journal, or an
+    empty database, is judged again on the connection that opens it (:func:`judge`).
     """
     if path.is_dir():
         raise JournalIsDirectory(
@@ -138,35 +147,31 @@ def check_file(path: Path, *, readonly: bool) -> bool:
             raise JournalNotFound(
                 f"cannot create journal {path}: directory {path.parent} does not exist; create it first"
             )
-        return True
+        return
     try:
         with path.open("rb") as fh:
-            magic = fh.read(len(SQLITE_MAGIC))
+            header = fh.read(100)
     except OSError as exc:
         raise CorruptJournal(f"journal {path} cannot be read ({exc}); check its permissions") from exc
-    if not magic:
+    if not header:
         if readonly:
             raise JournalNotFound(f"{path} is an empty file, not a journal yet; check the path")
-        return True
-    if magic != SQLITE_MAGIC:
-        raise CorruptJournal(
-            f"{path} is not an SQLite database (or is damaged); it was left untouched; use another path"
-        )
+        return
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        raise _not_sqlite(path)
+    version, app_id = int.from_bytes(header[60:64], "big"), int.from_bytes(header[68:72], "big")
+    if app_id == APPLICATION_ID:
+        _judge(path, app_id, version, ["events", "meta"])
+        return
     try:
-        conn = sqlite3.connect(sqlite_uri(path), uri=True)
+        conn = sqlite3.connect(sqlite_uri(path, "immutable=1"), uri=True)
         try:
-            app_id, version, names = _identity(conn)
+            names = _names(conn)
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        raise CorruptJournal(
-            f"{path} is not an SQLite database (or is damaged: {exc}); it was left untouched; "
-            "use another path"
-        ) from exc
-    is_new = _judge(path, app_id, version, names)
-    if is_new and readonly:
-        raise JournalNotFound(f"{path} is an empty SQLite database, not a journal; check the path")
-    return is_new
+        raise _not_sqlite(path, f": {exc}") from exc
+    _judge(path, app_id, version, names)
 
 
 def read_meta(conn: sqlite3.Connection, key: str) -> str | None:
@@ -182,8 +187,8 @@ def prepare(conn: sqlite3.Connection, path: Path, now_ns: int) -> int:
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
-        app_id, version, names = _identity(conn)
-        is_new = _judge(path, app_id, version, names)
+        is_new = judge(conn, path)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
         db = Database(conn)
         for step_version, step in MIGRATIONS:
             if step_version > version:

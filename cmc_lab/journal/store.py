@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +26,7 @@ from cmc_lab.journal.errors import (
     CorruptJournal,
     JournalClosed,
     JournalError,
+    JournalNotFound,
     JournalReadOnly,
     JournalWriteError,
 )
@@ -59,14 +60,8 @@ _TAIL = f"SELECT {_READ_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?"
 _ROWS_CHUNK = 5_000
 
 # SQLite primary result codes (sqlite3.h) a failed write maps onto.
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = (
-    5,
-    6,
-    8,
-    11,
-    13,
-    26,
-)
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 11, 13, 26
 
 
 class JournalRow(NamedTuple):
@@ -92,10 +87,14 @@ class JournalRow(NamedTuple):
 _Stored = tuple[int, int, int, int, str, str | None, str | None, str | None, str | None, str, str, str]
 
 
-def _chain(rows: Iterable[JournalRow], seq: int, prev: str) -> list[_Stored]:
-    """The stored tuples of ``rows`` chained on from ``(seq, prev)``; the hot path of every write."""
-    out: list[_Stored] = []
-    add, encode, link = out.append, encode_payload, row_hash  # locals: this loop runs per row
+def _chain(rows: Iterable[JournalRow], tip: list[tuple[int, str]]) -> Iterator[_Stored]:
+    """The stored tuples of ``rows`` chained on from ``tip[0]``, a (seq, hash); the hot path of writes.
+
+    A generator fed straight to executemany: each row is hashed just before SQLite reads it,
+    so a batch never sits in memory as a list. Once exhausted, ``tip[0]`` is the new head.
+    """
+    seq, prev = tip[0]
+    encode, link = encode_payload, row_hash  # locals: this loop runs once per row
     for row in rows:
         seq += 1
         try:
@@ -121,26 +120,24 @@ def _chain(rows: Iterable[JournalRow], seq: int, prev: str) -> list[_Stored]:
                 seq, ts_event, ts_init, mono_ns, kind, order_id, ticket_id, venue, instrument, text, prev
             )
         except (TypeError, ValueError) as exc:
-            refused = f"journal row {len(out) + 1} of this write was refused, nothing was written: {exc}"
-            raise (TypeError if isinstance(exc, TypeError) else ValueError)(refused) from exc
-        add(
-            (
-                seq,
-                ts_event,
-                ts_init,
-                mono_ns,
-                kind,
-                order_id,
-                ticket_id,
-                venue,
-                instrument,
-                text,
-                prev,
-                digest,
-            )
+            refused = f"journal row {seq - tip[0][0]} of this write was refused (nothing was written): "
+            raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"{refused}{exc}") from exc
+        yield (
+            seq,
+            ts_event,
+            ts_init,
+            mono_ns,
+            kind,
+            order_id,
+            ticket_id,
+            venue,
+            instrument,
+            text,
+            prev,
+            digest,
         )
         prev = digest
-    return out
+    tip[0] = (seq, prev)
 
 
 def _frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
@@ -159,6 +156,15 @@ def _frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
         records.append((*row[:9], mono - prev, mono - first, *[payload.get(k) for k in keys]))
         prev = mono
     return pd.DataFrame(records, columns=[*FRAME_COLUMNS, *keys])
+
+
+def _scan(conn: sqlite3.Connection) -> Generator[tuple[Any, ...], None, None]:
+    """Every row in seq order; lazy, so that a damaged file fails inside the verifier's loop."""
+    cursor = conn.execute(f"SELECT {_ALL_COLUMNS} FROM events ORDER BY seq")
+    try:
+        yield from cursor
+    finally:
+        cursor.close()
 
 
 class Journal:
@@ -209,11 +215,19 @@ class Journal:
                 )
         else:
             schema.check_file(self.path, readonly=readonly)
-        if readonly:
-            with self._reading() as conn:
-                self.run_id = int(schema.read_meta(conn, "run_id") or 0)
+        if not readonly:
+            self._conn = self._open_writer()
             return
-        self._conn = self._open_writer()
+        try:
+            with self._reading() as conn:
+                if schema.judge(conn, self.path):
+                    raise JournalNotFound(
+                        f"{self.path} is an empty SQLite database, not a journal; check the path"
+                    )
+                self.run_id = int(schema.read_meta(conn, "run_id") or 0)
+        except BaseException:
+            self.close()
+            raise
 
     def _open_writer(self) -> sqlite3.Connection:
         try:
@@ -315,16 +329,15 @@ class Journal:
             except sqlite3.Error as exc:
                 raise self._write_error(exc) from exc
             try:
-                seq, prev = self._head(conn)
-                stored = _chain(rows, seq, prev)
-                conn.executemany(_INSERT, stored)
+                tip = [self._head(conn)]
+                conn.executemany(_INSERT, _chain(rows, tip))
                 conn.execute("COMMIT")
             except BaseException as exc:
                 schema.rollback(conn)
                 if isinstance(exc, sqlite3.Error | OSError):
                     raise self._write_error(exc) from exc
                 raise
-        return stored[-1][0] if stored else seq
+        return tip[0][0]
 
     def _writer(self) -> sqlite3.Connection:
         if self._closed:
@@ -469,8 +482,8 @@ class Journal:
         """
         # The ts_event index finds the seq range of the time window; the chunks then walk that
         # range by seq ("+ts_event" keeps the planner off the index, which would re-sort per chunk).
-        span = [(term, value) for term, value in (("ts_event >= ?", since_ns), ("ts_event < ?", until_ns))]
-        span = [(term, value) for term, value in span if value is not None]
+        window = (("ts_event >= ?", since_ns), ("ts_event < ?", until_ns))
+        span = [(term, value) for term, value in window if value is not None]
         bounds = "SELECT min(seq) - 1, max(seq) FROM events"
         if span:
             bounds += " WHERE " + " AND ".join(term for term, _ in span)
@@ -514,11 +527,11 @@ class Journal:
         True
         """
         with self._reading() as conn:
-            cursor = conn.execute(f"SELECT {_ALL_COLUMNS} FROM events ORDER BY seq")
+            scan = _scan(conn)
             try:
-                return verify_chain(cursor, expected_head)
+                return verify_chain(scan, expected_head)
             finally:
-                cursor.close()
+                scan.close()
 
     # ----------------------------------------------------------------------- lifetime
 

@@ -84,9 +84,7 @@ def parse_head(expected_head: tuple[int, str]) -> tuple[int, str]:
 
 
 def _row_problem(row: Sequence[Any], prev_seq: int, prev_hash: str) -> tuple[int, str] | None:
-    seq, ts_event, ts_init, mono_ns, kind, order_id, ticket_id, venue, instrument, payload, stored_prev, h = (
-        row
-    )
+    seq, kind, stored_prev = row[0], row[4], row[10]
     name = f"row {seq} ({kind})"
     if seq != prev_seq + 1:
         if isinstance(seq, int) and seq > prev_seq + 1:
@@ -95,29 +93,17 @@ def _row_problem(row: Sequence[Any], prev_seq: int, prev_hash: str) -> tuple[int
                 "rows were deleted"
             )
         return seq, f"{name} is numbered out of sequence: the chain starts at row 1 and counts up by one"
-    for value in (order_id, ticket_id, venue, instrument):
+    for value in row[5:9]:  # order_id, ticket_id, venue, instrument: absent or a non-empty str
         if value is not None and (type(value) is not str or not value):
             return seq, f"{name}: an id holds {value!r}, which the journal never writes - the row was edited"
     try:
-        computed = row_hash(
-            seq,
-            ts_event,
-            ts_init,
-            mono_ns,
-            kind,
-            order_id,
-            ticket_id,
-            venue,
-            instrument,
-            payload,
-            stored_prev,
-        )
+        computed = row_hash(*row[:11])
     except ValueError:
         return (
             seq,
             f"{name}: a field holds a separator or invalid text - the row was edited after it was written",
         )
-    if computed != h:
+    if computed != row[11]:
         return seq, f"{name}: hash mismatch - the row was edited after it was written"
     if stored_prev != prev_hash:
         if seq == 1:

@@ -1,0 +1,1 @@
+"""Execution: spreads, triggers and hedge tickets (synchronized legs, chase and unwind)."""

@@ -1,0 +1,202 @@
+"""The desk: an engine's spreads and hedge tickets, and the quote hook that drives triggers."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from cmc_lab.execution.hedge import HedgePolicy, HedgeTicket, TicketState, parse_trigger
+from cmc_lab.execution.spread import Spread, SpreadSnapshot, default_lots
+from cmc_lab.model import Quote, Side
+from cmc_lab.orders import _fire, _register
+from cmc_lab.pricing import COPPER_IMPORT_PARITY, CostTerms, SpreadDef
+
+if TYPE_CHECKING:
+    from cmc_lab.engine import Engine
+
+SpreadCallback = Callable[[SpreadSnapshot], None]
+
+_POLICY_FIELDS = {f.name for f in dataclasses.fields(HedgePolicy)}
+
+
+class Desk:
+    """Spreads by name, tickets by id; recomputes a spread when one of its legs quotes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.spreads: dict[str, Spread] = {}
+        self.tickets: dict[str, HedgeTicket] = {}
+        self._by_leg: dict[str, list[Spread]] = {}
+        self._armed: dict[str, list[HedgeTicket]] = {}
+        self._spread_callbacks: dict[str, list[SpreadCallback]] = {}
+        self._ticket_seq = 0
+
+    # ------------------------------------------------------------------ spreads
+
+    def add_spread(
+        self,
+        name: str,
+        legs: Mapping[str, float],
+        kind: str = "diff",
+        *,
+        lots: Mapping[str, int] | None = None,
+        costs: Mapping[str, CostTerms] | None = None,
+        formula: str | None = None,
+        ratio_tolerance: float = 0.04,
+        stale_after_ms: float = 3000.0,
+    ) -> Spread:
+        if kind not in ("diff", "ratio"):
+            raise ValueError(f"spread kind {kind!r} is not known; use 'diff' or 'ratio'")
+        if not isinstance(legs, Mapping) or len(legs) < 2:
+            raise ValueError(
+                "legs must map at least two instrument ids to weights, e.g. {'SHFE.au': 1, 'COMEX.GC': -1}"
+            )
+        instruments = {i: self._engine.instrument(i) for i in legs}
+        if costs is None:
+            costs = _default_costs(instruments)
+        defn = SpreadDef.from_ids(name, legs, instruments, kind=kind, costs=costs, formula=formula)  # type: ignore[arg-type]
+        chosen = dict(lots) if lots is not None else default_lots(defn, ratio_tolerance)
+        if set(chosen) != set(defn.ids) or any(
+            isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in chosen.values()
+        ):
+            raise ValueError(f"lots must give a whole number >= 1 for each leg: {', '.join(defn.ids)}")
+        spread = Spread(self._engine, defn, chosen, stale_after_ms=stale_after_ms)
+        old = self.spreads.get(name)
+        if old is not None:
+            for leg in old.leg_ids:
+                self._by_leg[leg].remove(old)
+        self.spreads[name] = spread
+        for leg in spread.leg_ids:
+            self._by_leg.setdefault(leg, []).append(spread)
+        fx = "FX.USDCNH"
+        if spread.needs_fx:
+            self._by_leg.setdefault(fx, []).append(spread)
+        return spread
+
+    def spread(self, name: str | Spread) -> Spread:
+        if isinstance(name, Spread):
+            return name
+        try:
+            return self.spreads[name]
+        except KeyError:
+            known = ", ".join(self.spreads) or "none yet"
+            raise KeyError(
+                f"no spread {name!r}; define it with eng.spread({name!r}, legs={{...}}) (defined: {known})"
+            ) from None
+
+    def on_spread(self, name: str, callback: SpreadCallback, remove: bool = False) -> None:
+        """``callback(snapshot)`` on every recomputation of the spread (engine thread)."""
+        self.spread(name)
+        _register(self._spread_callbacks.setdefault(name, []), callback, remove)
+
+    def snapshot(self, spread: Spread) -> SpreadSnapshot | None:
+        if spread.not_quotable_reason() is not None:
+            return None
+        return spread._snapshot(update_z=True)
+
+    def on_quote(self, quote: Quote) -> None:
+        for spread in self._by_leg.get(quote.instrument_id, ()):
+            armed = self._armed.get(spread.name)
+            callbacks = self._spread_callbacks.get(spread.name)
+            snap = self.snapshot(spread)
+            if snap is None:
+                continue
+            if callbacks:
+                self._engine._report(_fire(callbacks, snap))
+            for ticket in list(armed or ()):
+                ticket._on_quote_snapshot(snap)
+
+    # ------------------------------------------------------------------ tickets
+
+    def prepare(
+        self,
+        spread: str | Spread,
+        side: str | Side,
+        qty: int,
+        when: str | None,
+        policy: str,
+        options: dict[str, Any],
+    ) -> tuple[Spread, Side, int, HedgePolicy, Any]:
+        """Validate a hedge request in the caller's thread: every mistake is a clear ValueError."""
+        sp = self.spread(spread)
+        parsed_side = Side.parse(side)
+        first = sp.leg_ids[0]
+        per_unit = sp.lots[first]
+        if isinstance(qty, bool) or not isinstance(qty, int) or qty < 1:
+            raise ValueError(f"qty must be a whole number of {first} lots >= 1, got {qty!r}")
+        if qty % per_unit:
+            ratio = ":".join(str(sp.lots[i]) for i in sp.leg_ids)
+            lower = qty // per_unit * per_unit or per_unit
+            raise ValueError(
+                f"qty {qty} is not a multiple of the {ratio} lot ratio of {sp.name}; use {lower} or "
+                f"{lower + per_unit} lots of {first} (or set lots= on the spread)"
+            )
+        trigger_options = {k: options.pop(k) for k in ("dwell_ms", "hysteresis", "max_count") if k in options}
+        unknown = sorted(set(options) - _POLICY_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"unknown hedge option {', '.join(unknown)}; known: "
+                f"{', '.join(sorted(_POLICY_FIELDS - {'policy'}))}, dwell_ms, hysteresis"
+            )
+        hedge_policy = HedgePolicy(policy=policy, **options)
+        trigger = parse_trigger(
+            when,
+            float(trigger_options.get("dwell_ms", 0.0)),
+            float(trigger_options.get("hysteresis", 0.0)),
+            1,
+        )
+        return sp, parsed_side, qty // per_unit, hedge_policy, trigger
+
+    async def start(
+        self, spread: Spread, side: Side, units: int, policy: HedgePolicy, trigger: Any
+    ) -> HedgeTicket:
+        self._ticket_seq += 1
+        ticket_id = f"T{self._engine._id_prefix}-{self._ticket_seq:04d}"
+        ticket = HedgeTicket(self._engine, ticket_id, spread, side, units, policy, trigger)
+        self.tickets[ticket_id] = ticket
+        if trigger is not None:
+            self._armed.setdefault(spread.name, []).append(ticket)
+        ticket._start()
+        return ticket
+
+    def ticket_left_armed(self, ticket: HedgeTicket) -> None:
+        armed = self._armed.get(ticket.spread.name)
+        if armed and ticket in armed:
+            armed.remove(ticket)
+
+    def ticket(self, ticket_id: str) -> HedgeTicket:
+        try:
+            return self.tickets[ticket_id]
+        except KeyError:
+            raise KeyError(f"no ticket {ticket_id!r} in this session") from None
+
+    def frame(self) -> pd.DataFrame:
+        rows = []
+        for t in list(self.tickets.values()):
+            row = {
+                "ticket": t.ticket_id,
+                "spread": t.spread.name,
+                "side": t.side.value,
+                "units": t.units,
+                "state": t.state.value,
+                "reason": t.reason,
+                "attempts": t.attempts,
+            }
+            for leg in t.legs:
+                row[f"{leg.id} filled"] = f"{leg.net}/{leg.target}"
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def working(self) -> list[HedgeTicket]:
+        return [t for t in self.tickets.values() if not t.done and t.state is not TicketState.ARMED]
+
+
+def _default_costs(instruments: Mapping[str, Any]) -> dict[str, CostTerms]:
+    """Copper against LME: the import parity terms (VAT, bonded premium) apply by default."""
+    ids = set(instruments)
+    if "SHFE.cu" in ids and "LME.CA" in ids:
+        return {"LME.CA": COPPER_IMPORT_PARITY}
+    return {}

@@ -1,0 +1,156 @@
+"""Trigger conditions on a spread: parsing, dwell, hysteresis, counts, rolling z-score (pure)."""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections import deque
+from dataclasses import dataclass
+
+FIELDS = ("bid", "ask", "mid", "z")
+_OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
+_PATTERN = re.compile(r"^\s*(bid|ask|mid|z)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+
+
+class BadCondition(ValueError):
+    """A trigger condition that cannot be read; the message shows the form to use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """``FIELD OP LEVEL`` on a spread quote: bid / ask (executable), mid, or z (rolling z-score).
+
+    Examples
+    --------
+    >>> Condition.parse("ask <= 2.5").holds(2.4)
+    True
+    """
+
+    field: str
+    op: str
+    level: float
+
+    @classmethod
+    def parse(cls, text: str) -> Condition:
+        match = _PATTERN.match(str(text))
+        if not match:
+            raise BadCondition(
+                f"condition {text!r} is not understood; write FIELD OP NUMBER, e.g. 'ask <= 2.5', "
+                f"with FIELD one of {', '.join(FIELDS)} and OP one of <, <=, >, >="
+            )
+        level = float(match.group(3))
+        if not math.isfinite(level):
+            raise BadCondition(f"condition {text!r} needs a finite level")
+        return cls(match.group(1), match.group(2), level)
+
+    def holds(self, value: float) -> bool:
+        return bool(_OPS[self.op](value, self.level))
+
+    def released(self, value: float, hysteresis: float) -> bool:
+        """True once ``value`` has moved back past the level by ``hysteresis`` (re-arms a repeat)."""
+        if self.op.startswith("<"):
+            return value > self.level + hysteresis
+        return value < self.level - hysteresis
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.op} {self.level:g}"
+
+
+class TriggerRule:
+    """When a condition fires: it must hold for ``dwell_ns``; after firing it re-arms only once the
+    value has moved back by ``hysteresis``; it fires at most ``max_count`` times (None: no limit).
+
+    Examples
+    --------
+    >>> rule = TriggerRule(Condition.parse("mid > 3"), dwell_ns=0)
+    >>> rule.update(3.5, ts_ns=1)
+    True
+    """
+
+    def __init__(
+        self,
+        condition: Condition,
+        *,
+        dwell_ns: int = 0,
+        hysteresis: float = 0.0,
+        max_count: int | None = 1,
+    ) -> None:
+        if dwell_ns < 0:
+            raise ValueError(f"dwell must be >= 0, got {dwell_ns} ns")
+        if hysteresis < 0 or not math.isfinite(hysteresis):
+            raise ValueError(f"hysteresis must be a finite number >= 0, got {hysteresis}")
+        if max_count is not None and max_count < 1:
+            raise ValueError(f"max_count must be at least 1 (or None for no limit), got {max_count}")
+        self.condition = condition
+        self.dwell_ns = dwell_ns
+        self.hysteresis = hysteresis
+        self.max_count = max_count
+        self.count = 0
+        self.armed = True
+        self._pending_since: int | None = None
+        self._needs_release = False
+
+    @property
+    def exhausted(self) -> bool:
+        return self.max_count is not None and self.count >= self.max_count
+
+    def arm(self) -> None:
+        self.armed = True
+
+    def disarm(self) -> None:
+        self.armed = False
+        self._pending_since = None
+
+    def update(self, value: float | None, ts_ns: int) -> bool:
+        """Feed the condition's field value at ``ts_ns``; True when the trigger fires now."""
+        if not self.armed or self.exhausted:
+            return False
+        if value is None or not math.isfinite(value):
+            self._pending_since = None
+            return False
+        if self._needs_release:
+            if not self.condition.released(value, self.hysteresis):
+                return False
+            self._needs_release = False
+        if not self.condition.holds(value):
+            self._pending_since = None
+            return False
+        if self._pending_since is None:
+            self._pending_since = ts_ns
+        if ts_ns - self._pending_since < self.dwell_ns:
+            return False
+        self.count += 1
+        self._pending_since = None
+        self._needs_release = True
+        return True
+
+
+class RollingZ:
+    """Rolling z-score of the last ``window`` values; None until ``min_samples`` are in."""
+
+    def __init__(self, window: int = 300, min_samples: int = 30) -> None:
+        if window < 2 or min_samples < 2 or min_samples > window:
+            raise ValueError("window and min_samples must be >= 2 with min_samples <= window")
+        self.window = window
+        self.min_samples = min_samples
+        self._values: deque[float] = deque()
+        self._sum = 0.0
+        self._sumsq = 0.0
+
+    def update(self, value: float) -> float | None:
+        self._values.append(value)
+        self._sum += value
+        self._sumsq += value * value
+        if len(self._values) > self.window:
+            old = self._values.popleft()
+            self._sum -= old
+            self._sumsq -= old * old
+        n = len(self._values)
+        if n < self.min_samples:
+            return None
+        mean = self._sum / n
+        var = max(self._sumsq / n - mean * mean, 0.0)
+        if var <= 1e-18 * max(1.0, mean * mean):
+            return 0.0
+        return (value - mean) / math.sqrt(var)
