@@ -81,12 +81,89 @@ def order_round_trip(n: int = 500, workdir: Path | None = None) -> dict[str, Any
     return {"in_engine": percentiles(in_engine), "from_caller": percentiles(caller)}
 
 
+def _recording_submits(eng: Any, venue: str) -> list[tuple[str, int]]:
+    """Wrap a venue's submit to stamp (client order id, exchange-clock ns) as each order is handed over."""
+    stamps: list[tuple[str, int]] = []
+    target = eng.venues[venue]
+    original = target.submit
+
+    def submit(command: Any) -> None:
+        stamps.append((command.client_order_id, eng.clock.now_ns()))
+        original(command)
+
+    target.submit = submit
+    return stamps
+
+
+def hedge_latency(n: int = 300, workdir: Path | None = None) -> dict[str, Any]:
+    """Quote arrives -> trigger fires -> both legs checked -> both intents committed -> both handed
+    to the venues (embedded exchange, no added latency, journal on); and a leg's reject arriving ->
+    the chase re-order handed to the venue.
+    """
+    from cmc_lab.connect import connect
+    from cmc_lab.model import Quote
+
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        eng = connect("sim", seed=3, journal=Path(tmp) / "bench.sqlite", latency=0, quote_interval=0.05)
+        try:
+            eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
+            comex = _recording_submits(eng, "COMEX")
+
+            async def decision_once() -> int:
+                ticket = await eng.desk.start(
+                    *eng.desk.prepare("au_gc", "buy", 3, "ask < 1000000", "chase", {})
+                )
+                last = eng._quotes["SHFE.au"]
+                now = eng.clock.now_ns()
+                quote = Quote(last.instrument_id, last.bid, last.ask, last.bid_size, last.ask_size, now, now)
+                before = len(comex)
+                eng._on_venue_message(quote)
+                handed = comex[before][1] if len(comex) > before else None
+                await ticket._done
+                return (handed - now) if handed is not None else -1
+
+            async def reject_once() -> int:
+                eng.venues["COMEX"].inject("reject", times=1)
+                rejects: list[int] = []
+
+                def on_event(event: Any) -> None:
+                    if event.kind == "OrderRejected":
+                        rejects.append(event.ts_init)
+
+                eng.on_event(on_event)
+                try:
+                    ticket = await eng.desk.start(*eng.desk.prepare("au_gc", "buy", 3, None, "chase", {}))
+                    await ticket._done
+                finally:
+                    eng.on_event(on_event, remove=True)
+                chase = [
+                    t
+                    for cid, t in comex
+                    if ticket.legs[1].orders and cid == ticket.legs[1].orders[-1].client_order_id
+                ]
+                if not rejects or not chase or len(ticket.legs[1].orders) < 2:
+                    return -1
+                return chase[0] - rejects[0]
+
+            async def many(fn: Any, count: int) -> list[int]:
+                return [v for v in [await fn() for _ in range(count)] if v >= 0]
+
+            eng._call(many(decision_once, 20), timeout=60)
+            decision = eng._call(many(decision_once, n), timeout=300)
+            reorder = eng._call(many(reject_once, max(20, n // 3)), timeout=300)
+        finally:
+            eng.close()
+    return {"decision_to_both_legs_sent": percentiles(decision), "reject_to_reorder": percentiles(reorder)}
+
+
 def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Every benchmark; ``quick`` shrinks the sizes to a smoke test that proves each runs."""
     say = progress or (lambda _msg: None)
     results: dict[str, Any] = {"machine": machine(), "quick": quick}
     say("order round trip ...")
     results["order_round_trip"] = order_round_trip(n=100 if quick else 1000)
+    say("hedge: decision to both legs sent, reject to re-order ...")
+    results["hedge"] = hedge_latency(n=50 if quick else 500)
     say("journal appends vs raw executemany ...")
     results["journal_append"] = append_rate(5_000 if quick else 100_000)
     return results
@@ -107,6 +184,13 @@ def table(results: dict[str, Any]) -> str:
             ("from_caller", "order round trip, from notebook thread (µs)"),
         ):
             lines.append(f"{label:<58}{rt[key]['p50_us']:>12.1f}{rt[key]['p99_us']:>12.1f}")
+    hedge = results.get("hedge")
+    if hedge:
+        for key, label in (
+            ("decision_to_both_legs_sent", "quote -> trigger -> checks -> intents -> both legs sent (µs)"),
+            ("reject_to_reorder", "leg reject received -> chase re-order sent (µs)"),
+        ):
+            lines.append(f"{label:<58}{hedge[key]['p50_us']:>12.1f}{hedge[key]['p99_us']:>12.1f}")
     ja = results.get("journal_append")
     if ja:
         lines += [

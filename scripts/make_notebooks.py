@@ -42,6 +42,31 @@ def cells_01() -> list:
             "tl = eng.journal.timeline(o.client_order_id)\n"
             'tl[["seq", "kind", "venue", "hop_ns", "elapsed_ns"]]'
         ),
+        new_markdown_cell(
+            "## The gold spread\n\nSHFE gold is quoted in CNY per gram, COMEX gold in USD per troy ounce. "
+            "The spread converts through USD/CNH and 31.1034768 g/oz by itself, and trades in whole lots "
+            "of equal weight: 3 au (3 kg) against 1 GC (3.11 kg)."
+        ),
+        new_code_cell(
+            'au_gc = eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})\n'
+            "print(au_gc)\n"
+            "au_gc.quote()"
+        ),
+        new_markdown_cell(
+            "## One hedged trade\n\nBuy the spread: both legs leave together; if one is rejected the "
+            "ticket chases it (or unwinds the other), so the desk is never left naked."
+        ),
+        new_code_cell(
+            't = eng.hedge("au_gc", side="buy", qty=3, policy="chase")\n'
+            "t.wait(timeout=10)\n"
+            "t"
+        ),
+        new_code_cell("t.report()"),
+        new_markdown_cell("The ticket's receipt: its decision, both legs and every answer, from the journal."),
+        new_code_cell(
+            "receipt = eng.journal.timeline(t.ticket_id)\n"
+            'receipt[["seq", "kind", "order_id", "venue", "hop_ns"]]'
+        ),
         new_markdown_cell("A bad order gets a clear error and leaves nothing in the journal:"),
         new_code_cell(
             "try:\n"

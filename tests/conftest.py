@@ -18,7 +18,7 @@ def journal_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_engine() -> Iterator[Callable[..., cmc.Engine]]:
-    """``make_engine(**connect_kwargs)``: seed 7 and the virtual clock unless given; all closed at teardown."""
+    """``make_engine(**connect_kwargs)``: seed 7, virtual clock unless given; closed at teardown."""
     engines: list[cmc.Engine] = []
 
     def make(target: str = "sim", **kwargs: Any) -> cmc.Engine:

@@ -161,7 +161,7 @@ def test_every_subcommand_has_help_text() -> None:
 
 
 def test_every_subcommand_answers_help(capsys: pytest.CaptureFixture[str]) -> None:
-    for path, text, _ in subparsers(build_parser()):
+    for path, _, _ in subparsers(build_parser()):
         with pytest.raises(SystemExit) as exited:
             main([*path.split(), "--help"])
         assert exited.value.code == 0
@@ -179,6 +179,8 @@ def test_installed_console_script_verifies_a_journal(session: tuple[Path, str]) 
     path, _ = session
     script = Path(sys.executable).with_name("cmc-lab")
     assert script.is_file(), f"console script missing at {script}; pip install -e . in the venv"
-    done = subprocess.run([str(script), "journal", "verify", str(path)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(script), "journal", "verify", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("journal intact:")

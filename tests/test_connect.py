@@ -74,7 +74,7 @@ def test_connect_unknown_venue_name_lists_the_known_venues(journal_path: Path) -
 
 
 def test_connect_unknown_clock_says_which_clocks_exist() -> None:
-    with pytest.raises(ValueError, match="use 'real' .* or 'virtual'"):
+    with pytest.raises(ValueError, match=r"use 'real' .* or 'virtual'"):
         cmc.connect("sim", clock="wall")
     assert engine_threads() == []
 

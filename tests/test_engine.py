@@ -115,7 +115,7 @@ def test_quote_of_unknown_instrument_suggests_the_right_name(eng: cmc.Engine) ->
 
 def test_quote_of_disconnected_venue_raises_no_quote(eng: cmc.Engine) -> None:
     eng.disconnect("COMEX")
-    with pytest.raises(cmc.NoQuote, match="no quote for COMEX.GC yet; its venue may be disconnected"):
+    with pytest.raises(cmc.NoQuote, match=r"no quote for COMEX\.GC yet; its venue may be disconnected"):
         eng.quote("COMEX.GC")
     assert eng.quote("SHFE.au").bid > 0
 
@@ -268,7 +268,11 @@ def test_different_seed_gives_different_fills(make_engine: Callable[..., cmc.Eng
         (("COMEX.GC", "buy", 1, 2650.05), {}, r"off the tick grid of COMEX\.GC .*use 2650\.00 or 2650\.10"),
         (("SHFE.au", "buy", 1, "620.01"), {}, r"tick 0\.02\); use 620\.00 or 620\.02"),
         (("COMEX.GC", "long", 1, 2650.0), {}, "side 'long' is not valid; use 'buy' or 'sell'"),
-        (("COMEX.GC", "buy", 1, 2650.0), {"tif": "FOK"}, "time in force 'FOK' is not valid; use 'GFD' or 'IOC'"),
+        (
+            ("COMEX.GC", "buy", 1, 2650.0),
+            {"tif": "FOK"},
+            "time in force 'FOK' is not valid; use 'GFD' or 'IOC'",
+        ),
         (("FX.USDCNH", "buy", 1, 7.25), {}, r"FX\.USDCNH is a fx rate; it cannot be traded"),
     ],
 )
@@ -333,7 +337,9 @@ def test_order_on_saturday_is_denied_before_trade_and_never_reaches_the_venue(
 
 
 def test_every_order_lifecycle_is_journaled_in_order(eng: cmc.Engine) -> None:
-    orders = [eng.submit(iid, "buy", 1, price=px) for iid, px in (("COMEX.GC", "2700.0"), ("SHFE.au", "640.00"))]
+    orders = [
+        eng.submit(iid, "buy", 1, price=px) for iid, px in (("COMEX.GC", "2700.0"), ("SHFE.au", "640.00"))
+    ]
     for order in orders:
         assert order.wait(5) is cmc.OrderState.FILLED
         assert kinds(eng, order.client_order_id) == LIFECYCLE
@@ -510,6 +516,8 @@ def test_closed_engine_raises_engine_closed_and_close_twice_is_fine(eng: cmc.Eng
         lambda: asyncio.run(eng.submit_async("COMEX.GC", "buy", 1, price="2700.0")),
     ]
     for call in calls:
-        with pytest.raises(cmc.EngineClosed, match=r"this engine is closed; make a new one with cmc\.connect"):
+        with pytest.raises(
+            cmc.EngineClosed, match=r"this engine is closed; make a new one with cmc\.connect"
+        ):
             call()
     assert "closed" in repr(eng)

@@ -151,7 +151,11 @@ def test_late_fill_rejects_the_cancel_and_leaves_the_order_filled(eng: cmc.Engin
     order.cancel()
     assert order.wait(5) is cmc.OrderState.FILLED
     assert order.filled_qty == 2 and order.avg_px == Decimal("2640.0")
-    assert kinds(eng, order.client_order_id)[-3:] == ["OrderCancelRequested", "OrderFilled", "OrderCancelRejected"]
+    assert kinds(eng, order.client_order_id)[-3:] == [
+        "OrderCancelRequested",
+        "OrderFilled",
+        "OrderCancelRejected",
+    ]
     assert order.reason == ""  # not the reason of the cancel request it overtook
 
 

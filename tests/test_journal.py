@@ -239,6 +239,7 @@ def test_tail_gives_the_last_rows_oldest_first(journal: Journal) -> None:
     assert frame["hop_ns"].tolist() == [0, 10, 10, 10, 10]
     assert len(journal.tail()) == 20
     assert journal.tail(0).empty
+    assert len(journal.tail(frame["seq"].iloc[0] - 24)) == 2
     with pytest.raises(ValueError, match="whole number"):
         journal.tail(-1)
 
@@ -260,6 +261,10 @@ def test_rows_filter_on_ts_event_window_and_kinds_across_chunks(
     assert denied == [21]
     assert both == [6, 21]
     assert list(journal.rows(kinds=[])) == []
+    last_fill_ts = journal.tail(2)["ts_event"].iloc[0]  # a numpy int, as a notebook would pass it
+    assert [r["seq"] for r in journal.rows(since_ns=last_fill_ts - 1, kinds="OrderFilled")] == [19, 20]
+    with pytest.raises(TypeError, match=r"since_ns=1\.5 is not a whole number"):
+        list(journal.rows(since_ns=1.5))  # type: ignore[arg-type]
     assert [r["seq"] for r in journal.rows()] == list(range(1, 22))
 
 

@@ -63,6 +63,21 @@ def test_another_programs_database_is_refused_and_left_byte_for_byte(tmp_path: P
     assert "left untouched" in message and "new path" in message
 
 
+def test_a_live_wal_database_of_another_program_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA journal_mode = WAL")
+    other.execute("CREATE TABLE quotes (px REAL)")  # still only in app.db-wal: never checkpointed
+    durable = ("app.db", "app.db-wal")  # app.db-shm is shared memory that every reader updates
+    before = {name: (tmp_path / name).read_bytes() for name in durable}
+
+    with pytest.raises(ForeignDatabase, match="quotes"):
+        Journal(path)
+
+    assert {name: (tmp_path / name).read_bytes() for name in durable} == before
+    other.close()
+
+
 def test_an_empty_database_marked_by_another_program_is_foreign(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     conn = sqlite3.connect(path)

@@ -95,14 +95,18 @@ def _names(conn: sqlite3.Connection) -> list[str]:
     return [row[0] for row in conn.execute(query + " ORDER BY name")]
 
 
+def _check_version(path: Path, version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise JournalVersionTooNew(
+            f"journal {path} has schema version {version}, newer than the {SCHEMA_VERSION} this "
+            "cmc_lab knows; upgrade cmc_lab (pip install -U cmc-lab) to open it"
+        )
+
+
 def _judge(path: Path, app_id: int, version: int, names: list[str]) -> bool:
     """True if the database is empty (a journal may be created), False if it is a journal."""
     if app_id == APPLICATION_ID:
-        if version > SCHEMA_VERSION:
-            raise JournalVersionTooNew(
-                f"journal {path} has schema version {version}, newer than the {SCHEMA_VERSION} this "
-                "cmc_lab knows; upgrade cmc_lab (pip install -U cmc-lab) to open it"
-            )
+        _check_version(path, version)
         if version == 0 or not {"events", "meta"} <= set(names):
             raise CorruptJournal(
                 f"journal {path} is marked as a cmc_lab journal but lacks its tables (found: "
@@ -159,19 +163,24 @@ def check_file(path: Path, *, readonly: bool) -> None:
         return
     if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
         raise _not_sqlite(path)
-    version, app_id = int.from_bytes(header[60:64], "big"), int.from_bytes(header[68:72], "big")
-    if app_id == APPLICATION_ID:
-        _judge(path, app_id, version, ["events", "meta"])
+    if int.from_bytes(header[68:72], "big") == APPLICATION_ID:
+        _check_version(path, int.from_bytes(header[60:64], "big"))
         return
     try:
-        conn = sqlite3.connect(sqlite_uri(path, "immutable=1"), uri=True)
-        try:
-            names = _names(conn)
-        finally:
-            conn.close()
+        app_id, version, names = _inspect(path, "immutable=1")
+        if not names and header[18] == 2:  # WAL mode: its tables may still sit in the -wal file
+            app_id, version, names = _inspect(path, "mode=ro")
     except sqlite3.DatabaseError as exc:
         raise _not_sqlite(path, f": {exc}") from exc
     _judge(path, app_id, version, names)
+
+
+def _inspect(path: Path, mode: str) -> tuple[int, int, list[str]]:
+    conn = sqlite3.connect(sqlite_uri(path, mode), uri=True)
+    try:
+        return _identity(conn)
+    finally:
+        conn.close()
 
 
 def read_meta(conn: sqlite3.Connection, key: str) -> str | None:

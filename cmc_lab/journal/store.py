@@ -9,6 +9,7 @@ one file (two notebooks) still extend a single chain.
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 import threading
 import time
@@ -156,6 +157,18 @@ def _frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
         records.append((*row[:9], mono - prev, mono - first, *[payload.get(k) for k in keys]))
         prev = mono
     return pd.DataFrame(records, columns=[*FRAME_COLUMNS, *keys])
+
+
+def _whole(name: str, value: object) -> int:
+    """An int from any integer type (numpy's too, which sqlite3 would bind as a BLOB), else TypeError."""
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name}={value!r} is not a whole number; pass an int") from None
+
+
+def _ns(name: str, value: object) -> int | None:
+    return None if value is None else _whole(name, value)
 
 
 def _scan(conn: sqlite3.Connection) -> Generator[tuple[Any, ...], None, None]:
@@ -455,10 +468,11 @@ class Journal:
         >>> len(Journal(":memory:").tail())
         0
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        count = _whole("n", n)
+        if count < 0:
             raise ValueError(f"tail(n={n!r}): n must be a whole number of rows >= 0")
         with self._reading() as conn:
-            rows = conn.execute(_TAIL, (n,)).fetchall()
+            rows = conn.execute(_TAIL, (count,)).fetchall()
         rows.reverse()
         return _frame(rows)
 
@@ -482,7 +496,7 @@ class Journal:
         """
         # The ts_event index finds the seq range of the time window; the chunks then walk that
         # range by seq ("+ts_event" keeps the planner off the index, which would re-sort per chunk).
-        window = (("ts_event >= ?", since_ns), ("ts_event < ?", until_ns))
+        window = (("ts_event >= ?", _ns("since_ns", since_ns)), ("ts_event < ?", _ns("until_ns", until_ns)))
         span = [(term, value) for term, value in window if value is not None]
         bounds = "SELECT min(seq) - 1, max(seq) FROM events"
         if span:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import operator
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -76,8 +77,12 @@ def parse_head(expected_head: tuple[int, str]) -> tuple[int, str]:
         raise ValueError(
             f"expected_head {expected_head!r} is not a (seq, hash) pair; pass e.g. journal.head"
         ) from None
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-        raise ValueError(f"expected_head seq {seq!r} is not a row number (an int >= 0)")
+    try:
+        seq = -1 if isinstance(seq, bool) else operator.index(seq)
+    except TypeError:
+        seq = -1
+    if seq < 0:
+        raise ValueError(f"expected_head seq {expected_head[0]!r} is not a row number (an int >= 0)")
     if not isinstance(head_hash, str) or not _HASH.fullmatch(head_hash):
         raise ValueError(f"expected_head hash {head_hash!r} is not a 64-digit lowercase hex SHA-256")
     return seq, head_hash
