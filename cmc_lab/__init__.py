@@ -12,6 +12,21 @@ from cmc_lab.risk.pretrade import TradingState
 
 __version__ = "0.1.0"
 
+
+def workbench(engine: Engine, spread: str | None = None) -> object:
+    """The notebook dashboard (kill switch, spread monitor, ticket, alerts); Jupyter only."""
+    from cmc_lab.ui.workbench import workbench as make
+
+    return make(engine, spread)
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext cmc_lab`` registers the ``%cmc`` magics."""
+    from cmc_lab.ui.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
 __all__ = [
     "Engine",
     "EngineClosed",
@@ -28,4 +43,6 @@ __all__ = [
     "UnsupportedVenue",
     "__version__",
     "connect",
+    "load_ipython_extension",
+    "workbench",
 ]

@@ -123,7 +123,8 @@ def hedge_latency(n: int = 300, workdir: Path | None = None) -> dict[str, Any]:
                 return (handed - now) if handed is not None else -1
 
             async def reject_once() -> int:
-                eng.venues["COMEX"].inject("reject", times=1)
+                comex_venue: Any = eng.venues["COMEX"]
+                comex_venue.inject("reject", times=1)
                 rejects: list[int] = []
 
                 def on_event(event: Any) -> None:

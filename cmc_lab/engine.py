@@ -131,6 +131,7 @@ class Engine:
         self._quote_callbacks: list[QuoteCallback] = []
         self._reconciling: dict[str, asyncio.Task[None]] = {}
         self._alerts: list[dict[str, Any]] = []
+        self._close_callbacks: list[Callable[[], None]] = []
         self.desk = Desk(self)
         self._closed = False
         self._loop = clock.new_loop()
@@ -290,7 +291,7 @@ class Engine:
 
         Returns the number of orders cancelled. Trading stays HALTED until :meth:`rearm`.
         """
-        if not reason.strip():
+        if not isinstance(reason, str) or not reason.strip():
             raise ValueError("say why: eng.kill(reason='...') is journaled for the auditor")
         return self._call(self._kill(reason, who))
 
@@ -389,8 +390,32 @@ class Engine:
     def alert(self, source: str, level: str, message: str, **ids: Any) -> None:
         """Record an alert (engine thread): journaled and listed by :meth:`alerts`."""
         now = self.now_ns()
-        self._alerts.append({"ts": now, "source": source, "level": level, "message": message, **ids})
-        self._journal_raw("Alert", {"source": source, "level": level, "message": message}, **ids)
+        alert_id = len(self._alerts) + 1
+        self._alerts.append(
+            {
+                "id": alert_id,
+                "ts": now,
+                "source": source,
+                "level": level,
+                "message": message,
+                "acknowledged": False,
+                **ids,
+            }
+        )
+        payload = {"id": alert_id, "source": source, "level": level, "message": message}
+        self._journal_raw("Alert", payload, **ids)
+
+    def acknowledge_alerts(self, who: str = "user") -> int:
+        """Mark every open alert acknowledged (journaled with who); returns how many."""
+        return self._call(self._acknowledge(who))
+
+    async def _acknowledge(self, who: str) -> int:
+        open_ids = [a["id"] for a in self._alerts if not a["acknowledged"]]
+        for alert in self._alerts:
+            alert["acknowledged"] = True
+        if open_ids:
+            self._journal_raw("AlertsAcknowledged", {"ids": open_ids, "who": who})
+        return len(open_ids)
 
     def alerts(self) -> pd.DataFrame:
         """Alerts raised in this session (hedges legged or broken, thresholds crossed, ...)."""
@@ -420,10 +445,19 @@ class Engine:
     def on_quote(self, callback: QuoteCallback, remove: bool = False) -> None:
         _register(self._quote_callbacks, callback, remove)
 
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """``callback()`` when the engine closes (side channels, UI pumps): runs in the closing thread."""
+        self._close_callbacks.append(callback)
+
     def close(self) -> None:
         """Disconnect every venue, stop the engine thread and close the journal. Idempotent."""
         if self._closed:
             return
+        for callback in self._close_callbacks:
+            try:
+                callback()
+            except Exception as exc:
+                self.errors.append(f"close callback {callback!r} raised {exc!r}")
         try:
             self._call(self._stop(), timeout=10.0)
         finally:
@@ -739,8 +773,16 @@ class Engine:
             return
         self._on_event(message)
         if isinstance(message, VenueConnected) and message.venue in self.venues:
-            task = self._loop.create_task(self._reconcile(self.venues[message.venue]))
+            task = self._loop.create_task(
+                self._reconcile(self.venues[message.venue]), name=f"reconcile of {message.venue}"
+            )
+            task.add_done_callback(self._on_reconcile_done)
             self._reconciling[message.venue] = task
+
+    def _on_reconcile_done(self, task: asyncio.Task[None]) -> None:
+        """A background reconcile must not fail unseen; the venue's next reconnect runs it again."""
+        if not task.cancelled() and task.exception() is not None:
+            self._report([f"{task.get_name()} failed: {task.exception()!r}; it runs again on reconnect"])
 
     def _on_event(self, event: Event) -> None:
         """Journal first, then apply, then tell subscribers."""

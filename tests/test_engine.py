@@ -436,8 +436,8 @@ def test_rearm_after_kill_accepts_orders_again(eng: cmc.Engine) -> None:
     ]
 
 
-@pytest.mark.parametrize("reason", ["", "   "])
-def test_kill_without_a_reason_is_refused(eng: cmc.Engine, reason: str) -> None:
+@pytest.mark.parametrize("reason", ["", "   ", None])
+def test_kill_without_a_reason_is_refused(eng: cmc.Engine, reason: Any) -> None:
     head = eng.journal.head
     with pytest.raises(ValueError, match=r"say why: eng\.kill\(reason='\.\.\.'\)"):
         eng.kill(reason)

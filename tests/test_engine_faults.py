@@ -188,3 +188,16 @@ def test_stale_feed_stops_quote_timestamps_until_cleared(eng: cmc.Engine) -> Non
     comex(eng).clear_faults()
     eng.sleep(0.5)
     assert eng.quote("COMEX.GC").ts_event > stale.ts_event
+
+
+def test_reconcile_cut_short_by_a_second_outage_is_reported_and_runs_again(make_engine: Any) -> None:
+    eng = make_engine(latency={"COMEX": (100.0, 100.0)})
+    order = eng.submit("COMEX.GC", "buy", 1, price="2600.0")
+    eng.sleep(0.5)
+    comex(eng).inject("disconnect", duration=1.0)
+    eng.sleep(1.05)  # back up; the reconcile's status request is on the wire
+    comex(eng).inject("disconnect", duration=1.0)
+    eng.sleep(2.0)
+    assert any(e.startswith("reconcile of COMEX failed: VenueNotConnected") for e in eng.errors)
+    assert reconciled(eng) == [{"venue": "COMEX", "checked": 1, "changed": [], "unknown": []}]
+    assert order.state is cmc.OrderState.ACCEPTED

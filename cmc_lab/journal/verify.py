@@ -78,14 +78,14 @@ def parse_head(expected_head: tuple[int, str]) -> tuple[int, str]:
             f"expected_head {expected_head!r} is not a (seq, hash) pair; pass e.g. journal.head"
         ) from None
     try:
-        seq = -1 if isinstance(seq, bool) else operator.index(seq)
+        number = -1 if isinstance(seq, bool) else operator.index(seq)
     except TypeError:
-        seq = -1
-    if seq < 0:
-        raise ValueError(f"expected_head seq {expected_head[0]!r} is not a row number (an int >= 0)")
+        number = -1
+    if number < 0:
+        raise ValueError(f"expected_head seq {seq!r} is not a row number (an int >= 0)")
     if not isinstance(head_hash, str) or not _HASH.fullmatch(head_hash):
         raise ValueError(f"expected_head hash {head_hash!r} is not a 64-digit lowercase hex SHA-256")
-    return seq, head_hash
+    return number, head_hash
 
 
 def _row_problem(row: Sequence[Any], prev_seq: int, prev_hash: str) -> tuple[int, str] | None:

@@ -1,0 +1,1 @@
+"""Jupyter-only layer: ipywidgets + bokeh panels, the %cmc magics, the kill-switch side channel."""

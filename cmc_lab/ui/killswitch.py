@@ -1,0 +1,45 @@
+"""The kill-switch panel: an anywidget whose ES module calls the engine's side channel directly."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import anywidget
+import traitlets
+
+from cmc_lab.ui.assets import asset
+from cmc_lab.ui.sidechannel import SideChannel
+
+if TYPE_CHECKING:
+    from cmc_lab.engine import Engine
+
+
+class KillSwitch(anywidget.AnyWidget):
+    """Always-visible kill switch with the trading state; works while the kernel is busy.
+
+    A press POSTs to a loopback endpoint the engine serves with a per-session secret, so it
+    does not wait behind a running cell. ``state`` and ``working_orders`` mirror the engine.
+    """
+
+    _esm = asset("killswitch.js")
+    _css = asset("cmc.css")
+    url = traitlets.Unicode("").tag(sync=True)
+    token = traitlets.Unicode("").tag(sync=True)
+    reason = traitlets.Unicode("kill switch pressed in the workbench").tag(sync=True)
+    state = traitlets.Unicode("ACTIVE").tag(sync=True)
+    working_orders = traitlets.Int(0).tag(sync=True)
+
+    def __init__(self, engine: Engine, **kwargs: object) -> None:
+        channel = side_channel(engine)
+        super().__init__(url=channel.url, token=channel.token, state=engine.trading_state.value, **kwargs)
+        self.channel = channel
+
+
+def side_channel(engine: Engine) -> SideChannel:
+    """The engine's one side channel, started on first use and closed with the engine."""
+    channel = getattr(engine, "_side_channel", None)
+    if channel is None:
+        channel = SideChannel(engine)
+        engine._side_channel = channel  # type: ignore[attr-defined]
+        engine.on_close(channel.close)
+    return channel

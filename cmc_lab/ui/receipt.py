@@ -1,0 +1,69 @@
+"""Receipt timeline: an order's or ticket's hops on a time axis with the latency of each, from the journal."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from bokeh.models import ColumnDataSource, HoverTool, LabelSet
+from bokeh.plotting import figure
+from jupyter_bokeh.widgets import BokehModel
+
+if TYPE_CHECKING:
+    from cmc_lab.engine import Engine
+
+HOP_COLOURS = {
+    "Hedge": "#9467bd",
+    "OrderInitialized": "#7f7f7f",
+    "OrderSubmitted": "#1f77b4",
+    "OrderAccepted": "#17becf",
+    "OrderFilled": "#2ca02c",
+    "OrderRejected": "#d62728",
+    "OrderDenied": "#d62728",
+    "OrderCanceled": "#ff7f0e",
+}
+
+
+def receipt_frame(engine: Engine, order_or_ticket: str) -> pd.DataFrame:
+    """The journal timeline of one order or ticket, ready to plot: ms since the first hop and labels."""
+    frame = engine.journal.timeline(order_or_ticket)
+    if frame.empty:
+        raise KeyError(f"no journal events for {order_or_ticket!r}; pass a client order id or ticket id")
+    frame = frame.copy()
+    frame["t_ms"] = frame["elapsed_ns"] / 1e6
+    frame["hop_ms"] = frame["hop_ns"] / 1e6
+    frame["start_ms"] = frame["t_ms"] - frame["hop_ms"]
+    order = frame["order_id"].fillna("ticket").astype(str)
+    frame["lane"] = [f"{o} {k}" for o, k in zip(order, frame["kind"], strict=True)]
+    frame["label"] = [f"+{h:.2f} ms" if h else "" for h in frame["hop_ms"]]
+    frame["colour"] = [
+        next((c for prefix, c in HOP_COLOURS.items() if kind.startswith(prefix)), "#bcbd22")
+        for kind in frame["kind"]
+    ]
+    return frame
+
+
+def receipt_timeline(engine: Engine, order_or_ticket: str) -> BokehModel:
+    """A bokeh timeline widget of every hop (decision, checks, send, ack, fills, re-orders, unwind)."""
+    frame = receipt_frame(engine, order_or_ticket)
+    lanes = list(dict.fromkeys(frame["lane"]))[::-1]
+    source = ColumnDataSource(frame[["t_ms", "start_ms", "hop_ms", "lane", "label", "colour", "kind"]])
+    fig = figure(
+        y_range=lanes,
+        height=max(160, 22 * len(lanes) + 60),
+        sizing_mode="stretch_width",
+        title=f"receipt {order_or_ticket}: ms since decision",
+        tools="xpan,xwheel_zoom,reset",
+    )
+    fig.hbar(y="lane", left="start_ms", right="t_ms", height=0.35, source=source, color="colour", alpha=0.35)
+    fig.scatter("t_ms", "lane", source=source, color="colour", size=10)
+    fig.add_layout(
+        LabelSet(
+            x="t_ms", y="lane", text="label", source=source, x_offset=8, y_offset=-6, text_font_size="9pt"
+        )
+    )
+    fig.add_tools(
+        HoverTool(tooltips=[("event", "@kind"), ("at", "@t_ms{0.000} ms"), ("hop", "@hop_ms{0.000} ms")])
+    )
+    fig.xaxis.axis_label = "ms since the first event"
+    return BokehModel(fig)

@@ -1,0 +1,126 @@
+"""A loopback HTTP endpoint for the kill switch, so a press reaches the engine while the kernel is busy.
+
+Widget messages travel on the kernel's shell channel and wait behind a running cell; this
+server runs in its own thread, bound to 127.0.0.1 only, and answers only requests that carry
+the per-session secret token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cmc_lab.engine import Engine
+
+MAX_BODY = 4096
+
+
+class SideChannel:
+    """Serve ``GET /state``, ``POST /kill`` and ``POST /rearm`` for one engine on loopback.
+
+    Examples
+    --------
+    >>> channel = SideChannel(eng)          # doctest: +SKIP
+    >>> channel.url, len(channel.token)     # doctest: +SKIP
+    """
+
+    def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = 0) -> None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"the kill-switch side channel binds to loopback only, not {host!r}")
+        self.engine = engine
+        self.token = secrets.token_urlsafe(24)
+        handler = _handler_for(self)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self.url = f"http://{host}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="cmc-killswitch", daemon=True)
+        self._thread.start()
+
+    def state(self) -> dict[str, Any]:
+        eng = self.engine
+        working = sum(1 for o in list(eng._orders.values()) if not o.done)
+        return {"state": eng.trading_state.value, "working_orders": working}
+
+    def kill(self, reason: str, who: str) -> dict[str, Any]:
+        cancelled = self.engine.kill(reason or "kill switch pressed", who=who)
+        return {"cancelled": cancelled, **self.state()}
+
+    def rearm(self, who: str) -> dict[str, Any]:
+        self.engine.rearm("re-armed from the workbench", who=who)
+        return {"cancelled": 0, **self.state()}
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler_for(channel: SideChannel) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # keep the notebook quiet
+            return
+
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self._cors()
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _cors(self) -> None:
+            self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")
+            self.send_header("Access-Control-Allow-Headers", "Content-Type, X-CMC-Token")
+            self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+            self.send_header("Access-Control-Allow-Private-Network", "true")
+            self.send_header("Vary", "Origin")
+
+        def _authorised(self) -> bool:
+            given = self.headers.get("X-CMC-Token", "")
+            if hmac.compare_digest(given.encode(), channel.token.encode()):
+                return True
+            self._send(403, {"error": "missing or wrong token"})
+            return False
+
+        def do_OPTIONS(self) -> None:
+            self.send_response(204)
+            self._cors()
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            if self.path != "/state":
+                self._send(404, {"error": f"no such endpoint {self.path}"})
+            elif self._authorised():
+                self._send(200, channel.state())
+
+        def do_POST(self) -> None:
+            if not self._authorised():
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self._send(413, {"error": "body too large"})
+                return
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if not isinstance(body, dict):
+                    raise ValueError("body must be a JSON object")
+            except ValueError as exc:
+                self._send(400, {"error": f"bad JSON body: {exc}"})
+                return
+            who = str(body.get("who", "side channel"))[:100]
+            try:
+                if self.path == "/kill":
+                    self._send(200, channel.kill(str(body.get("reason", ""))[:500], who))
+                elif self.path == "/rearm":
+                    self._send(200, channel.rearm(who))
+                else:
+                    self._send(404, {"error": f"no such endpoint {self.path}"})
+            except Exception as exc:  # the engine's own error, reported to the button
+                self._send(500, {"error": str(exc)})
+
+    return Handler

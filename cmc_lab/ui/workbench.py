@@ -1,0 +1,45 @@
+"""cmc.workbench(eng): the kill switch always on top, then the spread, ticket, capital and alerts panels."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import ipywidgets as w
+
+from cmc_lab.ui.killswitch import KillSwitch
+from cmc_lab.ui.panels import AlertsPanel, HedgeTicketPanel
+from cmc_lab.ui.spread_monitor import SpreadMonitor
+
+if TYPE_CHECKING:
+    from cmc_lab.engine import Engine
+
+
+class Workbench:
+    """The dashboard: holds its panels so notebooks and tests can reach each one."""
+
+    def __init__(self, engine: Engine, spread: str | None = None) -> None:
+        self.engine = engine
+        if not engine.spreads:
+            engine.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
+        name = spread or next(iter(engine.spreads))
+        self.kill = KillSwitch(engine)
+        self.monitor = SpreadMonitor(engine, name)
+        self.ticket = HedgeTicketPanel(engine, name)
+        self.alerts = AlertsPanel(engine)
+        panels = [self.ticket.widget, self.alerts.widget]
+        self.widget = w.VBox(
+            [
+                w.HBox([self.kill, w.HTML(f"<b>{engine!r}</b>")]),
+                self.monitor.widget,
+                w.HBox(panels, layout=w.Layout(gap="2em")),
+            ]
+        )
+        self.widget.add_class("cmc-workbench")
+
+    def _repr_mimebundle_(self, **kwargs: object) -> dict | None:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def workbench(engine: Engine, spread: str | None = None) -> Workbench:
+    """Lay out every panel in one dashboard; the kill switch stays visible at the top."""
+    return Workbench(engine, spread)
