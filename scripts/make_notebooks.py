@@ -16,32 +16,18 @@ def cells_01() -> list:
         new_markdown_cell(
             "# cmc_lab quickstart\n\n"
             "Connect to every venue on the **embedded exchange** (simulated SHFE, INE, COMEX, NYMEX, LME "
-            "and the USD/CNH rate), look at the instruments and their quotes, send one order, and read "
-            "its whole life back from the hash-chained journal. Everything runs offline and the market "
-            "is the same for the same seed."
+            "and the USD/CNH rate), watch the gold spread, fire one hedged trade and read its receipt. "
+            "Everything runs offline and the market is the same for the same seed."
         ),
         new_code_cell(
-            'import cmc_lab as cmc\n\neng = cmc.connect("sim", seed=7, journal="quickstart.sqlite")\neng'
+            "import cmc_lab as cmc\n\n"
+            'eng = cmc.connect("sim", seed=7, journal="quickstart.sqlite")\n'
+            "eng"
         ),
         new_markdown_cell("The instruments, with their lot, quote unit, tick, margin and trading sessions:"),
         new_code_cell("eng.instruments"),
         new_markdown_cell("Quotes move: the domestic and overseas legs of each pair are correlated."),
         new_code_cell("eng.sleep(1.0)\neng.quotes()"),
-        new_markdown_cell(
-            "## One order\n\nBuy one lot of SHFE gold at the ask: the engine checks it, commits the intent "
-            "to the journal, and only then hands it to the venue."
-        ),
-        new_code_cell(
-            'q = eng.quote("SHFE.au")\no = eng.submit("SHFE.au", "buy", 1, price=q.ask)\no.wait(timeout=5)\no'
-        ),
-        new_markdown_cell(
-            "## Its receipt\n\nEvery event of the order with the latency of each hop (nanoseconds, "
-            "monotonic clock):"
-        ),
-        new_code_cell(
-            "tl = eng.journal.timeline(o.client_order_id)\n"
-            'tl[["seq", "kind", "venue", "hop_ns", "elapsed_ns"]]'
-        ),
         new_markdown_cell(
             "## The gold spread\n\nSHFE gold is quoted in CNY per gram, COMEX gold in USD per troy ounce. "
             "The spread converts through USD/CNH and 31.1034768 g/oz by itself, and trades in whole lots "
@@ -53,8 +39,14 @@ def cells_01() -> list:
             "au_gc.quote()"
         ),
         new_markdown_cell(
-            "## One hedged trade\n\nBuy the spread: both legs leave together; if one is rejected the "
-            "ticket chases it (or unwinds the other), so the desk is never left naked."
+            "## The workbench\n\nThe kill switch stays on top and works even while a cell is running. "
+            "Below it: the spread's executable bid/ask band, its mid and z-score, the hedge-ticket panel "
+            "(pick side, quantity, trigger and policy, then confirm) and the alerts feed."
+        ),
+        new_code_cell("wb = cmc.workbench(eng)\nwb"),
+        new_markdown_cell(
+            "## One hedged trade from code\n\nBuy the spread: both legs leave together; if one is rejected "
+            "the ticket chases it (or unwinds the other), so the desk is never left naked."
         ),
         new_code_cell(
             't = eng.hedge("au_gc", side="buy", qty=3, policy="chase")\n'
@@ -62,7 +54,11 @@ def cells_01() -> list:
             "t"
         ),
         new_code_cell("t.report()"),
-        new_markdown_cell("The ticket's receipt: its decision, both legs and every answer, from the journal."),
+        new_markdown_cell("The ticket's receipt, from the journal: its decision, both legs and every answer."),
+        new_code_cell(
+            "from cmc_lab.ui.receipt import receipt_timeline\n\n"
+            "receipt_timeline(eng, t.ticket_id)"
+        ),
         new_code_cell(
             "receipt = eng.journal.timeline(t.ticket_id)\n"
             'receipt[["seq", "kind", "order_id", "venue", "hop_ns"]]'
@@ -74,9 +70,11 @@ def cells_01() -> list:
             "except cmc.InvalidOrder as exc:\n"
             "    print(exc)"
         ),
-        new_markdown_cell("The journal's hash chain verifies:"),
+        new_markdown_cell(
+            "The journal's hash chain verifies. The engine keeps running for the workbench; "
+            "`eng.close()` stops it."
+        ),
         new_code_cell("eng.journal.verify()"),
-        new_code_cell("eng.close()"),
     ]
 
 
