@@ -78,7 +78,162 @@ def cells_01() -> list:
     ]
 
 
-NOTEBOOKS = {"01_quickstart.ipynb": cells_01}
+def cells_02() -> list:
+    return [
+        new_markdown_cell(
+            "# Spreads and triggers\n\n"
+            "Four inner/outer pairs on the embedded exchange: gold, silver, copper (with import parity) and "
+            "crude. Units and currency convert from the instrument specs; lots trade in whole ratios of "
+            "equal physical quantity. The virtual clock runs the market as fast as the CPU allows, so ten "
+            "market minutes take a few seconds and every run sees the same prices."
+        ),
+        new_code_cell(
+            "import pandas as pd\n"
+            "from bokeh.io import output_notebook, show\n"
+            "from bokeh.plotting import figure\n"
+            "from bokeh.resources import INLINE\n\n"
+            "import cmc_lab as cmc\n"
+            "from cmc_lab.pricing import CostTerms, lot_ratios\n\n"
+            "output_notebook(resources=INLINE, hide_banner=True)\n"
+            'eng = cmc.connect("sim", seed=7, clock="virtual")'
+        ),
+        new_code_cell(
+            "spreads = {\n"
+            '    "au_gc": eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1}),\n'
+            '    "ag_si": eng.spread("ag_si", legs={"SHFE.ag": 1, "COMEX.SI": -1}),\n'
+            '    "cu_lme": eng.spread("cu_lme", legs={"SHFE.cu": 1, "LME.CA": -1}),\n'
+            '    "sc_cl": eng.spread("sc_cl", legs={"INE.sc": 1, "NYMEX.CL": -1}),\n'
+            "}\n"
+            "pd.DataFrame(\n"
+            "    {name: {\"unit\": sp.unit, \"lots\": \":\".join(str(sp.lots[i]) for i in sp.leg_ids),\n"
+            "            \"bid\": sp.quote().bid, \"ask\": sp.quote().ask, \"size\": sp.quote().ask_size}\n"
+            "     for name, sp in spreads.items()}\n"
+            ").T"
+        ),
+        new_markdown_cell(
+            "Lots: 3 SHFE au (3 kg) hedge 1 COMEX GC (3.11 kg) within 4 %; 28:9 is almost exact. The "
+            "residual is the exposure a whole-lot hedge leaves."
+        ),
+        new_code_cell(
+            'au, gc = eng.instrument("SHFE.au"), eng.instrument("COMEX.GC")\n'
+            "lot_ratios(au, gc, tolerance=0.04)[:4]"
+        ),
+        new_markdown_cell(
+            "## Copper import parity\n\n`cu - (LME + premium) * USDCNY * (1 + VAT) - fixed`: the terms are "
+            "named and editable. The default is a USD 80/t bonded premium and 13 % VAT."
+        ),
+        new_code_cell(
+            'print(spreads["cu_lme"].quote().mid)\n'
+            'wider = eng.spread("cu_lme_95", legs={"SHFE.cu": 1, "LME.CA": -1},\n'
+            '                   costs={"LME.CA": CostTerms(premium=95.0, vat=0.13)})\n'
+            "print(wider.quote().mid)"
+        ),
+        new_markdown_cell("## Ten market minutes of the four spreads"),
+        new_code_cell(
+            "rows = []\n"
+            "for name in spreads:\n"
+            "    eng.desk.on_spread(name, lambda s: rows.append((s.name, s.ts_ns, s.bid, s.ask, s.mid, s.z)))\n"
+            "eng.sleep(600)\n"
+            'history = pd.DataFrame(rows, columns=["spread", "ts", "bid", "ask", "mid", "z"])\n'
+            'history["time"] = pd.to_datetime(history["ts"], unit="ns")\n'
+            'history.groupby("spread")[["bid", "ask", "mid"]].describe().T.round(3)'
+        ),
+        new_code_cell(
+            'gold = history[history.spread == "au_gc"]\n'
+            'fig = figure(height=280, width=800, x_axis_type="datetime", title="au_gc (CNY/g)")\n'
+            'fig.varea(gold.time, gold.bid, gold.ask, fill_alpha=0.3, legend_label="bid/ask")\n'
+            'fig.line(gold.time, gold.mid, legend_label="mid")\n'
+            "show(fig)"
+        ),
+        new_markdown_cell(
+            "## Triggers\n\nArm a ticket that buys the gold spread when its executable ask is at or below "
+            "its 20th percentile of the last ten minutes, held for 0.5 s so one flickering tick does not "
+            "fire it; and one that sells on a rolling z-score above 1.5."
+        ),
+        new_code_cell(
+            'level = round(gold.ask.quantile(0.2), 3)\n'
+            't_buy = eng.hedge("au_gc", "buy", 3, when=f"ask <= {level}", dwell_ms=500)\n'
+            't_sell = eng.hedge("au_gc", "sell", 3, when="z > 1.5", dwell_ms=500)\n'
+            "eng.sleep(900)\n"
+            "eng.tickets()"
+        ),
+        new_code_cell("eng.alerts() if len(eng.alerts()) else 'no alerts'"),
+        new_code_cell("eng.journal.verify()"),
+        new_code_cell("eng.close()"),
+    ]
+
+
+def cells_03() -> list:
+    return [
+        new_markdown_cell(
+            "# Hedged execution under faults\n\n"
+            "A desk's worst case is one leg filled and the other rejected, late or partial. Here we script "
+            "those faults on the embedded exchange and watch each ticket's policy restore a hedged (or flat) "
+            "position: **chase** re-prices the missing leg within a bound, **unwind** rolls back the filled "
+            "one with a bounded loss, **hold** stops and alerts a human until a time limit unwinds."
+        ),
+        new_code_cell(
+            "import cmc_lab as cmc\n\n"
+            'eng = cmc.connect("sim", seed=11, clock="virtual")\n'
+            'eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})\n'
+            'comex, shfe = eng.venues["COMEX"], eng.venues["SHFE"]'
+        ),
+        new_markdown_cell("**The overseas leg is rejected once**: the ticket chases it and completes."),
+        new_code_cell(
+            'comex.inject("reject", times=1, reason="credit check failed")\n'
+            't1 = eng.hedge("au_gc", "buy", 3, policy="chase")\n'
+            "t1.wait(10)\n"
+            "t1"
+        ),
+        new_code_cell(
+            'eng.journal.timeline(t1.ticket_id)[["kind", "order_id", "venue", "hop_ns", "reason"]]'
+        ),
+        new_markdown_cell("**A reject storm**: every re-order fails, so after three attempts the ticket unwinds."),
+        new_code_cell(
+            'storm = comex.inject("reject", times=None, probability=1.0, reason="venue overloaded")\n'
+            't2 = eng.hedge("au_gc", "buy", 3, policy="chase", max_attempts=3)\n'
+            "t2.wait(20)\n"
+            "storm.remove()\n"
+            "t2"
+        ),
+        new_markdown_cell("**A partial fill on the domestic leg** with the unwind policy."),
+        new_code_cell(
+            'shfe.inject("partial", times=1, ratio=0.34)\n'
+            't3 = eng.hedge("au_gc", "sell", 6, policy="unwind")\n'
+            "t3.wait(20)\n"
+            "t3"
+        ),
+        new_markdown_cell(
+            "**Hold**: the desk wants a human to decide, but never for longer than `max_legged_ms`: "
+            "an alert now, an unwind at the time limit."
+        ),
+        new_code_cell(
+            'comex.inject("reject", times=1)\n'
+            't4 = eng.hedge("au_gc", "buy", 3, policy="hold", max_legged_ms=2000)\n'
+            "t4.wait(20)\n"
+            "eng.alerts()"
+        ),
+        new_markdown_cell("Every ticket, its outcome and its figures:"),
+        new_code_cell("eng.tickets()"),
+        new_code_cell(
+            "import pandas as pd\n\n"
+            "pd.DataFrame([\n"
+            '    {"ticket": t.ticket_id, "state": t.state.value, "attempts": t.attempts,\n'
+            '     "between legs ms": (t.report()["time_between_legs_ns"] or 0) / 1e6,\n'
+            '     **{f"{leg} slip ticks": v["slippage_ticks"] for leg, v in t.report()["legs"].items()}}\n'
+            "    for t in (t1, t2, t3, t4)\n"
+            "])"
+        ),
+        new_code_cell("eng.journal.verify()"),
+        new_code_cell("eng.close()"),
+    ]
+
+
+NOTEBOOKS = {
+    "01_quickstart.ipynb": cells_01,
+    "02_spreads_and_triggers.ipynb": cells_02,
+    "03_hedged_execution_under_faults.ipynb": cells_03,
+}
 
 
 def main(names: list[str]) -> None:
