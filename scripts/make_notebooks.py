@@ -20,9 +20,7 @@ def cells_01() -> list:
             "Everything runs offline and the market is the same for the same seed."
         ),
         new_code_cell(
-            "import cmc_lab as cmc\n\n"
-            'eng = cmc.connect("sim", seed=7, journal="quickstart.sqlite")\n'
-            "eng"
+            'import cmc_lab as cmc\n\neng = cmc.connect("sim", seed=7, journal="quickstart.sqlite")\neng'
         ),
         new_markdown_cell("The instruments, with their lot, quote unit, tick, margin and trading sessions:"),
         new_code_cell("eng.instruments"),
@@ -34,9 +32,7 @@ def cells_01() -> list:
             "of equal weight: 3 au (3 kg) against 1 GC (3.11 kg)."
         ),
         new_code_cell(
-            'au_gc = eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})\n'
-            "print(au_gc)\n"
-            "au_gc.quote()"
+            'au_gc = eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})\nprint(au_gc)\nau_gc.quote()'
         ),
         new_markdown_cell(
             "## The workbench\n\nThe kill switch stays on top and works even while a cell is running. "
@@ -48,16 +44,11 @@ def cells_01() -> list:
             "## One hedged trade from code\n\nBuy the spread: both legs leave together; if one is rejected "
             "the ticket chases it (or unwinds the other), so the desk is never left naked."
         ),
-        new_code_cell(
-            't = eng.hedge("au_gc", side="buy", qty=3, policy="chase")\n'
-            "t.wait(timeout=10)\n"
-            "t"
-        ),
+        new_code_cell('t = eng.hedge("au_gc", side="buy", qty=3, policy="chase")\nt.wait(timeout=10)\nt'),
         new_code_cell("t.report()"),
-        new_markdown_cell("The ticket's receipt, from the journal: its decision, both legs and every answer."),
+        new_markdown_cell("The ticket's receipt, from the journal: its decision, both legs, every answer."),
         new_code_cell(
-            "from cmc_lab.ui.receipt import receipt_timeline\n\n"
-            "receipt_timeline(eng, t.ticket_id)"
+            "from cmc_lab.ui.receipt import receipt_timeline\n\nreceipt_timeline(eng, t.ticket_id)"
         ),
         new_code_cell(
             "receipt = eng.journal.timeline(t.ticket_id)\n"
@@ -105,8 +96,8 @@ def cells_02() -> list:
             '    "sc_cl": eng.spread("sc_cl", legs={"INE.sc": 1, "NYMEX.CL": -1}),\n'
             "}\n"
             "pd.DataFrame(\n"
-            "    {name: {\"unit\": sp.unit, \"lots\": \":\".join(str(sp.lots[i]) for i in sp.leg_ids),\n"
-            "            \"bid\": sp.quote().bid, \"ask\": sp.quote().ask, \"size\": sp.quote().ask_size}\n"
+            '    {name: {"unit": sp.unit, "lots": ":".join(str(sp.lots[i]) for i in sp.leg_ids),\n'
+            '            "bid": sp.quote().bid, "ask": sp.quote().ask, "size": sp.quote().ask_size}\n'
             "     for name, sp in spreads.items()}\n"
             ").T"
         ),
@@ -151,7 +142,7 @@ def cells_02() -> list:
             "fire it; and one that sells on a rolling z-score above 1.5."
         ),
         new_code_cell(
-            'level = round(gold.ask.quantile(0.2), 3)\n'
+            "level = round(gold.ask.quantile(0.2), 3)\n"
             't_buy = eng.hedge("au_gc", "buy", 3, when=f"ask <= {level}", dwell_ms=500)\n'
             't_sell = eng.hedge("au_gc", "sell", 3, when="z > 1.5", dwell_ms=500)\n'
             "eng.sleep(900)\n"
@@ -188,7 +179,9 @@ def cells_03() -> list:
         new_code_cell(
             'eng.journal.timeline(t1.ticket_id)[["kind", "order_id", "venue", "hop_ns", "reason"]]'
         ),
-        new_markdown_cell("**A reject storm**: every re-order fails, so after three attempts the ticket unwinds."),
+        new_markdown_cell(
+            "**A reject storm**: every re-order fails, so after three attempts the ticket unwinds."
+        ),
         new_code_cell(
             'storm = comex.inject("reject", times=None, probability=1.0, reason="venue overloaded")\n'
             't2 = eng.hedge("au_gc", "buy", 3, policy="chase", max_attempts=3)\n'
