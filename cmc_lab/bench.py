@@ -39,6 +39,17 @@ def percentiles(samples_ns: list[int]) -> dict[str, float]:
     }
 
 
+def _unlimited(eng: Any) -> None:
+    """Benchmarks repeat one order thousands of times: lift the limits that exist to stop exactly that
+    (position, message rate, duplicates, margin). The checks still run; their cost is measured apart."""
+    limits = eng.limits
+    limits.max_position = None
+    limits.max_messages_per_s = None
+    limits.duplicate_window_s = None
+    limits.max_working_orders = None
+    limits.check_margin = False
+
+
 def order_round_trip(n: int = 500, workdir: Path | None = None) -> dict[str, Any]:
     """Crossing IOC orders through engine, embedded exchange (no added latency) and journal.
 
@@ -51,6 +62,7 @@ def order_round_trip(n: int = 500, workdir: Path | None = None) -> dict[str, Any
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         eng = connect("sim", seed=1, journal=Path(tmp) / "bench.sqlite", latency=0, quote_interval=0.05)
         try:
+            _unlimited(eng)
             inst = eng.instrument("SHFE.au")
             high = inst.round_to_tick(inst.reference_price * Decimal("1.05"))
             from cmc_lab.model import Side, TimeInForce
@@ -106,6 +118,7 @@ def hedge_latency(n: int = 300, workdir: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         eng = connect("sim", seed=3, journal=Path(tmp) / "bench.sqlite", latency=0, quote_interval=0.05)
         try:
+            _unlimited(eng)
             eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
             comex = _recording_submits(eng, "COMEX")
 
@@ -165,6 +178,11 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
     results["order_round_trip"] = order_round_trip(n=100 if quick else 1000)
     say("hedge: decision to both legs sent, reject to re-order ...")
     results["hedge"] = hedge_latency(n=50 if quick else 500)
+    say("threshold crossing to action, pre-trade check cost ...")
+    from cmc_lab.risk.bench import pretrade_cost, threshold_action_latency
+
+    results["threshold_action"] = threshold_action_latency(n=50 if quick else 500)
+    results["pretrade"] = pretrade_cost(n=1_000 if quick else 10_000)
     say("journal appends vs raw executemany ...")
     results["journal_append"] = append_rate(5_000 if quick else 100_000)
     return results
@@ -192,6 +210,15 @@ def table(results: dict[str, Any]) -> str:
             ("reject_to_reorder", "leg reject received -> chase re-order sent (µs)"),
         ):
             lines.append(f"{label:<58}{hedge[key]['p50_us']:>12.1f}{hedge[key]['p99_us']:>12.1f}")
+    ta = results.get("threshold_action")
+    if ta:
+        for key in ("block", "transfer"):
+            label = f"threshold crossed -> {key} action sent (µs)"
+            lines.append(f"{label:<58}{ta[key]['p50_us']:>12.1f}{ta[key]['p99_us']:>12.1f}")
+    pt = results.get("pretrade")
+    if pt:
+        label = f"pre-trade checks per order, {pt['checks']} checks (µs)"
+        lines.append(f"{label:<58}{pt['per_order']['p50_us']:>12.1f}{pt['per_order']['p99_us']:>12.1f}")
     ja = results.get("journal_append")
     if ja:
         lines += [

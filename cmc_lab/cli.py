@@ -111,6 +111,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_venue_serve(args: argparse.Namespace) -> int:
+    from cmc_lab.venues.fix.server import serve
+
+    return serve(
+        args.fix,
+        sender=args.sender,
+        targets=args.target or ["CLIENT1"],
+        reset_on_logon=args.reset_on_logon,
+        sessions=args.sessions,
+        seed=args.seed,
+        quote_interval=args.quote_interval,
+        password_env=args.password_env,
+        store_dir=args.store,
+        log_path=args.log,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        allow_remote=args.allow_remote,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cmc-lab", description="cmc_lab: cross-market arbitrage workbench")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +170,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.set_defaults(func=cmd_bench)
+
+    venue = sub.add_parser("venue", help="run a venue of your own: the embedded exchange over FIX 4.4")
+    vsub = venue.add_subparsers(dest="venue_command", required=True)
+    serve = vsub.add_parser(
+        "serve", help="serve the embedded exchange as a FIX 4.4 acceptor (order entry, market data)"
+    )
+    serve.add_argument(
+        "--fix", required=True, metavar="HOST:PORT", help="where to listen, e.g. 127.0.0.1:9878 (0: any port)"
+    )
+    serve.add_argument("--sender", default="EXECUTOR", metavar="ID", help="our CompID (default EXECUTOR)")
+    serve.add_argument(
+        "--target", action="append", metavar="ID", help="a client CompID to accept (repeat; default CLIENT1)"
+    )
+    serve.add_argument(
+        "--reset-on-logon", action="store_true", help="start new sequence numbers at every Logon"
+    )
+    serve.add_argument(
+        "--sessions",
+        choices=("always", "honour"),
+        default="always",
+        help="always: accept orders at any hour (paper, default); honour: each instrument's trading hours",
+    )
+    serve.add_argument("--seed", type=int, default=7, help="seed of the simulated market (default 7)")
+    serve.add_argument("--quote-interval", type=float, default=0.2, help="seconds between quotes")
+    serve.add_argument(
+        "--password-env", metavar="VAR", help="require the Logon password held by this environment variable"
+    )
+    serve.add_argument("--store", metavar="DIR", help="keep sequence numbers in DIR across restarts")
+    serve.add_argument("--log", metavar="PATH", help="write every FIX message (passwords redacted) to PATH")
+    serve.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate chain")
+    serve.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    serve.add_argument(
+        "--allow-remote", action="store_true", help="allow a non-loopback --fix address (set a password too)"
+    )
+    serve.set_defaults(func=cmd_venue_serve)
     return parser
 
 

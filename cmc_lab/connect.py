@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from cmc_lab.clock import SIM_START_NS, make_clock
 from cmc_lab.engine import Engine
 from cmc_lab.journal import Journal
+from cmc_lab.risk.capital import account_specs
 from cmc_lab.specs import load_specs
 from cmc_lab.venues.base import Venue
+from cmc_lab.venues.fix.gateway import fix_venues
 from cmc_lab.venues.sim import SimExchange
 
 
@@ -27,17 +30,22 @@ def connect(
     latency: float | Mapping[str, tuple[float, float]] | None = None,
     quote_interval: float = 0.2,
     instruments: str | Path | Iterable[str | Path] | None = None,
+    accounts: Mapping[str, Any] | None = None,
 ) -> Engine:
     """Start an engine connected to its venues.
 
     Parameters
     ----------
     target
-        ``"sim"``: every venue in the instrument specs on the embedded exchange.
+        ``"sim"``: every venue in the instrument specs on the embedded exchange;
+        ``"fix://HOST:PORT?sender=ID&target=ID"``: every venue over that one FIX 4.4 session.
     venues
-        Instead of ``target``, a map of venue name to address: ``"sim"`` for now
-        (``"fix://..."`` and ``"replay:PATH"`` arrive with the FIX and replay venues). The
-        FX venue is added on the embedded exchange when not given, for currency conversion.
+        Instead of ``target``, a map of venue name to address: ``"sim"`` or
+        ``"fix://HOST:PORT?sender=ID&target=ID[&heartbeat=30&tls=0]"`` (``"replay:PATH"``
+        arrives with the replay venue). The FX venue is added on the embedded exchange when not
+        given, for currency conversion. With any FIX venue the engine runs on real UTC time
+        (the embedded exchange's anchored start time is for all-sim engines only). The FIX
+        password comes from ``CMC_LAB_FIX_PASSWORD_<TARGET>`` or the keyring, never the address.
     seed
         Seed of the embedded exchange: same seed, same market.
     journal
@@ -51,6 +59,9 @@ def connect(
         Seconds between quote updates of the embedded exchange.
     instruments
         Extra instrument files over the shipped specs.
+    accounts
+        Starting cash per account over the specs' ``[accounts]``: ``{"US-FUT": 2_000_000}``, or
+        ``{"HK-FUT": {"currency": "USD", "cash": 1_000_000}}`` for a new account.
 
     Examples
     --------
@@ -61,10 +72,11 @@ def connect(
     >>> eng.close()
     """
     specs = load_specs(instruments)
+    account_specs(specs, accounts)  # bad accounts fail here, before a journal is opened
     if venues is None:
-        if target != "sim":
+        if target != "sim" and not _is_fix(target):
             raise UnsupportedVenue(_unsupported(target))
-        addresses = dict.fromkeys(specs.venues, "sim")
+        addresses = dict.fromkeys(specs.venues, target)
     else:
         addresses = dict(venues)
         unknown = sorted(set(addresses) - set(specs.venues))
@@ -75,25 +87,42 @@ def connect(
             )
         if "FX" in specs.venues:
             addresses.setdefault("FX", "sim")
+    fix_addresses = {name: address for name, address in addresses.items() if _is_fix(address)}
     for name, address in addresses.items():
-        if address != "sim":
+        if address != "sim" and name not in fix_addresses:
             raise UnsupportedVenue(f"venue {name}: {_unsupported(address)}")
+    if fix_addresses and clock != "real":
+        raise ValueError(f"a FIX venue runs on real time; use clock='real' (the default), not {clock!r}")
 
-    clk = make_clock(clock, SIM_START_NS)
+    # All-sim engines run on the anchored exchange time (sessions open whenever a notebook runs);
+    # a FIX counterparty stamps real UTC, so an engine with any FIX venue runs on real time.
+    clk = make_clock(clock, None if fix_addresses else SIM_START_NS)
+    fix_objects = fix_venues(fix_addresses, specs, clk, journal)  # bad addresses fail before the journal
     exchange = SimExchange(specs, clk, seed=seed, quote_interval=quote_interval, latency=latency)
-    venue_objects: dict[str, Venue] = {name: exchange.venue(name) for name in addresses}
+    venue_objects: dict[str, Venue] = {
+        name: fix_objects[name] if name in fix_objects else exchange.venue(name) for name in addresses
+    }
     store = Journal(journal if journal is not None else ":memory:")
     try:
         return Engine(
-            venue_objects, specs=specs, journal=store, clock=clk, label=target if venues is None else "mixed"
+            venue_objects,
+            specs=specs,
+            journal=store,
+            clock=clk,
+            label=target if venues is None else "mixed",
+            accounts=accounts,
         )
     except BaseException:
         store.close()
         raise
 
 
+def _is_fix(address: object) -> bool:
+    return isinstance(address, str) and address.startswith("fix://")
+
+
 def _unsupported(address: str) -> str:
     return (
-        f"address {address!r} is not supported in this version; use 'sim' "
-        "(FIX 4.4 and replay venues are not built yet)"
+        f"address {address!r} is not supported in this version; use 'sim' or "
+        "'fix://HOST:PORT?sender=ID&target=ID' (replay venues are not built yet)"
     )

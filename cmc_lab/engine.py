@@ -57,7 +57,11 @@ from cmc_lab.model import (
 )
 from cmc_lab.orders import Order, OrderNotWorking, _fire, _register
 from cmc_lab.pricing import CostTerms
-from cmc_lab.risk.pretrade import OrderRequest, PreTradeChecks, TradingState
+from cmc_lab.risk.capital import CapitalView
+from cmc_lab.risk.monitor import RiskMonitor
+from cmc_lab.risk.pretrade import OrderRequest, PreTradeChecks, RiskLimits, TradingState
+from cmc_lab.risk.thresholds import Thresholds
+from cmc_lab.risk.transfers import Transfer
 from cmc_lab.specs import Specs, unknown_instrument_message
 from cmc_lab.venues.base import Venue
 
@@ -110,6 +114,7 @@ class Engine:
         label: str = "sim",
         checks: PreTradeChecks | None = None,
         connect_timeout: float = 10.0,
+        accounts: Mapping[str, Any] | None = None,
     ) -> None:
         self.label = label
         self.specs = specs
@@ -133,6 +138,7 @@ class Engine:
         self._alerts: list[dict[str, Any]] = []
         self._close_callbacks: list[Callable[[], None]] = []
         self.desk = Desk(self)
+        self.risk = RiskMonitor(self, accounts)
         self._closed = False
         self._loop = clock.new_loop()
         self._thread = threading.Thread(target=self._run_loop, name="cmc-engine", daemon=True)
@@ -160,7 +166,7 @@ class Engine:
                 "quote unit": i.quote_unit,
                 "tick": i.tick,
                 "daily limit": i.daily_limit,
-                "margin": f"{i.margin_rate:%}" if i.margin_kind == "percent" else f"{i.margin_rate} /lot",
+                "margin": self.risk.margin_text(i),
                 "sessions": i.hours.describe(),
                 "open now": i.hours.is_open(now),
             }
@@ -355,13 +361,14 @@ class Engine:
         """Trade a spread with its legs sent together; returns the live :class:`HedgeTicket`.
 
         ``qty`` is in lots of the first leg (a multiple of the spread's lot ratio). ``when`` is a
-        trigger such as ``"ask <= 2.5"`` (fields bid, ask, mid, z); without it the ticket fires
+        trigger such as ``"ask <= 2.5"`` (fields bid, ask, mid, ratio, z); without it the ticket fires
         now. ``policy`` is what to do when the legs do not fill together: ``"chase"`` the
         missing leg, ``"unwind"`` the filled one, or ``"hold"`` for a human (bounded by
         ``max_legged_ms``). Other options: see :class:`~cmc_lab.execution.hedge.HedgePolicy`
         (``mode="lead_lag"``, ``tif``, ``allowance_ticks``, ``chase_ticks``, ``max_attempts``,
-        ``leg_timeout_ms``, ``max_legged_exposure``, ...), plus ``dwell_ms`` and ``hysteresis``
-        for the trigger.
+        ``leg_timeout_ms``, ``max_legged_exposure``, ``time_limit_ms``, ``min_top_cover``, ...),
+        plus ``dwell_ms``, ``hysteresis`` and ``repeat=N`` (one ticket per fire, at most N; the
+        next waits ARMED in ``ticket.series``) for the trigger.
         """
         prepared = self.desk.prepare(spread, side, qty, when, policy, dict(options))
         return self._call(self.desk.start(*prepared))
@@ -387,7 +394,49 @@ class Engine:
         """One row per hedge ticket of this session: state, reason, fills per leg."""
         return self.desk.frame()
 
-    def alert(self, source: str, level: str, message: str, **ids: Any) -> None:
+    # ================================================================== capital and risk
+
+    def capital(self) -> CapitalView:
+        """Capital per account and unified in the base currency (``accounts, unified = eng.capital()``)."""
+        return self.risk.capital_view()
+
+    def transfer(
+        self,
+        source: str,
+        dest: str,
+        amount: float | str | Decimal,
+        currency: str | None = None,
+        reason: str = "user",
+    ) -> Transfer:
+        """Move money between accounts (venue or account names); a refused one comes back FAILED."""
+        parsed = self.risk.transfers.parse(source, dest, amount, currency)
+        return self._call(self.risk.transfer(*parsed, reason))
+
+    def set_margin_rate(
+        self,
+        instrument_id: str,
+        rate: float | str | Decimal,
+        *,
+        kind: str | None = None,
+        maintenance: Any = None,
+    ) -> None:
+        """Change an instrument's margin rate (exchanges raise margins in a squeeze); journaled."""
+        parsed = self.risk.parse_margin_rate(instrument_id, rate, kind, maintenance)
+        self._call(self.risk.set_margin_rate(*parsed))
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """Threshold rules and their crossings: ``eng.thresholds.add("margin_utilisation", ...)``."""
+        return self.risk.thresholds
+
+    @property
+    def limits(self) -> RiskLimits:
+        """The pre-trade limits, editable live: ``eng.limits.max_position = 50``."""
+        return self.risk.limits
+
+    def alert(
+        self, source: str, level: str, message: str, details: Mapping[str, Any] | None = None, **ids: Any
+    ) -> None:
         """Record an alert (engine thread): journaled and listed by :meth:`alerts`."""
         now = self.now_ns()
         alert_id = len(self._alerts) + 1
@@ -399,10 +448,11 @@ class Engine:
                 "level": level,
                 "message": message,
                 "acknowledged": False,
+                **(details or {}),
                 **ids,
             }
         )
-        payload = {"id": alert_id, "source": source, "level": level, "message": message}
+        payload = {"id": alert_id, "source": source, "level": level, "message": message, **(details or {})}
         self._journal_raw("Alert", payload, **ids)
 
     def acknowledge_alerts(self, who: str = "user") -> int:
@@ -766,6 +816,7 @@ class Engine:
     def _on_venue_message(self, message: Event | Quote) -> None:
         if isinstance(message, Quote):
             self._quotes[message.instrument_id] = message
+            self.risk.on_quote(message)
             if message.instrument_id in self.desk._by_leg:
                 self.desk.on_quote(message)
             if self._quote_callbacks:
@@ -817,6 +868,7 @@ class Engine:
 
     def _apply(self, order: Order, event: OrderEvent) -> None:
         self._report(order._apply(event))
+        self.risk.on_order_event(order, event)
 
     def _report(self, errors: list[str]) -> None:
         if errors:

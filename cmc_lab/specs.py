@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -33,10 +33,42 @@ class VenueSpec:
     latency_ms: tuple[float, float]
 
 
+#: Currencies an account may hold: the ones the FX conversion knows (CNY and CNH count as one money).
+ACCOUNT_CURRENCIES = ("CNY", "CNH", "USD")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSpec:
+    """A trading account at a broker: its currency and its starting cash (exact)."""
+
+    name: str
+    currency: str
+    cash: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class CapitalSpec:
+    """How capital is counted: the base currency of the unified view, margin and transfer defaults.
+
+    ``maintenance_ratio`` is maintenance margin as a share of initial margin, for instruments whose
+    ``margin`` table gives no ``maintenance``. ``transfer_delay_s`` is how long a transfer between
+    accounts of different currencies (a cross-border wire) stays in transit; a transfer between
+    accounts of the same currency arrives at once.
+    """
+
+    base_currency: str = "CNY"
+    maintenance_ratio: Decimal = Decimal("0.8")
+    transfer_delay_s: float = 2.0
+
+
 @dataclass(frozen=True, slots=True)
 class Specs:
     instruments: dict[str, Instrument]
     venues: dict[str, VenueSpec]
+    accounts: dict[str, AccountSpec] = field(default_factory=dict)
+    capital: CapitalSpec = CapitalSpec()
+    #: instrument id -> maintenance margin as a share of initial (from ``margin = { maintenance = ... }``)
+    maintenance: dict[str, Decimal] = field(default_factory=dict)
 
     def instrument(self, instrument_id: str) -> Instrument:
         try:
@@ -60,7 +92,8 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
     """Read the shipped specs, then each extra file (and ``$CMC_LAB_INSTRUMENTS``) over them.
 
     A later file's ``[[instrument]]`` with the same venue and symbol replaces the earlier one;
-    a later ``[sessions.X]`` or ``[venues.X]`` replaces X for every instrument, shipped or not.
+    a later ``[sessions.X]``, ``[venues.X]`` or ``[accounts.X]`` replaces X, shipped or not; keys
+    of a later ``[capital]`` table replace the earlier ones.
 
     Examples
     --------
@@ -81,9 +114,16 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
     # [sessions.X] also applies to the instruments an earlier file defines on X.
     sessions: dict[str, TradingHours] = {}
     venues: dict[str, VenueSpec] = {}
+    accounts: dict[str, AccountSpec] = {}
+    capital: dict[str, Any] = {}
     raw_instruments: list[tuple[dict[str, Any], str]] = []
     for path in paths:
         data = _read(path)
+        for name, raw in _tables(data, "accounts", str(path)).items():
+            where = f"{path}: [accounts.{name}]"
+            accounts[name] = _account(name, _table(raw, where), where)
+        for key, value in _tables(data, "capital", str(path)).items():
+            capital[key] = (value, f"{path}: [capital]")
         for name, raw in _tables(data, "sessions", str(path)).items():
             where = f"{path}: [sessions.{name}]"
             sessions[name] = _hours(_table(raw, where), where)
@@ -97,16 +137,35 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
             where = f"{path}: [[instrument]] #{i + 1}"
             raw_instruments.append((_table(raw, where), where))
     instruments: dict[str, Instrument] = {}
+    maintenance: dict[str, Decimal] = {}
     for raw, where in raw_instruments:
         inst = _instrument(raw, sessions, where)
         instruments[inst.id] = inst
+        ratio = _maintenance(raw["margin"], f"{where} ({inst.id}) margin")
+        if ratio is None:
+            maintenance.pop(inst.id, None)
+        else:
+            maintenance[inst.id] = ratio
     for inst in instruments.values():
         if inst.venue not in venues:
             raise SpecError(
                 f"instrument {inst.id} names venue {inst.venue!r}, which has no [venues.{inst.venue}] "
                 "table; add one with region, account and latency_ms"
             )
-    return Specs(instruments=instruments, venues=venues)
+    for venue in venues.values():
+        if venue.account and venue.account not in accounts:
+            raise SpecError(
+                f"venue {venue.name} trades in account {venue.account!r}, which has no "
+                f"[accounts.{venue.account}] table; add one with currency and cash, e.g. "
+                f'[accounts.{venue.account}] currency = "USD", cash = "1000000"'
+            )
+    return Specs(
+        instruments=instruments,
+        venues=venues,
+        accounts=accounts,
+        capital=_capital(capital),
+        maintenance=maintenance,
+    )
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -214,6 +273,61 @@ def _venue(name: str, raw: dict[str, Any], where: str) -> VenueSpec:
     if region not in ("domestic", "overseas"):
         raise SpecError(f"{where}: region {region!r} must be 'domestic' or 'overseas'")
     return VenueSpec(name=name, region=region, account=str(raw.get("account", "")), latency_ms=(lo, hi))
+
+
+def _account(name: str, raw: dict[str, Any], where: str) -> AccountSpec:
+    currency = str(_require(raw, "currency", where)).upper()
+    if currency not in ACCOUNT_CURRENCIES:
+        raise SpecError(
+            f"{where}: currency {raw['currency']!r} is not one the FX conversion knows; "
+            f"use one of {', '.join(ACCOUNT_CURRENCIES)}"
+        )
+    return AccountSpec(name=name, currency=currency, cash=_decimal(raw, "cash", where))
+
+
+def _capital(raw: dict[str, tuple[Any, str]]) -> CapitalSpec:
+    out = CapitalSpec()
+    unknown = sorted(set(raw) - {"base_currency", "maintenance_ratio", "transfer_delay_s"})
+    if unknown:
+        where = raw[unknown[0]][1]
+        raise SpecError(
+            f"{where}: unknown key {unknown[0]!r}; known: base_currency, maintenance_ratio, transfer_delay_s"
+        )
+    base, ratio, delay = out.base_currency, out.maintenance_ratio, out.transfer_delay_s
+    if "base_currency" in raw:
+        value, where = raw["base_currency"]
+        base = str(value).upper()
+        if base not in ACCOUNT_CURRENCIES:
+            raise SpecError(
+                f"{where}: base_currency {value!r} must be one of {', '.join(ACCOUNT_CURRENCIES)}"
+            )
+    if "maintenance_ratio" in raw:
+        value, where = raw["maintenance_ratio"]
+        ratio = _ratio(value, f"{where} maintenance_ratio")
+    if "transfer_delay_s" in raw:
+        value, where = raw["transfer_delay_s"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 86_400:
+            raise SpecError(f"{where}: transfer_delay_s = {value!r} must be a number of seconds, 0 to 86400")
+        delay = float(value)
+    return CapitalSpec(base_currency=base, maintenance_ratio=ratio, transfer_delay_s=delay)
+
+
+def _ratio(value: Any, where: str) -> Decimal:
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation:
+        raise SpecError(f"{where}: {value!r} is not a number") from None
+    if not out.is_finite() or not 0 < out <= 1:
+        raise SpecError(
+            f"{where}: {value!r} must be a share of initial margin above 0 and at most 1, e.g. 0.8"
+        )
+    return out
+
+
+def _maintenance(margin: dict[str, Any], where: str) -> Decimal | None:
+    if "maintenance" not in margin:
+        return None
+    return _ratio(margin["maintenance"], f"{where} maintenance")
 
 
 def _instrument(raw: dict[str, Any], sessions: dict[str, TradingHours], where: str) -> Instrument:

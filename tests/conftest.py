@@ -37,3 +37,9 @@ def make_engine() -> Iterator[Callable[..., cmc.Engine]]:
 def eng(make_engine: Callable[..., cmc.Engine], journal_path: Path) -> cmc.Engine:
     """``cmc.connect("sim", seed=7, clock="virtual", journal=tmp_path / "run.sqlite")``."""
     return make_engine(journal=journal_path)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: builds environments or drives a browser (minutes); runs in CI's default pytest"
+    )

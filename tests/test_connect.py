@@ -12,6 +12,7 @@ import pytest
 
 import cmc_lab as cmc
 from cmc_lab.journal import CorruptJournal, ForeignDatabase, JournalIsDirectory
+from cmc_lab.venues.base import VenueNotConnected
 
 ALL_VENUES = {"SHFE", "INE", "COMEX", "NYMEX", "LME", "FX"}
 FIX_ADDRESS = "fix://127.0.0.1:9878?sender=CLIENT1&target=EXECUTOR"
@@ -53,15 +54,15 @@ def test_connect_unknown_target_raises_unsupported_venue_and_starts_no_thread() 
     assert engine_threads() == []
 
 
-def test_connect_fix_target_raises_unsupported_venue() -> None:
-    with pytest.raises(cmc.UnsupportedVenue, match="fix://"):
+def test_connect_fix_target_with_no_acceptor_listening_says_how_to_start_one() -> None:
+    with pytest.raises(VenueNotConnected, match=r"cannot reach the FIX acceptor at 127\.0\.0\.1:9878"):
         cmc.connect(FIX_ADDRESS)
     assert engine_threads() == []
 
 
-def test_connect_fix_address_in_venue_map_names_the_venue_and_starts_no_thread(journal_path: Path) -> None:
-    with pytest.raises(cmc.UnsupportedVenue, match=r"venue COMEX: address 'fix://127\.0\.0\.1:9878"):
-        cmc.connect(venues={"SHFE": "sim", "COMEX": FIX_ADDRESS}, journal=journal_path)
+def test_connect_bad_fix_address_in_venue_map_fails_before_any_thread(journal_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"target= must be a CompID"):
+        cmc.connect(venues={"COMEX": "fix://127.0.0.1:9878?sender=CLIENT1"}, journal=journal_path)
     assert engine_threads() == []
     assert not journal_path.exists()
 

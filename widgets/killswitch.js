@@ -28,18 +28,24 @@ function render({ model, el }) {
   rearm.textContent = "re-arm";
   const state = document.createElement("span");
   state.className = "cmc-kill-state";
+  const orders = document.createElement("span");
+  orders.className = "cmc-kill-orders";
   const note = document.createElement("span");
   note.className = "cmc-kill-note";
-  el.append(button, state, rearm, note);
+  el.append(button, state, orders, rearm, note);
 
   const show = (data) => {
     state.textContent = data.state;
     state.dataset.state = data.state;
     el.dataset.state = data.state;
+    orders.textContent = `${data.working_orders} working order${data.working_orders === 1 ? "" : "s"}`;
     rearm.disabled = data.state === "ACTIVE";
-    model.set("state", data.state);
-    model.set("working_orders", data.working_orders);
-    model.save_changes();
+    // Sync only changes: each save is a kernel message that queues behind a running cell.
+    if (model.get("state") !== data.state || model.get("working_orders") !== data.working_orders) {
+      model.set("state", data.state);
+      model.set("working_orders", data.working_orders);
+      model.save_changes();
+    }
   };
   const fail = (err) => { note.textContent = "side channel: " + err.message; };
 
@@ -50,6 +56,7 @@ function render({ model, el }) {
       const data = await call(model, "/kill", { reason: model.get("reason"), who: "workbench kill switch" });
       note.textContent = `cancelled ${data.cancelled} order(s) in ${Math.round(performance.now() - started)} ms`;
       show(data);
+      settle(20);
     } catch (err) { fail(err); } finally { button.disabled = false; }
   });
   rearm.addEventListener("click", async () => {
@@ -59,7 +66,17 @@ function render({ model, el }) {
   });
 
   const poll = async () => {
-    try { show(await call(model, "/state")); } catch (err) { fail(err); }
+    try {
+      const data = await call(model, "/state");
+      show(data);
+      if (note.textContent.startsWith("side channel:")) note.textContent = "";  // reachable again
+      return data;
+    } catch (err) { fail(err); return null; }
+  };
+  // After a kill the venues confirm the cancels within a few hundred ms: show the count reach 0 then.
+  const settle = async (tries) => {
+    const data = await poll();
+    if (data && data.working_orders > 0 && tries > 1) setTimeout(() => settle(tries - 1), 100);
   };
   poll();
   const timer = setInterval(poll, POLL_MS);

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from cmc_lab.execution.hedge import HedgePolicy, HedgeTicket, TicketState, parse_trigger
-from cmc_lab.execution.spread import Spread, SpreadSnapshot, default_lots
+from cmc_lab.execution.spread import FX_ID, Spread, SpreadSnapshot, default_lots
+from cmc_lab.execution.trigger import TriggerRule
 from cmc_lab.model import Quote, Side
 from cmc_lab.orders import _fire, _register
 from cmc_lab.pricing import COPPER_IMPORT_PARITY, CostTerms, SpreadDef
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 SpreadCallback = Callable[[SpreadSnapshot], None]
 
 _POLICY_FIELDS = {f.name for f in dataclasses.fields(HedgePolicy)}
+_TRIGGER_OPTIONS = ("dwell_ms", "hysteresis", "repeat")
 
 
 class Desk:
@@ -65,15 +67,15 @@ class Desk:
             raise ValueError(f"lots must give a whole number >= 1 for each leg: {', '.join(defn.ids)}")
         spread = Spread(self._engine, defn, chosen, stale_after_ms=stale_after_ms)
         old = self.spreads.get(name)
-        if old is not None:
-            for leg in old.leg_ids:
-                self._by_leg[leg].remove(old)
+        if old is not None:  # a redefinition replaces the old spread everywhere, FX included
+            for spreads in self._by_leg.values():
+                if old in spreads:
+                    spreads.remove(old)
         self.spreads[name] = spread
         for leg in spread.leg_ids:
             self._by_leg.setdefault(leg, []).append(spread)
-        fx = "FX.USDCNH"
         if spread.needs_fx:
-            self._by_leg.setdefault(fx, []).append(spread)
+            self._by_leg.setdefault(FX_ID, []).append(spread)
         return spread
 
     def spread(self, name: str | Spread) -> Spread:
@@ -98,15 +100,14 @@ class Desk:
         return spread._snapshot(update_z=True)
 
     def on_quote(self, quote: Quote) -> None:
-        for spread in self._by_leg.get(quote.instrument_id, ()):
-            armed = self._armed.get(spread.name)
+        """A leg (or FX) quoted: recompute its spreads; armed tickets see it (None: not quotable)."""
+        for spread in list(self._by_leg.get(quote.instrument_id, ())):
+            armed = [t for t in self._armed.get(spread.name, ()) if t.spread is spread]
             callbacks = self._spread_callbacks.get(spread.name)
             snap = self.snapshot(spread)
-            if snap is None:
-                continue
-            if callbacks:
+            if snap is not None and callbacks:
                 self._engine._report(_fire(callbacks, snap))
-            for ticket in list(armed or ()):
+            for ticket in armed:
                 ticket._on_quote_snapshot(snap)
 
     # ------------------------------------------------------------------ tickets
@@ -119,7 +120,7 @@ class Desk:
         when: str | None,
         policy: str,
         options: dict[str, Any],
-    ) -> tuple[Spread, Side, int, HedgePolicy, Any]:
+    ) -> tuple[Spread, Side, int, HedgePolicy, TriggerRule | None]:
         """Validate a hedge request in the caller's thread: every mistake is a clear ValueError."""
         sp = self.spread(spread)
         parsed_side = Side.parse(side)
@@ -134,38 +135,71 @@ class Desk:
                 f"qty {qty} is not a multiple of the {ratio} lot ratio of {sp.name}; use {lower} or "
                 f"{lower + per_unit} lots of {first} (or set lots= on the spread)"
             )
-        trigger_options = {k: options.pop(k) for k in ("dwell_ms", "hysteresis", "max_count") if k in options}
+        for leg_id in sp.leg_ids:
+            inst = self._engine.instrument(leg_id)
+            lots = qty // per_unit * sp.lots[leg_id]
+            if lots > inst.max_order_qty:
+                raise ValueError(
+                    f"qty {qty} means {lots} lots of {leg_id}, above its largest order of "
+                    f"{inst.max_order_qty} lots; split the hedge into smaller tickets"
+                )
+        trigger_options = {k: options.pop(k) for k in _TRIGGER_OPTIONS if k in options}
         unknown = sorted(set(options) - _POLICY_FIELDS)
         if unknown:
             raise ValueError(
                 f"unknown hedge option {', '.join(unknown)}; known: "
-                f"{', '.join(sorted(_POLICY_FIELDS - {'policy'}))}, dwell_ms, hysteresis"
+                f"{', '.join(sorted(_POLICY_FIELDS - {'policy'}))}, {', '.join(_TRIGGER_OPTIONS)}"
             )
         hedge_policy = HedgePolicy(policy=policy, **options)
+        repeat = trigger_options.get("repeat", 1)
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+            raise ValueError(f"repeat must be a whole number of tickets >= 1, got {repeat!r}")
+        if repeat > 1 and when is None:
+            raise ValueError(
+                f"repeat={repeat} needs a trigger: pass when='ask <= ...' (without one it fires once, now)"
+            )
         trigger = parse_trigger(
             when,
             float(trigger_options.get("dwell_ms", 0.0)),
             float(trigger_options.get("hysteresis", 0.0)),
-            1,
+            repeat,
         )
         return sp, parsed_side, qty // per_unit, hedge_policy, trigger
 
     async def start(
-        self, spread: Spread, side: Side, units: int, policy: HedgePolicy, trigger: Any
+        self, spread: Spread, side: Side, units: int, policy: HedgePolicy, trigger: TriggerRule | None
+    ) -> HedgeTicket:
+        return self._new_ticket(spread, side, units, policy, trigger, None)
+
+    def _new_ticket(
+        self,
+        spread: Spread,
+        side: Side,
+        units: int,
+        policy: HedgePolicy,
+        trigger: TriggerRule | None,
+        series: list[HedgeTicket] | None,
     ) -> HedgeTicket:
         self._ticket_seq += 1
         ticket_id = f"T{self._engine._id_prefix}-{self._ticket_seq:04d}"
-        ticket = HedgeTicket(self._engine, ticket_id, spread, side, units, policy, trigger)
+        ticket = HedgeTicket(self._engine, ticket_id, spread, side, units, policy, trigger, series)
         self.tickets[ticket_id] = ticket
         if trigger is not None:
             self._armed.setdefault(spread.name, []).append(ticket)
         ticket._start()
         return ticket
 
-    def ticket_left_armed(self, ticket: HedgeTicket) -> None:
-        armed = self._armed.get(ticket.spread.name)
-        if armed and ticket in armed:
-            armed.remove(ticket)
+    def ticket_fired(self, ticket: HedgeTicket) -> None:
+        """A repeating trigger fired: the next ticket of the series waits ARMED (up to its count)."""
+        trigger = ticket.trigger
+        if trigger is None or trigger.exhausted:
+            return
+        self._new_ticket(ticket.spread, ticket.side, ticket.units, ticket.policy, trigger, ticket.series)
+
+    def ticket_left_armed(self, ticket: object) -> None:
+        for name, armed in self._armed.items():
+            if any(t is ticket for t in armed):
+                self._armed[name] = [t for t in armed if t is not ticket]
 
     def ticket(self, ticket_id: str) -> HedgeTicket:
         try:
@@ -184,6 +218,7 @@ class Desk:
                 "state": t.state.value,
                 "reason": t.reason,
                 "attempts": t.attempts,
+                "series": t.series[0].ticket_id,
             }
             for leg in t.legs:
                 row[f"{leg.id} filled"] = f"{leg.net}/{leg.target}"
@@ -191,7 +226,8 @@ class Desk:
         return pd.DataFrame(rows)
 
     def working(self) -> list[HedgeTicket]:
-        return [t for t in self.tickets.values() if not t.done and t.state is not TicketState.ARMED]
+        waiting = (TicketState.NEW, TicketState.ARMED, TicketState.DISARMED)
+        return [t for t in self.tickets.values() if not t.done and t.state not in waiting]
 
 
 def _default_costs(instruments: Mapping[str, Any]) -> dict[str, CostTerms]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from cmc_lab.execution.trigger import RollingZ
 from cmc_lab.model import Instrument, Quote
-from cmc_lab.pricing import FxRates, SpreadDef, best_lot_ratio, spread_quote
+from cmc_lab.pricing import FxRates, SpreadDef, best_lot_ratio, landed_price, spread_quote
 
 if TYPE_CHECKING:
     from cmc_lab.engine import Engine
@@ -19,7 +19,15 @@ FX_ID = "FX.USDCNH"
 
 
 class SpreadNotQuotable(RuntimeError):
-    """A spread with a stale, missing or closed leg (or FX); the message names which and why."""
+    """A spread with a stale, missing or closed leg (or FX); the message names which and why.
+
+    ``leg`` is the instrument id at fault (``FX.USDCNH`` for the rate), ``why`` the cause alone.
+    """
+
+    def __init__(self, message: str, leg: str = "", why: str = "") -> None:
+        super().__init__(message)
+        self.leg = leg
+        self.why = why
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +45,10 @@ class SpreadSnapshot:
     fx: float | None
     ts_ns: int
     legs: tuple[Quote, ...]
+    ratio: float | None = None  # first leg's mid / second leg's landed mid (two-leg spreads)
 
     def value(self, field: str) -> float | None:
+        """The value a trigger reads: bid, ask (executable), mid, ratio or z."""
         return getattr(self, field)
 
     def _repr_html_(self) -> str:
@@ -99,37 +109,49 @@ class Spread:
         return self.defn.unit
 
     def quote(self) -> SpreadSnapshot:
-        """Executable bid/ask of the spread now (first leg's units); raises SpreadNotQuotable."""
-        reason = self.not_quotable_reason()
-        if reason:
-            raise SpreadNotQuotable(f"spread {self.name!r} is not quotable: {reason}")
+        """Executable bid/ask of the spread now (first leg's units); raises SpreadNotQuotable.
+
+        Examples
+        --------
+        >>> q = sp.quote()                                    # doctest: +SKIP
+        >>> q.bid, q.ask, q.ask_size, q.mid                   # doctest: +SKIP
+        """
+        fault = self._fault()
+        if fault:
+            leg, why = fault
+            raise SpreadNotQuotable(
+                f"spread {self.name!r} is not quotable: {_label(leg)} {leg}: {why}", leg=leg, why=why
+            )
         return self._snapshot(update_z=False)
 
     def not_quotable_reason(self) -> str | None:
-        """Why the spread cannot be quoted now, or None."""
+        """Why the spread cannot be quoted now (naming the leg or FX), or None."""
+        fault = self._fault()
+        return None if fault is None else f"{_label(fault[0])} {fault[0]}: {fault[1]}"
+
+    def _fault(self) -> tuple[str, str] | None:
         eng = self._engine
         now = eng.now_ns()
         ids = list(self.leg_ids) + ([FX_ID] if self.needs_fx else [])
         for iid in ids:
             inst: Instrument = eng.instrument(iid)
-            label = "FX" if iid == FX_ID else "leg"
             if not eng.venue_connected(inst.venue):
-                return f"{label} {iid}: venue {inst.venue} is not connected"
+                return iid, f"venue {inst.venue} is not connected"
             if not inst.hours.is_open(now):
-                return f"{label} {iid}: session closed ({inst.hours.describe()})"
+                return iid, f"session closed ({inst.hours.describe()})"
             quote = eng._quotes.get(iid)
             if quote is None:
-                return f"{label} {iid}: no quote yet"
+                return iid, "no quote yet"
             age = now - quote.ts_event
             if age > self.stale_after_ns:
                 limit = self.stale_after_ns / 1e9
-                return f"{label} {iid}: quote is stale ({age / 1e9:.1f} s old, limit {limit:g} s)"
+                return iid, f"quote is stale ({age / 1e9:.1f} s old, limit {limit:g} s)"
             if (
                 not (math.isfinite(quote.bid) and math.isfinite(quote.ask))
                 or quote.bid <= 0
                 or quote.ask <= 0
             ):
-                return f"{label} {iid}: one side of the book is empty"
+                return iid, "one side of the book is empty"
         return None
 
     def _snapshot(self, update_z: bool) -> SpreadSnapshot:
@@ -158,10 +180,20 @@ class Spread:
             fx,
             self._engine.now_ns(),
             legs,
+            self._ratio(legs, FxRates(usdcnh=fx) if fx else None, mid),
         )
         if update_z:
             self.last = snap
         return snap
+
+    def _ratio(self, legs: tuple[Quote, ...], fx: FxRates | None, mid: float) -> float | None:
+        if self.defn.kind == "ratio" and self.defn.formula is None:
+            return mid
+        if len(legs) != 2:
+            return None
+        first, second = self.defn.instruments
+        landed = float(landed_price(legs[1].mid, second, first, fx, self.defn.costs.get(second.id)))
+        return legs[0].mid / landed if landed else None
 
     def __repr__(self) -> str:
         ratio = ":".join(str(self.lots[i]) for i in self.leg_ids)
@@ -174,6 +206,10 @@ class Spread:
             return self.quote()._repr_html_()
         except SpreadNotQuotable as exc:
             return f"<div>{escape(repr(self))}<br><i>{escape(str(exc))}</i></div>"
+
+
+def _label(iid: str) -> str:
+    return "FX" if iid == FX_ID else "leg"
 
 
 def default_lots(defn: SpreadDef, tolerance: float) -> dict[str, int]:

@@ -8,9 +8,11 @@ import re
 from collections import deque
 from dataclasses import dataclass
 
-FIELDS = ("bid", "ask", "mid", "z")
+FIELDS = ("bid", "ask", "mid", "ratio", "z")
 _OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
-_PATTERN = re.compile(r"^\s*(bid|ask|mid|z)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+_PATTERN = re.compile(
+    r"^\s*(bid|ask|mid|ratio|z)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+)
 
 
 class BadCondition(ValueError):
@@ -19,7 +21,10 @@ class BadCondition(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """``FIELD OP LEVEL`` on a spread quote: bid / ask (executable), mid, or z (rolling z-score).
+    """``FIELD OP LEVEL`` on a spread quote: bid / ask (executable), mid, ratio or z.
+
+    ``ratio`` is the first leg's mid over the second leg's landed mid (1.002 = 0.2 % rich);
+    ``z`` the rolling z-score of the mid.
 
     Examples
     --------

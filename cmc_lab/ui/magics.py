@@ -34,19 +34,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="venues, sessions, quotes and trading state", add_help=False)
     sub.add_parser("instruments", help="the instruments with lot, tick, margin and sessions", add_help=False)
     p = sub.add_parser("spread", help="define a spread: first leg bought, second sold", add_help=False)
-    p.add_argument("name")
-    p.add_argument("leg1", help="e.g. SHFE.au")
-    p.add_argument("leg2", help="e.g. COMEX.GC")
-    p.add_argument("--kind", choices=["diff", "ratio"], default="diff")
+    p.add_argument("name", help="the spread's name, e.g. au_gc")
+    p.add_argument("leg1", help="instrument bought, e.g. SHFE.au")
+    p.add_argument("leg2", help="instrument sold, e.g. COMEX.GC")
+    p.add_argument("--kind", choices=["diff", "ratio"], default="diff", help="diff (default) or ratio")
     p = sub.add_parser("watch", help="live chart of a spread (bid/ask band, mid, z-score)", add_help=False)
-    p.add_argument("spread")
+    p.add_argument("spread", help="a spread defined with %%cmc spread or eng.spread")
     p = sub.add_parser("hedge", help="trade a spread with legs sent together", add_help=False)
-    p.add_argument("spread")
-    p.add_argument("side", choices=["buy", "sell"])
-    p.add_argument("qty", type=int, help="lots of the first leg")
+    p.add_argument("spread", help="a spread defined with %%cmc spread or eng.spread")
+    p.add_argument("side", choices=["buy", "sell"], help="buy (first leg bought) or sell")
+    p.add_argument("qty", type=int, help="lots of the first leg, a multiple of the spread's lot ratio")
     p.add_argument("--when", default=None, help='trigger, e.g. "ask <= 2.5"')
-    p.add_argument("--policy", choices=["chase", "unwind", "hold"], default="chase")
-    p.add_argument("--mode", choices=["concurrent", "lead_lag"], default="concurrent")
+    p.add_argument(
+        "--policy",
+        choices=["chase", "unwind", "hold"],
+        default="chase",
+        help="if one leg misses (default chase)",
+    )
+    p.add_argument(
+        "--mode", choices=["concurrent", "lead_lag"], default="concurrent", help="legs together or lead first"
+    )
     sub.add_parser("capital", help="accounts and the unified view with margin utilisation", add_help=False)
     sub.add_parser("thresholds", help="the threshold rules and their levels", add_help=False)
     sub.add_parser("alerts", help="alerts raised in this session", add_help=False)
@@ -56,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("reason", nargs="*", help="why (journaled)")
     sub.add_parser("workbench", help="the whole dashboard", add_help=False)
     p = sub.add_parser("help", help="this help, or one command's", add_help=False)
-    p.add_argument("topic", nargs="?")
+    p.add_argument("topic", nargs="?", help="a command")
     return parser
 
 
@@ -72,11 +79,12 @@ def _subparsers() -> dict[str, argparse.ArgumentParser]:
 
 def help_text(topic: str | None = None) -> str:
     commands = _subparsers()
+    helps = {a.dest: a.help or "" for a in PARSER._subparsers._group_actions[0]._choices_actions}  # type: ignore[union-attr]
     if topic:
         if topic not in commands:
             raise UsageError(f"no command {topic!r}; commands: {', '.join(commands)}")
-        return commands[topic].format_help().replace("usage: ", "usage: %")
-    helps = {a.dest: a.help for a in PARSER._subparsers._group_actions[0]._choices_actions}  # type: ignore[union-attr]
+        usage = commands[topic].format_help().replace("usage: ", "usage: %")
+        return f"%cmc {topic}: {helps.get(topic, '')}\n\n{usage}"
     lines = ["%cmc COMMAND [ARGS]   (%cmc help COMMAND for details)", ""]
     lines += [f"  {name:<12} {helps.get(name, '')}" for name in commands]
     return "\n".join(lines)
@@ -98,7 +106,8 @@ class CmcMagics(Magics):
         except UsageError as exc:
             print(f"cmc: {exc}")
         except (ValueError, KeyError, LookupError, RuntimeError, OSError) as exc:
-            print(f"cmc {line.split()[0] if line.split() else ''}: {exc}")
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # KeyError quotes
+            print(f"cmc {line.split()[0] if line.split() else ''}: {message}")
         return None
 
     def _engine(self) -> Engine:

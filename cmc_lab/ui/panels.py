@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from cmc_lab.execution.hedge import POLICIES, HedgeTicket
+from cmc_lab.ui.assets import load_bokehjs
 from cmc_lab.ui.pump import pump_for
 from cmc_lab.ui.receipt import receipt_timeline
 
@@ -24,6 +25,7 @@ class HedgeTicketPanel:
 
     def __init__(self, engine: Engine, spread: str | None = None) -> None:
         self.engine = engine
+        load_bokehjs()  # its receipt chart is made later, in the pump thread
         names = list(engine.spreads) or ["(define a spread first)"]
         self.spread = w.Dropdown(options=names, value=spread or names[0], description="spread")
         self.side = w.ToggleButtons(options=["buy", "sell"], value="buy", description="side")
@@ -35,7 +37,7 @@ class HedgeTicketPanel:
         self.back = w.Button(description="Back")
         self.confirm_box = w.HBox([w.HTML(), self.confirm, self.back], layout=w.Layout(display="none"))
         self.status = w.HTML()
-        self.receipt = w.Box()
+        self.receipt = w.VBox(layout=w.Layout(min_width="600px"))  # a column: the chart takes its width
         self.ticket: HedgeTicket | None = None
         self._shown_receipt: str | None = None
         self.spread.observe(lambda _: setattr(self.qty, "value", self._step()), names="value")

@@ -9,6 +9,8 @@ from bokeh.models import ColumnDataSource, HoverTool, LabelSet
 from bokeh.plotting import figure
 from jupyter_bokeh.widgets import BokehModel
 
+from cmc_lab.ui.assets import load_bokehjs
+
 if TYPE_CHECKING:
     from cmc_lab.engine import Engine
 
@@ -46,8 +48,10 @@ def receipt_frame(engine: Engine, order_or_ticket: str) -> pd.DataFrame:
 def receipt_timeline(engine: Engine, order_or_ticket: str) -> BokehModel:
     """A bokeh timeline widget of every hop (decision, checks, send, ack, fills, re-orders, unwind)."""
     frame = receipt_frame(engine, order_or_ticket)
+    load_bokehjs()
     lanes = list(dict.fromkeys(frame["lane"]))[::-1]
-    source = ColumnDataSource(frame[["t_ms", "start_ms", "hop_ms", "lane", "label", "colour", "kind"]])
+    columns = ["t_ms", "start_ms", "hop_ms", "lane", "label", "colour", "kind"]
+    source = ColumnDataSource({c: frame[c].tolist() for c in columns})  # a DataFrame: deprecated pandas call
     fig = figure(
         y_range=lanes,
         height=max(160, 22 * len(lanes) + 60),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from cmc_lab.engine import Engine
 
 MAX_BODY = 4096
+DRAIN_MAX = 1 << 20
 
 
 class SideChannel:
@@ -34,10 +37,12 @@ class SideChannel:
             raise ValueError(f"the kill-switch side channel binds to loopback only, not {host!r}")
         self.engine = engine
         self.token = secrets.token_urlsafe(24)
-        handler = _handler_for(self)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self.url = f"http://{host}:{self._server.server_address[1]}"
+        self.errors: list[str] = []
+        server = _Server6 if ":" in host else _Server
+        self._server = server((host, port), _handler_for(self))
+        self._server.channel = self
+        where = f"[{host}]" if ":" in host else host
+        self.url = f"http://{where}:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="cmc-killswitch", daemon=True)
         self._thread.start()
 
@@ -59,8 +64,23 @@ class SideChannel:
         self._server.server_close()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    channel: SideChannel
+
+    def handle_error(self, request: Any, client_address: Any) -> None:  # not a traceback in a cell
+        self.channel.errors.append(f"{client_address}: {sys.exc_info()[1]!r}")
+        del self.channel.errors[:-50]
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 def _handler_for(channel: SideChannel) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = 5.0  # a client that stalls mid-request loses its socket, not a thread forever
+
         def log_message(self, format: str, *args: Any) -> None:  # keep the notebook quiet
             return
 
@@ -99,14 +119,20 @@ def _handler_for(channel: SideChannel) -> type[BaseHTTPRequestHandler]:
                 self._send(200, channel.state())
 
         def do_POST(self) -> None:
+            raw = self.headers.get("Content-Length") or "0"
+            length = int(raw) if raw.isascii() and raw.isdigit() else -1
+            if length < 0:
+                self._send(400, {"error": f"bad Content-Length {raw!r}"})
+                return
+            if length > MAX_BODY:
+                self.rfile.read(min(length, DRAIN_MAX))  # unread bytes would reset the connection
+                self._send(413, {"error": f"body too large: {length} bytes, at most {MAX_BODY}"})
+                return
+            data = self.rfile.read(length)
             if not self._authorised():
                 return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._send(413, {"error": "body too large"})
-                return
             try:
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = json.loads(data or b"{}")
                 if not isinstance(body, dict):
                     raise ValueError("body must be a JSON object")
             except ValueError as exc:

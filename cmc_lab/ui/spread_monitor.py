@@ -14,6 +14,7 @@ from jupyter_bokeh.widgets import BokehModel
 from cmc_lab.execution.hedge import HedgeTicket, TicketState
 from cmc_lab.execution.spread import SpreadSnapshot
 from cmc_lab.pricing import FxRates, spread_value
+from cmc_lab.ui.assets import load_bokehjs
 from cmc_lab.ui.pump import pump_for
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class SpreadMonitor:
     def __init__(self, engine: Engine, spread: str, *, window: int = 3000, rate_hz: float = 10.0) -> None:
         self.engine = engine
         self.spread = engine.spread(spread)
+        load_bokehjs()
         self.window = window
         self.updates = 0
         self.points = 0
@@ -68,6 +70,7 @@ class SpreadMonitor:
             tools="",
         )
         self.zfigure.line("t", "z", source=self.source, color="#555555")
+        self.zfigure.yaxis.ticker.desired_num_ticks = 3  # a 110 px strip: more ticks overlap
         self._spans: list[Span] = []
         self.widget = BokehModel(column(self.figure, self.zfigure, sizing_mode="stretch_width"))
         engine.desk.on_spread(self.spread.name, self._on_snapshot)

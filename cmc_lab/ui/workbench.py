@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
+from cmc_lab.ui.capital_panel import CapitalPanel
 from cmc_lab.ui.killswitch import KillSwitch
 from cmc_lab.ui.panels import AlertsPanel, HedgeTicketPanel
+from cmc_lab.ui.pump import pump_for
 from cmc_lab.ui.spread_monitor import SpreadMonitor
 
 if TYPE_CHECKING:
@@ -25,16 +28,24 @@ class Workbench:
         self.kill = KillSwitch(engine)
         self.monitor = SpreadMonitor(engine, name)
         self.ticket = HedgeTicketPanel(engine, name)
+        self.capital = CapitalPanel(engine)
         self.alerts = AlertsPanel(engine)
-        panels = [self.ticket.widget, self.alerts.widget]
+        panels = [self.ticket.widget, w.VBox([self.capital.widget, self.alerts.widget])]
+        self.header = w.HTML(f"<b>{escape(repr(engine))}</b>")
         self.widget = w.VBox(
             [
-                w.HBox([self.kill, w.HTML(f"<b>{engine!r}</b>")]),
+                w.HBox([self.kill, self.header]),
                 self.monitor.widget,
-                w.HBox(panels, layout=w.Layout(gap="2em")),
+                w.HBox(panels, layout=w.Layout(grid_gap="2em")),
             ]
         )
         self.widget.add_class("cmc-workbench")
+        pump_for(engine).add(self._refresh_header)
+
+    def _refresh_header(self) -> None:  # the repr carries the trading state: keep it true after a kill
+        html = f"<b>{escape(repr(self.engine))}</b>"
+        if html != self.header.value:
+            self.header.value = html
 
     def _repr_mimebundle_(self, **kwargs: object) -> dict | None:
         return self.widget._repr_mimebundle_(**kwargs)

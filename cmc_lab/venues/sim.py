@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -145,6 +146,41 @@ class SimExchange:
             raise KeyError(f"no instrument {instrument_id!r} on the embedded exchange; name it VENUE.SYMBOL")
         return venue._matcher.listings[instrument_id].book
 
+    def shock(self, instrument_id: str, pct: float) -> None:
+        """Move one instrument's fair price by ``pct`` (0.02 is +2 %) from the next market step.
+
+        Shocking an overseas factor (COMEX.GC, COMEX.SI, LME.CA, NYMEX.CL) moves the domestic
+        contract priced from it too, as a real move would; shocking a domestic contract jumps its
+        cross-market spread, which then reverts. Safe from any thread.
+
+        Examples
+        --------
+        >>> ex.shock("COMEX.GC", 0.02)   # doctest: +SKIP
+        """
+        market = self.market
+        if instrument_id not in market.ids:
+            raise KeyError(f"no instrument {instrument_id!r} on the embedded exchange; name it VENUE.SYMBOL")
+        if isinstance(pct, bool) or not isinstance(pct, int | float) or not -1 < pct < 10:
+            raise ValueError(f"pct = {pct!r} must be a fraction above -1 (0.02 is +2 %)")
+        i = market.ids.index(instrument_id)
+        step = math.log1p(pct)
+
+        def apply() -> None:
+            if i in market._idx_factor:
+                market._x[market._of_factor[market._idx_factor.index(i)]] += step
+            elif i in market._idx_fx:
+                market._fx_y += step
+            elif i in market._idx_dom:
+                market._spread[market._idx_dom.index(i)] += market.quotes[instrument_id].mid * pct
+            else:
+                market._alone_x[market._idx_alone.index(i)] += step
+
+        loop = self._loop
+        if loop is not None and loop.is_running() and not _on_thread_of(loop):
+            loop.call_soon_threadsafe(apply)
+        else:
+            apply()
+
     def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is None or self._loop.is_closed():
             self._loop = loop
@@ -177,6 +213,13 @@ class SimExchange:
         if is_open is None:
             is_open = self._open[key] = inst.hours.is_open(now)
         return is_open
+
+
+def _on_thread_of(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _latency_ranges(
@@ -361,6 +404,10 @@ class SimVenue:
         else:
             self.faults.add(handle)
         return handle
+
+    def shock(self, instrument: str, pct: float) -> None:
+        """Move an instrument's fair price by ``pct`` ("GC" or "COMEX.GC"); see :meth:`SimExchange.shock`."""
+        self._ex.shock(instrument if "." in instrument else f"{self.name}.{instrument}", pct)
 
     def clear_faults(self) -> None:
         """End every injected fault; an outage in progress ends now with ``VenueConnected``."""

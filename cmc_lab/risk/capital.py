@@ -1,0 +1,599 @@
+"""Capital and margin: accounts, positions marked to market, margin per position, the unified view.
+
+State layer: :class:`Capital` holds the accounts of one engine and is changed only on the engine
+loop (fills, quotes, margin-rate edits, transfers). Money is ``Decimal`` throughout; a quote's
+float mid becomes a mark through ``Decimal(str(mid))``. :class:`CapitalView` is the read side: a
+snapshot turned into DataFrames in the caller's thread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from html import escape
+from typing import Any
+
+import pandas as pd
+
+from cmc_lab.model import Instrument, MarginKind, Quote, Side
+from cmc_lab.pricing_ratio import needs_fx
+from cmc_lab.specs import ACCOUNT_CURRENCIES, AccountSpec, Specs
+
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+FX_ID = "FX.USDCNH"
+
+
+def to_money(value: object, what: str) -> Decimal:
+    """An exact amount of money from an int, str, Decimal or float (through its shortest repr)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValueError(f"{what} = {value!r} is not an amount of money; pass e.g. 1_000_000 or '1000000.50'")
+    try:
+        out = Decimal(str(value).replace("_", ""))
+    except InvalidOperation:
+        raise ValueError(f"{what} = {value!r} is not a number") from None
+    if not out.is_finite():
+        raise ValueError(f"{what} = {value!r} is not a finite amount")
+    return out
+
+
+def convert(amount: Decimal, from_ccy: str, to_ccy: str, usdcnh: Decimal) -> Decimal:
+    """``amount`` of ``from_ccy`` in ``to_ccy`` at USDCNH (CNY and CNH count as one money).
+
+    Examples
+    --------
+    >>> convert(Decimal("100"), "USD", "CNY", Decimal("7.25"))
+    Decimal('725.00')
+    """
+    if not needs_fx(from_ccy, to_ccy):
+        return amount
+    to_usd = amount if from_ccy.upper() == "USD" else amount / usdcnh
+    return to_usd if to_ccy.upper() == "USD" else to_usd * usdcnh
+
+
+@dataclass(frozen=True, slots=True)
+class MarginRate:
+    """An instrument's margin: a share of notional (percent) or money per lot, and maintenance share."""
+
+    kind: MarginKind
+    rate: Decimal
+    maintenance: Decimal
+
+    def initial(self, inst: Instrument, qty: int, price: Decimal) -> Decimal:
+        """Initial margin of ``qty`` lots (absolute) at ``price``, in the instrument's currency."""
+        lots = abs(qty)
+        if self.kind is MarginKind.PERCENT:
+            return self.rate * price * inst.lot_size * lots
+        return self.rate * lots
+
+
+@dataclass(slots=True)
+class Position:
+    """Net lots of one instrument in one account, its average price, realized P&L and mark."""
+
+    account: str
+    instrument: Instrument
+    qty: int = 0
+    avg_px: Decimal = ZERO
+    realized: Decimal = ZERO
+    mark: Decimal | None = None
+    mark_ts: int = 0
+
+    def apply_fill(self, side: Side, px: Decimal, qty: int) -> Decimal:
+        """Apply a fill; returns the P&L it realized (instrument currency)."""
+        signed = side.sign * qty
+        lot = self.instrument.lot_size
+        realized = ZERO
+        if self.qty == 0 or (self.qty > 0) == (signed > 0):
+            total = abs(self.qty) + qty
+            self.avg_px = (self.avg_px * abs(self.qty) + px * qty) / total
+            self.qty += signed
+        else:
+            closed = min(qty, abs(self.qty))
+            direction = 1 if self.qty > 0 else -1
+            realized = (px - self.avg_px) * closed * lot * direction
+            self.qty += signed
+            if self.qty == 0:
+                self.avg_px = ZERO
+            elif (self.qty > 0) != (direction > 0):  # flipped: the rest opened at this price
+                self.avg_px = px
+        self.realized += realized
+        if self.mark is None:
+            self.mark = px
+        return realized
+
+    @property
+    def price(self) -> Decimal:
+        return self.mark if self.mark is not None else self.avg_px
+
+    @property
+    def unrealized(self) -> Decimal:
+        if not self.qty:
+            return ZERO
+        return (self.price - self.avg_px) * self.qty * self.instrument.lot_size
+
+    @property
+    def notional(self) -> Decimal:
+        return self.price * self.instrument.lot_size * abs(self.qty)
+
+
+@dataclass(slots=True)
+class Account:
+    """A broker account: cash in its currency, its positions and the margin its working orders hold."""
+
+    name: str
+    currency: str
+    cash: Decimal
+    settled: Decimal = ZERO  # realized trading P&L paid into (or out of) cash
+    positions: dict[str, Position] = field(default_factory=dict)
+    reserved: dict[str, Decimal] = field(default_factory=dict)  # client order id -> margin held
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFigures:
+    """One account's numbers at one moment, in the account's currency."""
+
+    name: str
+    currency: str
+    cash: Decimal
+    unrealized: Decimal
+    equity: Decimal
+    initial_margin: Decimal
+    maintenance_margin: Decimal
+    reserved: Decimal
+    available: Decimal
+    withdrawable: Decimal
+    utilisation: float
+
+    @property
+    def margin_call(self) -> bool:
+        return self.equity < self.maintenance_margin
+
+
+def account_specs(specs: Specs, override: Mapping[str, Any] | None) -> dict[str, AccountSpec]:
+    """The shipped accounts with ``override`` applied: ``{"US-FUT": 2_000_000}`` sets the cash,
+    ``{"HK-FUT": {"currency": "USD", "cash": 1_000_000}}`` adds an account.
+    """
+    accounts = dict(specs.accounts)
+    for name, value in (override or {}).items():
+        known = accounts.get(name)
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - {"currency", "cash"})
+            if unknown:
+                raise ValueError(f"accounts[{name!r}]: unknown key {unknown[0]!r}; give currency and cash")
+            currency = str(value.get("currency", known.currency if known else "")).upper()
+            cash_value = value.get("cash", known.cash if known else None)
+        else:
+            currency = known.currency if known else ""
+            cash_value = value
+        if currency not in ACCOUNT_CURRENCIES:
+            hint = "" if known else "; a new account needs {'currency': ..., 'cash': ...}"
+            raise ValueError(
+                f"accounts[{name!r}]: currency {currency or None!r} must be one of "
+                f"{', '.join(ACCOUNT_CURRENCIES)}{hint}"
+            )
+        if cash_value is None:
+            raise ValueError(f"accounts[{name!r}]: give its cash, e.g. accounts={{{name!r}: 1_000_000}}")
+        cash = to_money(cash_value, f"accounts[{name!r}] cash")
+        if cash < 0:
+            raise ValueError(f"accounts[{name!r}]: cash {cash} is negative; start an account at 0 or more")
+        accounts[name] = AccountSpec(name=name, currency=currency, cash=cash)
+    return accounts
+
+
+class Capital:
+    """Every account of one engine, its positions marked on each quote and the margin they hold.
+
+    Runs on the engine loop. ``version`` grows with every change, for cheap change detection.
+
+    Examples
+    --------
+    >>> from cmc_lab.specs import load_specs
+    >>> specs = load_specs()
+    >>> cap = Capital(specs, specs.instruments.values())
+    >>> gc = specs.instrument("COMEX.GC")
+    >>> cap.apply_fill("US-FUT", gc, Side.BUY, Decimal("2650.0"), 2)
+    >>> cap.figures("US-FUT").initial_margin
+    Decimal('33000')
+    """
+
+    def __init__(
+        self,
+        specs: Specs,
+        instruments: Iterable[Instrument],
+        accounts: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.base = specs.capital.base_currency
+        self.accounts: dict[str, Account] = {
+            a.name: Account(a.name, a.currency, a.cash) for a in account_specs(specs, accounts).values()
+        }
+        self.venue_accounts = {name: v.account for name, v in specs.venues.items() if v.account}
+        self.instruments = {i.id: i for i in instruments}
+        default = specs.capital.maintenance_ratio
+        self.rates: dict[str, MarginRate] = {
+            i.id: MarginRate(i.margin_kind, i.margin_rate, specs.maintenance.get(i.id, default))
+            for i in self.instruments.values()
+            if i.tradeable
+        }
+        fx = specs.instruments.get(FX_ID)
+        self.fx_reference = fx.reference_price if fx is not None else Decimal("7.25")
+        self.fx: Decimal | None = None
+        self.fx_ts: int | None = None
+        self.version = 0
+        self._held: dict[str, list[Position]] = {}
+        self._figures: dict[str, tuple[int, AccountFigures]] = {}
+
+    # ------------------------------------------------------------------ names
+
+    def account_name(self, name: str) -> str:
+        """An account name from an account or venue name ("COMEX" -> "US-FUT"); ValueError if neither."""
+        if name in self.accounts:
+            return name
+        account = self.venue_accounts.get(name)
+        if account in self.accounts:
+            return str(account)
+        venues = ", ".join(f"{v} -> {a}" for v, a in self.venue_accounts.items())
+        raise ValueError(
+            f"no account or venue {name!r}; accounts: {', '.join(self.accounts)} (venues map to them: {venues})"
+        )
+
+    # ------------------------------------------------------------------ money
+
+    @property
+    def usdcnh(self) -> Decimal:
+        """The live USDCNH mid, or the specs' reference rate before the first FX quote."""
+        return self.fx if self.fx is not None else self.fx_reference
+
+    def convert(self, amount: Decimal, from_ccy: str, to_ccy: str) -> Decimal:
+        return convert(amount, from_ccy, to_ccy, self.usdcnh)
+
+    def to_base(self, amount: Decimal, currency: str) -> Decimal:
+        return convert(amount, currency, self.base, self.usdcnh)
+
+    # ------------------------------------------------------------------ margin
+
+    def rate(self, instrument_id: str) -> MarginRate:
+        try:
+            return self.rates[instrument_id]
+        except KeyError:
+            raise ValueError(
+                f"no margin rate for {instrument_id!r}; tradeable instruments: {', '.join(self.rates)}"
+            ) from None
+
+    def set_rate(
+        self, instrument_id: str, rate: Decimal, kind: MarginKind | None, maintenance: Decimal | None
+    ) -> tuple[MarginRate, MarginRate]:
+        old = self.rate(instrument_id)
+        new = MarginRate(kind or old.kind, rate, old.maintenance if maintenance is None else maintenance)
+        self.rates[instrument_id] = new
+        self.version += 1
+        return old, new
+
+    def order_margin(self, account: str, inst: Instrument, qty: int, price: Decimal) -> Decimal:
+        """Initial margin of ``qty`` lots at ``price``, in the account's currency."""
+        acct = self.accounts[account]
+        return self.convert(self.rate(inst.id).initial(inst, qty, price), inst.currency, acct.currency)
+
+    def reserve(self, account: str, client_order_id: str, amount: Decimal) -> None:
+        acct = self.accounts.get(account)
+        if acct is not None and amount > 0:
+            acct.reserved[client_order_id] = amount
+            self.version += 1
+
+    def release(self, account: str, client_order_id: str) -> None:
+        acct = self.accounts.get(account)
+        if acct is not None and acct.reserved.pop(client_order_id, None) is not None:
+            self.version += 1
+
+    # ------------------------------------------------------------------ positions
+
+    def position(self, account: str, instrument_id: str) -> int:
+        acct = self.accounts.get(account)
+        pos = acct.positions.get(instrument_id) if acct is not None else None
+        return pos.qty if pos is not None else 0
+
+    def net_position(self, instrument_id: str) -> int:
+        return sum(p.qty for p in self._held.get(instrument_id, ()))
+
+    def positions(self) -> Iterator[Position]:
+        for acct in self.accounts.values():
+            yield from acct.positions.values()
+
+    def apply_fill(self, account: str, inst: Instrument, side: Side, px: Decimal, qty: int) -> None:
+        """A fill moves the position; the P&L it realizes is settled into the account's cash."""
+        acct = self.accounts.get(account)
+        if acct is None:  # an order the checks never saw (reconcile): keep the money visible
+            acct = self.accounts[account] = Account(account, inst.currency, ZERO)
+        pos = acct.positions.get(inst.id)
+        if pos is None:
+            pos = acct.positions[inst.id] = Position(account, inst)
+            self._held.setdefault(inst.id, []).append(pos)
+        realized = pos.apply_fill(side, px, qty)
+        if realized:
+            money = self.convert(realized, inst.currency, acct.currency)
+            acct.cash += money
+            acct.settled += money
+        self.version += 1
+
+    def on_quote(self, quote: Quote) -> bool:
+        """Mark held positions (and the FX rate); True when something changed."""
+        if quote.instrument_id == FX_ID:
+            mid = _mid(quote)
+            if mid is None:
+                return False
+            self.fx, self.fx_ts = mid, quote.ts_event
+            self.version += 1
+            return True
+        held = self._held.get(quote.instrument_id)
+        if not held:
+            return False
+        mid = _mid(quote)
+        if mid is None:
+            return False
+        for pos in held:
+            pos.mark, pos.mark_ts = mid, quote.ts_event
+        self.version += 1
+        return True
+
+    # ------------------------------------------------------------------ figures
+
+    def figures(self, account: str) -> AccountFigures:
+        """The account's numbers now (cached until the next change of any account)."""
+        cached = self._figures.get(account)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        figures = self._compute(account)
+        self._figures[account] = (self.version, figures)
+        return figures
+
+    def _compute(self, account: str) -> AccountFigures:
+        acct = self.accounts[account]
+        ccy = acct.currency
+        unrealized = initial = maintenance = ZERO
+        for pos in acct.positions.values():
+            if not pos.qty:
+                continue
+            inst = pos.instrument
+            rate = self.rates.get(inst.id)
+            unrealized += self.convert(pos.unrealized, inst.currency, ccy)
+            if rate is not None:
+                im = self.convert(rate.initial(inst, pos.qty, pos.price), inst.currency, ccy)
+                initial += im
+                maintenance += im * rate.maintenance
+        reserved = sum(acct.reserved.values(), ZERO)
+        equity = acct.cash + unrealized
+        available = equity - initial - reserved
+        return AccountFigures(
+            name=acct.name,
+            currency=ccy,
+            cash=acct.cash,
+            unrealized=unrealized,
+            equity=equity,
+            initial_margin=initial,
+            maintenance_margin=maintenance,
+            reserved=reserved,
+            available=available,
+            withdrawable=max(ZERO, min(acct.cash, available)),
+            utilisation=utilisation(initial, equity),
+        )
+
+    def unified(self) -> dict[str, Any]:
+        """Every account summed in the base currency at the current FX rate."""
+        sums = dict.fromkeys(
+            ("cash", "unrealized", "equity", "initial_margin", "maintenance_margin", "reserved", "available"),
+            ZERO,
+        )
+        for name in self.accounts:
+            f = self.figures(name)
+            for key in sums:
+                sums[key] += self.to_base(getattr(f, key), f.currency)
+        return {**sums, "utilisation": utilisation(sums["initial_margin"], sums["equity"])}
+
+    def snapshot(self, now_ns: int, in_transit: Mapping[str, tuple[Decimal, Decimal]]) -> dict[str, Any]:
+        """Plain data for a :class:`CapitalView`; ``in_transit`` maps account -> (outgoing, incoming)."""
+        accounts = []
+        total_transit = ZERO
+        for name, acct in self.accounts.items():
+            f = self.figures(name)
+            out, into = in_transit.get(name, (ZERO, ZERO))
+            total_transit += self.to_base(out, acct.currency)
+            accounts.append(
+                {**_row(f), "margin_call": f.margin_call, "in_transit_out": out, "in_transit_in": into}
+            )
+        unified = self.unified()
+        unified["in_transit"] = total_transit
+        unified["total"] = unified["equity"] + total_transit
+        positions = [
+            {
+                "account": p.account,
+                "instrument": p.instrument.id,
+                "qty": p.qty,
+                "avg_px": p.avg_px,
+                "mark": p.mark,
+                "currency": p.instrument.currency,
+                "unrealized": p.unrealized,
+                "realized": p.realized,
+                "initial_margin": self.rates[p.instrument.id].initial(p.instrument, p.qty, p.price)
+                if p.instrument.id in self.rates
+                else ZERO,
+            }
+            for p in self.positions()
+        ]
+        return {
+            "base": self.base,
+            "accounts": accounts,
+            "unified": unified,
+            "positions": positions,
+            "fx_rate": self.usdcnh,
+            "fx_live": self.fx is not None,
+            "fx_age_s": (now_ns - self.fx_ts) / 1e9 if self.fx_ts is not None else None,
+            "ts": now_ns,
+        }
+
+
+def utilisation(margin: Decimal, equity: Decimal) -> float:
+    """Margin over equity; infinite when margin is held against no equity."""
+    if equity <= 0:
+        return math.inf if margin > 0 else 0.0
+    return float(margin / equity)
+
+
+def ceil_money(amount: Decimal, step: Decimal = Decimal(1)) -> Decimal:
+    return (amount / step).to_integral_value(rounding=ROUND_CEILING) * step
+
+
+def _mid(quote: Quote) -> Decimal | None:
+    bid, ask = quote.bid, quote.ask
+    ok_bid, ok_ask = bid > 0 and math.isfinite(bid), ask > 0 and math.isfinite(ask)
+    if ok_bid and ok_ask:
+        return Decimal(str(bid)) + (Decimal(str(ask)) - Decimal(str(bid))) / 2
+    if ok_bid or ok_ask:
+        return Decimal(str(bid if ok_bid else ask))
+    return None
+
+
+def _row(f: AccountFigures) -> dict[str, Any]:
+    return {
+        "account": f.name,
+        "currency": f.currency,
+        "cash": f.cash,
+        "unrealized": f.unrealized,
+        "equity": f.equity,
+        "initial_margin": f.initial_margin,
+        "maintenance_margin": f.maintenance_margin,
+        "reserved": f.reserved,
+        "available": f.available,
+        "withdrawable": f.withdrawable,
+        "utilisation": f.utilisation,
+    }
+
+
+_MONEY = (
+    "cash",
+    "unrealized",
+    "equity",
+    "initial_margin",
+    "maintenance_margin",
+    "reserved",
+    "available",
+    "withdrawable",
+    "in_transit",
+    "in_transit_out",
+    "in_transit_in",
+    "total",
+    "realized",
+)
+
+
+def _cents(frame: pd.DataFrame) -> pd.DataFrame:
+    for col in _MONEY:
+        if col in frame:
+            cents = [v.quantize(CENT) if isinstance(v, Decimal) else v for v in frame[col]]
+            frame[col] = pd.Series(cents, index=frame.index, dtype=object)
+    return frame
+
+
+@dataclass(frozen=True)
+class CapitalView:
+    """Capital at one moment: per account, unified in the base currency, positions and transfers.
+
+    ``accounts`` (one row per account, its own currency) and ``unified`` (one row, base currency)
+    are DataFrames; money columns hold exact ``Decimal`` cents, utilisation is a float ratio
+    (initial margin / equity). Unpacks as ``accounts, unified = eng.capital()``.
+
+    Examples
+    --------
+    >>> view = eng.capital()                       # doctest: +SKIP
+    >>> view.accounts.loc["US-FUT", "utilisation"]  # doctest: +SKIP
+    0.33
+    >>> view.fx_rate, view.fx_age_s                # doctest: +SKIP
+    (Decimal('7.2498'), 0.12)
+    """
+
+    accounts: pd.DataFrame
+    unified: pd.DataFrame
+    positions: pd.DataFrame
+    transfers: pd.DataFrame
+    base: str
+    fx_rate: Decimal
+    fx_live: bool
+    fx_age_s: float | None
+    ts_ns: int
+
+    @classmethod
+    def from_snapshot(cls, snap: dict[str, Any], transfers: list[dict[str, Any]]) -> CapitalView:
+        accounts = _cents(pd.DataFrame(snap["accounts"]).set_index("account"))
+        unified = _cents(pd.DataFrame([{"currency": snap["base"], **snap["unified"]}]).set_index("currency"))
+        unified["fx_usdcnh"] = float(snap["fx_rate"])
+        unified["fx_age_s"] = snap["fx_age_s"]
+        positions = _cents(pd.DataFrame(snap["positions"]))
+        return cls(
+            accounts=accounts,
+            unified=unified,
+            positions=positions,
+            transfers=pd.DataFrame(transfers),
+            base=snap["base"],
+            fx_rate=snap["fx_rate"],
+            fx_live=snap["fx_live"],
+            fx_age_s=snap["fx_age_s"],
+            ts_ns=snap["ts"],
+        )
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        return iter((self.accounts, self.unified))
+
+    def fx_text(self) -> str:
+        if not self.fx_live:
+            return f"USDCNH {self.fx_rate} (reference rate: no FX quote yet)"
+        age = f"{self.fx_age_s:.1f} s old" if self.fx_age_s is not None else "age unknown"
+        return f"USDCNH {self.fx_rate} ({age})"
+
+    def __repr__(self) -> str:
+        lines = [f"CapitalView at {_when(self.ts_ns)}; {self.fx_text()}"]
+        for name, row in self.accounts.iterrows():
+            lines.append(
+                f"  {name} ({row['currency']}): equity {row['equity']:,.2f}, margin "
+                f"{row['initial_margin']:,.2f}, available {row['available']:,.2f}, "
+                f"utilisation {row['utilisation']:.1%}"
+            )
+        u = self.unified.iloc[0]
+        lines.append(
+            f"  unified ({self.base}): equity {u['equity']:,.2f}, in transit {u['in_transit']:,.2f}, "
+            f"utilisation {u['utilisation']:.1%}"
+        )
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        cols = ("currency", "equity", "cash", "initial_margin", "available", "utilisation", "in_transit_out")
+        head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in ("account", *cols))
+        body = ""
+        for name, row in self.accounts.iterrows():
+            cells = "".join(f"<td>{_fmt(row[c])}</td>" for c in cols)
+            warn = " style='color:#b00'" if row["margin_call"] else ""
+            body += f"<tr{warn}><td>{escape(str(name))}</td>{cells}</tr>"
+        u = self.unified.iloc[0]
+        unified = (
+            f"<tr><th>unified ({escape(self.base)})</th><td>{escape(self.base)}</td>"
+            f"<td>{_fmt(u['equity'])}</td><td>{_fmt(u['cash'])}</td><td>{_fmt(u['initial_margin'])}</td>"
+            f"<td>{_fmt(u['available'])}</td><td>{_fmt(u['utilisation'])}</td>"
+            f"<td>{_fmt(u['in_transit'])}</td></tr>"
+        )
+        return (
+            f"<div class='cmc-capital'><b>Capital</b> at {_when(self.ts_ns)} — {escape(self.fx_text())}"
+            f"<table><tr>{head}</tr>{body}{unified}</table></div>"
+        )
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "∞" if math.isinf(value) else f"{value:.1%}"
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    return escape(str(value))
+
+
+def _when(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

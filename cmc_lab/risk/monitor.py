@@ -1,0 +1,564 @@
+"""Risk monitor: wires limits, order activity, capital, transfers and thresholds to one engine.
+
+The engine owns one :class:`RiskMonitor` (``eng.risk``) and calls two hooks on its loop: every
+quote (:meth:`RiskMonitor.on_quote`, kept cheap: a dict lookup unless the instrument is held)
+and every order event after it is journaled and applied (:meth:`RiskMonitor.on_order_event`).
+It is also the pre-trade checks' view of risk state and computes the threshold metrics and runs
+their actions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from decimal import ROUND_DOWN, Decimal
+from typing import TYPE_CHECKING, Any
+
+from cmc_lab.model import (
+    Instrument,
+    MarginKind,
+    OrderAccepted,
+    OrderCancelRequested,
+    OrderEvent,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    Quote,
+    Side,
+    TimeInForce,
+    TradingStateChanged,
+)
+from cmc_lab.risk.capital import CENT, Capital, CapitalView, ceil_money, to_money
+from cmc_lab.risk.pretrade import OrderActivity, OrderRequest, RiskLimits, TradingState
+from cmc_lab.risk.thresholds import Crossing, Rule, Thresholds
+from cmc_lab.risk.transfers import Transfer, Transfers, TransferState
+
+if TYPE_CHECKING:
+    from cmc_lab.engine import Engine
+    from cmc_lab.orders import Order
+
+_SAMPLES = 20_000  # per windowed series; older samples fall off
+
+
+class RiskMonitor:
+    """Limits, order activity, capital, transfers and threshold rules of one engine (engine loop)."""
+
+    def __init__(self, engine: Engine, accounts: Mapping[str, Any] | None = None) -> None:
+        self.engine = engine
+        specs = engine.specs
+        self.limits = RiskLimits()
+        self.activity = OrderActivity()
+        self.capital = Capital(specs, engine._instruments.values(), accounts)
+        self.transfers = Transfers(
+            self.capital.accounts,
+            resolve=self.capital.account_name,
+            withdrawable=lambda name: self.capital.figures(name).withdrawable,
+            usdcnh=lambda: self.capital.fx,
+            call_later=lambda delay, callback: engine._loop.call_later(delay, callback),
+            journal=self.journal,
+            now_ns=engine.now_ns,
+            mono_ns=engine.clock.mono_ns,
+            delay_s=specs.capital.transfer_delay_s,
+            id_prefix=f"X{engine._id_prefix}",
+            on_change=self._on_transfer,
+        )
+        self.thresholds = Thresholds(engine, self)
+        self._opening: dict[str, int] = {}  # client order id -> lots that open a position
+        self._arrival: dict[str, float] = {}  # client order id -> touch when it left
+        self.acks: deque[tuple[int, str, float]] = deque(maxlen=_SAMPLES)
+        self.sent: deque[tuple[int, str]] = deque(maxlen=_SAMPLES)
+        self.rejects: deque[tuple[int, str]] = deque(maxlen=_SAMPLES)
+        self.slippage: deque[tuple[int, str, float]] = deque(maxlen=_SAMPLES)
+        self._blockers: set[tuple[str, str]] = set()
+        self._mids: dict[str, tuple[Quote, Decimal]] = {}
+        self._reducing_ours = False
+
+    # ================================================================== checks' view
+
+    def known(self, instrument_id: str) -> bool:
+        return instrument_id in self.engine._instruments
+
+    def reference_price(self, inst: Instrument) -> tuple[Decimal, str]:
+        quote = self.engine._quotes.get(inst.id)
+        if quote is None or not (quote.bid > 0 and quote.ask > 0):
+            return inst.reference_price, "spec reference price"
+        cached = self._mids.get(inst.id)
+        if cached is None or cached[0] is not quote:
+            mid = Decimal(str(quote.bid)) + (Decimal(str(quote.ask)) - Decimal(str(quote.bid))) / 2
+            cached = self._mids[inst.id] = (quote, mid)
+        return cached[1], "last mid"
+
+    def margin_text(self, inst: Instrument) -> str:
+        """The instrument's current margin rate as ``eng.instruments`` shows it."""
+        rate = self.capital.rates.get(inst.id)
+        kind, value = (rate.kind, rate.rate) if rate is not None else (inst.margin_kind, inst.margin_rate)
+        return f"{value:%}" if kind is MarginKind.PERCENT else f"{value} /lot"
+
+    # ================================================================== hooks (engine loop)
+
+    def on_quote(self, quote: Quote) -> None:
+        if self.capital.on_quote(quote):
+            self.thresholds.poke("capital")
+
+    def on_order_event(self, order: Order, event: OrderEvent) -> None:
+        now = self.engine.now_ns()
+        cid = order.client_order_id
+        if isinstance(event, OrderFilled):
+            self._on_fill(order, event, now)
+        elif isinstance(event, OrderSubmitted):
+            self._on_submitted(order, now)
+        elif isinstance(event, OrderAccepted):
+            sent = self.activity.submitted_at(order)
+            if sent is not None:
+                self.acks.append((now, order.instrument.venue, (now - sent) / 1e6))
+            self.thresholds.poke("orders")
+        elif isinstance(event, OrderRejected):
+            self.rejects.append((now, order.instrument.venue))
+            self.thresholds.poke("orders")
+        elif isinstance(event, OrderCancelRequested):
+            self._on_cancel_requested(order, now)
+        if order.done:
+            self.activity.on_done(order)
+            self._opening.pop(cid, None)
+            self._arrival.pop(cid, None)
+            self.capital.release(order.account, cid)
+
+    def _on_submitted(self, order: Order, now: int) -> None:
+        self.activity.on_submitted(order, now)
+        self.sent.append((now, order.instrument.venue))
+        cap = self.capital
+        if order.account in cap.accounts:
+            pos = cap.position(order.account, order.instrument_id)
+            opening = order.qty if pos * order.side.sign >= 0 else max(0, order.qty - abs(pos))
+            if opening:
+                self._opening[order.client_order_id] = opening
+                cap.reserve(
+                    order.account,
+                    order.client_order_id,
+                    cap.order_margin(order.account, order.instrument, opening, order.price),
+                )
+        quote = self.engine._quotes.get(order.instrument_id)
+        if quote is not None:
+            self._arrival[order.client_order_id] = quote.ask if order.side is Side.BUY else quote.bid
+        self.thresholds.poke("orders")
+
+    def _on_fill(self, order: Order, fill: OrderFilled, now: int) -> None:
+        cap = self.capital
+        cap.apply_fill(order.account, order.instrument, fill.side, fill.last_px, fill.last_qty)
+        cid = order.client_order_id
+        opening = self._opening.get(cid)
+        if opening is not None and not order.done:
+            left = min(opening, order.leaves_qty)
+            cap.reserve(
+                order.account, cid, cap.order_margin(order.account, order.instrument, left, order.price)
+            )
+        arrival = self._arrival.get(cid)
+        if arrival:
+            worse = (fill.last_px - Decimal(str(arrival))) * fill.side.sign / order.instrument.tick
+            self.slippage.append((now, order.instrument_id, float(worse)))
+        self.thresholds.poke("capital")
+        self.thresholds.poke("fills")
+
+    def _on_cancel_requested(self, order: Order, now: int) -> None:
+        count = self.activity.on_cancel_requested(order, now)
+        warn = self.limits.cancel_warn_per_day
+        if warn is not None and count == warn:
+            most = self.limits.get("max_cancels_per_day", order.instrument_id)
+            self.engine.alert(
+                "pretrade",
+                "warning",
+                f"{order.instrument_id}: {count} cancels this trading day; new orders on it are denied at "
+                f"{most} (exchanges treat 500 as abnormal trading)",
+                details={"value": count, "threshold": warn},
+                instrument=order.instrument_id,
+            )
+        self.thresholds.poke("orders")
+
+    def _on_transfer(self, transfer: Transfer) -> None:
+        self.capital.version += 1  # cash moved
+        if transfer.state is not TransferState.REQUESTED:
+            self.thresholds.poke("capital", now=True)
+
+    # ================================================================== facade work (engine loop)
+
+    def journal(self, kind: str, payload: dict[str, Any]) -> None:
+        self.engine._journal_raw(kind, payload)
+
+    async def view(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        snap = self.capital.snapshot(self.engine.now_ns(), self.transfers.in_transit())
+        return snap, [t.row() for t in self.transfers.transfers.values()]
+
+    def capital_view(self) -> CapitalView:
+        snap, transfers = self.engine._call(self.view())
+        return CapitalView.from_snapshot(snap, transfers)
+
+    async def transfer(self, source: str, dest: str, amount: Decimal, currency: str, reason: str) -> Transfer:
+        return self.transfers.request(source, dest, amount, currency, reason=reason)
+
+    def parse_margin_rate(
+        self, instrument_id: str, rate: object, kind: str | None, maintenance: object | None
+    ) -> tuple[str, Decimal, MarginKind | None, Decimal | None]:
+        self.capital.rate(instrument_id)
+        value = to_money(rate, "rate")
+        if value < 0:
+            raise ValueError(f"margin rate {value} is negative; give a share of notional or money per lot")
+        parsed_kind = None
+        if kind is not None:
+            try:
+                parsed_kind = MarginKind(kind)
+            except ValueError:
+                raise ValueError(f"margin kind {kind!r} must be 'percent' or 'per_lot'") from None
+        effective = parsed_kind or self.capital.rates[instrument_id].kind
+        if effective is MarginKind.PERCENT and value >= 1:
+            raise ValueError(
+                f"{instrument_id} margin is a share of notional: {value} would be {value:%}; give e.g. 0.12"
+            )
+        ratio = None
+        if maintenance is not None:
+            ratio = to_money(maintenance, "maintenance")
+            if not 0 < ratio <= 1:
+                raise ValueError(f"maintenance {ratio} must be a share of initial margin in (0, 1], e.g. 0.9")
+        return instrument_id, value, parsed_kind, ratio
+
+    async def set_margin_rate(
+        self, instrument_id: str, rate: Decimal, kind: MarginKind | None, maintenance: Decimal | None
+    ) -> None:
+        old, new = self.capital.set_rate(instrument_id, rate, kind, maintenance)
+        self.engine._journal_raw(
+            "MarginRateChanged",
+            {
+                "instrument": instrument_id,
+                "old": [old.kind.value, str(old.rate), str(old.maintenance)],
+                "new": [new.kind.value, str(new.rate), str(new.maintenance)],
+            },
+            instrument=instrument_id,
+        )
+        self.thresholds.poke("capital", now=True)
+
+    # ================================================================== scopes
+
+    def scope_names(self, keys: str) -> list[str]:
+        eng = self.engine
+        if keys == "account":
+            return [*self.capital.accounts, "unified", *self.capital.venue_accounts]
+        if keys == "instrument":
+            return [iid for iid, inst in eng._instruments.items() if inst.tradeable]
+        if keys == "spread":
+            return list(eng.desk.spreads)
+        if keys == "venue":
+            return list(eng.venues)
+        return []
+
+    def canonical_scope(self, keys: str, scope: str) -> str:
+        if keys == "account" and scope != "unified":
+            return self.capital.account_name(scope)
+        return scope
+
+    # ================================================================== metric values
+
+    def values(self, rule: Rule) -> dict[str, float | None]:
+        fn = getattr(self, f"_v_{rule.metric}")
+        out: dict[str, float | None] = fn(rule)
+        return out
+
+    def _account_keys(self, rule: Rule) -> list[str]:
+        return list(self.capital.accounts) if rule.scope == "*" else [rule.scope]
+
+    def _v_margin_utilisation(self, rule: Rule) -> dict[str, float | None]:
+        cap = self.capital
+        return {
+            key: cap.unified()["utilisation"] if key == "unified" else cap.figures(key).utilisation
+            for key in self._account_keys(rule)
+        }
+
+    def _v_available_funds(self, rule: Rule) -> dict[str, float | None]:
+        cap = self.capital
+        return {
+            key: float(cap.unified()["available"] if key == "unified" else cap.figures(key).available)
+            for key in self._account_keys(rule)
+        }
+
+    def _v_position(self, rule: Rule) -> dict[str, float | None]:
+        ids = list(self.capital._held) if rule.scope == "*" else [rule.scope]
+        return {iid: float(abs(self.capital.net_position(iid))) for iid in ids}
+
+    def spread_units(self) -> dict[str, int]:
+        """Hedged units open per spread: filled hedge tickets less the ones that offset them."""
+        out: dict[str, int] = {}
+        for t in list(self.engine.desk.tickets.values()):
+            hedged = min(leg.net // leg.lots_per_unit for leg in t.legs)
+            if hedged > 0:
+                out[t.spread.name] = out.get(t.spread.name, 0) + t.side.sign * hedged
+        return out
+
+    def _v_spread_position(self, rule: Rule) -> dict[str, float | None]:
+        units = self.spread_units()
+        names = list(units) if rule.scope == "*" else [rule.scope]
+        return {name: float(abs(units.get(name, 0))) for name in names}
+
+    def _v_legged_exposure(self, rule: Rule) -> dict[str, float | None]:
+        total = sum(
+            t.legged_exposure() for t in list(self.engine.desk.tickets.values()) if not t.is_balanced()
+        )
+        return {"engine": float(total)}
+
+    def _window(self, rule: Rule) -> int:
+        return self.engine.now_ns() - int(rule.window_s * 1e9)
+
+    def _v_slippage_ticks(self, rule: Rule) -> dict[str, float | None]:
+        since = self._window(rule)
+        out: dict[str, float | None] = {}
+        for ts, iid, ticks in self.slippage:
+            if ts >= since and (rule.scope in ("*", iid)):
+                out[iid] = max(out.get(iid) or 0.0, ticks)
+        if rule.scope != "*":
+            out.setdefault(rule.scope, 0.0)
+        return out
+
+    def _v_ack_latency_ms(self, rule: Rule) -> dict[str, float | None]:
+        since = self._window(rule)
+        venues = list(self.engine.venues) if rule.scope == "*" else [rule.scope]
+        out: dict[str, float | None] = dict.fromkeys(venues, 0.0)
+        for ts, venue, ms in self.acks:
+            if ts >= since and venue in out:
+                out[venue] = max(out[venue] or 0.0, ms)
+        return out
+
+    def _v_reject_rate(self, rule: Rule) -> dict[str, float | None]:
+        since = self._window(rule)
+        venues = list(self.engine.venues) if rule.scope == "*" else [rule.scope]
+        sent = dict.fromkeys(venues, 0)
+        rejected = dict.fromkeys(venues, 0)
+        for ts, venue in self.sent:
+            if ts >= since and venue in sent:
+                sent[venue] += 1
+        for ts, venue in self.rejects:
+            if ts >= since and venue in rejected:
+                rejected[venue] += 1
+        return {v: (rejected[v] / sent[v] if sent[v] >= rule.min_count else 0.0) for v in venues}
+
+    def _v_quote_staleness(self, rule: Rule) -> dict[str, float | None]:
+        eng = self.engine
+        now = eng.now_ns()
+        ids = self.scope_names("instrument") if rule.scope == "*" else [rule.scope]
+        out: dict[str, float | None] = {}
+        for iid in ids:
+            inst = eng._instruments[iid]
+            if not inst.hours.is_open(now):
+                out[iid] = 0.0  # a closed session is quiet, not stale
+                continue
+            quote = eng._quotes.get(iid)
+            out[iid] = (now - quote.ts_event) / 1e9 if quote is not None else math.inf
+        return out
+
+    def _v_fx_staleness(self, rule: Rule) -> dict[str, float | None]:
+        ts = self.capital.fx_ts
+        return {"engine": (self.engine.now_ns() - ts) / 1e9 if ts is not None else math.inf}
+
+    def _counts(self, rule: Rule, counter: Mapping[Any, int]) -> dict[str, float | None]:
+        eng = self.engine
+        now = eng.now_ns()
+        ids = {iid for iid, _ in counter} if rule.scope == "*" else {rule.scope}
+        fn = self.activity.orders_today if counter is self.activity.orders else self.activity.cancels_today
+        return {iid: float(fn(eng._instruments[iid], now)) for iid in ids if iid in eng._instruments}
+
+    def _v_order_count(self, rule: Rule) -> dict[str, float | None]:
+        return self._counts(rule, self.activity.orders)
+
+    def _v_cancel_count(self, rule: Rule) -> dict[str, float | None]:
+        return self._counts(rule, self.activity.cancels)
+
+    # ================================================================== actions
+
+    def run_action(self, rule: Rule, crossing: Crossing, action: str) -> tuple[bool, str]:
+        result: tuple[bool, str] = getattr(self, f"_do_{action}")(rule, crossing)
+        return result
+
+    def _do_alert(self, rule: Rule, c: Crossing) -> tuple[bool, str]:
+        then = [a for a in rule.actions_for(c.level) if a != "alert"]
+        unit = rule.spec.unit
+        message = (
+            f"{rule.metric} of {c.key} is {_fmt(c.value, unit)}, past its {c.level} level "
+            f"{_fmt(c.threshold, unit)}" + (f"; action: {'+'.join(then)}" if then else "")
+        )
+        self.engine.alert(
+            "threshold",
+            "warning" if c.level == "warn" else "critical",
+            message,
+            details={
+                "rule": rule.rule_id,
+                "crossing": c.crossing_id,
+                "key": c.key,
+                "threshold_level": c.level,
+                "value": c.value if math.isfinite(c.value) else str(c.value),  # JSON has no infinity
+                "threshold": c.threshold,
+                "action": "+".join(then) or "alert",
+            },
+        )
+        return True, message
+
+    def _set_state(self, state: TradingState, reason: str) -> None:
+        eng = self.engine
+        eng.trading_state = state
+        now = eng.now_ns()
+        eng._on_event(TradingStateChanged(now, now, state.value, reason, "thresholds"))
+
+    def _do_block(self, rule: Rule, c: Crossing) -> tuple[bool, str]:
+        state = self.engine.trading_state
+        if state is TradingState.HALTED:
+            return False, "trading is HALTED already"
+        self._blockers.add((rule.rule_id, c.key))
+        if state is TradingState.ACTIVE:
+            self._set_state(
+                TradingState.REDUCING, f"{rule.rule_id} {c.key} crossed {c.level} ({c.crossing_id})"
+            )
+            self._reducing_ours = True
+        return True, "trading REDUCING: only orders that reduce a position are accepted"
+
+    def on_released(self, rule: Rule, key: str) -> None:
+        """A rule's act level cleared (or the rule was removed): lift its block if it was the last."""
+        self._blockers.discard((rule.rule_id, key))
+        if not self._blockers and self._reducing_ours and self.engine.trading_state is TradingState.REDUCING:
+            self._reducing_ours = False
+            self._set_state(TradingState.ACTIVE, f"{rule.rule_id} {key} back below its act level")
+
+    def _scoped_orders(self, key: str) -> list[Order]:
+        act = self.activity
+        if key in self.capital.accounts:
+            return act.orders_in(account=key)
+        if key in self.engine._instruments:
+            return act.orders_in(instrument_id=key)
+        if key in self.engine.venues:
+            return [o for o in act.orders_in() if o.instrument.venue == key]
+        spread = self.engine.desk.spreads.get(key)
+        if spread is not None:
+            return [o for o in act.orders_in() if o.instrument_id in spread.leg_ids]
+        return act.orders_in()
+
+    def _cancel(self, orders: list[Order], reason: str) -> int:
+        loop = self.engine._loop
+        count = 0
+        for order in orders:
+            if not order.done:
+                loop.create_task(self.engine._cancel(order, reason))
+                count += 1
+        return count
+
+    def _do_cancel(self, rule: Rule, c: Crossing) -> tuple[bool, str]:
+        count = self._cancel(self._scoped_orders(c.key), f"threshold {rule.rule_id} ({c.crossing_id})")
+        return True, f"cancel sent for {count} working order(s) of {c.key}"
+
+    def _do_halt(self, rule: Rule, c: Crossing) -> tuple[bool, str]:
+        reason = f"{rule.rule_id} {c.key} crossed {c.level} ({c.crossing_id})"
+        if self.engine.trading_state is not TradingState.HALTED:
+            self._set_state(TradingState.HALTED, reason)
+        self.engine._loop.create_task(self.engine._cancel_all(None, f"kill switch: {reason}"))
+        return True, "trading HALTED, every working order cancelled; eng.rearm() resumes"
+
+    def _do_transfer(self, rule: Rule, c: Crossing) -> tuple[bool, str]:
+        cap = self.capital
+        target = c.key
+        f = cap.figures(target)
+        incoming = self.transfers.incoming(target)
+        if rule.metric == "margin_utilisation":
+            goal = Decimal(str(rule.target))
+            needed = f.initial_margin / goal - f.equity - incoming
+        else:
+            level = rule.warn if rule.warn is not None else rule.act
+            needed = Decimal(str(level)) + Decimal(str(rule.hysteresis)) - f.available - incoming
+        if needed <= 0:
+            return False, f"{incoming:,.2f} {f.currency} already in transit to {target} covers it"
+        best: tuple[Decimal, str, Decimal] | None = None  # (room in base, account, room in its currency)
+        for name, acct in cap.accounts.items():
+            if name == target:
+                continue
+            src = cap.figures(name)
+            buffer = cap.convert(rule.min_buffer, cap.base, acct.currency)
+            room = min(src.cash, src.available - buffer).quantize(CENT, rounding=ROUND_DOWN)
+            if room > 0 and (best is None or cap.to_base(room, acct.currency) > best[0]):
+                best = (cap.to_base(room, acct.currency), name, room)
+        if best is None:
+            return False, f"no account has funds above its minimum buffer of {rule.min_buffer:,} {cap.base}"
+        _, source, room = best
+        ccy = cap.accounts[source].currency
+        wanted = ceil_money(cap.convert(needed, f.currency, ccy))
+        amount = min(wanted, room)
+        t = self.transfers.request(
+            source,
+            target,
+            amount,
+            ccy,
+            reason=f"auto: {rule.rule_id} {c.level} at {c.value:.4g}",
+            cause=c.crossing_id,
+        )
+        capped = " (capped by the source's buffer)" if amount < wanted else ""
+        failure = f" ({t.failure})" if t.failure else ""
+        return (
+            t.state is TransferState.IN_TRANSIT,
+            f"{t.transfer_id}: {amount:,} {ccy} {source} -> {target}{capped}: {t.state.value}{failure}",
+        )
+
+    def _do_reduce(self, rule: Rule, c: Crossing) -> tuple[bool, str]:
+        eng = self.engine
+        reason = f"threshold {rule.rule_id} ({c.crossing_id})"
+        cancelled = self._cancel(self._scoped_orders(c.key), reason)
+        parts = [f"cancel sent for {cancelled} working order(s)"]
+        fired = []
+        units = self.spread_units()
+        for name, spread in list(eng.desk.spreads.items()):
+            open_units = units.get(name, 0)
+            if not open_units or not self._spread_in_scope(spread, c.key):
+                continue
+            k = max(1, math.ceil(abs(open_units) * rule.reduce_fraction))
+            side = "sell" if open_units > 0 else "buy"
+            qty = k * spread.lots[spread.leg_ids[0]]
+            prepared = eng.desk.prepare(spread, side, qty, None, "unwind", {})
+            eng._loop.create_task(eng.desk.start(*prepared))
+            fired.append(f"{side} {k} unit(s) of {name}")
+        if fired:
+            parts.append("unwind tickets: " + ", ".join(fired))
+        if rule.metric == "position" and c.key in eng._instruments:
+            parts.append(self._reduce_position(rule, c, reason))
+        elif not fired:
+            parts.append("no hedged spread open in scope; positions are left to a human")
+        return bool(fired) or rule.metric == "position", "; ".join(parts)
+
+    def _spread_in_scope(self, spread: Any, key: str) -> bool:
+        if key in ("unified", "engine") or key == spread.name:
+            return True
+        if key in self.capital.accounts:
+            return any(self.capital.venue_accounts.get(iid.split(".", 1)[0]) == key for iid in spread.leg_ids)
+        if key in self.engine.venues:
+            return any(iid.split(".", 1)[0] == key for iid in spread.leg_ids)
+        return key in spread.leg_ids
+
+    def _reduce_position(self, rule: Rule, c: Crossing, reason: str) -> str:
+        eng = self.engine
+        inst = eng._instruments[c.key]
+        quote = eng._quotes.get(inst.id)
+        if quote is None:
+            return f"no quote for {inst.id}: cannot price a reducing order"
+        floor = int(rule.warn) if rule.warn is not None else 0
+        sent = []
+        for pos in list(self.capital._held.get(inst.id, ())):
+            excess = abs(pos.qty) - floor
+            if excess <= 0:
+                continue
+            side = Side.SELL if pos.qty > 0 else Side.BUY
+            touch = quote.bid if side is Side.SELL else quote.ask
+            price = max(inst.round_to_tick(touch) + side.sign * inst.tick * 5, inst.tick)
+            req = OrderRequest(inst, side, excess, price, pos.account)
+            order = eng._submit_now(req, TimeInForce.IOC, reason)
+            sent.append(f"{order.client_order_id} {side.value} {excess} {inst.id} IOC: {order.state.value}")
+        return "; ".join(sent) or f"{inst.id} already at or below {floor} lots"
+
+
+def _fmt(value: float, unit: str) -> str:
+    if math.isinf(value):
+        return "∞"
+    if unit == "ratio":
+        return f"{value:.1%}"
+    if unit == "money":
+        return f"{value:,.0f}"
+    return f"{value:g} {unit}"

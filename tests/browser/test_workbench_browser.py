@@ -1,0 +1,236 @@
+"""A person in JupyterLab: run the quickstart, see the chart, fire a ticket, and KILL while a cell sleeps."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOK = "01_quickstart.ipynb"
+RESTING_CELL = (
+    'o = eng.submit("COMEX.GC", "buy", 1, price=round(eng.quote("COMEX.GC").bid * 0.98, 1)); '
+    "import time; time.sleep(30)"
+)
+
+# The spread monitor's data source (the one with a "mid" column): point count and newest time.
+MONITOR_POINTS = """() => {
+  const found = [];
+  for (const doc of (window.Bokeh ? window.Bokeh.documents : [])) {
+    for (const m of doc.all_models) {
+      if (m.type !== "ColumnDataSource" || !m.columns().includes("mid")) continue;
+      const t = m.data instanceof Map ? m.data.get("t") : m.data["t"];
+      found.push({n: m.get_length() ?? 0, last: t && t.length ? t[t.length - 1] : null});
+    }
+  }
+  return found;
+}"""
+
+RECEIPT_CHARTS = """() => {
+  let n = 0;
+  for (const doc of (window.Bokeh ? window.Bokeh.documents : [])) {
+    for (const m of doc.all_models) {
+      if (m.type === "Title" && String(m.text).startsWith("receipt ")) n += 1;
+    }
+  }
+  return n;
+}"""
+
+CODE_PROMPTS = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')]
+  .map(cell => (cell.querySelector('.jp-InputPrompt')?.textContent || '').trim())"""
+
+
+def wait_for(page: Any, condition: Callable[[], Any], timeout: float, failure: Callable[[], str]) -> Any:
+    """Poll ``condition`` until truthy; on timeout fail with ``failure()`` (computed then, so it says what is)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"after {timeout:.0f} s: {failure()}")
+        page.wait_for_timeout(100)
+
+
+def text_of(page: Any, selector: str) -> str:
+    loc = page.locator(selector)
+    return loc.first.inner_text(timeout=2000).strip() if loc.count() else ""
+
+
+def status_bar(page: Any) -> str:
+    return text_of(page, "#jp-main-statusbar")
+
+
+def kernel_idle(page: Any) -> bool:
+    """The kernel is started and idle; a "Select Kernel" dialog (a slow start) is answered as a person would."""
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    if dialog.count():
+        dialog.locator("button", has_text=re.compile(r"^\s*Select\s*$")).click()
+    return "Python 3 (ipykernel) | Idle" in status_bar(page)
+
+
+def monitor(page: Any) -> dict[str, Any]:
+    sources = page.evaluate(MONITOR_POINTS)
+    return max(sources, key=lambda s: s["n"]) if sources else {"n": 0, "last": None}
+
+
+def test_workbench_in_jupyterlab(lab: Any, browser_context: Any, shots: Callable[[Any, str], Any]) -> None:
+    page = browser_context.new_page()
+    try:
+        run_the_workbench(page, lab, shots)
+    except BaseException:
+        shots(page, "99-failure")
+        raise
+    finally:
+        page.close()
+
+
+def run_the_workbench(page: Any, lab: Any, shots: Callable[[Any, str], Any]) -> None:
+    started = time.monotonic()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(30_000)
+
+    # --- open the notebook in a fresh workspace, wait for the kernel
+    page.goto(lab.notebook_url(NOTEBOOK), wait_until="domcontentloaded", timeout=60_000)
+    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=60_000)
+    wait_for(
+        page,
+        lambda: kernel_idle(page),
+        60,
+        lambda: f"the kernel never became idle; status bar: {status_bar(page)!r}\n{lab.log_tail()}",
+    )
+    shots(page, "01-opened")
+
+    # --- Run > Run All Cells, as a person would
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    wait_for(
+        page,
+        lambda: (p := page.evaluate(CODE_PROMPTS)) and all(re.fullmatch(r"\[\d+\]:", x) for x in p),
+        120,
+        lambda: f"not every cell ran; prompts: {page.evaluate(CODE_PROMPTS)}\n{lab.log_tail()}",
+    )
+    outputs = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea").all_inner_texts()
+    broken = [
+        o for o in outputs if "Traceback" in o or "javascript error" in o or "Error displaying widget" in o
+    ]
+    assert broken == [], f"cells failed or widgets did not render:\n{broken}"
+    shots(page, "02-run-all")
+
+    # --- the workbench: kill switch ACTIVE, a spread chart with points on a canvas
+    board = page.locator(".cmc-workbench")
+    board.scroll_into_view_if_needed()
+    wait_for(
+        page,
+        lambda: text_of(page, ".cmc-kill-state") == "ACTIVE",
+        15,
+        lambda: (
+            f"kill switch state {text_of(page, '.cmc-kill-state')!r}, note {text_of(page, '.cmc-kill-note')!r}"
+        ),
+    )
+    wait_for(
+        page,
+        lambda: board.locator("canvas").count() > 0 and monitor(page)["n"] > 0,
+        20,
+        lambda: (
+            f"no chart points: canvases {board.locator('canvas').count()}, monitor {monitor(page)}, "
+            f"BokehJS loaded: {page.evaluate('() => typeof window.Bokeh')}"
+        ),
+    )
+    box = board.locator("canvas").first.bounding_box()
+    assert box and box["width"] > 200 and box["height"] > 100, f"the chart canvas is not visible: {box}"
+    shots(board, "03-workbench")
+
+    # --- the hedge-ticket panel: Fire... then Confirm, the ticket fills, its receipt appears
+    ticket = page.locator(".cmc-ticket-panel")
+    receipts_before = page.evaluate(RECEIPT_CHARTS)
+    ticket.locator("button", has_text="Fire...").click()
+    confirm = ticket.locator("button", has_text=re.compile(r"^\s*Confirm\s*$"))
+    confirm.wait_for(state="visible", timeout=10_000)
+    assert "Fire buy 3 au_gc now" in ticket.inner_text()
+    confirm.click()
+    wait_for(
+        page,
+        lambda: "FILLED" in ticket.inner_text(),
+        20,
+        lambda: f"the ticket did not fill; the panel says: {ticket.inner_text()!r}",
+    )
+    wait_for(
+        page,
+        lambda: page.evaluate(RECEIPT_CHARTS) > receipts_before and ticket.locator("canvas").count() > 0,
+        20,
+        lambda: f"no receipt timeline in the ticket panel ({page.evaluate(RECEIPT_CHARTS)} receipt charts)",
+    )
+    ticket.scroll_into_view_if_needed()
+    shots(board, "04-ticket-filled")
+
+    # --- capital panel, once another part of the workbench adds it
+    capital = page.locator(".cmc-workbench .cmc-capital-panel")
+    if capital.count():
+        assert re.search(r"\d", capital.first.inner_text()), "the capital panel shows no numbers"
+
+    # --- a new cell rests an order and sleeps: the kernel is busy
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").last.locator(".jp-InputPrompt").click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.insert_text(RESTING_CELL)
+    page.keyboard.press("Control+Enter")
+    wait_for(
+        page,
+        lambda: page.evaluate(CODE_PROMPTS)[-1] == "[*]:",
+        10,
+        lambda: f"the new cell is not running; prompts {page.evaluate(CODE_PROMPTS)}",
+    )
+    cell_started = time.monotonic()
+    board.scroll_into_view_if_needed()  # back up to the kill switch
+    wait_for(
+        page,
+        lambda: text_of(page, ".cmc-kill-orders") == "1 working order",
+        10,
+        lambda: (
+            f"the resting order is not shown: {text_of(page, '.cmc-kill-orders')!r}, "
+            f"cell output {page.locator('.jp-Cell').last.inner_text()!r}"
+        ),
+    )
+    page.wait_for_timeout(max(0, 2000 - int((time.monotonic() - cell_started) * 1000)))
+    before = monitor(page)
+
+    # --- KILL while the cell sleeps
+    page.locator(".cmc-kill-button").click()
+    pressed = time.monotonic()
+    wait_for(
+        page,
+        lambda: (
+            text_of(page, ".cmc-kill-state") == "HALTED"
+            and re.search(r"cancelled 1 order", text_of(page, ".cmc-kill-note"))
+            and text_of(page, ".cmc-kill-orders") == "0 working orders"
+        ),
+        1.0,
+        lambda: (
+            f"kill switch shows {text_of(page, '.cmc-kill-state')!r} / {text_of(page, '.cmc-kill-orders')!r}"
+            f" / note {text_of(page, '.cmc-kill-note')!r}"
+        ),
+    )
+    took = time.monotonic() - pressed
+    assert page.evaluate(CODE_PROMPTS)[-1] == "[*]:", "the sleeping cell should still be running"
+    shots(board, "05-killed-while-busy")
+    print(f"kill switch: HALTED, 1 cancelled, 0 working after {took * 1000:.0f} ms")
+
+    # --- the chart keeps moving while the cell sleeps
+    page.wait_for_timeout(3000)
+    after = monitor(page)
+    assert page.evaluate(CODE_PROMPTS)[-1] == "[*]:", "the cell ended before the chart check"
+    assert after["last"] is not None and before["last"] is not None and after["last"] > before["last"], (
+        f"the spread chart did not move during the sleeping cell: {before} -> {after}"
+    )
+    print(f"spread chart during the sleeping cell: {before['n']} -> {after['n']} points in 3 s")
+    shots(board, "06-chart-moved-while-busy")
+
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+    assert time.monotonic() - started < 170, f"the browser test took {time.monotonic() - started:.0f} s"

@@ -1,0 +1,286 @@
+"""The %cmc magics in IPython's test shell: documented, friendly on bad input, and working end to end."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.testing import globalipapp
+
+import cmc_lab as cmc
+from cmc_lab.execution.hedge import HedgeTicket
+from cmc_lab.execution.spread import Spread
+from cmc_lab.model import OrderState
+from cmc_lab.ui.magics import PARSER, CmcMagics, _subparsers
+
+COMMANDS = sorted(_subparsers())
+NEEDS_ENGINE = {
+    "status": "status",
+    "instruments": "instruments",
+    "spread": "spread au_gc SHFE.au COMEX.GC",
+    "watch": "watch au_gc",
+    "hedge": "hedge au_gc buy 3",
+    "capital": "capital",
+    "thresholds": "thresholds",
+    "alerts": "alerts",
+    "receipts": "receipts r1-000001",
+    "kill": "kill",
+    "workbench": "workbench",
+}
+
+
+@pytest.fixture(scope="module")
+def shell() -> InteractiveShell:
+    globalipapp.start_ipython()
+    ip = globalipapp.get_ipython()
+    ip.run_line_magic("load_ext", "cmc_lab")
+    return ip
+
+
+@pytest.fixture
+def ip(shell: InteractiveShell) -> Iterator[InteractiveShell]:
+    """The test shell with ``%cmc`` loaded and no engine; any engine a test connects is closed after."""
+    magics = shell.magics_manager.registry["CmcMagics"]
+    magics.engine = None
+    yield shell
+    if magics.engine is not None:
+        magics.engine.close()
+        magics.engine = None
+    shell.user_ns.pop("eng", None)
+
+
+def run(ip: InteractiveShell, capsys: pytest.CaptureFixture[str], line: str) -> tuple[Any, str]:
+    """Run ``%cmc line`` as a cell: it must not raise or print a traceback. Returns (result, output)."""
+    result = ip.run_cell(f"%cmc {line}", store_history=False)
+    out, err = capsys.readouterr()
+    assert result.error_before_exec is None, f"%cmc {line}: {result.error_before_exec!r}"
+    assert result.error_in_exec is None, f"%cmc {line} raised {result.error_in_exec!r}\n{out}{err}"
+    assert "Traceback" not in out + err, f"%cmc {line} printed a traceback:\n{out}{err}"
+    return result.result, out + err
+
+
+def connect(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> cmc.Engine:
+    eng, _ = run(ip, capsys, "connect sim --clock virtual")
+    assert isinstance(eng, cmc.Engine)
+    return eng
+
+
+# ---------------------------------------------------------------------------- documentation
+
+
+def test_help_lists_every_command_with_a_one_line_description(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = run(ip, capsys, "help")
+    listed = dict(re.findall(r"^  (\w+) +(\S.*)$", out, flags=re.MULTILINE))
+    assert sorted(listed) == COMMANDS, "a subcommand is missing from %cmc help"
+    blank = [name for name, text in listed.items() if not text.strip()]
+    assert blank == [], f"commands without help text: {blank}; pass help=... to add_parser"
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_of_each_command_shows_its_summary_and_usage(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    _, out = run(ip, capsys, f"help {name}")
+    summary, _, rest = out.partition("\n")
+    assert summary.startswith(f"%cmc {name}: ") and len(summary) > len(f"%cmc {name}: ") + 5
+    assert f"usage: %cmc {name}" in rest
+
+
+def test_every_argument_of_every_command_says_what_it_is() -> None:
+    missing = [
+        f"{name} {action.dest}"
+        for name, parser in _subparsers().items()
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()
+    ]
+    assert missing == [], f"arguments without help=...: {missing}"
+
+
+def test_every_command_has_a_handler() -> None:
+    missing = [name for name in COMMANDS if not callable(getattr(CmcMagics, f"_do_{name}", None))]
+    assert missing == [], f"add CmcMagics._do_<name> for {missing}"
+
+
+def test_no_arguments_prints_the_command_list(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result, out = run(ip, capsys, "")
+    assert result is None
+    assert "%cmc COMMAND [ARGS]" in out and "hedge" in out
+
+
+def test_parser_never_exits_the_kernel() -> None:
+    with pytest.raises(Exception) as info:
+        PARSER.parse_args(["hedge"])
+    assert not isinstance(info.value, SystemExit)
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("name", sorted(NEEDS_ENGINE))
+def test_commands_before_connect_say_how_to_connect(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    result, out = run(ip, capsys, NEEDS_ENGINE[name])
+    assert result is None
+    assert "no engine yet; start one with %cmc connect sim" in out
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("bogus", "invalid choice: 'bogus'"),
+        ("help nope", "no command 'nope'; commands: connect"),
+        ("connect", "the following arguments are required: target"),
+        ("connect nowhere", "argument target: invalid choice: 'nowhere'"),
+        ("connect sim --seed seven", "argument --seed: invalid int value: 'seven'"),
+        ("connect sim --clock sundial", "argument --clock: invalid choice: 'sundial'"),
+        ("connect sim --bogus 1", "unrecognized arguments: --bogus 1"),
+        ("hedge", "the following arguments are required: spread, side, qty"),
+        ("spread x SHFE.au", "the following arguments are required: leg2"),
+    ],
+)
+def test_bad_arguments_print_usage_without_an_engine(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str], line: str, says: str
+) -> None:
+    result, out = run(ip, capsys, line)
+    assert result is None
+    assert out.startswith("cmc: ")
+    assert says in out
+    if "no command" not in says:
+        assert "usage: %cmc" in out
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("hedge au_gc up 3", "argument side: invalid choice: 'up' (choose from 'buy', 'sell')"),
+        ("hedge au_gc buy three", "argument qty: invalid int value: 'three'"),
+        ("hedge au_gc buy 2.5", "argument qty: invalid int value: '2.5'"),
+        ("hedge au_gc buy 2", "qty 2 is not a multiple of the 3:1 lot ratio of au_gc; use 3 or 6 lots"),
+        ("hedge au_gc buy 4", "use 3 or 6 lots of SHFE.au"),
+        ("hedge au_gc buy 0", "qty must be a whole number of SHFE.au lots >= 1"),
+        ("hedge au_gc buy -3", "qty must be a whole number of SHFE.au lots >= 1"),
+        ("hedge nope buy 3", "no spread 'nope'; define it with eng.spread('nope'"),
+        ("hedge au_gc buy 3 --policy yolo", "argument --policy: invalid choice: 'yolo'"),
+        ("hedge au_gc buy 3 --when 'ask <'", "condition 'ask <' is not understood"),
+        ('hedge au_gc buy 3 --when "ask <= 2.5', "No closing quotation"),
+        ("watch nope", "no spread 'nope'"),
+        ("receipts nope", "no journal events for 'nope'; pass a client order id or ticket id"),
+        ("receipts", "the following arguments are required: id"),
+        ("spread cu_x SHFE.cu NOPE.zz", "NOPE.zz"),
+        ("spread au_gc SHFE.au COMEX.GC --kind sum", "argument --kind: invalid choice: 'sum'"),
+    ],
+)
+def test_bad_arguments_after_connect_print_a_clear_message(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str], line: str, says: str
+) -> None:
+    eng = connect(ip, capsys)
+    eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
+    result, out = run(ip, capsys, line)
+    assert result is None
+    assert out.startswith("cmc")
+    assert says in out
+    assert not re.search(r"cmc \w+: [\"']", out), f"message wrapped in quotes: {out!r}"
+    assert eng.tickets().empty, "a bad hedge must not create a ticket"
+
+
+# ---------------------------------------------------------------------------- a session
+
+
+def test_connect_puts_the_engine_in_the_namespace_and_a_second_connect_replaces_it(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = connect(ip, capsys)
+    assert ip.user_ns["eng"] is first
+    assert first.clock.virtual
+    second = connect(ip, capsys)
+    assert ip.user_ns["eng"] is second
+    assert "closed" in repr(first)
+
+
+def test_a_session_of_magics_returns_sensible_objects(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eng = connect(ip, capsys)
+
+    status, out = run(ip, capsys, "status")
+    assert status is eng and "Engine(sim" in out
+
+    instruments, _ = run(ip, capsys, "instruments")
+    assert isinstance(instruments, pd.DataFrame)
+    assert {"SHFE.au", "COMEX.GC"} <= set(instruments.index) | set(instruments.get("id", []))
+
+    spread, _ = run(ip, capsys, "spread au_gc SHFE.au COMEX.GC")
+    assert isinstance(spread, Spread)
+    assert spread.leg_ids == ("SHFE.au", "COMEX.GC")
+    assert eng.spread("au_gc") is spread
+
+    ticket, _ = run(ip, capsys, "hedge au_gc buy 3")
+    assert isinstance(ticket, HedgeTicket)
+    assert ticket.wait(timeout=10).value == "FILLED", ticket.reason
+    assert ticket.qty == 3
+
+    armed, _ = run(ip, capsys, 'hedge au_gc sell 3 --when "bid >= 1000" --policy unwind')
+    assert armed.state.value == "ARMED"
+
+    alerts, _ = run(ip, capsys, "alerts")
+    assert isinstance(alerts, pd.DataFrame)
+
+    receipts, out = run(ip, capsys, f"receipts {ticket.ticket_id}")
+    assert isinstance(receipts, pd.DataFrame) and len(receipts) >= 6
+    assert {"OrderSubmitted", "OrderFilled"} <= set(receipts["kind"])
+    assert "BokehModel" in out, "the receipt timeline widget is displayed"
+    order_id = ticket.legs[0].orders[0].client_order_id
+    by_order, _ = run(ip, capsys, f"receipts {order_id}")
+    assert set(by_order["order_id"]) == {order_id}
+
+    monitor, _ = run(ip, capsys, "watch au_gc")
+    assert type(monitor).__name__ == "BokehModel"
+
+    board, _ = run(ip, capsys, "workbench")
+    assert board.engine is eng and board.widget is not None
+
+    if hasattr(eng, "capital"):
+        capital, _ = run(ip, capsys, "capital")
+        assert capital is not None
+        thresholds, _ = run(ip, capsys, "thresholds")
+        assert thresholds is not None
+
+
+def test_kill_cancels_working_orders_and_journals_reason_and_who(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eng = connect(ip, capsys)
+    order = eng.submit("COMEX.GC", "buy", 1, price=round(eng.quote("COMEX.GC").bid * 0.98, 1))
+    eng.sleep(0.5)
+    assert order.state is OrderState.ACCEPTED
+
+    message, _ = run(ip, capsys, "kill desk is closing")
+    assert message == "HALTED: 1 working order(s) cancelled; eng.rearm() to resume"
+    assert eng.trading_state is cmc.TradingState.HALTED
+    eng.sleep(0.5)
+    assert order.state is OrderState.CANCELED
+    (row,) = [r for r in eng.journal.rows(kinds=["TradingStateChanged"])]
+    assert (row["payload"]["reason"], row["payload"]["who"]) == ("desk is closing", "%cmc kill")
+
+    again, _ = run(ip, capsys, "kill")
+    assert again.startswith("HALTED: 0 working order(s)")
+
+
+def test_engine_errors_are_messages_not_tracebacks(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eng = connect(ip, capsys)
+    eng.close()
+    result, out = run(ip, capsys, "kill")
+    assert result is None
+    assert "this engine is closed" in out

@@ -1,0 +1,394 @@
+"""The workbench panels without a browser: streaming, triggers, the ticket's confirm step, alerts, the pump."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w
+import pytest
+from bokeh.document.events import ColumnsStreamedEvent, DocumentChangedEvent
+from bokeh.models import Span
+from jupyter_bokeh.widgets import BokehModel
+
+import cmc_lab as cmc
+from cmc_lab.execution.hedge import TicketState
+from cmc_lab.execution.spread import SpreadSnapshot
+from cmc_lab.ui.bench import widget_stream_rate
+from cmc_lab.ui.killswitch import KillSwitch, side_channel
+from cmc_lab.ui.panels import AlertsPanel, HedgeTicketPanel
+from cmc_lab.ui.pump import Pump, pump_for
+from cmc_lab.ui.receipt import HOP_COLOURS, receipt_frame, receipt_timeline
+from cmc_lab.ui.spread_monitor import SpreadMonitor
+from cmc_lab.ui.workbench import Workbench
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def with_spread(eng: cmc.Engine) -> cmc.Engine:
+    eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
+    return eng
+
+
+@pytest.fixture
+def live(make_engine: Callable[..., cmc.Engine]) -> cmc.Engine:
+    """Real clock, quotes every 50 ms: the market moves by itself as in a notebook."""
+    return with_spread(make_engine(clock="real", quote_interval=0.05))
+
+
+@pytest.fixture
+def virt(eng: cmc.Engine) -> cmc.Engine:
+    """Virtual clock: the market moves only while a call waits on it."""
+    eng.sleep(0.5)
+    return with_spread(eng)
+
+
+def streams_of(monitor: SpreadMonitor) -> list[ColumnsStreamedEvent]:
+    """Record every stream patch of the monitor's main data source (what goes to the browser)."""
+    events: list[ColumnsStreamedEvent] = []
+
+    def on_change(event: DocumentChangedEvent) -> None:
+        if isinstance(event, ColumnsStreamedEvent) and event.model is monitor.source:
+            events.append(event)
+
+    monitor.source.document.on_change(on_change)
+    return events
+
+
+def snapshots(eng: cmc.Engine, n: int, start_ns: int) -> list[SpreadSnapshot]:
+    base = eng.spread("au_gc").quote()
+    return [
+        dataclasses.replace(base, ts_ns=start_ns + i * 1_000_000, mid=base.mid + i * 0.01) for i in range(n)
+    ]
+
+
+# ---------------------------------------------------------------------------- spread monitor
+
+
+def test_spread_monitor_gains_points_over_time_throttled_by_the_pump(live: cmc.Engine) -> None:
+    monitor = SpreadMonitor(live, "au_gc")
+    streamed = streams_of(monitor)
+    wait_until(lambda: monitor.points > 0, what="the first points")
+    first, started = monitor.points, time.monotonic()
+    time.sleep(1.0)
+    elapsed = time.monotonic() - started
+    assert monitor.points > first, "no new points after a second of live quotes"
+    assert len(monitor.source.data["t"]) == monitor.points
+    assert monitor.updates <= 10 * (elapsed + 1) + 2, f"{monitor.updates} updates: not throttled to 10 Hz"
+    assert streamed and all(len(e.data["t"]) > 0 for e in streamed), "an empty patch was sent"
+    assert sum(len(e.data["t"]) for e in streamed) <= monitor.points
+    times = [t for e in streamed for t in e.data["t"]]
+    assert times == sorted(times) and len(set(times)) == len(times), "a point was sent twice"
+    monitor.close()
+
+
+def test_spread_monitor_streams_exactly_the_pending_points_and_respects_rollover(virt: cmc.Engine) -> None:
+    monitor = SpreadMonitor(virt, "au_gc", window=50)
+    pump_for(virt).remove(monitor._flush)  # flush by hand
+    virt.desk.on_spread("au_gc", monitor._on_snapshot, remove=True)
+    streamed = streams_of(monitor)
+    start = virt.now_ns()
+
+    for snap in snapshots(virt, 30, start):
+        monitor._on_snapshot(snap)
+    monitor._flush()
+    assert [len(e.data["t"]) for e in streamed] == [30]
+    assert len(monitor.source.data["t"]) == 30
+
+    monitor._flush()  # nothing pending: nothing sent
+    assert len(streamed) == 1 and monitor.updates == 1
+
+    for snap in snapshots(virt, 40, start + 30_000_000):
+        monitor._on_snapshot(snap)
+    monitor._flush()
+    assert [len(e.data["t"]) for e in streamed] == [30, 40], "only the new points are streamed"
+    assert streamed[-1].rollover == 50
+    assert len(monitor.source.data["t"]) == 50, "rollover keeps the window"
+    assert monitor.source.data["t"][-1] == (start + 69_000_000) / 1e6
+    assert monitor.source.data["t"][0] == (start + 20_000_000) / 1e6
+    assert (monitor.updates, monitor.points) == (2, 70)
+
+
+def test_spread_monitor_draws_nan_for_a_missing_z_score(virt: cmc.Engine) -> None:
+    monitor = SpreadMonitor(virt, "au_gc")
+    pump_for(virt).remove(monitor._flush)
+    snap = dataclasses.replace(virt.spread("au_gc").quote(), z=None)
+    monitor._on_snapshot(snap)
+    monitor._flush()
+    assert math.isnan(monitor.source.data["z"][-1])
+
+
+def test_spread_monitor_shows_a_trigger_line_while_a_ticket_is_armed(virt: cmc.Engine) -> None:
+    monitor = SpreadMonitor(virt, "au_gc")
+    pump_for(virt).remove(monitor._flush)
+    ticket = virt.hedge("au_gc", "buy", 3, when="ask <= -50")
+    assert ticket.state is TicketState.ARMED
+    monitor._flush()
+    spans = [s for s in monitor.figure.center if isinstance(s, Span) and s.visible]
+    assert [(s.location, s.dimension) for s in spans] == [(-50.0, "width")]
+
+    ticket.cancel("test over")
+    monitor._flush()
+    assert not any(isinstance(s, Span) and s.visible for s in monitor.figure.center)
+
+
+def test_spread_monitor_marks_a_filled_ticket_at_its_executed_spread(virt: cmc.Engine) -> None:
+    monitor = SpreadMonitor(virt, "au_gc")
+    pump_for(virt).remove(monitor._flush)
+    ticket = virt.hedge("au_gc", "buy", 3)
+    assert ticket.wait(timeout=10) is TicketState.FILLED
+    monitor._flush()
+    monitor._flush()
+    assert len(monitor.fill_source.data["t"]) == 1, "one marker per filled ticket, once"
+    price = monitor.fill_source.data["price"][0]
+    assert abs(price - ticket.decision.mid) < 1.0, (price, ticket.decision)
+    assert monitor.fill_source.data["color"] == ["#2ca02c"]
+
+
+def test_spread_monitor_close_stops_streaming(live: cmc.Engine) -> None:
+    monitor = SpreadMonitor(live, "au_gc")
+    wait_until(lambda: monitor.points > 0, what="the first points")
+    monitor.close()
+    time.sleep(0.3)
+    points = monitor.points
+    time.sleep(0.5)
+    assert monitor.points == points
+
+
+# ---------------------------------------------------------------------------- hedge ticket panel
+
+
+def test_ticket_panel_fire_asks_for_confirmation_before_sending(virt: cmc.Engine) -> None:
+    panel = HedgeTicketPanel(virt, "au_gc")
+    assert panel.qty.value == 3, "qty starts at the spread's lot ratio"
+    assert panel.confirm_box.layout.display == "none"
+    panel.fire.click()
+    assert panel.confirm_box.layout.display == "flex"
+    assert "Fire <b>buy 3 au_gc</b> now, policy chase?" in panel.confirm_box.children[0].value
+    assert panel.ticket is None and virt.tickets().empty, "nothing is sent before Confirm"
+    panel.back.click()
+    assert panel.confirm_box.layout.display == "none"
+    assert virt.tickets().empty
+
+
+def test_ticket_panel_confirm_fills_and_then_shows_the_receipt(virt: cmc.Engine) -> None:
+    panel = HedgeTicketPanel(virt, "au_gc")
+    panel.fire.click()
+    panel.confirm.click()
+    assert panel.confirm_box.layout.display == "none"
+    ticket = panel.ticket
+    assert ticket is not None
+    assert ticket.wait(timeout=10) is TicketState.FILLED
+    panel._refresh()
+    assert "FILLED" in panel.status.value and ticket.ticket_id in panel.status.value
+    (receipt,) = panel.receipt.children
+    assert isinstance(receipt, BokehModel)
+    assert f"receipt {ticket.ticket_id}" in str(receipt._model.title.text)
+    panel._refresh()
+    assert panel.receipt.children == (receipt,), "the receipt is made once"
+
+
+def test_ticket_panel_with_a_trigger_arms_instead_of_firing(virt: cmc.Engine) -> None:
+    panel = HedgeTicketPanel(virt, "au_gc")
+    panel.when.value = "ask <= -50"
+    assert panel.fire.description == "Arm..."
+    panel.side.value = "sell"
+    panel.fire.click()
+    assert "Arm <b>sell 3 au_gc</b> when ask &lt;= -50" in panel.confirm_box.children[0].value
+    panel.confirm.click()
+    assert panel.ticket is not None and panel.ticket.state is TicketState.ARMED
+    panel._refresh()
+    assert "ARMED" in panel.status.value
+    assert panel.receipt.children == ()
+
+
+@pytest.mark.parametrize(
+    ("qty", "when", "says"),
+    [(2, "", "not a multiple of the 3:1 lot ratio"), (3, "ask <", "is not understood")],
+)
+def test_ticket_panel_shows_bad_input_as_a_message(virt: cmc.Engine, qty: int, when: str, says: str) -> None:
+    panel = HedgeTicketPanel(virt, "au_gc")
+    panel.qty.value = qty
+    panel.when.value = when
+    panel.fire.click()
+    panel.confirm.click()
+    assert panel.ticket is None
+    assert says in panel.status.value and "color:#c62828" in panel.status.value
+    assert virt.tickets().empty
+
+
+# ---------------------------------------------------------------------------- alerts
+
+
+def raise_alert(eng: cmc.Engine, message: str) -> None:
+    async def alert() -> None:
+        eng.alert("test", "warning", message)
+
+    asyncio.run_coroutine_threadsafe(alert(), eng._loop).result(5)
+
+
+def test_alerts_panel_shows_alerts_and_acknowledges_them(virt: cmc.Engine) -> None:
+    panel = AlertsPanel(virt)
+    panel._refresh()
+    assert "0 open of 0" in panel.table.value
+    raise_alert(virt, "margin <utilisation> 81%")
+    raise_alert(virt, "second")
+    panel._refresh()
+    assert "2 open of 2" in panel.table.value
+    assert "margin &lt;utilisation&gt; 81%" in panel.table.value, "messages are escaped"
+    assert panel.table.value.index("second") < panel.table.value.index("margin"), "newest first"
+
+    panel.ack.click()
+    assert "0 open of 2" in panel.table.value
+    assert virt.alerts()["acknowledged"].all()
+    (row,) = list(virt.journal.rows(kinds=["AlertsAcknowledged"]))
+    assert row["payload"] == {"ids": [1, 2], "who": "alerts panel"}
+
+
+def test_alerts_panel_refreshes_from_the_pump(live: cmc.Engine) -> None:
+    panel = AlertsPanel(live)
+    raise_alert(live, "from the engine thread")
+    wait_until(lambda: "from the engine thread" in panel.table.value, what="the pump to show the alert")
+
+
+# ---------------------------------------------------------------------------- receipts
+
+
+def test_receipt_frame_has_plot_columns_and_starts_at_zero(virt: cmc.Engine) -> None:
+    ticket = virt.hedge("au_gc", "buy", 3)
+    assert ticket.wait(timeout=10) is TicketState.FILLED
+    frame = receipt_frame(virt, ticket.ticket_id)
+    expected = {"seq", "kind", "order_id", "venue", "hop_ns", "elapsed_ns"}
+    expected |= {"t_ms", "hop_ms", "start_ms", "lane", "label", "colour"}
+    assert expected <= set(frame.columns)
+    assert frame["t_ms"].iloc[0] == 0
+    assert (frame["t_ms"].diff().dropna() >= 0).all()
+    assert (frame["start_ms"] <= frame["t_ms"]).all()
+    filled = frame[frame["kind"] == "OrderFilled"]
+    assert len(filled) == 2 and set(filled["colour"]) == {HOP_COLOURS["OrderFilled"]}
+    assert all(lane.endswith(kind) for lane, kind in zip(frame["lane"], frame["kind"], strict=True))
+    assert isinstance(receipt_timeline(virt, ticket.ticket_id), BokehModel)
+
+
+def test_receipt_of_an_unknown_id_says_what_to_pass(virt: cmc.Engine) -> None:
+    with pytest.raises(KeyError, match="pass a client order id or ticket id"):
+        receipt_frame(virt, "nope")
+
+
+# ---------------------------------------------------------------------------- workbench and pump
+
+
+def test_workbench_builds_every_panel_with_the_kill_switch_on_top(virt: cmc.Engine) -> None:
+    board = cmc.workbench(virt)
+    assert isinstance(board, Workbench)
+    assert isinstance(board.kill, KillSwitch)
+    channel = side_channel(virt)
+    assert (board.kill.url, board.kill.token) == (channel.url, channel.token)
+    assert board.kill.state == "ACTIVE"
+    assert isinstance(board.monitor, SpreadMonitor) and board.monitor.spread.name == "au_gc"
+    assert isinstance(board.ticket, HedgeTicketPanel) and board.ticket.spread.value == "au_gc"
+    assert isinstance(board.alerts, AlertsPanel)
+    top, chart, *_ = board.widget.children
+    assert board.kill in top.children
+    assert chart is board.monitor.widget
+    shown = {id(c) for c in widget_tree(board.widget)}
+    assert {id(board.ticket.widget), id(board.alerts.widget)} <= shown
+    capital = getattr(board, "capital", None)
+    if capital is not None:
+        assert id(capital.widget) in shown
+    bundle = board._repr_mimebundle_()
+    assert bundle is not None and "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def widget_tree(widget: w.Widget) -> list[w.Widget]:
+    return [widget, *(d for child in getattr(widget, "children", ()) for d in widget_tree(child))]
+
+
+def test_workbench_header_follows_the_trading_state(virt: cmc.Engine) -> None:
+    board = cmc.workbench(virt)
+    assert "ACTIVE" in board.header.value
+    virt.kill("test", who="test")
+    board._refresh_header()
+    assert "HALTED" in board.header.value
+
+
+def test_workbench_defines_the_gold_spread_when_there_is_none(eng: cmc.Engine) -> None:
+    board = Workbench(eng)
+    assert list(eng.spreads) == ["au_gc"]
+    assert board.ticket.qty.value == 3
+    assert isinstance(board.widget, w.VBox)
+
+
+def test_pump_keeps_running_when_a_panel_raises_and_records_the_error(live: cmc.Engine) -> None:
+    pump = pump_for(live)
+    monitor = SpreadMonitor(live, "au_gc")
+
+    def broken_panel() -> None:
+        raise RuntimeError("panel bug")
+
+    pump.add(broken_panel)
+    wait_until(lambda: pump.errors, what="the error to be recorded")
+    points, ticks = monitor.points, pump.ticks
+    time.sleep(0.6)
+    assert pump.ticks > ticks + 3, "the pump stopped"
+    assert monitor.points > points, "the other panels stopped"
+    assert "broken_panel" in pump.errors[0] and "RuntimeError('panel bug')" in pump.errors[0]
+    pump.remove(broken_panel)
+
+
+def test_pump_keeps_only_the_last_50_errors() -> None:
+    pump = Pump(60)
+    calls: list[int] = []
+
+    def broken_panel() -> None:
+        calls.append(1)
+        raise ValueError(f"bug {len(calls)}")
+
+    pump.add(broken_panel)
+    try:
+        wait_until(lambda: len(calls) > 60, what="60 broken refreshes")
+    finally:
+        pump.close()
+    assert len(pump.errors) == 50
+    assert pump.errors[-1].endswith(f"ValueError('bug {len(calls)}')")
+
+
+def test_pump_rejects_a_silly_rate() -> None:
+    for rate in (0, -1, 61):
+        with pytest.raises(ValueError, match="rate_hz"):
+            Pump(rate)
+
+
+def test_pump_is_one_per_engine_and_stops_with_it(make_engine: Callable[..., cmc.Engine]) -> None:
+    eng = make_engine()
+    pump = pump_for(eng)
+    assert pump_for(eng) is pump
+    eng.close()
+    assert not pump._thread.is_alive()
+
+
+# ---------------------------------------------------------------------------- widget traffic
+
+
+def test_widget_stream_rate_measures_updates_and_bytes_under_a_quote_storm() -> None:
+    result = widget_stream_rate(seconds=1.5, quotes_per_second=1000)
+    print(
+        f"\nspread monitor at {result['quotes_per_second']:.0f} quotes/s: "
+        f"{result['updates_per_second']} updates/s, {result['points_per_update']} points and "
+        f"{result['bytes_per_update']} bytes per update ({result['flush_ms']} ms per flush)"
+    )
+    assert result["pump_errors"] == []
+    assert result["quotes_per_second"] > 500
+    assert result["updates_per_second"] > 0 and result["bytes_per_update"] > 0
