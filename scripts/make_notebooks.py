@@ -222,10 +222,70 @@ def cells_03() -> list:
     ]
 
 
+def cells_04() -> list:
+    return [
+        new_markdown_cell(
+            "# Capital and thresholds: the overseas margin squeeze\n\n"
+            "A hedged gold book: long SHFE au in the CNY account, short COMEX GC in the USD account. When "
+            "gold spikes and COMEX raises its margin, the short GC leg drains the USD account while the "
+            "gain sits on the CNY side of the border. The desk's rule: warn at 70 % margin utilisation, "
+            "transfer from the account with the most headroom at 80 %, liquidation line at 95 %."
+        ),
+        new_code_cell(
+            "from decimal import Decimal\n\n"
+            "import cmc_lab as cmc\n\n"
+            'eng = cmc.connect("sim", seed=7, clock="virtual", accounts={"US-FUT": 400_000})\n'
+            "eng.capital()"
+        ),
+        new_markdown_cell("Build the hedged position: 30 au lots (30 kg) against 10 GC lots (31.1 kg)."),
+        new_code_cell(
+            'gc, au = eng.quote("COMEX.GC"), eng.quote("SHFE.au")\n'
+            'short = eng.submit("COMEX.GC", "sell", 10, price=Decimal(str(gc.bid)) - 2)\n'
+            'long = eng.submit("SHFE.au", "buy", 30, price=eng.instrument("SHFE.au").round_to_tick(au.ask + 0.5))\n'
+            "short.wait(5), long.wait(5)\n"
+            "eng.capital()"
+        ),
+        new_code_cell(
+            "eng.thresholds.add(\n"
+            '    "margin_utilisation", warn=0.7, act=0.8, liquidation=0.95,\n'
+            '    action="transfer", scope="US-FUT", min_buffer=10_000_000,\n'
+            ")\n"
+            "eng.thresholds"
+        ),
+        new_markdown_cell("**COMEX raises the GC margin** from USD 16,500 to 30,000 a lot: a warning."),
+        new_code_cell('eng.set_margin_rate("COMEX.GC", 30_000)\neng.sleep(0.5)\neng.alerts()'),
+        new_markdown_cell(
+            "**Gold spikes 2 %**: the short GC leg loses, utilisation passes 80 % and the engine "
+            "requests a transfer from the CNY account at once; the wire takes two market seconds."
+        ),
+        new_code_cell('eng.venues["COMEX"].shock("GC", 0.02)\neng.sleep(1.0)\neng.capital()'),
+        new_code_cell("eng.sleep(2.5)\neng.capital()"),
+        new_markdown_cell("Each crossing, the action it caused and the time from crossing to action:"),
+        new_code_cell("eng.thresholds.crossings()"),
+        new_code_cell("eng.thresholds.actions()"),
+        new_markdown_cell("The journal tells the story in order, every row hash-chained:"),
+        new_code_cell(
+            'kinds = ["MarginRateChanged", "ThresholdCrossed", "ThresholdCleared", "Alert",\n'
+            '         "ThresholdAction", "TransferRequested", "TransferInTransit", "TransferCredited"]\n'
+            '[(r["seq"], r["kind"], r["payload"].get("level") or r["payload"].get("action", ""))\n'
+            " for r in eng.journal.rows(kinds=kinds)]"
+        ),
+        new_markdown_cell(
+            "## Pre-trade checks\n\nEvery order passes the checks a regulator expects before it leaves; a "
+            "refusal is a readable denial, never an exception. Here: an order far outside the price band."
+        ),
+        new_code_cell('o = eng.submit("COMEX.GC", "buy", 1, price=2000.0)\no.state, o.reason'),
+        new_code_cell("[name for name, _ in eng.checks.checks]"),
+        new_code_cell("eng.journal.verify()"),
+        new_code_cell("eng.close()"),
+    ]
+
+
 NOTEBOOKS = {
     "01_quickstart.ipynb": cells_01,
     "02_spreads_and_triggers.ipynb": cells_02,
     "03_hedged_execution_under_faults.ipynb": cells_03,
+    "04_capital_and_thresholds.ipynb": cells_04,
 }
 
 
