@@ -15,7 +15,8 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager
 from decimal import Decimal
 from html import escape
 from pathlib import Path
@@ -136,6 +137,8 @@ class Engine:
         self._quote_callbacks: list[QuoteCallback] = []
         self._reconciling: dict[str, asyncio.Task[None]] = {}
         self._alerts: list[dict[str, Any]] = []
+        self._pending_rows: list[JournalRow] = []
+        self._batch_depth = 0
         self._close_callbacks: list[Callable[[], None]] = []
         self.desk = Desk(self)
         self.risk = RiskMonitor(self, accounts)
@@ -680,9 +683,7 @@ class Engine:
                 self, cid, inst, req.side, req.qty, req.price, tif, req.account, req.ticket_id, self._loop
             )
             self._orders[cid] = order
-            init = OrderInitialized(
-                now, now, cid, inst.id, req.side, req.qty, req.price, tif, req.account, req.ticket_id, reason
-            )
+            init = _initialized(now, cid, req, tif, reason, self._quotes.get(inst.id))
             denial, passed = self.checks.run(req, self)
             outcome: OrderEvent
             if denial is None:
@@ -692,7 +693,7 @@ class Engine:
             staged.append((order, req, init, outcome))
             rows += [init, outcome]
         try:
-            self._journal(rows, ticket_id=requests[0].ticket_id if requests else None)
+            self._journal(rows, ticket_id=requests[0].ticket_id if requests else None, now=True)
         except JournalError as exc:
             self._journal_failed(exc)
             for order, _, init, _ in staged:
@@ -877,13 +878,36 @@ class Engine:
 
     # ------------------------------------------------------------------ journal
 
-    def _journal(self, events: list[Event], ticket_id: str | None = None) -> None:
+    @contextmanager
+    def journal_batch(self) -> Iterator[None]:
+        """Rows journaled inside commit in one transaction when the outermost batch ends.
+
+        A decision and its legs cost one commit instead of six. Intents still commit before
+        any order leaves: :meth:`_submit_batch` flushes whatever is pending first.
+        """
+        self._batch_depth += 1
+        try:
+            yield
+        finally:
+            self._batch_depth -= 1
+            if not self._batch_depth:
+                try:
+                    self._commit_pending()
+                except JournalError as exc:
+                    self._journal_failed(exc)
+
+    def _commit_pending(self) -> None:
+        rows, self._pending_rows = self._pending_rows, []
+        if rows:
+            self.journal.append_many(rows)
+
+    def _journal(self, events: list[Event], ticket_id: str | None = None, *, now: bool = False) -> None:
+        """Journal events; outside a batch (or with ``now``) they are committed before this returns."""
         mono = self.clock.mono_ns()
-        rows = []
         for event in events:
             iid = getattr(event, "instrument_id", None)
             venue = getattr(event, "venue", None) or (iid.split(".", 1)[0] if iid else None)
-            rows.append(
+            self._pending_rows.append(
                 JournalRow(
                     kind=event.kind,
                     ts_event=event.ts_event,
@@ -896,14 +920,28 @@ class Engine:
                     instrument=iid,
                 )
             )
-        self.journal.append_many(rows)
+        if now or not self._batch_depth:
+            self._commit_pending()
 
     def _journal_raw(self, kind: str, payload: dict[str, Any], **ids: Any) -> None:
         now = self.now_ns()
-        try:
-            self.journal.append(
-                kind, ts_event=now, ts_init=now, mono_ns=self.clock.mono_ns(), payload=payload, **ids
+        self._pending_rows.append(
+            JournalRow(
+                kind=kind,
+                ts_event=now,
+                ts_init=now,
+                mono_ns=self.clock.mono_ns(),
+                payload=payload,
+                order_id=ids.get("order_id"),
+                ticket_id=ids.get("ticket_id"),
+                venue=ids.get("venue"),
+                instrument=ids.get("instrument"),
             )
+        )
+        if self._batch_depth:
+            return
+        try:
+            self._commit_pending()
         except JournalError as exc:
             self._journal_failed(exc)
 
@@ -920,6 +958,17 @@ _FINAL_REPORTS: dict[OrderState, Any] = {
     OrderState.EXPIRED: OrderExpired,
     OrderState.REJECTED: OrderRejected,
 }
+
+
+def _initialized(
+    now: int, cid: str, req: OrderRequest, tif: TimeInForce, reason: str, quote: Quote | None
+) -> OrderInitialized:
+    """An order's decision row, with the top of book it saw (receipts and the audit pack show it)."""
+    seen = (str(quote.bid), str(quote.ask), quote.ts_event) if quote is not None else (None, None, 0)
+    inst = req.instrument
+    return OrderInitialized(
+        now, now, cid, inst.id, req.side, req.qty, req.price, tif, req.account, req.ticket_id, reason, *seen
+    )
 
 
 def _parse_tif(tif: str | TimeInForce) -> TimeInForce:

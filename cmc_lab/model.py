@@ -349,6 +349,9 @@ class OrderInitialized(OrderEvent):
     account: str
     ticket_id: str | None = None
     reason: str = ""
+    bid: str | None = None  # the top of book the decision saw, as exact text; None without a quote
+    ask: str | None = None
+    quote_ts: int = 0  # that quote's ts_event; 0 without a quote
 
 
 @dataclass(frozen=True, slots=True)

@@ -250,6 +250,8 @@ class FaultProxy:
                         writer.write(item.raw)
                         continue
                     msg = parse(item)
+                    if writer.is_closing():  # read after a cut: it never reaches the other side
+                        continue
                     self.seen[direction].append(msg)
                     action = self._action(direction, msg)
                     if action == "silence":
@@ -262,9 +264,8 @@ class FaultProxy:
                         writer.write(item[: len(item) // 2])
                     elif action == "garble":
                         writer.write(item[:30] + b"\xff\xfe" + item[32:])
-                    elif action == "cut":
+                    elif action == "cut":  # pass it on, then cut both sides before any answer can pass
                         writer.write(item)
-                        await writer.drain()
                         for w in link:
                             w.transport.abort()
                         return
@@ -567,7 +568,11 @@ def test_connection_dropped_mid_order_reconnects_and_gets_the_missed_reports(
     assert gw.kinds().count("VenueConnected") == 2 and "VenueDisconnected" in gw.kinds()
     assert [type(e).__name__ for e in gw.of("drop-1")] == ["OrderAccepted", "OrderFilled"]
     assert orders_taken(server[1], comp_id, "drop-1") == 1
-    assert all(m.get(43) == "Y" for m in proxy.sent("s2c", "8") if m.get(11) == "drop-1")
+    # Either the order got through before the cut (its reports come back resent, PossDupFlag=Y),
+    # or it was lost with the connection (the venue asked for it again and we resent it once).
+    reports = [m for m in proxy.sent("s2c", "8") if m.get(11) == "drop-1"]
+    resent = [m for m in proxy.sent("c2s", "D") if m.get(11) == "drop-1" and m.get(43) == "Y"]
+    assert all(m.get(43) == "Y" for m in reports) or len(resent) == 1
 
 
 def test_sequence_gap_from_the_venue_is_filled_by_resend(
@@ -656,7 +661,7 @@ def test_reconnect_backs_off_while_the_acceptor_refuses(
     )
     gaps = [b - a for a, b in itertools.pairwise(proxy.accepted_at[1:])]
     assert len(gaps) == 3 and gaps[0] < gaps[1] < gaps[2]  # 0.05, 0.1, 0.2 s ...
-    assert gw.venue.gateway.reconnects == 1
+    gw.until(lambda: gw.venue.gateway.reconnects == 1, what="the reconnect to be counted")
 
 
 # --------------------------------------------------------------------------- through the engine
@@ -693,13 +698,18 @@ def test_hedge_ticket_overseas_leg_over_fix_fills_and_its_timeline_shows_the_fix
             assert t.wait(20) == "FILLED", t
             frame = eng.journal.timeline(t.ticket_id)
             comex = frame[frame["venue"] == "COMEX"]
-            kinds = list(comex["kind"])
-            assert kinds[:2] == ["OrderInitialized", "OrderSubmitted"]
-            assert "OrderAccepted" in kinds and "OrderFilled" in kinds
-            hops = comex.set_index("kind")["hop_ns"]
-            assert hops["OrderAccepted"] > 0 and hops["OrderFilled"] >= 0
-            accepted = comex[comex["kind"] == "OrderAccepted"].iloc[0]
-            assert accepted["ts_init"] >= accepted["ts_event"] > 0
+            filled_id = comex[comex["kind"] == "OrderFilled"]["order_id"].iloc[0]  # a chase may add orders
+            leg = comex[comex["order_id"] == filled_id].set_index("kind")
+            assert list(leg.index[:4]) == [
+                "OrderInitialized",
+                "OrderSubmitted",
+                "OrderAccepted",
+                "OrderFilled",
+            ]
+            assert (
+                leg.loc["OrderAccepted", "hop_ns"] > 0
+            )  # the FIX round trip: NewOrderSingle -> ExecutionReport
+            assert leg.loc["OrderAccepted", "ts_init"] >= leg.loc["OrderAccepted", "ts_event"] > 0
             assert eng.journal.verify().ok
         finally:
             eng.close()
@@ -720,12 +730,25 @@ def test_engine_reconciles_an_order_whose_connection_dropped_mid_flight(
         order = eng.submit("COMEX.GC", "buy", 1, price=HIGH, tif="IOC")
         assert order.wait(10) is OrderState.FILLED, order
         deadline = time.monotonic() + 5
-        kinds: list[str] = []
-        while "Reconciled" not in kinds and time.monotonic() < deadline:
+        rows = eng.journal.tail(200)
+        while time.monotonic() < deadline:
+            rows = eng.journal.tail(200)
+            if ((rows["kind"] == "VenueConnected") & (rows["venue"] == "COMEX")).sum() == 2:
+                break
             time.sleep(0.05)
-            kinds = list(eng.journal.tail(200)["kind"])
-        assert "VenueDisconnected" in kinds and kinds.count("VenueConnected") >= 2 and "Reconciled" in kinds
-        assert order.anomalies == [] and len(order.fills) == 1
+        time.sleep(0.3)  # let a reconcile started by the reconnect finish
+        rows = eng.journal.tail(200)
+        comex = list(rows[rows["venue"] == "COMEX"]["kind"])
+        assert comex.count("VenueConnected") == 2 and "VenueDisconnected" in comex
+        # The missed reports come back by resend; the reconcile (if the order was still working
+        # when it ran) finds nothing the venue does not know.
+        for _, row in rows[rows["kind"] == "Reconciled"].iterrows():
+            assert row["unknown"] == []
+        assert (
+            order.anomalies == []
+            and len(order.fills) == 1
+            and "DuplicateFillIgnored" not in list(rows["kind"])
+        )
         assert orders_taken(server[1], comp_id, order.client_order_id) == 1
         assert eng.journal.verify().ok
     finally:

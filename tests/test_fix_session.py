@@ -539,3 +539,35 @@ def test_password_comes_from_the_environment_per_target(monkeypatch: pytest.Monk
     monkeypatch.setenv("CMC_LAB_FIX_PASSWORD_EXEC_2", "pa55")
     assert cfg.password() == "pa55"
     assert "pa55" not in repr(cfg) and "pa55" not in str(cfg)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--fix", "0.0.0.0:9878"], "0.0.0.0 is not a loopback address"),
+        (["--fix", "127.0.0.1:http"], "write HOST:PORT"),
+        (["--fix", "127.0.0.1:0", "--password-env", "CMC_LAB_TEST_UNSET_VARIABLE"], "is not set or empty"),
+    ],
+)
+def test_venue_serve_refuses_settings_that_cannot_work(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cmc_lab.cli import main
+
+    assert main(["venue", "serve", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_paper_venue_opens_every_instrument_all_day_unless_told_to_honour_sessions() -> None:
+    from datetime import UTC, datetime
+
+    from cmc_lab.specs import load_specs
+    from cmc_lab.venues.fix.server import ServeError, paper_specs
+
+    saturday = int(datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()) * 1_000_000_000
+    specs = load_specs()
+    assert not specs.instruments["SHFE.au"].hours.is_open(saturday)
+    assert all(i.hours.is_open(saturday) for i in paper_specs(specs, "always").instruments.values())
+    assert paper_specs(specs, "honour") is specs
+    with pytest.raises(ServeError, match="use 'always'"):
+        paper_specs(specs, "sometimes")

@@ -107,8 +107,10 @@ class Desk:
             snap = self.snapshot(spread)
             if snap is not None and callbacks:
                 self._engine._report(_fire(callbacks, snap))
-            for ticket in armed:
-                ticket._on_quote_snapshot(snap)
+            if armed:
+                with self._engine.journal_batch():
+                    for ticket in armed:
+                        ticket._on_quote_snapshot(snap)
 
     # ------------------------------------------------------------------ tickets
 
@@ -186,7 +188,8 @@ class Desk:
         self.tickets[ticket_id] = ticket
         if trigger is not None:
             self._armed.setdefault(spread.name, []).append(ticket)
-        ticket._start()
+        with self._engine.journal_batch():
+            ticket._start()
         return ticket
 
     def ticket_fired(self, ticket: HedgeTicket) -> None:

@@ -344,7 +344,11 @@ class TicketFlow:
         self._settle()
 
     def _settle(self) -> None:
-        """No order of the ticket is working: decide the next step."""
+        """No order of the ticket is working: decide the next step (its rows commit together)."""
+        with self._engine.journal_batch():
+            self._settle_now()
+
+    def _settle_now(self) -> None:
         if self.done or self.state is TS.CHECKING or any(leg.working for leg in self.legs):
             return
         if self._lead_lagging():

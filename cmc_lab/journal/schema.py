@@ -19,6 +19,7 @@ from cmc_lab.journal.errors import (
     ForeignDatabase,
     JournalIsDirectory,
     JournalNotFound,
+    JournalReadOnly,
     JournalVersionTooNew,
 )
 
@@ -41,6 +42,22 @@ EVENT_COLUMNS = (
     "prev_hash",
     "hash",
 )
+
+
+#: The triggers that make the events table append-only, by name (rotation drops and recreates
+#: ``events_no_delete`` inside its own transaction).
+GUARDS = {
+    f"events_no_{action.lower()}": (
+        f"CREATE TRIGGER events_no_{action.lower()} BEFORE {action} ON events "
+        "BEGIN SELECT RAISE(ABORT, 'journal is append-only: rows cannot be changed or deleted'); END"
+    )
+    for action in ("UPDATE", "DELETE")
+}
+
+#: meta key of the ``seq:hash`` a journal's first row links to once older rows were rotated out.
+ANCHOR = "chain_anchor"
+#: meta key that marks a read-only archive segment (its value: the live journal it came from).
+ARCHIVE_OF = "archive_of"
 
 
 def _create_v1(db: Database) -> None:
@@ -66,11 +83,8 @@ def _create_v1(db: Database) -> None:
     events.create_index(["order_id", "seq"], index_name="events_order_id")
     events.create_index(["ticket_id", "seq"], index_name="events_ticket_id")
     events.create_index(["ts_event"], index_name="events_ts_event")
-    for action in ("UPDATE", "DELETE"):
-        db.execute(
-            f"CREATE TRIGGER events_no_{action.lower()} BEFORE {action} ON events "
-            "BEGIN SELECT RAISE(ABORT, 'journal is append-only: rows cannot be changed or deleted'); END"
-        )
+    for statement in GUARDS.values():
+        db.execute(statement)
     db.table("meta").create({"key": str, "value": str}, pk="key", not_null=["value"])
 
 
@@ -197,6 +211,11 @@ def prepare(conn: sqlite3.Connection, path: Path, now_ns: int) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
         is_new = judge(conn, path)
+        if not is_new and read_meta(conn, ARCHIVE_OF) is not None:
+            raise JournalReadOnly(
+                f"{path} is a read-only archive of journal {read_meta(conn, ARCHIVE_OF)}; "
+                "open it with Journal(path, readonly=True) to read and verify it"
+            )
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         db = Database(conn)
         for step_version, step in MIGRATIONS:

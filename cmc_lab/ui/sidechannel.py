@@ -26,6 +26,10 @@ DRAIN_MAX = 1 << 20
 class SideChannel:
     """Serve ``GET /state``, ``POST /kill`` and ``POST /rearm`` for one engine on loopback.
 
+    Every request needs the ``X-CMC-Token`` header; a POST body is a JSON object of at most
+    ``MAX_BODY`` bytes. ``errors`` keeps the last 50 broken connections (a client that stalls or
+    hangs up), which would otherwise print a traceback into whichever cell ran last.
+
     Examples
     --------
     >>> channel = SideChannel(eng)          # doctest: +SKIP

@@ -110,7 +110,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         stop(proc)
 
 
-def wait_for_server(server: Lab, proc: subprocess.Popen[Any], timeout: float = 90.0) -> None:
+def wait_for_server(server: Lab, proc: subprocess.Popen[Any], timeout: float = 45.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
