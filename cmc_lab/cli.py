@@ -111,6 +111,58 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    from cmc_lab import scenarios
+
+    results = scenarios.run_all(
+        quick=args.quick,
+        only=args.only,
+        seed=args.seed,
+        journal_dir=args.journal_dir,
+        progress=lambda m: print(m, file=sys.stderr),
+    )
+    print(json.dumps(results, indent=2, default=str) if args.json else scenarios.table(results))
+    return 0
+
+
+def _time_arg(text: str | None) -> str | int | None:
+    """--since/--until: ns since the epoch (digits) or ISO 8601 text."""
+    return int(text) if text is not None and text.isdigit() and len(text) > 8 else text
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from cmc_lab.journal.audit import export_pack, verify_pack
+
+    if args.path == "verify":
+        if args.pack is None:
+            raise CliError("cmc-lab audit verify PACK: name the audit pack (.zip) to check")
+        journal = _open_journal(args.journal) if args.journal else None
+        try:
+            report = verify_pack(args.pack, journal)
+        finally:
+            if journal is not None:
+                journal.close()
+        print(report)
+        return 0 if report.ok else 1
+    if args.pack is not None:
+        raise CliError(
+            f"unexpected argument {args.pack!r}: cmc-lab audit PATH --journal JOURNAL, or audit verify PACK"
+        )
+    if not args.journal:
+        raise CliError(f"cmc-lab audit {args.path} needs --journal JOURNAL: the journal to export")
+    with _open_journal(args.journal) as journal:
+        pack = export_pack(
+            journal,
+            args.path,
+            _time_arg(args.since),
+            _time_arg(args.until),
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+        )
+    print(f"wrote {pack} ({pack.stat().st_size:,} bytes); check it with: cmc-lab audit verify {pack}")
+    return 0
+
+
 def cmd_venue_serve(args: argparse.Namespace) -> int:
     from cmc_lab.venues.fix.server import serve
 
@@ -170,6 +222,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.set_defaults(func=cmd_bench)
+
+    scen = sub.add_parser(
+        "scenarios",
+        help="replay the seed's five scenarios on the embedded exchange; our figures beside theirs",
+    )
+    scen.add_argument(
+        "--quick", action="store_true", help="small sizes: a smoke test that every scenario runs"
+    )
+    scen.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    scen.add_argument("--only", type=int, choices=range(1, 6), metavar="N", help="run scenario N (1-5) only")
+    scen.add_argument("--seed", type=int, default=7, help="seed of the simulated market (default 7)")
+    scen.add_argument(
+        "--journal-dir", metavar="DIR", help="keep each scenario's journal as DIR/scenario-N.sqlite"
+    )
+    scen.set_defaults(func=cmd_scenarios)
+
+    audit = sub.add_parser(
+        "audit",
+        help="write an audit pack (zip) of a journal's order events, or check one: audit verify PACK",
+        description="cmc-lab audit PATH --journal J [--since T] [--until T] writes the pack; "
+        "cmc-lab audit verify PACK checks it against its manifest (exit 1 naming the altered file).",
+    )
+    audit.add_argument("path", help="the pack to write (.zip), or the word verify")
+    audit.add_argument("pack", nargs="?", help="with verify: the pack to check")
+    audit.add_argument(
+        "--journal", metavar="J", help="the journal to export (with verify: also check against it)"
+    )
+    audit.add_argument("--since", metavar="T", help="window start: ISO 8601 (UTC unless it says) or ns")
+    audit.add_argument("--until", metavar="T", help="window end (exclusive): ISO 8601 or ns")
+    audit.add_argument("--overwrite", action="store_true", help="replace an existing pack at PATH")
+    audit.add_argument("--quiet", action="store_true", help="no progress bar")
+    audit.set_defaults(func=cmd_audit)
 
     venue = sub.add_parser("venue", help="run a venue of your own: the embedded exchange over FIX 4.4")
     vsub = venue.add_subparsers(dest="venue_command", required=True)

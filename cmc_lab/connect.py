@@ -13,6 +13,7 @@ from cmc_lab.risk.capital import account_specs
 from cmc_lab.specs import load_specs
 from cmc_lab.venues.base import Venue
 from cmc_lab.venues.fix.gateway import fix_venues
+from cmc_lab.venues.replay import first_time_ns, open_replay, replay_venues
 from cmc_lab.venues.sim import SimExchange
 
 
@@ -38,12 +39,14 @@ def connect(
     ----------
     target
         ``"sim"``: every venue in the instrument specs on the embedded exchange;
-        ``"fix://HOST:PORT?sender=ID&target=ID"``: every venue over that one FIX 4.4 session.
+        ``"fix://HOST:PORT?sender=ID&target=ID"``: every venue over that one FIX 4.4 session;
+        ``"replay:PATH"``: every venue plays its quotes from a recorded store (``.zarr``/``.nc``),
+        its clock starting at the recording's first quote.
     venues
         Instead of ``target``, a map of venue name to address: ``"sim"`` or
-        ``"fix://HOST:PORT?sender=ID&target=ID[&heartbeat=30&tls=0]"`` (``"replay:PATH"``
-        arrives with the replay venue). The FX venue is added on the embedded exchange when not
-        given, for currency conversion. With any FIX venue the engine runs on real UTC time
+        ``"fix://HOST:PORT?sender=ID&target=ID[&heartbeat=30&tls=0]"`` or ``"replay:PATH"``. The FX
+        venue is added when not given, for currency conversion: from the first replay store if
+        any, else on the embedded exchange. With any FIX venue the engine runs on real UTC time
         (the embedded exchange's anchored start time is for all-sim engines only). The FIX
         password comes from ``CMC_LAB_FIX_PASSWORD_<TARGET>`` or the keyring, never the address.
     seed
@@ -74,7 +77,7 @@ def connect(
     specs = load_specs(instruments)
     account_specs(specs, accounts)  # bad accounts fail here, before a journal is opened
     if venues is None:
-        if target != "sim" and not _is_fix(target):
+        if target != "sim" and not _is_fix(target) and not _is_replay(target):
             raise UnsupportedVenue(_unsupported(target))
         addresses = dict.fromkeys(specs.venues, target)
     else:
@@ -86,21 +89,32 @@ def connect(
                 "(add others in an instrument file)"
             )
         if "FX" in specs.venues:
-            addresses.setdefault("FX", "sim")
+            addresses.setdefault("FX", next((a for a in addresses.values() if _is_replay(a)), "sim"))
     fix_addresses = {name: address for name, address in addresses.items() if _is_fix(address)}
+    replay_addresses = {name: address for name, address in addresses.items() if _is_replay(address)}
     for name, address in addresses.items():
-        if address != "sim" and name not in fix_addresses:
+        if address != "sim" and name not in fix_addresses and name not in replay_addresses:
             raise UnsupportedVenue(f"venue {name}: {_unsupported(address)}")
     if fix_addresses and clock != "real":
         raise ValueError(f"a FIX venue runs on real time; use clock='real' (the default), not {clock!r}")
+    if fix_addresses and replay_addresses:
+        raise ValueError("replay venues run on a recording's time, FIX venues on real time; use one kind")
+    replay_data = {a: open_replay(a) for a in dict.fromkeys(replay_addresses.values())}  # before the journal
 
     # All-sim engines run on the anchored exchange time (sessions open whenever a notebook runs);
     # a FIX counterparty stamps real UTC, so an engine with any FIX venue runs on real time.
-    clk = make_clock(clock, None if fix_addresses else SIM_START_NS)
+    start = min((first_time_ns(ds) for ds in replay_data.values()), default=SIM_START_NS)
+    clk = make_clock(clock, None if fix_addresses else start)
     fix_objects = fix_venues(fix_addresses, specs, clk, journal)  # bad addresses fail before the journal
+    replay_objects = replay_venues(replay_addresses, replay_data, specs, clk, latency=latency, seed=seed)
     exchange = SimExchange(specs, clk, seed=seed, quote_interval=quote_interval, latency=latency)
     venue_objects: dict[str, Venue] = {
-        name: fix_objects[name] if name in fix_objects else exchange.venue(name) for name in addresses
+        name: fix_objects[name]
+        if name in fix_objects
+        else replay_objects[name]
+        if name in replay_objects
+        else exchange.venue(name)
+        for name in addresses
     }
     store = Journal(journal if journal is not None else ":memory:")
     try:
@@ -121,8 +135,12 @@ def _is_fix(address: object) -> bool:
     return isinstance(address, str) and address.startswith("fix://")
 
 
+def _is_replay(address: object) -> bool:
+    return isinstance(address, str) and address.startswith("replay:")
+
+
 def _unsupported(address: str) -> str:
     return (
-        f"address {address!r} is not supported in this version; use 'sim' or "
-        "'fix://HOST:PORT?sender=ID&target=ID' (replay venues are not built yet)"
+        f"address {address!r} is not supported in this version; use 'sim', "
+        "'fix://HOST:PORT?sender=ID&target=ID' or 'replay:PATH' (a recorded quote store)"
     )

@@ -15,8 +15,7 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine, Mapping
 from decimal import Decimal
 from html import escape
 from pathlib import Path
@@ -25,10 +24,13 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from cmc_lab.clock import Clock
+from cmc_lab.crashpoints import crash_point
 from cmc_lab.execution.desk import Desk
 from cmc_lab.execution.hedge import HedgeTicket
 from cmc_lab.execution.spread import Spread
 from cmc_lab.journal import Journal, JournalError, JournalRow
+from cmc_lab.journal.audit import export_pack
+from cmc_lab.journal.receipts import Receipt, read_receipt
 from cmc_lab.model import (
     CancelOrder,
     Event,
@@ -58,6 +60,7 @@ from cmc_lab.model import (
 )
 from cmc_lab.orders import Order, OrderNotWorking, _fire, _register
 from cmc_lab.pricing import CostTerms
+from cmc_lab.recovery import reconcile_recovered, recover, run_owner
 from cmc_lab.risk.capital import CapitalView
 from cmc_lab.risk.monitor import RiskMonitor
 from cmc_lab.risk.pretrade import OrderRequest, PreTradeChecks, RiskLimits, TradingState
@@ -137,6 +140,7 @@ class Engine:
         self._quote_callbacks: list[QuoteCallback] = []
         self._reconciling: dict[str, asyncio.Task[None]] = {}
         self._alerts: list[dict[str, Any]] = []
+        self._journal_fault: dict[str, Any] | None = None  # the write failure that HALTED trading
         self._pending_rows: list[JournalRow] = []
         self._batch_depth = 0
         self._close_callbacks: list[Callable[[], None]] = []
@@ -236,6 +240,27 @@ class Engine:
             if not working or not o.done
         ]
         return pd.DataFrame(rows)
+
+    def receipt(self, order_or_ticket: Order | HedgeTicket | str) -> Receipt:
+        """The complete receipt of one order or hedge ticket, from the journal (see :class:`Receipt`).
+
+        Decision and the quotes it saw, checks, intent, send, ack, each fill, re-orders and
+        unwinds, final state; latency per hop and slippage. ``receipt.timeline()`` charts it.
+        """
+        if isinstance(order_or_ticket, Order):
+            order_or_ticket = order_or_ticket.client_order_id
+        elif isinstance(order_or_ticket, HedgeTicket):
+            order_or_ticket = order_or_ticket.ticket_id
+        return read_receipt(self.journal, order_or_ticket, self.specs.instruments)
+
+    def audit(self, path: str | Path, since: object = None, until: object = None, **options: Any) -> Path:
+        """Write the audit pack (zip) of the journal rows from ``since`` to ``until``; its path.
+
+        ``since``/``until``: int ns, datetimes or ISO 8601 text (UTC unless it says otherwise).
+        Options of :func:`cmc_lab.journal.audit.export_pack`: ``progress``, ``overwrite``. Check a
+        pack later with ``cmc-lab audit verify PACK``.
+        """
+        return export_pack(self.journal, path, since, until, instruments=self.specs.instruments, **options)
 
     def now_ns(self) -> int:
         return self.clock.now_ns()
@@ -600,17 +625,22 @@ class Engine:
     async def _start(self) -> None:
         self._journal_raw(
             "EngineStarted",
-            {"label": self.label, "venues": {n: v.kind for n, v in self.venues.items()}},
+            {
+                "label": self.label,
+                "venues": {n: v.kind for n, v in self.venues.items()},
+                **run_owner(self._id_prefix),
+            },
         )
+        recovered = recover(self)  # before the venues connect: their first reports must find these orders
         for venue in self.venues.values():
             await self._connect_venue(venue, reconcile=False)
+        reconcile_recovered(self, recovered)  # a background task: virtual time runs only while a call waits
 
     async def _stop(self) -> None:
         for venue in self.venues.values():
-            if venue.connected:
-                await venue.disconnect()
+            await venue.disconnect()  # also stops a reconnecting venue's back-off task
         working = [o.client_order_id for o in self._orders.values() if not o.done]
-        self._journal_raw("EngineStopped", {"working_orders": working})
+        self._journal_raw("EngineStopped", {"working_orders": working, "run": self._id_prefix})
 
     async def _connect_venue(self, venue: Venue, reconcile: bool) -> None:
         await venue.connect(self._on_venue_message)
@@ -668,15 +698,23 @@ class Engine:
     def _submit_now(self, req: OrderRequest, tif: TimeInForce, reason: str) -> Order:
         return self._submit_batch([req], tif, reason)[0]
 
-    def _submit_batch(self, requests: list[OrderRequest], tif: TimeInForce, reason: str) -> list[Order]:
+    def _submit_batch(
+        self,
+        requests: list[OrderRequest],
+        tif: TimeInForce,
+        reason: str,
+        checked: list[tuple[str | None, tuple[str, ...]]] | None = None,
+    ) -> list[Order]:
         """Check each order, commit every intent in one transaction, then hand them all to venues.
 
-        Runs in one loop turn, so the legs of a hedge leave together.
+        Runs in one loop turn, so the legs of a hedge leave together. ``checked``: the checks'
+        results for these requests, run by the caller earlier in this same loop turn (a hedge
+        decision checks its legs before it commits to sending them); they are not run twice.
         """
         now = self.now_ns()
         staged: list[tuple[Order, OrderRequest, OrderInitialized, OrderEvent]] = []
         rows: list[Event] = []
-        for req in requests:
+        for i, req in enumerate(requests):
             cid = self._next_client_order_id()
             inst = req.instrument
             order = Order(
@@ -684,7 +722,7 @@ class Engine:
             )
             self._orders[cid] = order
             init = _initialized(now, cid, req, tif, reason, self._quotes.get(inst.id))
-            denial, passed = self.checks.run(req, self)
+            denial, passed = checked[i] if checked is not None else self.checks.run(req, self)
             outcome: OrderEvent
             if denial is None:
                 outcome = OrderSubmitted(now, now, cid, inst.id, ",".join(passed))
@@ -720,6 +758,7 @@ class Engine:
                 now,
                 req.ticket_id,
             )
+            crash_point("after_intent_commit")
             try:
                 self.venues[req.instrument.venue].submit(command)
             except Exception as exc:
@@ -732,6 +771,7 @@ class Engine:
                         f"not sent: {exc}",
                     )
                 )
+            crash_point("after_send")
         return [order for order, *_ in staged]
 
     async def _cancel(self, order: Order, reason: str) -> bool:
@@ -759,6 +799,11 @@ class Engine:
         return await self._cancel_all(None, f"kill switch: {reason}")
 
     async def _set_trading_state(self, state: TradingState, reason: str, who: str) -> None:
+        if state is TradingState.ACTIVE and self._journal_fault is not None:
+            fault, self._journal_fault = self._journal_fault, None
+            self._journal_raw("JournalFault", fault)  # the outage on record, now that rows are taken
+            if self._journal_fault is not None:  # still refused: stay HALTED (a new alert says so)
+                return
         self.trading_state = state
         now = self.now_ns()
         self._on_event(TradingStateChanged(now, now, state.value, reason, who))
@@ -851,10 +896,12 @@ class Engine:
                 )
                 return
             ticket_id = order.ticket_id
+        crash_point("before_answer_journaled")
         try:
             self._journal([event], ticket_id=ticket_id)
         except JournalError as exc:
             self._journal_failed(exc)
+        crash_point("after_answer_journaled")
         if order is not None:
             self._apply(order, event)  # type: ignore[arg-type]
         elif isinstance(event, VenueEvent):
@@ -878,23 +925,13 @@ class Engine:
 
     # ------------------------------------------------------------------ journal
 
-    @contextmanager
-    def journal_batch(self) -> Iterator[None]:
+    def journal_batch(self) -> _JournalBatch:
         """Rows journaled inside commit in one transaction when the outermost batch ends.
 
         A decision and its legs cost one commit instead of six. Intents still commit before
         any order leaves: :meth:`_submit_batch` flushes whatever is pending first.
         """
-        self._batch_depth += 1
-        try:
-            yield
-        finally:
-            self._batch_depth -= 1
-            if not self._batch_depth:
-                try:
-                    self._commit_pending()
-                except JournalError as exc:
-                    self._journal_failed(exc)
+        return _JournalBatch(self)
 
     def _commit_pending(self) -> None:
         rows, self._pending_rows = self._pending_rows, []
@@ -946,11 +983,29 @@ class Engine:
             self._journal_failed(exc)
 
     def _journal_failed(self, exc: JournalError) -> None:
-        """Without a journal we cannot prove what we sent: stop sending."""
+        """Without a journal we cannot prove what we sent: stop sending, and say why in an alert."""
         self.errors.append(f"journal write failed: {exc}")
         if self.trading_state is not TradingState.HALTED:
             self.trading_state = TradingState.HALTED
             self.errors.append("trading HALTED: the journal cannot be written; fix it and eng.rearm()")
+        if self._journal_fault is None:  # the first failure of an outage alerts (journaled if it can be)
+            self._journal_fault = {
+                "error": str(exc),
+                "since_ns": self.now_ns(),
+                "alert": len(self._alerts) + 1,
+            }
+            self.alert(
+                "journal",
+                "critical",
+                f"trading HALTED: the journal cannot be written, so no order is sent until it can ({exc}); "
+                "fix the disk or the file, then eng.rearm()",
+            )
+
+    @property
+    def halt_reason(self) -> str | None:
+        """Why trading is HALTED when the kill switch did not do it (the journal cannot be written)."""
+        fault = self._journal_fault
+        return None if fault is None else f"the journal cannot be written: {fault['error']}"
 
 
 _FINAL_REPORTS: dict[OrderState, Any] = {
@@ -958,6 +1013,27 @@ _FINAL_REPORTS: dict[OrderState, Any] = {
     OrderState.EXPIRED: OrderExpired,
     OrderState.REJECTED: OrderRejected,
 }
+
+
+class _JournalBatch:
+    """``with engine.journal_batch():`` (a plain class: the desk opens one per quote with armed tickets)."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __enter__(self) -> None:
+        self._engine._batch_depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        engine = self._engine
+        engine._batch_depth -= 1
+        if not engine._batch_depth:
+            try:
+                engine._commit_pending()
+            except JournalError as error:
+                engine._journal_failed(error)
 
 
 def _initialized(

@@ -13,7 +13,19 @@ import math
 import numbers
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
+from decimal import (
+    ROUND_FLOOR,
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DecimalException,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    Rounded,
+    localcontext,
+)
 from enum import StrEnum
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -108,6 +120,17 @@ def _local_time(ts_ns: int, zone: ZoneInfo) -> datetime:
     return utc.astimezone(zone)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ns(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def _utc_offset(ts_ns: int, zone: ZoneInfo) -> timedelta | None:
+    return _local_time(ts_ns, zone).utcoffset()
+
+
 def _day_ranges(days: tuple[int, ...]) -> str:
     present = set(days)
     if len(present) == 7:
@@ -122,11 +145,19 @@ def _day_ranges(days: tuple[int, ...]) -> str:
     return ",".join(parts)
 
 
+# Remainders in this context are exact or trap: a trapped one takes the digit-by-digit path.
+_EXACT = Context(prec=28, traps=[Inexact, Rounded, InvalidOperation, DivisionByZero, Overflow])
+
+
 def _is_multiple(value: Decimal, step: Decimal) -> bool:
     # Exact, whatever the digits: Decimal division rounds to the context's 28 digits, which
     # would put 620.0200000000000000000000001 on a 0.02 grid.
     if not value.is_finite():
         return False
+    try:
+        return not _EXACT.remainder(value, step)
+    except DecimalException:
+        pass
     v = value.as_tuple()
     s = step.as_tuple()
     v_exp, s_exp = int(v.exponent), int(s.exponent)
@@ -174,6 +205,11 @@ class TradingHours:
 
     timezone: str
     windows: tuple[SessionWindow, ...]
+    # is_open's last answer and the span it holds for, up to the next window boundary (every
+    # quote of a spread asks): [(from_ns, until_ns, open)]; mutable inside the frozen object.
+    _open: list[tuple[int, int, bool]] = dataclasses.field(
+        default_factory=lambda: [(0, 0, False)], init=False, repr=False, compare=False
+    )
 
     def session_at(self, ts_ns: int) -> SessionWindow | None:
         local = _local_time(ts_ns, ZoneInfo(self.timezone))
@@ -183,7 +219,50 @@ class TradingHours:
         return None
 
     def is_open(self, ts_ns: int) -> bool:
-        return self.session_at(ts_ns) is not None
+        since, until, answer = self._open[0]
+        if since <= ts_ns < until:
+            return answer
+        return self._refresh(ts_ns)[2]
+
+    def open_until(self, ts_ns: int) -> int | None:
+        """While open at ``ts_ns``: an instant up to which it stays open (the next window
+        boundary, or sooner); None when closed."""
+        span = self._open[0]
+        if not span[0] <= ts_ns < span[1]:
+            span = self._refresh(ts_ns)
+        return span[1] if span[2] else None
+
+    def _refresh(self, ts_ns: int) -> tuple[int, int, bool]:
+        span = (ts_ns, self._next_boundary(ts_ns), self.session_at(ts_ns) is not None)
+        self._open[0] = span  # one assignment: a reader on another thread sees a whole span
+        return span
+
+    def _next_boundary(self, ts_ns: int) -> int:
+        """The first instant after ``ts_ns`` at which ``session_at`` may change: a window opening or
+        closing, a local midnight (weekday), or a change of the zone's UTC offset, whichever is first."""
+        zone = ZoneInfo(self.timezone)
+        local = _local_time(ts_ns, zone)
+        times = {time(0), *(w.open for w in self.windows), *(w.close for w in self.windows)}
+        best = None
+        for day in range(3):
+            date = local.date() + timedelta(days=day)
+            for t in times:
+                for fold in (0, 1):  # a wall time in the hour repeated when clocks go back comes twice
+                    at = _ns(datetime.combine(date, t.replace(fold=fold), tzinfo=zone))
+                    if at > ts_ns and (best is None or at < best):
+                        best = at
+        assert best is not None  # tomorrow's midnight is always a candidate
+        offset = local.utcoffset()
+        if _utc_offset(best, zone) == offset:
+            return best
+        low, high = ts_ns, best  # the offset changes in (low, high]: find where, to the microsecond
+        while high - low > 1000:
+            mid = (low + high) // 2
+            if _utc_offset(mid, zone) == offset:
+                low = mid
+            else:
+                high = mid
+        return high - high % 1000
 
     def next_open(self, ts_ns: int) -> datetime | None:
         """The next moment (local time) a window opens, within a week; for error messages."""
@@ -558,16 +637,25 @@ def parse_qty(value: object, instrument: Instrument) -> int:
 # --------------------------------------------------------------------------- serialisation
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def event_payload(event: Event) -> dict[str, Any]:
     """The event's fields as JSON-ready values; Decimal stays exact as a string."""
+    cls = type(event)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(event))
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(event):
-        value = getattr(event, f.name)
-        if isinstance(value, Decimal):
-            value = str(value)
-        elif isinstance(value, StrEnum):
-            value = value.value
-        out[f.name] = value
+    for name in names:
+        value = getattr(event, name)
+        if type(value) not in _PLAIN:
+            if isinstance(value, Decimal):
+                value = str(value)
+            elif isinstance(value, StrEnum):
+                value = value.value
+        out[name] = value
     return out
 
 

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 
 from cmc_lab.model import Instrument, Quote
+from cmc_lab.pricing_formula import FX_NAMES, evaluate, formula_leg_names, parse_formula
 from cmc_lab.pricing_ratio import (
     BARREL_GAL,
     POUND_G,
@@ -129,107 +130,6 @@ def landed_price(
     return converted * (1 + costs.vat) + costs.fixed
 
 
-# --------------------------------------------------------------------------- custom formulas
-
-_FUNCTIONS: Mapping[str, tuple[Any, int]] = MappingProxyType(
-    {  # name -> (numpy function, arity; 0 = two or more)
-        "abs": (np.abs, 1),
-        "exp": (np.exp, 1),
-        "log": (np.log, 1),
-        "sqrt": (np.sqrt, 1),
-        "min": (np.minimum, 0),
-        "max": (np.maximum, 0),
-    }
-)
-_BINARY_OPS: Mapping[type[ast.operator], Any] = MappingProxyType(
-    {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide, ast.Pow: np.power}
-)
-_UNARY_OPS: Mapping[type[ast.unaryop], Any] = MappingProxyType({ast.USub: np.negative, ast.UAdd: np.positive})
-_FX_NAMES = ("USDCNH", "USDCNY")
-_MAX_FORMULA_CHARS = 1000  # deeper nesting than this could exhaust the parser's recursion
-
-
-def _formula_help(names: Sequence[str]) -> str:
-    return (
-        f"a formula may use numbers, the names {', '.join(names)}, + - * / **, parentheses "
-        f"and the functions {', '.join(sorted(_FUNCTIONS))}"
-    )
-
-
-def _parse_formula(formula: str, names: Sequence[str]) -> tuple[ast.expr, set[str]]:
-    """The parsed formula and the names it uses, or a ValueError naming the offending token."""
-    if len(formula) > _MAX_FORMULA_CHARS:
-        raise ValueError(f"formula is {len(formula)} characters long; the limit is {_MAX_FORMULA_CHARS}")
-    try:
-        tree = ast.parse(formula.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise ValueError(
-            f"formula {formula!r} is not a single expression ({exc.msg}, column {exc.offset}); "
-            f"{_formula_help(names)}"
-        ) from None
-    source = formula.strip()
-    used: set[str] = set()
-
-    def bad(node: ast.AST, what: str) -> ValueError:
-        token = ast.get_source_segment(source, node) or type(node).__name__
-        return ValueError(f"formula {formula!r}: {what} {token!r} is not allowed; {_formula_help(names)}")
-
-    def check(node: ast.AST) -> None:
-        if isinstance(node, ast.BinOp):
-            if type(node.op) not in _BINARY_OPS:
-                raise bad(node, "operator in")
-            check(node.left)
-            check(node.right)
-        elif isinstance(node, ast.UnaryOp):
-            if type(node.op) not in _UNARY_OPS:
-                raise bad(node, "operator in")
-            check(node.operand)
-        elif isinstance(node, ast.Constant):
-            if isinstance(node.value, bool) or not isinstance(node.value, int | float):
-                raise bad(node, "constant")
-        elif isinstance(node, ast.Name):
-            if node.id not in names:
-                raise ValueError(f"formula {formula!r}: unknown name {node.id!r}; known: {', '.join(names)}")
-            used.add(node.id)
-        elif isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
-                raise bad(node.func, "function")
-            if node.keywords or any(isinstance(arg, ast.Starred) for arg in node.args):
-                raise bad(node, "keyword or starred argument in")
-            arity = _FUNCTIONS[node.func.id][1]
-            if (arity and len(node.args) != arity) or (not arity and len(node.args) < 2):
-                wanted = f"{arity} argument" if arity else "two or more arguments"
-                raise bad(node, f"call (takes {wanted})")
-            for arg in node.args:
-                check(arg)
-        else:
-            raise bad(node, type(node).__name__.lower())
-
-    check(tree.body)
-    return tree.body, used
-
-
-def _evaluate(node: ast.expr, env: Mapping[str, PriceLike]) -> Any:
-    # Only the node types _parse_formula lets through reach here; numbers become floats so
-    # that ``9 ** 9 ** 9`` overflows to inf instead of computing a huge integer.
-    if isinstance(node, ast.BinOp):
-        return _BINARY_OPS[type(node.op)](_evaluate(node.left, env), _evaluate(node.right, env))
-    if isinstance(node, ast.UnaryOp):
-        return _UNARY_OPS[type(node.op)](_evaluate(node.operand, env))
-    if isinstance(node, ast.Constant):
-        return np.float64(float(node.value))  # type: ignore[arg-type]
-    if isinstance(node, ast.Name):
-        return env[node.id]
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        func = _FUNCTIONS[node.func.id][0]
-        values = [_evaluate(arg, env) for arg in node.args]
-        result = values[0]
-        for value in values[1:]:
-            result = func(result, value)
-        return func(result) if len(values) == 1 else result
-    raise AssertionError(f"unchecked formula node {ast.dump(node)}")
-
-
 # --------------------------------------------------------------------------- spread definitions
 
 
@@ -261,6 +161,7 @@ class SpreadDef:
     formula: str | None = None
     _formula_tree: ast.expr | None = field(default=None, init=False, repr=False, compare=False)
     _formula_names: Mapping[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _kernel: SpreadKernel | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         where = f"spread {self.name!r}"
@@ -308,6 +209,7 @@ class SpreadDef:
         object.__setattr__(self, "costs", MappingProxyType(costs))
         if self.formula is not None:
             self._set_formula(where)
+        object.__setattr__(self, "_kernel", SpreadKernel(self))
 
     def _set_formula(self, where: str) -> None:
         if not isinstance(self.formula, str) or not self.formula.strip():
@@ -316,8 +218,8 @@ class SpreadDef:
             raise ValueError(
                 f"{where}: costs apply to the built-in diff and ratio; write them into the formula"
             )
-        names = _formula_leg_names(self.instruments)
-        tree, used = _parse_formula(self.formula, [*names, *_FX_NAMES])
+        names = formula_leg_names(self.instruments)
+        tree, used = parse_formula(self.formula, [*names, *FX_NAMES])
         used_legs = {names[name] for name in used if name in names}
         unused = [inst.id for i, inst in enumerate(self.instruments) if i not in used_legs]
         if unused:
@@ -361,6 +263,11 @@ class SpreadDef:
         return tuple(weight for _, weight in self.legs)
 
     @property
+    def kernel(self) -> SpreadKernel:
+        """The spread's arithmetic resolved once: what every spread function evaluates through."""
+        return self._kernel  # type: ignore[return-value]  # set by __post_init__
+
+    @property
     def unit(self) -> str:
         """The unit of the spread's value: the first leg's quote unit (``CNY/g``), or ``ratio``."""
         return "ratio" if self.kind == "ratio" and self.formula is None else self.legs[0][0].quote_unit
@@ -382,15 +289,174 @@ def _leg(item: object, where: str) -> tuple[Instrument, float]:
     return inst, float(weight)
 
 
-def _formula_leg_names(instruments: Sequence[Instrument]) -> dict[str, int]:
-    reserved = {*_FX_NAMES, *_FUNCTIONS}
-    symbols = [inst.symbol for inst in instruments]
-    names: dict[str, int] = {}
-    for i, inst in enumerate(instruments):
-        for name in (inst.symbol, f"{inst.venue}_{inst.symbol}"):
-            if name.isidentifier() and name not in reserved and symbols.count(name) <= 1:
-                names[name] = i
-    return names
+# --------------------------------------------------------------------------- the spread kernel
+
+_SAME_MONEY = (1.0, 1.0)  # (multiply, divide) of a leg priced in the first leg's money
+
+
+def _per_usd(currency: str, usdcnh: PriceLike, basis: PriceLike) -> PriceLike:
+    # FxRates.per_usd without the object: currencies were checked when the SpreadDef was made.
+    if currency == "USD":
+        return 1.0
+    return usdcnh if currency == "CNH" else usdcnh + basis
+
+
+class SpreadKernel:
+    """The arithmetic of one :class:`SpreadDef`, resolved once: per-leg factors, then ``+ - * /``.
+
+    ``landed`` brings one leg's price to the first leg's money and unit (FX, unit factor, cost
+    terms) and ``combine`` joins the landed legs (weighted sum, or first over second for a
+    ratio). :func:`spread_value`, :func:`spread_quote`, :func:`spread_series` and the live
+    spread all evaluate through these two methods, on floats or elementwise on arrays, so their
+    numbers agree to the last bit. The operations and their order are those of
+    :func:`landed_price`: ``((price + premium) * to / from) / unit factor * (1 + vat) + fixed``.
+
+    Examples
+    --------
+    >>> from cmc_lab.specs import load_specs
+    >>> specs = load_specs()
+    >>> k = SpreadDef.from_ids("au_gc", {"SHFE.au": 1, "COMEX.GC": -1}, specs.instruments).kernel
+    >>> rates = k.rates(7.25)
+    >>> round(k.combine([k.landed(0, 620.0, rates[0]), k.landed(1, 2650.0, rates[1])]), 4)
+    2.3038
+    """
+
+    __slots__ = (
+        "_costs",
+        "_factors",
+        "_money",
+        "_names",
+        "_tree",
+        "formula",
+        "kind",
+        "n",
+        "name",
+        "positive",
+        "weights",
+    )
+
+    def __init__(self, defn: SpreadDef) -> None:
+        first = defn.legs[0][0]
+        self.name = defn.name
+        self.kind = defn.kind
+        self.formula = defn.formula
+        self.weights = defn.weights
+        self.positive = tuple(w > 0 for w in self.weights)
+        self.n = len(defn.legs)
+        self._tree = defn._formula_tree
+        self._names = dict(defn._formula_names)
+        money, factors, costs = [], [], []
+        for inst, _ in defn.legs:
+            f, t = inst.currency, first.currency
+            money.append((f, t, f.upper(), t.upper(), needs_fx(f, t)))
+            factors.append(unit_factor(inst.price_unit, first.price_unit))
+            terms = defn.costs.get(inst.id)
+            costs.append(
+                None if terms is None or terms.is_zero else (terms.premium, 1 + terms.vat, terms.fixed)
+            )
+        self._money = tuple(money)
+        self._factors = tuple(factors)
+        self._costs = tuple(costs)
+
+    def rates(self, usdcnh: PriceLike | None, basis: PriceLike = 0.0) -> tuple[tuple[Any, Any], ...]:
+        """Per leg, ``(multiply, divide)`` taking its money to the first leg's at USDCNH ``usdcnh``.
+
+        ``usdcnh=None`` (no rate) is fine while every leg is in the first leg's money; otherwise
+        a ValueError names the conversion that needs the rate.
+        """
+        out: list[tuple[Any, Any]] = []
+        zero_basis = isinstance(basis, int | float) and basis == 0
+        for f, t, f_up, t_up, needs in self._money:
+            if usdcnh is None:
+                if needs:
+                    raise ValueError(
+                        f"converting {f} to {t} needs the USDCNH rate; pass fx=FxRates(usdcnh=...)"
+                    )
+                out.append(_SAME_MONEY)
+            elif f_up == t_up or (zero_basis and not needs):
+                out.append(_SAME_MONEY)
+            else:
+                out.append((_per_usd(t_up, usdcnh, basis), _per_usd(f_up, usdcnh, basis)))
+        return tuple(out)
+
+    def landed(self, i: int, price: PriceLike, rate: tuple[Any, Any]) -> PriceLike:
+        """Leg ``i``'s ``price`` in the first leg's money and unit, cost terms included."""
+        cost = self._costs[i]
+        if cost is None:
+            return price * rate[0] / rate[1] / self._factors[i]
+        return (price + cost[0]) * rate[0] / rate[1] / self._factors[i] * cost[1] + cost[2]
+
+    def landed_pair(self, i: int, bid: PriceLike, ask: PriceLike, rate: tuple[Any, Any]) -> tuple[Any, Any]:
+        """Leg ``i``'s landed prices (as :meth:`landed`) in the order ``(selling the spread, buying
+        it)``: a positive-weight leg is sold at its bid when the spread is sold, a negative one
+        bought back at its ask."""
+        m, d = rate
+        factor, cost = self._factors[i], self._costs[i]
+        if cost is None:
+            low, high = bid * m / d / factor, ask * m / d / factor
+        else:
+            premium, vat, fixed = cost
+            low = (bid + premium) * m / d / factor * vat + fixed
+            high = (ask + premium) * m / d / factor * vat + fixed
+        return (low, high) if self.positive[i] else (high, low)
+
+    def combine_pair(self, sell: list[Any], buy: list[Any]) -> tuple[Any, Any]:
+        """Executable ``(bid, ask)`` from the legs' landed prices when selling and when buying."""
+        if self.n == 2:  # combine(), inlined for the common two-leg spread: the same operations
+            if self.kind == "ratio":
+                return sell[0] / sell[1], buy[0] / buy[1]
+            w0, w1 = self.weights
+            return w0 * sell[0] + w1 * sell[1], w0 * buy[0] + w1 * buy[1]
+        return self.combine(sell), self.combine(buy)
+
+    def combine(self, landed: list[Any]) -> PriceLike:
+        """The spread's value from its legs' landed prices, in leg order."""
+        if self.kind == "ratio":
+            return landed[0] / landed[1]
+        w = self.weights
+        if self.n == 2:  # the loop below, unrolled: the same two products and one sum
+            return w[0] * landed[0] + w[1] * landed[1]
+        total = w[0] * landed[0]
+        for k in range(1, self.n):
+            total = total + w[k] * landed[k]
+        return total
+
+    def value(self, prices: list[Any], usdcnh: PriceLike | None, basis: PriceLike = 0.0) -> PriceLike:
+        """The spread's value at one (raw) price per leg, in leg order."""
+        if self._tree is not None:
+            env: dict[str, PriceLike] = {name: prices[i] for name, i in self._names.items()}
+            if usdcnh is not None:
+                env.update(USDCNH=usdcnh, USDCNY=usdcnh + basis)
+            try:
+                with np.errstate(all="ignore"):
+                    result: PriceLike = evaluate(self._tree, env)
+            except KeyError as exc:
+                raise ValueError(
+                    f"spread {self.name!r}: the formula uses {exc.args[0]}; pass fx=FxRates(usdcnh=...)"
+                ) from None
+            return result
+        rates = self.rates(usdcnh, basis)
+        return self.combine([self.landed(i, prices[i], rates[i]) for i in range(self.n)])
+
+    def executable(
+        self, bids: list[Any], asks: list[Any], usdcnh: PriceLike | None, basis: PriceLike = 0.0
+    ) -> tuple[PriceLike, PriceLike, PriceLike]:
+        """Executable ``(bid, ask, mid)``: buying buys positive-weight legs at their ask and sells the
+        others at their bid; selling is the mirror. A ratio has weights (+, -): buy = ask1 / bid2.
+        """
+        if self._tree is not None:
+            pos = self.positive
+            bid = self.value([bids[i] if pos[i] else asks[i] for i in range(self.n)], usdcnh, basis)
+            ask = self.value([asks[i] if pos[i] else bids[i] for i in range(self.n)], usdcnh, basis)
+        else:
+            rates = self.rates(usdcnh, basis)
+            pairs = [self.landed_pair(i, bids[i], asks[i], rates[i]) for i in range(self.n)]
+            bid, ask = self.combine_pair([p[0] for p in pairs], [p[1] for p in pairs])
+        return bid, ask, (bid + ask) / 2
+
+
+def _fx_args(fx: FxRates | None) -> tuple[PriceLike | None, PriceLike]:
+    return (None, 0.0) if fx is None else (fx.usdcnh, fx.cnh_cny_basis)
 
 
 # --------------------------------------------------------------------------- spread values
@@ -412,47 +478,17 @@ def spread_value(defn: SpreadDef, prices: Mapping[str, PriceLike], fx: FxRates |
     missing = [leg_id for leg_id in defn.ids if leg_id not in prices]
     if missing:
         raise ValueError(f"spread {defn.name!r}: no price for leg(s) {', '.join(missing)}")
-    values = [prices[leg_id] for leg_id in defn.ids]
-    if defn._formula_tree is not None:
-        env: dict[str, PriceLike] = {name: values[i] for name, i in defn._formula_names.items()}
-        if fx is not None:
-            env.update(USDCNH=fx.usdcnh, USDCNY=fx.usdcny)
-        try:
-            with np.errstate(all="ignore"):
-                result: PriceLike = _evaluate(defn._formula_tree, env)
-        except KeyError as exc:
-            raise ValueError(
-                f"spread {defn.name!r}: the formula uses {exc.args[0]}; pass fx=FxRates(usdcnh=...)"
-            ) from None
-        return result
-    first = defn.legs[0][0]
-    landed = [
-        landed_price(value, inst, first, fx, defn.costs.get(inst.id))
-        for value, (inst, _) in zip(values, defn.legs, strict=True)
-    ]
-    if defn.kind == "ratio":
-        return landed[0] / landed[1]
-    total = defn.weights[0] * landed[0]
-    for weight, value in zip(defn.weights[1:], landed[1:], strict=True):
-        total = total + weight * value
-    return total
+    return defn.kernel.value([prices[leg_id] for leg_id in defn.ids], *_fx_args(fx))
 
 
 def _executable(
     defn: SpreadDef, bids: Mapping[str, PriceLike], asks: Mapping[str, PriceLike], fx: FxRates | None
 ) -> tuple[PriceLike, PriceLike, PriceLike]:
-    # Buying the spread buys positive-weight legs at their ask and sells the others at their
-    # bid; selling it is the mirror. A ratio has weights (+, -): buy = ask1 / bid2.
     for leg_id in defn.ids:
         if leg_id not in bids or leg_id not in asks:
             raise ValueError(f"spread {defn.name!r}: no bid/ask for leg {leg_id}")
-    bid = spread_value(defn, _by_sign(defn, bids, asks), fx)
-    ask = spread_value(defn, _by_sign(defn, asks, bids), fx)
-    return bid, ask, (bid + ask) / 2
-
-
-def _by_sign(defn: SpreadDef, positive: Mapping[str, Any], negative: Mapping[str, Any]) -> dict[str, Any]:
-    return {i: positive[i] if w > 0 else negative[i] for i, w in zip(defn.ids, defn.weights, strict=True)}
+    ids = defn.ids
+    return defn.kernel.executable([bids[i] for i in ids], [asks[i] for i in ids], *_fx_args(fx))
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,16 +532,13 @@ def spread_quote(
     >>> round(q.bid, 3), round(q.ask, 3), q.bid_size, q.ask_size
     (2.26, 2.347, 9, 11)
     """
-    books = {leg_id: _book(defn, leg_id, quotes) for leg_id in defn.ids}
-    bids = {leg_id: book[0] for leg_id, book in books.items()}
-    asks = {leg_id: book[1] for leg_id, book in books.items()}
-    bid_sizes = {leg_id: book[2] for leg_id, book in books.items()}
-    ask_sizes = {leg_id: book[3] for leg_id, book in books.items()}
+    books = [_book(defn, leg_id, quotes) for leg_id in defn.ids]
     per_unit = _lots_per_unit(defn, lots)
-    bid, ask, mid = _executable(defn, bids, asks, fx)
+    bid, ask, mid = defn.kernel.executable([b[0] for b in books], [b[1] for b in books], *_fx_args(fx))
     # Selling the spread sells positive-weight legs into their bids and buys the others' asks.
-    sell_sizes = list(_by_sign(defn, bid_sizes, ask_sizes).values())
-    buy_sizes = list(_by_sign(defn, ask_sizes, bid_sizes).values())
+    pos = defn.kernel.positive
+    sell_sizes = [b[2] if p else b[3] for b, p in zip(books, pos, strict=True)]
+    buy_sizes = [b[3] if p else b[2] for b, p in zip(books, pos, strict=True)]
     return SpreadQuote(bid, ask, mid, spread_units(sell_sizes, per_unit), spread_units(buy_sizes, per_unit))
 
 

@@ -295,6 +295,17 @@ def spread_units(sizes: Sequence[PriceLike], lots: Sequence[int]) -> PriceLike:
     >>> spread_units([40, 9], [3, 1])
     9
     """
+    if len(sizes) == len(lots):  # plain ints (live quotes): the same floor division, without numpy
+        least = None
+        for size, n in zip(sizes, lots, strict=True):
+            if type(size) is not int or type(n) is not int:
+                break
+            whole = size // n
+            if least is None or whole < least:
+                least = whole
+        else:
+            if least is not None:
+                return least
     units = [np.floor_divide(size, n) for size, n in zip(sizes, lots, strict=True)]
     out = units[0]
     for value in units[1:]:

@@ -281,11 +281,265 @@ def cells_04() -> list:
     ]
 
 
+def cells_05() -> list:
+    return [
+        new_markdown_cell(
+            "# Receipts and audit\n\n"
+            "Every order and hedge ticket leaves a receipt in the journal: the decision with the quotes it "
+            "saw, the pre-trade checks, the intent committed before the message left, the send, the venue's "
+            "ack, each fill, each re-order or unwind and the final state, with the latency of every hop and "
+            "the slippage of every fill. The same journal exports as a self-contained audit pack whose "
+            "manifest catches any change, and verifies as one hash chain even after old rows are archived."
+        ),
+        new_code_cell(
+            "import sqlite3\n"
+            "import tempfile\n"
+            "import zipfile\n"
+            "from pathlib import Path\n\n"
+            "import pandas as pd\n"
+            "from bokeh.io import output_notebook\n"
+            "from bokeh.resources import INLINE\n\n"
+            "import cmc_lab as cmc\n"
+            "from cmc_lab.journal import Journal\n"
+            "from cmc_lab.journal.archive import rotate, verify_chain\n"
+            "from cmc_lab.journal.audit import ratios, verify_pack\n\n"
+            "output_notebook(resources=INLINE, hide_banner=True)\n"
+            'work = Path(tempfile.mkdtemp(prefix="cmc-receipts-"))\n'
+            'eng = cmc.connect("sim", seed=7, clock="virtual", journal=work / "day.sqlite")\n'
+            "eng"
+        ),
+        new_markdown_cell(
+            "## The receipt of one order\n\nA plain limit order: its decision saw the top of book, passed "
+            "every pre-trade check, was acknowledged and filled. Slippage is measured against the touch the "
+            "decision saw (positive = worse), in ticks and in money, exactly."
+        ),
+        new_code_cell(
+            'order = eng.submit("COMEX.GC", "buy", 2, price=2700.0)\n'
+            "order.wait(timeout=5)\n"
+            "receipt = eng.receipt(order)\n"
+            "receipt"
+        ),
+        new_code_cell(
+            'receipt.frame[["seq", "time", "step", "state", "hop_ns", "venue_lag_ns", "last_px", '
+            '"slippage_ticks", "slippage"]]'
+        ),
+        new_code_cell("receipt.latency"),
+        new_markdown_cell("An order the checks refuse leaves a receipt too, with the check that refused it:"),
+        new_code_cell(
+            'denied = eng.receipt(eng.submit("COMEX.GC", "buy", 1, price=2000.0))\n'
+            "denied.outcome, denied.reason"
+        ),
+        new_markdown_cell(
+            "## The receipt of a hedge ticket\n\nThe overseas leg is rejected once: the ticket chases it. Its "
+            "receipt holds the decision and both quotes it saw, both legs, the reject, the re-order and the "
+            "final state; the per-leg figures are those of `ticket.report()`, rebuilt from the journal alone."
+        ),
+        new_code_cell(
+            'eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})\n'
+            'eng.venues["COMEX"].inject("reject", times=1)\n'
+            'ticket = eng.hedge("au_gc", "buy", 3, policy="chase")\n'
+            "ticket.wait(timeout=10)\n"
+            "ticket_receipt = eng.receipt(ticket)\n"
+            'ticket_receipt.decision["quotes"]'
+        ),
+        new_code_cell("ticket_receipt.legs"),
+        new_code_cell("ticket_receipt.timeline()"),
+        new_markdown_cell("The kill switch is journaled with who used it and why:"),
+        new_code_cell('eng.kill("end-of-day drill", who="desk")\neng.rearm(who="desk")'),
+        new_markdown_cell(
+            "## The audit pack\n\n`eng.audit(path, since=..., until=...)` (or `cmc-lab audit PATH --journal J`) "
+            "writes one zip: every order event of the window as CSV and JSON Lines with the order-record "
+            "fields, one row per order and per ticket, alerts, kill-switch uses, order-to-trade and cancel "
+            "ratios per contract per day, every journal row with its hashes, the chain head and a "
+            "verification report, a readable HTML summary and a manifest with the SHA-256 of every file."
+        ),
+        new_code_cell(
+            'pack = eng.audit(work / "audit-2026-11-24.zip", since="2026-11-24", until="2026-11-25")\n'
+            "with zipfile.ZipFile(pack) as zf:\n"
+            '    files = pd.DataFrame([(i.filename, i.file_size) for i in zf.infolist()], columns=["file", "bytes"])\n'
+            '    events = pd.read_csv(zf.open("order_events.csv"), dtype=str, keep_default_na=False)\n'
+            "files"
+        ),
+        new_code_cell(
+            'events[["seq", "event", "ts_event_utc", "client_order_id", "venue_order_id", "instrument", "side",\n'
+            '        "price", "quantity", "time_in_force", "account", "last_px", "last_qty", "state"]].head(12)'
+        ),
+        new_code_cell("ratios(eng.journal)"),
+        new_code_cell("verify_pack(pack)"),
+        new_markdown_cell(
+            "Anyone who edits a file of the pack (here: one fill price in the CSV) makes it fail its own "
+            "manifest, and the report names the file. From a shell: `cmc-lab audit verify PACK` exits 1."
+        ),
+        new_code_cell(
+            'edited = work / "edited.zip"\n'
+            'with zipfile.ZipFile(pack) as src, zipfile.ZipFile(edited, "w") as dst:\n'
+            "    for name in src.namelist():\n"
+            "        data = src.read(name)\n"
+            '        if name == "order_events.csv":\n'
+            '            data = data.replace(b",2650.10,", b",2650.00,", 1)\n'
+            "        dst.writestr(name, data)\n"
+            "verify_pack(edited)"
+        ),
+        new_markdown_cell(
+            "## Tampering with the journal\n\nThe journal's rows are hash-chained: editing, deleting or "
+            "reordering rows in a copy of the file is found, and the first bad row is named."
+        ),
+        new_code_cell(
+            'copy = work / "copy.sqlite"\n'
+            "with sqlite3.connect(eng.journal.path) as src, sqlite3.connect(copy) as dst:\n"
+            "    src.backup(dst)\n"
+            "with sqlite3.connect(copy) as conn:\n"
+            '    conn.execute("DROP TRIGGER events_no_update")\n'
+            "    conn.execute(\"UPDATE events SET payload = replace(payload, '2700.0', '2600.0') WHERE seq = 8\")\n"
+            "Journal(copy, readonly=True).verify()"
+        ),
+        new_markdown_cell(
+            "## Retention\n\nOld rows rotate into read-only archive files; the live journal's first row still "
+            "links to the archive's last hash, so archive and journal verify as one chain."
+        ),
+        new_code_cell("rotation = rotate(eng.journal, upto_seq=eng.journal.head[0] - 5)\nrotation"),
+        new_code_cell("verify_chain([rotation.archive, eng.journal.path])"),
+        new_code_cell("eng.journal.verify()"),
+        new_code_cell("eng.close()"),
+    ]
+
+
+def cells_06() -> list:
+    return [
+        new_markdown_cell(
+            "# Research: quote history, replay and a parameter sweep\n\n"
+            "Record a session's quotes into an xarray Dataset (`time x instrument`: bid, ask, sizes), or "
+            "synthesize them from the embedded exchange's own market model. Study the gold spread with the "
+            "research helpers, which price it through the same code as the live spread. Then replay the "
+            "quotes through the **same engine**, triggers and hedge tickets as a live session, and sweep "
+            "trigger level x policy x latency in parallel with dask. Everything runs offline and is "
+            "deterministic by seed."
+        ),
+        new_code_cell(
+            "import shutil\n"
+            "import tempfile\n"
+            "from pathlib import Path\n\n"
+            "from bokeh.io import output_notebook, show\n"
+            "from bokeh.layouts import column\n"
+            "from bokeh.plotting import figure\n"
+            "from bokeh.resources import INLINE\n\n"
+            "import cmc_lab as cmc\n"
+            "from cmc_lab.data import align, distribution, half_life, rolling_z, spread_series, synthetic_quotes\n"
+            "from cmc_lab.data.recorder import Recorder\n"
+            "from cmc_lab.research import run_replay, sweep\n"
+            "from cmc_lab.specs import load_specs\n\n"
+            "output_notebook(resources=INLINE, hide_banner=True)\n"
+            'workdir = Path(tempfile.mkdtemp(prefix="cmc-06-"))'
+        ),
+        new_markdown_cell(
+            "## Record a session\n\nThe recorder hangs on `eng.on_quote`: on the engine thread a quote is a few "
+            "array writes into a preallocated chunk; a background thread appends full chunks to a Zarr store, "
+            "so the engine never waits for a disk. Five market minutes on the virtual clock:"
+        ),
+        new_code_cell(
+            'eng = cmc.connect("sim", seed=7, clock="virtual")\n'
+            'rec = Recorder(eng, workdir / "session.zarr", chunk=4096)\n'
+            "eng.sleep(300)\n"
+            "recorded = rec.close()\n"
+            "eng.close()\n"
+            "recorded"
+        ),
+        new_markdown_cell(
+            "A row is one moment: the instruments that quoted then, NaN for the others. So a quote "
+            '"at t" is always an **as-of** lookup, never a look into the future. Synthetic data comes from '
+            "the embedded exchange's market model: here 20 minutes at 10 quotes a second per instrument (the "
+            "reference set is 30 trading days, made lazily one day per dask chunk)."
+        ),
+        new_code_cell(
+            'quotes = synthetic_quotes(days=1, rate_hz=10, seed=7, start="2026-11-24 14:00", day_length="20min")\n'
+            'aligned = align(quotes, ["SHFE.au", "COMEX.GC", "FX.USDCNH"], on="1s")\n'
+            "aligned.bid.to_pandas().head()"
+        ),
+        new_markdown_cell(
+            "## The gold spread over the tape\n\nExecutable bid/ask in CNY/g through USD/CNH, sizes in 3:1 "
+            "spread units, a rolling z-score over the last 300 values (the live trigger's `z`) and the "
+            "AR(1) mean-reversion half-life."
+        ),
+        new_code_cell(
+            'au_gc = spread_series(quotes, {"SHFE.au": 1, "COMEX.GC": -1}, max_age="3s")\n'
+            'au_gc["z"] = rolling_z(au_gc.mid, window=300)\n'
+            'print(au_gc.attrs, "half-life:", half_life(au_gc.mid, freq="1s"))\n'
+            "au_gc.to_dataframe().describe().T.round(4)"
+        ),
+        new_code_cell(
+            "frame = au_gc.to_dataframe().iloc[::10]\n"
+            'top = figure(height=260, width=820, x_axis_type="datetime", title=f"au_gc ({au_gc.attrs[\'unit\']})")\n'
+            'top.varea(frame.index, frame.bid, frame.ask, fill_alpha=0.3, legend_label="bid/ask")\n'
+            'top.line(frame.index, frame.mid, legend_label="mid")\n'
+            'bottom = figure(height=160, width=820, x_axis_type="datetime", x_range=top.x_range, title="z")\n'
+            "bottom.line(frame.index, frame.z)\n"
+            "show(column(top, bottom))"
+        ),
+        new_markdown_cell(
+            "The spread by SHFE trading session and Shanghai hour, over a whole synthetic day (one quote every "
+            "two seconds); outside SHFE's sessions the au quote goes stale and the spread is blank."
+        ),
+        new_code_cell(
+            'day = synthetic_quotes(rate_hz=0.5, seed=7, start="2026-11-24 00:00", day_length="24h")\n'
+            'gold_day = spread_series(day, {"SHFE.au": 1, "COMEX.GC": -1}, max_age="3s")\n'
+            'distribution(gold_day.mid, load_specs().instrument("SHFE.au")).round(3)'
+        ),
+        new_markdown_cell(
+            "## Replay the recording through the engine\n\n`replay:PATH` venues play the store on the virtual "
+            "clock and match orders against the recorded top of book (price, recorded size, latency). The "
+            "ticket below is an ordinary hedge ticket: trigger, checks, journal, chase policy."
+        ),
+        new_code_cell(
+            'replay = cmc.connect(f"replay:{workdir / \'session.zarr\'}", clock="virtual")\n'
+            'replay.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})\n'
+            'ticket = replay.hedge("au_gc", "buy", 3, when="z <= -1.5", policy="chase")\n'
+            "ticket.wait(300)\n"
+            "ticket"
+        ),
+        new_markdown_cell(
+            "The price the ticket decided on is the number the research helpers compute from the same tape: "
+            "one code path."
+        ),
+        new_code_cell(
+            'at = spread_series(recorded, {"SHFE.au": 1, "COMEX.GC": -1}, on=[ticket.decision.ts_ns])\n'
+            "print(ticket.decision.bid, ticket.decision.ask)\n"
+            "print(float(at.bid[0]), float(at.ask[0]))\n"
+            'replay.journal.timeline(ticket.ticket_id)[["kind", "order_id", "venue", "hop_ns"]]'
+        ),
+        new_code_cell("replay.close()"),
+        new_markdown_cell(
+            "## Research in one call\n\n`run_replay` does the above for a repeating trigger and returns one row "
+            "per ticket: decision and executed spread prices, slippage in spread units and in CNY, per-leg "
+            "slippage in ticks, time to hedged."
+        ),
+        new_code_cell(
+            'tickets = run_replay(quotes, when="z <= -{level}", level=2.0, policy="chase", repeat=20)\n'
+            'print(tickets.attrs["replay"])\n'
+            'tickets[["n", "fired_at", "state", "decision_px", "executed_px", "slippage", "slippage_cny",\n'
+            '         "time_to_hedged_ms"]].head(10)'
+        ),
+        new_markdown_cell(
+            "## A parameter sweep with dask\n\nTrigger level x policy x one-way latency, each on two halves of "
+            "the tape: 16 independent virtual-clock engines on a local cluster of two worker processes. Pass "
+            '`client=dask.distributed.Client("tcp://scheduler:8786")` (or its address) to use a real cluster.'
+        ),
+        new_code_cell(
+            'grid = {"level": [1.5, 2.5], "policy": ["chase", "unwind"], "latency_ms": [0, 150]}\n'
+            'result = sweep(grid, quotes, workers=2, split=2, when="z <= -{level}", repeat=20)\n'
+            "result"
+        ),
+        new_code_cell('result.to_xarray()["slippage_mean"].sel(policy="chase").to_pandas()'),
+        new_code_cell("shutil.rmtree(workdir)"),
+    ]
+
+
 NOTEBOOKS = {
     "01_quickstart.ipynb": cells_01,
     "02_spreads_and_triggers.ipynb": cells_02,
     "03_hedged_execution_under_faults.ipynb": cells_03,
     "04_capital_and_thresholds.ipynb": cells_04,
+    "05_receipts_and_audit.ipynb": cells_05,
+    "06_research_replay_and_sweep.ipynb": cells_06,
 }
 
 

@@ -152,6 +152,7 @@ def test_bench_quick_json_prints_both_figures(capsys: pytest.CaptureFixture[str]
     assert {"order_round_trip", "journal_append"} <= set(results)
     assert results["order_round_trip"]["in_engine"]["n"] == 100
     assert results["journal_append"]["journal_rows_per_s"] > 0
+    assert results["audit_export"]["n_events"] >= 10_000 and results["audit_export"]["export_s"] > 0
 
 
 def test_every_subcommand_has_help_text() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
@@ -308,12 +309,45 @@ ADMIN: dict[str, list[tuple[int, str]]] = {
 }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Plan:
+    """One thing the fuzzer sends: ``raw`` bytes as they are, or a message framed when it is sent.
+
+    A message gets MsgSeqNum ``expected + offset`` (None: no MsgSeqNum at all), a SendingTime
+    ``skew`` ns off, PossDupFlag if ``poss_dup``, and one byte spoiled at ``flip``/256 of its length.
+    """
+
+    raw: bytes = b""
+    msg_type: str = ""
+    body: tuple[tuple[int, str], ...] = ()
+    offset: int | None = 0
+    skew: int = 0
+    flip: int = 0
+    poss_dup: bool = False
+
+    def render(self, session: FixSession) -> bytes:
+        if not self.msg_type:
+            return self.raw
+        header: list[tuple[int, object]] = [(35, self.msg_type), (49, session.target), (56, session.sender)]
+        if self.offset is not None:
+            header.append((34, max(session.store.next_in + self.offset, 0)))
+        now = codec.format_timestamp(time.time_ns() + self.skew)
+        header.append((52, now))
+        if self.poss_dup:
+            header += [(43, "Y"), (122, now)]
+        raw = encode(header + list(self.body))
+        if self.flip:
+            at = self.flip * len(raw) // 256
+            raw = raw[:at] + bytes([raw[at] ^ 0x5A]) + raw[at + 1 :]
+        return raw
+
+
 @st.composite
-def fix_plans(draw: st.DrawFn, templates: dict[str, list[tuple[int, str]]]) -> tuple[object, ...]:
-    """Random bytes, or a message (mostly a mutated valid one) to frame with a MsgSeqNum near the expected."""
+def fix_plans(draw: st.DrawFn, templates: dict[str, list[tuple[int, str]]]) -> Plan:
+    """Random bytes, or a message (mostly a mutated valid one) with a MsgSeqNum near the expected one."""
     kind = draw(st.integers(0, 9))
     if kind == 0:
-        return ("raw", draw(st.binary(max_size=120)))
+        return Plan(raw=draw(st.binary(max_size=120)))
     choices = {**ADMIN, **templates}
     if kind == 1:
         msg_type, body = draw(MSG_TYPES), draw(st.lists(st.tuples(TAGS, VALUES), max_size=12))
@@ -331,28 +365,14 @@ def fix_plans(draw: st.DrawFn, templates: dict[str, list[tuple[int, str]]]) -> t
                 body[at] = (body[at][0], draw(VALUES))
             else:
                 body.insert(at, body[at])
-    offset = draw(st.sampled_from([0, 0, 0, 0, 0, 1, -1, 4, None]))
-    skew = draw(st.sampled_from([0, 0, 0, 0, -(10**12)]))
-    flip = draw(st.integers(0, 255)) if kind == 9 else 0
-    return ("msg", msg_type, body, offset, skew, flip, draw(st.booleans()))
-
-
-def render(plan: tuple[object, ...], session: FixSession) -> bytes:
-    if plan[0] == "raw":
-        return plan[1]  # type: ignore[return-value]
-    _, msg_type, body, offset, skew, flip, poss_dup = plan
-    header: list[tuple[int, object]] = [(35, msg_type), (49, session.target), (56, session.sender)]
-    if offset is not None:
-        header.append((34, max(session.store.next_in + offset, 0)))  # type: ignore[operator]
-    now = codec.format_timestamp(time.time_ns() + skew)  # type: ignore[operator]
-    header.append((52, now))
-    if poss_dup:
-        header += [(43, "Y"), (122, now)]
-    raw = encode(header + list(body))  # type: ignore[call-overload]
-    if flip:
-        at = flip * len(raw) // 256
-        raw = raw[:at] + bytes([raw[at] ^ 0x5A]) + raw[at + 1 :]
-    return raw
+    return Plan(
+        msg_type=msg_type,
+        body=tuple(body),
+        offset=draw(st.sampled_from([0, 0, 0, 0, 0, 1, -1, 4, None])),
+        skew=draw(st.sampled_from([0, 0, 0, 0, -(10**12)])),
+        flip=draw(st.integers(1, 255)) if kind == 9 else 0,
+        poss_dup=draw(st.booleans()),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -383,7 +403,7 @@ def test_fuzz_acceptor_session_only_rejects_ignores_or_disconnects(
     fuzz_loop: asyncio.AbstractEventLoop,
     exchange_server: ExchangeServer,
     logged_on: bool,
-    plans: list[tuple[object, ...]],
+    plans: list[Plan],
 ) -> None:
     session = exchange_server.sessions["CLIENT1"]
     session.store.reset()
@@ -397,7 +417,7 @@ def test_fuzz_acceptor_session_only_rejects_ignores_or_disconnects(
             session.feed(encode(logon))
             assert session.state is SessionState.ACTIVE
         for plan in plans:
-            session.feed(render(plan, session))
+            session.feed(plan.render(session))
             await asyncio.sleep(0)
         await asyncio.sleep(0)
         assert session.internal_errors == 0
@@ -412,7 +432,7 @@ def test_fuzz_acceptor_session_only_rejects_ignores_or_disconnects(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(plans=st.lists(fix_plans(TO_INITIATOR), max_size=10))
 def test_fuzz_initiator_gateway_only_rejects_ignores_or_disconnects(
-    fuzz_loop: asyncio.AbstractEventLoop, plans: list[tuple[object, ...]]
+    fuzz_loop: asyncio.AbstractEventLoop, plans: list[Plan]
 ) -> None:
     venue = fix_venues(
         {"COMEX": "fix://127.0.0.1:1?sender=CLIENT1&target=EXECUTOR"}, load_specs(), RealClock()
@@ -436,7 +456,7 @@ def test_fuzz_initiator_gateway_only_rejects_ignores_or_disconnects(
         )
         status = asyncio.get_running_loop().create_task(venue.order_status(["f1"]))
         for plan in plans:
-            session.feed(render(plan, session))
+            session.feed(plan.render(session))
             await asyncio.sleep(0)
         status.cancel()
         await asyncio.gather(status, return_exceptions=True)

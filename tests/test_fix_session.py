@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,7 +121,7 @@ class RawClient:
 
     def closed(self, timeout: float = 3.0) -> list[FixMessage]:
         """Read until the acceptor closes; the messages it sent before closing."""
-        out = []
+        out: list[FixMessage] = []
         deadline = time.monotonic() + timeout
         while True:
             msg = self.recv(max(0.01, deadline - time.monotonic()))
@@ -128,8 +129,8 @@ class RawClient:
                 return out
             out.append(msg)
 
-    def test_request(self, test_id: str, **kwargs: object) -> bytes:
-        return self.send("1", [(112, test_id)], **kwargs)  # type: ignore[arg-type]
+    def test_request(self, test_id: str, **kwargs: Any) -> bytes:
+        return self.send("1", [(112, test_id)], **kwargs)
 
 
 @pytest.fixture(scope="module")

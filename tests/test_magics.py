@@ -29,6 +29,7 @@ NEEDS_ENGINE = {
     "thresholds": "thresholds",
     "alerts": "alerts",
     "receipts": "receipts r1-000001",
+    "audit": "audit pack.zip",
     "kill": "kill",
     "workbench": "workbench",
 }
@@ -236,12 +237,12 @@ def test_a_session_of_magics_returns_sensible_objects(
     assert isinstance(alerts, pd.DataFrame)
 
     receipts, out = run(ip, capsys, f"receipts {ticket.ticket_id}")
-    assert isinstance(receipts, pd.DataFrame) and len(receipts) >= 6
-    assert {"OrderSubmitted", "OrderFilled"} <= set(receipts["kind"])
+    assert isinstance(receipts.frame, pd.DataFrame) and len(receipts.frame) >= 6
+    assert {"OrderSubmitted", "OrderFilled"} <= set(receipts.frame["kind"])
     assert "BokehModel" in out, "the receipt timeline widget is displayed"
     order_id = ticket.legs[0].orders[0].client_order_id
     by_order, _ = run(ip, capsys, f"receipts {order_id}")
-    assert set(by_order["order_id"]) == {order_id}
+    assert set(by_order.frame["order_id"].dropna()) == {order_id}
 
     monitor, _ = run(ip, capsys, "watch au_gc")
     assert type(monitor).__name__ == "BokehModel"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from cmc_lab.execution.flow import TicketFlow
 from cmc_lab.execution.hedge import HedgePolicy, HedgeTicket, TicketState, parse_trigger
 from cmc_lab.execution.spread import FX_ID, Spread, SpreadSnapshot, default_lots
 from cmc_lab.execution.trigger import TriggerRule
@@ -22,6 +24,7 @@ SpreadCallback = Callable[[SpreadSnapshot], None]
 
 _POLICY_FIELDS = {f.name for f in dataclasses.fields(HedgePolicy)}
 _TRIGGER_OPTIONS = ("dwell_ms", "hysteresis", "repeat")
+_ARMED = TicketState.ARMED
 
 
 class Desk:
@@ -31,7 +34,7 @@ class Desk:
         self._engine = engine
         self.spreads: dict[str, Spread] = {}
         self.tickets: dict[str, HedgeTicket] = {}
-        self._by_leg: dict[str, list[Spread]] = {}
+        self._by_leg: dict[str, tuple[Spread, ...]] = {}  # replaced, never mutated: iterated per quote
         self._armed: dict[str, list[HedgeTicket]] = {}
         self._spread_callbacks: dict[str, list[SpreadCallback]] = {}
         self._ticket_seq = 0
@@ -68,14 +71,11 @@ class Desk:
         spread = Spread(self._engine, defn, chosen, stale_after_ms=stale_after_ms)
         old = self.spreads.get(name)
         if old is not None:  # a redefinition replaces the old spread everywhere, FX included
-            for spreads in self._by_leg.values():
-                if old in spreads:
-                    spreads.remove(old)
+            for leg, spreads in self._by_leg.items():
+                self._by_leg[leg] = tuple(s for s in spreads if s is not old)
         self.spreads[name] = spread
-        for leg in spread.leg_ids:
-            self._by_leg.setdefault(leg, []).append(spread)
-        if spread.needs_fx:
-            self._by_leg.setdefault(FX_ID, []).append(spread)
+        for leg in (*spread.leg_ids, *((FX_ID,) if spread.needs_fx else ())):
+            self._by_leg[leg] = (*self._by_leg.get(leg, ()), spread)
         return spread
 
     def spread(self, name: str | Spread) -> Spread:
@@ -95,22 +95,33 @@ class Desk:
         _register(self._spread_callbacks.setdefault(name, []), callback, remove)
 
     def snapshot(self, spread: Spread) -> SpreadSnapshot | None:
-        if spread.not_quotable_reason() is not None:
-            return None
-        return spread._snapshot(update_z=True)
+        return spread.last if spread._update(self._engine.now_ns()) else None
 
     def on_quote(self, quote: Quote) -> None:
-        """A leg (or FX) quoted: recompute its spreads; armed tickets see it (None: not quotable)."""
-        for spread in list(self._by_leg.get(quote.instrument_id, ())):
-            armed = [t for t in self._armed.get(spread.name, ()) if t.spread is spread]
-            callbacks = self._spread_callbacks.get(spread.name)
-            snap = self.snapshot(spread)
-            if snap is not None and callbacks:
-                self._engine._report(_fire(callbacks, snap))
+        """A leg (or FX) quoted: recompute its spreads; armed tickets see it (None: not quotable).
+
+        The snapshot object is built only for subscribers and for tickets whose trigger acts on
+        this value (:func:`_trigger_acts`); for the others a quote is a few comparisons.
+        """
+        spreads = self._by_leg.get(quote.instrument_id)
+        if not spreads:
+            return
+        engine = self._engine
+        now = engine.now_ns()
+        for spread in spreads:  # a tuple: a callback that adds a spread does not disturb this loop
+            name = spread.defn.name
+            armed = self._armed.get(name)  # taken before the callbacks run, as the tickets to feed
+            callbacks = self._spread_callbacks.get(name)
+            quotable = spread._update(now)
+            if quotable and callbacks:
+                engine._report(_fire(callbacks, spread.last))
             if armed:
-                with self._engine.journal_batch():
-                    for ticket in armed:
-                        ticket._on_quote_snapshot(snap)
+                acting = [t for t in armed if t.spread is spread and _trigger_acts(t, spread, quotable)]
+                if acting:
+                    snap = spread.last if quotable else None
+                    with engine.journal_batch():
+                        for ticket in acting:
+                            ticket._on_quote_snapshot(snap)
 
     # ------------------------------------------------------------------ tickets
 
@@ -199,10 +210,11 @@ class Desk:
             return
         self._new_ticket(ticket.spread, ticket.side, ticket.units, ticket.policy, trigger, ticket.series)
 
-    def ticket_left_armed(self, ticket: object) -> None:
-        for name, armed in self._armed.items():
-            if any(t is ticket for t in armed):
-                self._armed[name] = [t for t in armed if t is not ticket]
+    def ticket_left_armed(self, ticket: TicketFlow) -> None:
+        name = ticket.spread.name  # a ticket waits under its spread's name only
+        armed = self._armed.get(name)
+        if armed and any(t is ticket for t in armed):
+            self._armed[name] = [t for t in armed if t is not ticket]  # replaced: the desk may be iterating
 
     def ticket(self, ticket_id: str) -> HedgeTicket:
         try:
@@ -231,6 +243,27 @@ class Desk:
     def working(self) -> list[HedgeTicket]:
         waiting = (TicketState.NEW, TicketState.ARMED, TicketState.DISARMED)
         return [t for t in self.tickets.values() if not t.done and t.state not in waiting]
+
+
+def _trigger_acts(ticket: HedgeTicket, spread: Spread, quotable: bool) -> bool:
+    """Whether ``ticket._on_quote_snapshot`` would change anything for this recomputation.
+
+    Mirrors :meth:`TriggerRule.update`: a ticket not ARMED, a trigger paused or used up, a value
+    waiting for its release or simply not meeting the condition with nothing pending leaves the
+    trigger as it is and journals nothing, so the ticket need not be called (nor the snapshot built).
+    """
+    trigger = ticket.trigger
+    if ticket.state is not _ARMED or trigger is None or not trigger.armed:
+        return False
+    if trigger.max_count is not None and trigger.count >= trigger.max_count:  # exhausted
+        return False
+    condition = trigger.condition
+    value = spread._value(condition.field) if quotable else None
+    if value is None or not math.isfinite(value):
+        return trigger._pending_since is not None
+    if trigger._needs_release:
+        return condition.released(value, trigger.hysteresis)
+    return trigger._pending_since is not None or condition.holds(value)
 
 
 def _default_costs(instruments: Mapping[str, Any]) -> dict[str, CostTerms]:

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 TS = TicketState
 TicketCallback = Callable[[Any, Any], None]
+Checked = tuple[str | None, tuple[str, ...]]  # PreTradeChecks.run's (denial, passed)
+PlanChecked = tuple[list[tuple[Leg, OrderRequest]], list[Checked]]
 
 
 class TicketFlow:
@@ -162,6 +164,7 @@ class TicketFlow:
         self._t_decision = self._engine.clock.mono_ns()
         denials: list[str] = []
         requests: list[OrderRequest] = []
+        checked: list[Checked] = []  # each request's check result, handed on: the checks run once
         unquotable = self.spread.not_quotable_reason()
         if unquotable:
             denials.append(f"spread {self.spread.name!r} is not quotable: {unquotable}")
@@ -172,8 +175,8 @@ class TicketFlow:
                 leg.decision_px = leg.instrument.round_to_tick(px)
                 price = limit_price(leg, leg.side, leg.decision_px, self.policy.allowance_ticks)
                 requests.append(self._request(leg, leg.side, leg.target, price))
-            for request in requests:
-                denial, _ = self._engine.checks.run(request, self._engine)
+            checked = [self._engine.checks.run(request, self._engine) for request in requests]
+            for request, (denial, _) in zip(requests, checked, strict=True):
                 if denial:
                     denials.append(f"{request.instrument.id}: {denial}")
             short = size_shortfall(self.policy, self.side, self.units, snap.bid_size, snap.ask_size)
@@ -186,9 +189,10 @@ class TicketFlow:
         self._arm_timer(self.policy.time_limit_ms, self._on_time_limit)
         if self.policy.mode == "lead_lag":
             lead = self._lead = lead_leg(self.legs, self._engine._quotes)
-            self._send([(lead, requests[self.legs.index(lead)])], "lead", "lead leg first")
+            i = self.legs.index(lead)
+            self._send([(lead, requests[i])], "lead", "lead leg first", [checked[i]])
         else:
-            self._send(list(zip(self.legs, requests, strict=True)), "leg", "legs sent together")
+            self._send(list(zip(self.legs, requests, strict=True)), "leg", "legs sent together", checked)
 
     def _journal_decision(self, why: str, denials: list[str]) -> None:
         snap = self.decision
@@ -213,18 +217,33 @@ class TicketFlow:
         account = self._engine.specs.venues[leg.instrument.venue].account
         return OrderRequest(leg.instrument, side, qty, price, account, self.ticket_id)
 
-    def _blocked(self, requests: list[OrderRequest]) -> str | None:
-        """Why orders would be denied now (venue down, kill switch): wait, do not burn attempts."""
-        for request in requests:
-            denial, _ = self._engine.checks.run(request, self._engine)
-            if denial:
-                return f"{request.instrument.id}: {denial}"
-        return None
+    def _blocked(self, requests: list[OrderRequest]) -> tuple[str | None, list[Checked]]:
+        """Why orders would be denied now (venue down, kill switch): wait, do not burn attempts.
 
-    def _send(self, batch: list[tuple[Leg, OrderRequest]], purpose: str, why: str) -> list[Order]:
-        """Hand the orders to the engine in one turn; each gets a HedgeOrderSent row and a timeout."""
+        Also each request's check result, up to the first denial, for :meth:`_send`.
+        """
+        checked = []
+        for request in requests:
+            result = self._engine.checks.run(request, self._engine)
+            checked.append(result)
+            denial = result[0]
+            if denial:
+                return f"{request.instrument.id}: {denial}", checked
+        return None, checked
+
+    def _send(
+        self,
+        batch: list[tuple[Leg, OrderRequest]],
+        purpose: str,
+        why: str,
+        checked: list[Checked] | None = None,
+    ) -> list[Order]:
+        """Hand the orders to the engine in one turn; each gets a HedgeOrderSent row and a timeout.
+
+        ``checked``: the check results of these requests from earlier in this loop turn.
+        """
         orders = self._engine._submit_batch(
-            [r for _, r in batch], self.policy.time_in_force, f"ticket {self.ticket_id}: {why}"
+            [r for _, r in batch], self.policy.time_in_force, f"ticket {self.ticket_id}: {why}", checked
         )
         for (leg, request), order in zip(batch, orders, strict=True):
             leg.orders.append(order)
@@ -248,19 +267,23 @@ class TicketFlow:
             self._schedule_settle(retry=True)
         return orders
 
-    def _blocked_plan(self, plan: list[Planned], purpose: str) -> bool:
-        """True (and a retry scheduled) when the checks would deny the planned orders now."""
-        blocked = self._blocked([self._request(p.leg, p.side, p.qty, p.price) for p in plan])
+    def _checked_plan(self, plan: list[Planned], purpose: str) -> PlanChecked | None:
+        """The planned orders and their check results, or None (and a retry scheduled) when the
+        checks would deny them now."""
+        batch = [(p.leg, self._request(p.leg, p.side, p.qty, p.price)) for p in plan]
+        blocked, checked = self._blocked([r for _, r in batch])
         if blocked:
             why = f"{purpose} blocked: {blocked}"
             if purpose == "unwind" and why != self._last_wait:
                 self._alert(f"ticket {self.ticket_id} cannot unwind ({self._imbalance_text()}): {blocked}")
             self._wait(why)
-        return blocked is not None
+            return None
+        return batch, checked
 
-    def _send_plan(self, plan: list[Planned], purpose: str, why: str) -> list[Order]:
+    def _send_plan(self, planned: PlanChecked, purpose: str, why: str) -> list[Order]:
         self._last_wait = None
-        return self._send([(p.leg, self._request(p.leg, p.side, p.qty, p.price)) for p in plan], purpose, why)
+        batch, checked = planned
+        return self._send(batch, purpose, why, checked)
 
     # ================================================================== venue answers
 
@@ -431,14 +454,15 @@ class TicketFlow:
             self._journal("HedgeChase", {"abandoned": True, "reason": problem})
             self._start_unwind(problem)
             return
-        if not plan or self._blocked_plan(plan, "chase"):
+        planned = self._checked_plan(plan, "chase") if plan else None
+        if planned is None:
             return
         self.attempts += 1
         reason = f"{why} (attempt {self.attempts}/{self.policy.max_attempts})"
         self._set(TS.HEDGING, reason)
         orders = {p.leg.id: [p.qty, str(p.price)] for p in plan}
         self._journal("HedgeChase", {"attempt": self.attempts, "reason": reason, "orders": orders})
-        self._send_plan(plan, "chase", f"chase attempt {self.attempts}")
+        self._send_plan(planned, "chase", f"chase attempt {self.attempts}")
 
     def _start_unwind(self, why: str) -> None:
         """Roll back every leg's filled excess over the balanced position, with a bounded loss."""
@@ -480,14 +504,15 @@ class TicketFlow:
         if not plan:
             self._after_unwind()
             return
-        if self._blocked_plan(plan, "unwind"):
+        planned = self._checked_plan(plan, "unwind")
+        if planned is None:
             return
         self.unwind_attempts += 1
         limit = self.policy.max_unwind_attempts
         reason = f"roll back {self._imbalance_text()} (attempt {self.unwind_attempts}/{limit})"
         orders = {p.leg.id: [p.side.value, p.qty, str(p.price)] for p in plan}
         self._journal("HedgeUnwind", {"attempt": self.unwind_attempts, "reason": reason, "orders": orders})
-        self._last_unwind = self._send_plan(plan, "unwind", f"unwind attempt {self.unwind_attempts}")
+        self._last_unwind = self._send_plan(planned, "unwind", f"unwind attempt {self.unwind_attempts}")
 
     def _wait(self, why: str, pause_ms: float | None = None) -> None:
         """Blocked for now (venue down, kill switch, no quote): try again after a pause (retry_ms)."""

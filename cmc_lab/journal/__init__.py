@@ -19,6 +19,8 @@ from cmc_lab.journal.errors import (
     JournalVersionTooNew,
     JournalWriteError,
 )
+from cmc_lab.journal.pack import PackReport, verify_pack
+from cmc_lab.journal.receipts import Receipt, ReceiptNotFound, read_receipt
 from cmc_lab.journal.store import Journal, JournalRow
 from cmc_lab.journal.verify import VerifyReport
 
@@ -35,5 +37,10 @@ __all__ = [
     "JournalRow",
     "JournalVersionTooNew",
     "JournalWriteError",
+    "PackReport",
+    "Receipt",
+    "ReceiptNotFound",
     "VerifyReport",
+    "read_receipt",
+    "verify_pack",
 ]

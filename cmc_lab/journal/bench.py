@@ -92,6 +92,7 @@ def _raw_insert(path: Path, stored: list[tuple[Any, ...]]) -> float:
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # as the journal's writer: no checkpoint in a commit
         for _, step in schema.MIGRATIONS:
             step(Database(conn))
         columns = ", ".join(schema.EVENT_COLUMNS)

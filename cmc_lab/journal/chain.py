@@ -10,9 +10,12 @@ unambiguous: any row whose fields do not split back into exactly eleven parts wa
 from __future__ import annotations
 
 from _json import encode_basestring, make_encoder
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from hashlib import sha256
 from typing import Any
+
+import orjson
 
 #: ``prev_hash`` of the first row.
 GENESIS = "0" * 64
@@ -31,9 +34,33 @@ def _json_default(value: object) -> str:
 
 # The C encoder behind json.dumps, built once: the same output as json.dumps(payload,
 # sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-# default=_json_default) without rebuilding an encoder per call, which is a third of
-# the per-row cost of the hash chain. No circular-reference check: payloads are trees.
+# default=_json_default) without rebuilding an encoder per call. No circular-reference
+# check: payloads are trees. This is the definition of the canonical text.
 _ENCODE = make_encoder(None, _json_default, encode_basestring, None, ":", ",", True, False, False)
+
+# orjson writes the same bytes as _ENCODE for str keys, strings (the same escapes), ints, bools,
+# None, Decimal (through the same default), lists, tuples and dicts, and for floats from 1e-4 up
+# to 1e16 (written without an exponent by both). It differs for floats outside that range
+# ("1e-07" against "1e-7", "1e-05" against "0.00001"), for NaN and infinity (null; the canonical
+# encoder refuses them), for ints beyond 64 bits and non-str keys (it refuses them) and for
+# enums and other types (its own conversions). So a payload made only of those plain values
+# goes to orjson, and anything else, or anything orjson refuses, to the canonical encoder.
+_PLAIN = frozenset({str, int, bool, type(None), Decimal})
+_OPTIONS = orjson.OPT_SORT_KEYS
+
+
+def _plain(value: Any) -> bool:
+    """Whether orjson writes ``value`` exactly as the canonical encoder does."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return True
+    if kind is float:
+        return value == 0.0 or 1e-4 <= abs(value) < 1e16  # NaN and infinity fail both
+    if kind is dict:
+        return all(_plain(v) for v in value.values())
+    if kind is list or kind is tuple:
+        return all(_plain(v) for v in value)
+    return False
 
 
 def encode_payload(payload: dict[str, Any]) -> str:
@@ -46,6 +73,11 @@ def encode_payload(payload: dict[str, Any]) -> str:
     >>> encode_payload({"qty": 3, "last_px": Decimal("2650.10")})
     '{"last_px":"2650.10","qty":3}'
     """
+    if type(payload) is dict and (_PLAIN.issuperset(map(type, payload.values())) or _plain(payload)):
+        try:
+            return orjson.dumps(payload, default=_json_default, option=_OPTIONS).decode()
+        except orjson.JSONEncodeError:
+            pass  # a big int, a non-str key: the canonical encoder decides
     return "".join(_ENCODE(payload, 0))
 
 
@@ -79,3 +111,71 @@ def row_hash(
     if text.count("\x1f") != _SEPARATORS:
         raise ValueError("the kind and the ids of a journal row must not contain the control character \\x1f")
     return sha256(text.encode()).hexdigest()
+
+
+Stored = tuple[int, int, int, int, str, str | None, str | None, str | None, str | None, str, str, str]
+
+
+def chain_rows(rows: Iterable[Sequence[Any]], tip: list[tuple[int, str]]) -> Iterator[Stored]:
+    """The stored tuples of ``rows`` (each ``kind, ts_event, ts_init, mono_ns, payload, order_id,
+    ticket_id, venue, instrument``) chained on from ``tip[0]``, a (seq, hash); the hot path of writes.
+
+    A generator fed straight to executemany: each row is hashed just before SQLite reads it, so
+    a batch never sits in memory as a list. Once exhausted, ``tip[0]`` is the new head. Empty ids
+    are stored as absent. The hash is :func:`row_hash`'s, computed inline (this loop runs once per
+    row of every write). A row that cannot be journaled raises TypeError or ValueError naming it.
+    """
+    seq, prev = tip[0]
+    first = seq
+    encode, plain, dumps, fails = encode_payload, _PLAIN.issuperset, orjson.dumps, orjson.JSONEncodeError
+    for row in rows:
+        seq += 1
+        try:
+            kind, ts_event, ts_init, mono_ns, payload, order_id, ticket_id, venue, instrument = row
+            if not (
+                type(ts_event) is int
+                and type(ts_init) is int
+                and type(mono_ns) is int
+                and type(kind) is str
+                and kind
+                and isinstance(payload, dict)
+            ):
+                raise TypeError(
+                    "kind must be a non-empty str, ts_event, ts_init and mono_ns ints (ns) and payload a "
+                    f"dict; got {row!r}"
+                )
+            if type(payload) is dict and plain(map(type, payload.values())):  # encode_payload, inlined
+                try:
+                    text = dumps(payload, default=_json_default, option=_OPTIONS).decode()
+                except fails:
+                    text = encode(payload)
+            else:
+                text = encode(payload)
+            linked = (
+                f"{seq}\x1f{ts_event}\x1f{ts_init}\x1f{mono_ns}\x1f{kind}\x1f{order_id or ''}\x1f"
+                f"{ticket_id or ''}\x1f{venue or ''}\x1f{instrument or ''}\x1f{text}\x1f{prev}"
+            )
+            if linked.count("\x1f") != _SEPARATORS:
+                raise ValueError(
+                    "the kind and the ids of a journal row must not contain the control character \\x1f"
+                )
+            digest = sha256(linked.encode()).hexdigest()
+        except (TypeError, ValueError) as exc:
+            refused = f"journal row {seq - first} of this write was refused (nothing was written): "
+            raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"{refused}{exc}") from exc
+        yield (
+            seq,
+            ts_event,
+            ts_init,
+            mono_ns,
+            kind,
+            order_id or None,
+            ticket_id or None,
+            venue or None,
+            instrument or None,
+            text,
+            prev,
+            digest,
+        )
+        prev = digest
+    tip[0] = (seq, prev)

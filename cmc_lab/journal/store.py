@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import operator
+import os
 import sqlite3
 import threading
 import time
@@ -21,8 +22,10 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from cmc_lab.crashpoints import crash_point
 from cmc_lab.journal import schema
-from cmc_lab.journal.chain import GENESIS, encode_payload, row_hash
+from cmc_lab.journal.chain import GENESIS, chain_rows
+from cmc_lab.journal.checkpoint import Checkpointer
 from cmc_lab.journal.errors import (
     CorruptJournal,
     JournalClosed,
@@ -31,7 +34,7 @@ from cmc_lab.journal.errors import (
     JournalReadOnly,
     JournalWriteError,
 )
-from cmc_lab.journal.verify import VerifyReport, verify_chain
+from cmc_lab.journal.verify import VerifyReport, check_rotation, verify_chain
 from cmc_lab.model import Event, event_payload
 
 MEMORY = ":memory:"
@@ -59,10 +62,11 @@ _HEAD = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
 _TIMELINE = f"SELECT {_READ_COLUMNS} FROM events WHERE order_id = ?1 OR ticket_id = ?1 ORDER BY seq"
 _TAIL = f"SELECT {_READ_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?"
 _ROWS_CHUNK = 5_000
+_LAST_ROTATION = "SELECT payload FROM events WHERE kind = 'JournalRotated' ORDER BY seq DESC LIMIT 1"
 
 # SQLite primary result codes (sqlite3.h) a failed write maps onto.
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
-_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 11, 13, 26
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 13, 14, 26
 
 
 class JournalRow(NamedTuple):
@@ -94,51 +98,21 @@ def _chain(rows: Iterable[JournalRow], tip: list[tuple[int, str]]) -> Iterator[_
     A generator fed straight to executemany: each row is hashed just before SQLite reads it,
     so a batch never sits in memory as a list. Once exhausted, ``tip[0]`` is the new head.
     """
-    seq, prev = tip[0]
-    encode, link = encode_payload, row_hash  # locals: this loop runs once per row
-    for row in rows:
-        seq += 1
-        try:
-            kind, ts_event, ts_init, mono_ns, payload, order_id, ticket_id, venue, instrument = row
-            if not (
-                type(ts_event) is int
-                and type(ts_init) is int
-                and type(mono_ns) is int
-                and type(kind) is str
-                and kind
-                and isinstance(payload, dict)
-            ):
-                raise TypeError(
-                    "kind must be a non-empty str, ts_event, ts_init and mono_ns ints (ns) and payload a "
-                    f"dict; got {row!r}"
-                )
-            text = encode(payload)
-            order_id = order_id or None
-            ticket_id = ticket_id or None
-            venue = venue or None
-            instrument = instrument or None
-            digest = link(
-                seq, ts_event, ts_init, mono_ns, kind, order_id, ticket_id, venue, instrument, text, prev
-            )
-        except (TypeError, ValueError) as exc:
-            refused = f"journal row {seq - tip[0][0]} of this write was refused (nothing was written): "
-            raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"{refused}{exc}") from exc
-        yield (
-            seq,
-            ts_event,
-            ts_init,
-            mono_ns,
-            kind,
-            order_id,
-            ticket_id,
-            venue,
-            instrument,
-            text,
-            prev,
-            digest,
+    return chain_rows(rows, tip)
+
+
+def _payload(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A stored row's payload; a damaged one is a CorruptJournal naming the row, not a JSON error."""
+    try:
+        payload = json.loads(row[9])
+    except (TypeError, ValueError) as exc:
+        payload = exc
+    if not isinstance(payload, dict):
+        raise CorruptJournal(
+            f"journal row {row[0]} ({row[4]}) has a damaged payload ({payload!r:.80}); the file was edited "
+            "or damaged: Journal(path, readonly=True).verify() names the first bad row"
         )
-        prev = digest
-    tip[0] = (seq, prev)
+    return payload
 
 
 def _frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
@@ -146,7 +120,7 @@ def _frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
         return pd.DataFrame(
             {c: pd.Series(dtype="int64" if c in _INT_COLUMNS else object) for c in FRAME_COLUMNS}
         )
-    payloads = [json.loads(row[9]) for row in rows]
+    payloads = [_payload(row) for row in rows]
     keys: dict[str, None] = {}
     for payload in payloads:
         keys.update(dict.fromkeys(k for k in payload if k not in _FRAME_NAMES))
@@ -169,6 +143,24 @@ def _whole(name: str, value: object) -> int:
 
 def _ns(name: str, value: object) -> int | None:
     return None if value is None else _whole(name, value)
+
+
+def anchor(conn: sqlite3.Connection) -> tuple[int, str] | None:
+    """``(seq, hash)`` the first row links to once older rows were rotated into an archive, else None.
+
+    Raises ValueError when the meta value is not ``SEQ:HASH``.
+    """
+    text = schema.read_meta(conn, schema.ANCHOR)
+    if text is None:
+        return None
+    seq, _, digest = text.partition(":")
+    if not seq.isdigit() or len(digest) != 64:
+        raise ValueError(f"meta {schema.ANCHOR} = {text!r} is not SEQ:HASH")
+    return int(seq), digest
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
 
 
 def _scan(conn: sqlite3.Connection) -> Generator[tuple[Any, ...], None, None]:
@@ -220,6 +212,7 @@ class Journal:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._conn: sqlite3.Connection | None = None
+        self._checkpoints: Checkpointer | None = None
         self._closed = False
         if self._memory:
             if readonly:
@@ -230,6 +223,9 @@ class Journal:
             schema.check_file(self.path, readonly=readonly)
         if not readonly:
             self._conn = self._open_writer()
+            if not self._memory:  # WAL checkpoints on a thread of their own, never inside a commit
+                self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+                self._checkpoints = Checkpointer(self.path)
             return
         try:
             with self._reading() as conn:
@@ -255,6 +251,11 @@ class Journal:
             conn.close()
             if isinstance(exc, sqlite3.Error):
                 raise self._write_error(exc) from exc
+            if isinstance(exc, UnicodeDecodeError):
+                raise CorruptJournal(
+                    f"journal {self.path} is damaged: its schema does not read as text ({exc}); it was left "
+                    "untouched; run Journal(path, readonly=True).verify() to see what is left"
+                ) from exc
             raise
         return conn
 
@@ -344,7 +345,10 @@ class Journal:
             try:
                 tip = [self._head(conn)]
                 conn.executemany(_INSERT, _chain(rows, tip))
+                crash_point("mid_commit")
                 conn.execute("COMMIT")
+                if self._checkpoints is not None:
+                    self._checkpoints.wrote()
             except BaseException as exc:
                 schema.rollback(conn)
                 if isinstance(exc, sqlite3.Error | OSError):
@@ -365,7 +369,7 @@ class Journal:
 
     def _write_error(self, exc: BaseException) -> JournalError:
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        if code == _SQLITE_READONLY:
+        if code == _SQLITE_READONLY or (code == _SQLITE_CANTOPEN and self._read_only_media()):
             return JournalReadOnly(
                 f"journal {self.path} cannot be written: the file or its directory is read-only ({exc}); "
                 "fix the permissions, or open it with Journal(path, readonly=True) to read and verify it"
@@ -396,7 +400,7 @@ class Journal:
                     yield self._writer()
             else:
                 yield self._reader()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # a damaged name: text not UTF-8
             if self._closed:
                 raise JournalClosed(f"journal {self.path} was closed while it was being read") from exc
             damaged = getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
@@ -407,11 +411,18 @@ class Journal:
                 ) from exc
             raise JournalError(f"reading journal {self.path} failed ({exc}); try again") from exc
 
+    def _read_only_media(self) -> bool:
+        """True when the journal's directory cannot be written (a read-only mount, even for root)."""
+        return not self._memory and not os.access(self.path.parent, os.W_OK)
+
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            # On read-only media SQLite cannot make the -shm file a WAL read needs; nothing can
+            # change the file there either, so it is read as immutable.
+            mode = "immutable=1" if self._read_only_media() and not _wal(self.path).exists() else "mode=ro"
             conn = sqlite3.connect(
-                schema.sqlite_uri(self.path), uri=True, isolation_level=None, check_same_thread=False
+                schema.sqlite_uri(self.path, mode), uri=True, isolation_level=None, check_same_thread=False
             )
             with self._lock:
                 if self._closed:
@@ -424,7 +435,9 @@ class Journal:
     @staticmethod
     def _head(conn: sqlite3.Connection) -> tuple[int, str]:
         row = conn.execute(_HEAD).fetchone()
-        return (0, GENESIS) if row is None else (row[0], row[1])
+        if row is not None:
+            return row[0], row[1]
+        return anchor(conn) or (0, GENESIS)
 
     @property
     def head(self) -> tuple[int, str]:
@@ -519,7 +532,7 @@ class Journal:
                 chunk = conn.execute(query, [after, last, *params]).fetchall()
             for row in chunk:
                 out = dict(zip(schema.EVENT_COLUMNS, row, strict=True))
-                out["payload"] = json.loads(row[9])
+                out["payload"] = _payload(row)
                 yield out
             if len(chunk) < _ROWS_CHUNK:
                 return
@@ -541,11 +554,19 @@ class Journal:
         True
         """
         with self._reading() as conn:
+            try:
+                start = anchor(conn)
+            except ValueError as exc:
+                return VerifyReport(False, 0, 1, f"{exc} - the journal's meta was edited", GENESIS)
             scan = _scan(conn)
             try:
-                return verify_chain(scan, expected_head)
+                report = verify_chain(scan, expected_head, start)
             finally:
                 scan.close()
+            if start is None or not report.ok or schema.read_meta(conn, schema.ARCHIVE_OF) is not None:
+                return report
+            record = conn.execute(_LAST_ROTATION).fetchone()
+            return check_rotation(report, start, None if record is None else record[0])
 
     # ----------------------------------------------------------------------- lifetime
 
@@ -555,6 +576,8 @@ class Journal:
             if self._closed:
                 return
             self._closed = True
+            if self._checkpoints is not None:
+                self._checkpoints.close()
             for reader in self._readers:
                 reader.close()
             self._readers.clear()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import json
 import operator
 import re
 import sqlite3
@@ -88,7 +90,7 @@ def parse_head(expected_head: tuple[int, str]) -> tuple[int, str]:
     return number, head_hash
 
 
-def _row_problem(row: Sequence[Any], prev_seq: int, prev_hash: str) -> tuple[int, str] | None:
+def _row_problem(row: Sequence[Any], prev_seq: int, prev_hash: str, first_seq: int) -> tuple[int, str] | None:
     seq, kind, stored_prev = row[0], row[4], row[10]
     name = f"row {seq} ({kind})"
     if seq != prev_seq + 1:
@@ -113,6 +115,11 @@ def _row_problem(row: Sequence[Any], prev_seq: int, prev_hash: str) -> tuple[int
     if stored_prev != prev_hash:
         if seq == 1:
             return seq, f"{name} does not start from the genesis hash - the start of the journal was replaced"
+        if seq == first_seq + 1:
+            return seq, (
+                f"{name} does not link to row {first_seq}, the last row rotated into the archive - the "
+                "start of the journal was replaced"
+            )
         return seq, (
             f"{name} does not link to row {seq - 1}: row {seq - 1} was rewritten with a recomputed hash, "
             "or the rows from here on come from another chain"
@@ -120,26 +127,47 @@ def _row_problem(row: Sequence[Any], prev_seq: int, prev_hash: str) -> tuple[int
     return None
 
 
-def verify_chain(rows: Iterable[Sequence[Any]], expected_head: tuple[int, str] | None = None) -> VerifyReport:
+def verify_chain(
+    rows: Iterable[Sequence[Any]],
+    expected_head: tuple[int, str] | None = None,
+    start: tuple[int, str] | None = None,
+) -> VerifyReport:
     """Verify rows (all columns of the events table, in seq order) from genesis to the end.
 
     With ``expected_head``, a ``(seq, hash)`` kept outside the journal, also report a tail
-    cut off below that seq or a chain that no longer passes through that hash.
+    cut off below that seq or a chain that no longer passes through that hash. ``start``, a
+    ``(seq, hash)``, is the row the first row links to when older rows were rotated into an
+    archive (genesis, ``(0, GENESIS)``, by default); ``rows`` then counts from it.
 
     Examples
     --------
     >>> verify_chain([]).ok
     True
     """
+    first_seq, first_hash = start if start is not None else (0, GENESIS)
     want_seq, want_hash = parse_head(expected_head) if expected_head is not None else (-1, GENESIS)
+    if first_seq and (0 <= want_seq < first_seq or (want_seq == first_seq and want_hash != first_hash)):
+        raise ValueError(
+            f"expected_head row {want_seq} was rotated into an archive (this journal starts after row "
+            f"{first_seq}); check it with cmc_lab.journal.archive.verify_chain([archives..., journal])"
+        )
     if want_seq == 0 and want_hash != GENESIS:
         return VerifyReport(
             False, 0, 0, "the expected head is row 0 but its hash is not the genesis hash", GENESIS
         )
-    prev_seq, prev_hash = 0, GENESIS
+    report = _walk(rows, first_seq, first_hash, want_seq, want_hash)
+    if first_seq == 0:
+        return report
+    return dataclasses.replace(report, rows=max(report.rows - first_seq, 0))
+
+
+def _walk(
+    rows: Iterable[Sequence[Any]], prev_seq: int, prev_hash: str, want_seq: int, want_hash: str
+) -> VerifyReport:
+    first_seq = prev_seq
     try:
         for row in rows:
-            problem = _row_problem(row, prev_seq, prev_hash)
+            problem = _row_problem(row, prev_seq, prev_hash, first_seq)
             if problem is None and row[0] == want_seq and row[11] != want_hash:
                 problem = (
                     want_seq,
@@ -169,3 +197,29 @@ def verify_chain(rows: Iterable[Sequence[Any]], expected_head: tuple[int, str] |
             prev_hash,
         )
     return VerifyReport(True, prev_seq, None, "", prev_hash)
+
+
+def check_rotation(report: VerifyReport, start: tuple[int, str], record: str | None) -> VerifyReport:
+    """A journal whose first rows were rotated out must hold, in its verified chain, the record of
+    that rotation (``record``: the payload of its last ``JournalRotated`` row) naming ``start``.
+
+    Editing the journal's meta to hide rows cut from its start breaks this; an archive segment,
+    which needs no such record, is checked against its neighbours by ``archive.verify_chain``.
+    """
+    seq, head_hash = start
+    try:
+        payload = json.loads(record) if record is not None else {}
+        recorded = (payload["last_seq"], payload["head_hash"])
+    except (ValueError, KeyError, TypeError):
+        recorded = None
+    if recorded == (seq, head_hash):
+        return report
+    what = "holds no record of it" if recorded is None else f"recorded rotating up to row {recorded[0]}"
+    return VerifyReport(
+        False,
+        0,
+        seq + 1,
+        f"the journal's meta says rows up to {seq} were rotated into an archive but the chain {what} - "
+        "rows were cut from the start of the journal",
+        start[1],
+    )

@@ -313,7 +313,9 @@ class Capital:
             self._held.setdefault(inst.id, []).append(pos)
         realized = pos.apply_fill(side, px, qty)
         if realized:
-            money = self.convert(realized, inst.currency, acct.currency)
+            # Cash settles in cents: an average price can be a repeating decimal, and cash that
+            # carried it would drift from the ledger at Decimal's 28-digit precision.
+            money = self.convert(realized, inst.currency, acct.currency).quantize(CENT)
             acct.cash += money
             acct.settled += money
         self.version += 1

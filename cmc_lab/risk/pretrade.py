@@ -365,7 +365,8 @@ def reduces_position(req: OrderRequest, ctx: CheckContext) -> bool:
 
 def check_trading_state(req: OrderRequest, ctx: CheckContext) -> str | None:
     if ctx.trading_state is TradingState.HALTED:
-        return "trading is HALTED (kill switch); call eng.rearm() to resume"
+        why = getattr(ctx, "halt_reason", None) or "kill switch"
+        return f"trading is HALTED ({why}); call eng.rearm() to resume"
     if ctx.trading_state is TradingState.REDUCING and not reduces_position(req, ctx):
         pos = ctx.risk.capital.position(req.account, req.instrument.id)
         return (

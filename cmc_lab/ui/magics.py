@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("alerts", help="alerts raised in this session", add_help=False)
     p = sub.add_parser("receipts", help="receipt timeline of an order or ticket", add_help=False)
     p.add_argument("id", help="client order id or ticket id")
+    p = sub.add_parser("audit", help="write the audit pack (zip) of the journal", add_help=False)
+    p.add_argument("path", help="the pack to write, e.g. audit-2026-11-24.zip")
+    p.add_argument("--since", default=None, help="window start: ISO 8601 (UTC unless it says) or ns")
+    p.add_argument("--until", default=None, help="window end (exclusive): ISO 8601 or ns")
     p = sub.add_parser("kill", help="kill switch: cancel everything, block new orders", add_help=False)
     p.add_argument("reason", nargs="*", help="why (journaled)")
     sub.add_parser("workbench", help="the whole dashboard", add_help=False)
@@ -151,11 +155,13 @@ class CmcMagics(Magics):
         return self._engine().alerts()
 
     def _do_receipts(self, args: argparse.Namespace) -> Any:
-        from cmc_lab.ui.receipt import receipt_timeline
+        receipt = self._engine().receipt(args.id)
+        display(receipt.timeline())
+        return receipt
 
-        eng = self._engine()
-        display(receipt_timeline(eng, args.id))
-        return eng.journal.timeline(args.id)
+    def _do_audit(self, args: argparse.Namespace) -> Any:
+        since, until = (int(t) if t and t.isdigit() else t for t in (args.since, args.until))
+        return self._engine().audit(args.path, since=since, until=until)
 
     def _do_kill(self, args: argparse.Namespace) -> str:
         reason = " ".join(args.reason) or "kill from %cmc kill"

@@ -13,6 +13,7 @@ from cmc_lab.ui.assets import load_bokehjs
 
 if TYPE_CHECKING:
     from cmc_lab.engine import Engine
+    from cmc_lab.journal.receipts import Receipt
 
 HOP_COLOURS = {
     "Hedge": "#9467bd",
@@ -31,9 +32,14 @@ def receipt_frame(engine: Engine, order_or_ticket: str) -> pd.DataFrame:
     frame = engine.journal.timeline(order_or_ticket)
     if frame.empty:
         raise KeyError(f"no journal events for {order_or_ticket!r}; pass a client order id or ticket id")
+    return plot_frame(frame)
+
+
+def plot_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A timeline (``Journal.timeline`` or ``Receipt.frame``) with the columns the chart plots."""
     frame = frame.copy()
-    frame["t_ms"] = frame["elapsed_ns"] / 1e6
-    frame["hop_ms"] = frame["hop_ns"] / 1e6
+    frame["t_ms"] = frame["elapsed_ns"].astype("float64") / 1e6
+    frame["hop_ms"] = frame["hop_ns"].astype("Float64").fillna(0).astype("float64") / 1e6
     frame["start_ms"] = frame["t_ms"] - frame["hop_ms"]
     order = frame["order_id"].fillna("ticket").astype(str)
     frame["lane"] = [f"{o} {k}" for o, k in zip(order, frame["kind"], strict=True)]
@@ -47,7 +53,15 @@ def receipt_frame(engine: Engine, order_or_ticket: str) -> pd.DataFrame:
 
 def receipt_timeline(engine: Engine, order_or_ticket: str) -> BokehModel:
     """A bokeh timeline widget of every hop (decision, checks, send, ack, fills, re-orders, unwind)."""
-    frame = receipt_frame(engine, order_or_ticket)
+    return _chart(receipt_frame(engine, order_or_ticket), order_or_ticket)
+
+
+def timeline_widget(receipt: Receipt) -> BokehModel:
+    """The bokeh timeline of a :class:`~cmc_lab.journal.receipts.Receipt` (``receipt.timeline()``)."""
+    return _chart(plot_frame(receipt.frame), receipt.id)
+
+
+def _chart(frame: pd.DataFrame, order_or_ticket: str) -> BokehModel:
     load_bokehjs()
     lanes = list(dict.fromkeys(frame["lane"]))[::-1]
     columns = ["t_ms", "start_ms", "hop_ms", "lane", "label", "colour", "kind"]

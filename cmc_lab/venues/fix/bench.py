@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import IO, Any
 
 from cmc_lab.clock import RealClock
@@ -84,13 +85,16 @@ def _read_port(proc: subprocess.Popen[str], timeout: float, errors: IO[str]) -> 
 
 
 class _Driver:
-    """A FixVenue on its own loop; ``order()`` sends one crossing IOC and waits for its final report."""
+    """A FixVenue on its own loop; ``order()`` sends one crossing IOC and waits for its final report.
 
-    def __init__(self, port: int) -> None:
+    Its sequence store is a file beside ``journal`` (saved on every message), as in a real session.
+    """
+
+    def __init__(self, port: int, journal: Path) -> None:
         address = f"fix://127.0.0.1:{port}?sender=CLIENT1&target=EXECUTOR&heartbeat=5"
         self.specs = load_specs()
         self.clock = RealClock()
-        self.venue: FixVenue = fix_venues({VENUE: address}, self.specs, self.clock)[VENUE]
+        self.venue: FixVenue = fix_venues({VENUE: address}, self.specs, self.clock, journal)[VENUE]
         self.loop = asyncio.new_event_loop()
         inst = self.specs.instruments[INSTRUMENT]
         self.price = inst.round_to_tick(inst.reference_price * (1 + inst.daily_limit / 2))
@@ -136,8 +140,8 @@ def _percentiles(samples_ns: list[int]) -> dict[str, float]:
 
 
 def _with_driver(run: Callable[[_Driver], dict[str, Any]]) -> dict[str, Any]:
-    with served_exchange("--quote-interval", "0.05") as (port, _):
-        driver = _Driver(port)
+    with served_exchange("--quote-interval", "0.05") as (port, _), tempfile.TemporaryDirectory() as tmp:
+        driver = _Driver(port, Path(tmp) / "bench.sqlite")  # sequence numbers on disk, as in a session
         try:
             return run(driver)
         finally:

@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from cmc_lab.clock import Clock
+from cmc_lab.crashpoints import crash_point
 from cmc_lab.model import (
     CancelOrder,
     Instrument,
@@ -113,7 +114,10 @@ class FixGateway(SessionApp):
 
     async def attach(self, venue: str, sink: EventSink) -> None:
         """Open the session if it is not up (raising if that fails) and route ``venue``'s messages to ``sink``."""
+        known = venue in self.sinks
         self.sinks[venue] = sink
+        if self.session.logged_on and known:
+            return  # connected already: only the sink changes
         if self.session.logged_on:
             self._subscribe([venue])
             now = self.clock.now_ns()
@@ -151,6 +155,7 @@ class FixGateway(SessionApp):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._reader, 2.0)
             self._reader = None
+        self.session.store.close()
 
     async def _connect_once(self) -> None:
         cfg = self.config
@@ -194,7 +199,7 @@ class FixGateway(SessionApp):
                     return
                 try:
                     await self._connect_once()
-                except VenueNotConnected as exc:
+                except (VenueNotConnected, OSError) as exc:
                     log.warning("%s: reconnect failed (%s); next try in %.2f s", self.config, exc, delay)
                     delay = min(delay * 2, self.config.reconnect_max)
                     continue
@@ -305,9 +310,18 @@ class FixGateway(SessionApp):
             )
             sent.order_id = msg.get(mapping.ORDER_ID) or sent.order_id
         event = mapping.execution_report_event(msg, client_order_id, instrument, self.clock.now_ns())
-        sink = self.sinks.get(venue)
+        sink = self._order_sink(venue)
+        crash_point("fill_before_journal", exec_type == "F")
         if event is not None and sink is not None:
             sink(event)
+
+    def _order_sink(self, venue: str) -> EventSink | None:
+        """The venue's sink, else another venue's of this session (all belong to the engine that opened it).
+
+        An order report must reach the engine before its MsgSeqNum is stored as processed: a resend
+        right after Logon can arrive before the other venues have attached, or after one detached.
+        """
+        return self.sinks.get(venue) or next(iter(self.sinks.values()), None)
 
     def _on_replaced(self, msg: FixMessage, cl: str) -> None:
         future = self._replaces.pop(cl, None)
@@ -339,7 +353,7 @@ class FixGateway(SessionApp):
         event = mapping.cancel_reject_event(
             msg, sent.command.client_order_id, sent.command.instrument_id, self.clock.now_ns()
         )
-        sink = self.sinks.get(sent.venue)
+        sink = self._order_sink(sent.venue)
         if sink is not None:
             sink(event)
 
@@ -367,7 +381,7 @@ class FixGateway(SessionApp):
         sent = self._orders.get(key)
         if sent is None:
             return
-        sink = self.sinks.get(sent.venue)
+        sink = self._order_sink(sent.venue)
         now = self.clock.now_ns()
         cmd = sent.command
         if sink is None:
@@ -411,9 +425,16 @@ class FixGateway(SessionApp):
             else ""
         )
         body = mapping.new_order_single(cmd, self.config.account or cmd.account, currency, _now_text())
+        self._send("D", body, cmd.client_order_id)
         self._orders[cmd.client_order_id] = _Sent(cmd, venue, cmd.client_order_id)
         self._root[cmd.client_order_id] = cmd.client_order_id
-        self._send("D", body, cmd.client_order_id)
+
+    def adopt(self, venue: str, cmd: SubmitOrder, amendments: int) -> None:
+        """Know an order an earlier process sent (restart recovery): its reports, cancels, status map to it."""
+        self._orders.setdefault(
+            cmd.client_order_id, _Sent(cmd, venue, cmd.client_order_id, amendments=amendments)
+        )
+        self._root[cmd.client_order_id] = cmd.client_order_id
 
     def cancel(self, venue: str, cmd: CancelOrder) -> None:
         self.require_up(venue)
@@ -561,6 +582,13 @@ class FixVenue:
     def cancel(self, command: CancelOrder) -> None:
         """Send an OrderCancelRequest; OrderCanceled or OrderCancelRejected comes back."""
         self.gateway.cancel(self.name, command)
+
+    def adopt(self, command: SubmitOrder, *, amendments: int = 0) -> None:
+        """Take over an order an earlier process sent (restart recovery); nothing is sent.
+
+        ``amendments``: cancels already requested for it, so new cancel ClOrdIDs do not repeat theirs.
+        """
+        self.gateway.adopt(self.name, command, amendments)
 
     async def replace(
         self, client_order_id: str, *, qty: int | None = None, price: Decimal | float | str | None = None

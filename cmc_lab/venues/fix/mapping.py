@@ -122,7 +122,7 @@ def new_order_single(
     [(11, 'r1-000001'), (1, 'US-FUT'), (55, 'GC'), (207, 'COMEX'), (54, '2'), (60, '20261124-14:00:00.000')]
     """
     symbol, exchange = split_instrument(cmd.instrument_id)
-    return [
+    fields: list[tuple[int, object]] = [
         (CL_ORD_ID, cmd.client_order_id),
         (ACCOUNT, account),
         (SYMBOL, symbol),
@@ -135,6 +135,9 @@ def new_order_single(
         (TIME_IN_FORCE, TIF_TO_FIX[cmd.tif]),
         (CURRENCY, currency),
     ]
+    return [
+        (tag, value) for tag, value in fields if value != ""
+    ]  # no Account or Currency rather than an empty one
 
 
 def cancel_request(
@@ -173,7 +176,7 @@ def replace_request(
 ) -> list[tuple[int, object]]:
     """OrderCancelReplaceRequest (35=G): the order with a new quantity (total, filled included) and price."""
     symbol, exchange = split_instrument(order.instrument_id)
-    return [
+    fields: list[tuple[int, object]] = [
         (ORIG_CL_ORD_ID, orig_cl_ord_id),
         (CL_ORD_ID, cl_ord_id),
         (ACCOUNT, account),
@@ -187,6 +190,7 @@ def replace_request(
         (TIME_IN_FORCE, TIF_TO_FIX[order.tif]),
         (CURRENCY, currency),
     ]
+    return [(tag, value) for tag, value in fields if value != ""]
 
 
 def status_request(

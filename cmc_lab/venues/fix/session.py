@@ -279,12 +279,7 @@ class FixSession:
                 return
             if isinstance(item, Garbled):
                 self.stats["garbled"] += 1
-                log.warning(
-                    "%s ignored garbled bytes (%s): %r",
-                    self._name,
-                    item.reason,
-                    item.raw[:80],
-                )
+                log.warning("%s ignored garbled bytes (%s): %r", self._name, item.reason, item.raw[:80])
                 continue
             try:
                 self._on_frame(item)
@@ -507,12 +502,7 @@ class FixSession:
         if seq == expected:
             self.store.next_in = seq + 1
         self.store.save()
-        log.info(
-            "%s logged on (out=%d, in=%d)",
-            self._name,
-            self.store.next_out,
-            self.store.next_in,
-        )
+        log.info("%s logged on (out=%d, in=%d)", self._name, self.store.next_out, self.store.next_in)
         if self._logon_waiter is not None and not self._logon_waiter.done():
             self._logon_waiter.set_result(None)
         if seq > expected:

@@ -1,8 +1,10 @@
 """Sequence-number store layer: the next MsgSeqNum each way of one FIX session, kept across restarts.
 
-The file sits beside the journal (``run.sqlite.fix-CLIENT1-EXECUTOR.json``) and is replaced
-atomically (write a temporary file, then rename), so a crash leaves the old numbers or the
-new ones, never half a file. It holds no secrets.
+The file sits beside the journal (``run.sqlite.fix-CLIENT1-EXECUTOR.json``). It is created
+atomically (a temporary file renamed into place), then updated in place by one fixed-size write
+per change: a killed process leaves the old numbers or the new ones, never half of each, and a
+save costs microseconds rather than the quarter millisecond of a rename on every message. It
+holds no secrets.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import json
 import os
 import re
 from pathlib import Path
+
+#: Fixed width, so that every save overwrites the whole record and the file never shrinks.
+_RECORD = b'{"next_out": %20d, "next_in": %20d}\n'
 
 
 class SeqStoreError(ValueError):
@@ -50,6 +55,7 @@ class SeqStore:
         self.path = Path(path) if path is not None else None
         self.next_out = 1
         self.next_in = 1
+        self._fd: int | None = None
         if self.path is not None and self.path.exists():
             self._load(self.path)
 
@@ -77,16 +83,29 @@ class SeqStore:
     def save(self) -> None:
         if self.path is None:
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        text = json.dumps({"next_out": self.next_out, "next_in": self.next_in})
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        record = _RECORD % (self.next_out, self.next_in)
+        if self._fd is None:
+            if not self.path.exists():
+                tmp = self.path.with_name(self.path.name + ".tmp")
+                try:
+                    tmp.write_bytes(record)
+                    os.replace(tmp, self.path)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+                    raise
+            self._fd = os.open(self.path, os.O_RDWR)
+            os.ftruncate(self._fd, len(record))
+        os.pwrite(self._fd, record, 0)
+
+    def close(self) -> None:
+        """Release the file (the next save opens it again)."""
+        fd, self._fd = getattr(self, "_fd", None), None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
 
 
 __all__ = ["SeqStore", "SeqStoreError", "store_path"]

@@ -133,6 +133,8 @@ def parse_new_order(msg: FixMessage, currencies: dict[str, str], default_account
         raise OrderRefused(f"Currency {currency} does not match {iid}, which trades in {currencies[iid]}")
     if qty != qty.to_integral_value() or qty <= 0:
         raise OrderRefused(f"OrderQty {qty} must be a whole number of lots above zero", "13")
+    if price <= 0:
+        raise OrderRefused(f"Price {price} must be above zero")
     account = msg.get(ACCOUNT) or default_account
     return FixOrder(cl_ord_id, iid, side, int(qty), price, tif, account, currency, chain=[cl_ord_id])
 

@@ -1,0 +1,645 @@
+"""Journal audit layer: the self-contained audit pack (zip) of a time window, its verification, ratios.
+
+A pack holds every order event of the window as CSV and JSON Lines with the fields order-record
+rules ask for, one row per order and per hedge ticket, alerts, kill-switch uses, order-to-trade
+and cancel ratios per contract per day, every journal row of the window with its hashes, the
+chain head and a verification report, a readable HTML summary, and ``manifest.json`` with the
+SHA-256 of every other file. Prices and money are exact decimal strings; times are integer ns
+since the epoch beside ISO 8601 UTC text with nine fractional digits.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from json.encoder import encode_basestring
+from numbers import Integral
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cmc_lab.journal import schema
+from cmc_lab.journal.chain import GENESIS
+from cmc_lab.journal.pack import PackFile, PackReport, PackWriter, new_workdir, verify_pack
+from cmc_lab.journal.receipts import OrderRecord, order_summary, step_of
+from cmc_lab.journal.report import slippage_table, summary_html, verification_text
+from cmc_lab.journal.store import Journal, anchor
+from cmc_lab.model import Instrument
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+ORDER_KINDS = frozenset(
+    _names(
+        "OrderInitialized OrderDenied OrderSubmitted OrderAccepted OrderRejected OrderFilled "
+        "OrderCancelRequested OrderCanceled OrderCancelRejected OrderExpired DuplicateFillIgnored"
+    )
+)
+#: Columns of order_events.csv / .jsonl: one row per order event. ``risk_checks`` is on the
+#: submission (the checks passed) or denial row, ``decision`` on the intent row; every row carries
+#: ``decision_seq``, the journal row of the decision behind the order.
+ORDER_EVENT_FIELDS = _names(
+    "seq event step ts_event_ns ts_event_utc ts_init_ns ts_init_utc client_order_id venue_order_id "
+    "trade_id ticket_id purpose venue instrument side order_type price quantity time_in_force account "
+    "last_px last_qty cum_qty leaves_qty state reason liquidity risk_checks decision_seq decision "
+    "decision_bid decision_ask decision_quote_ts_ns hash"
+)
+TICKET_FIELDS = _names(
+    "ticket_id first_seq spread side units policy mode trigger decision_seq decision decision_reason "
+    "spread_bid spread_ask state reason attempts unwind_attempts hedged_units time_between_legs_ns "
+    "time_to_hedged_ns legs"
+)
+ALERT_KINDS = ("Alert", "AlertsAcknowledged", "ThresholdCrossed", "ThresholdCleared", "ThresholdAction")
+ALERT_FIELDS = ("seq", "time_utc", "kind", "level", "source", "message", "ticket_id", "order_id", "detail")
+KILL_FIELDS = ("seq", "time_utc", "state", "reason", "who")
+FILES = {
+    "order_events.csv": "every order event of the window with the order-record fields",
+    "order_events.jsonl": "the same, one JSON object per line",
+    "orders.csv": "one row per order: final state, fills, average price, slippage, latency",
+    "tickets.csv": "one row per hedge ticket: decision, outcome, slippage per leg",
+    "alerts.csv": "alerts, acknowledgements, threshold crossings and actions",
+    "kill_switch.csv": "every change of trading state (kill switch, re-arm) with who and why",
+    "ratios.csv": "order-to-trade and cancel ratios per contract per day (UTC)",
+    "events.jsonl": "every journal row of the window with its hashes (re-verifiable chain)",
+    "chain.json": "the journal head at export, the window's links and the verification report",
+    "verification.txt": "the verification report, readable",
+    "summary.html": "the readable summary",
+}
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ].*)?")
+_CHUNK = 5_000
+_SELECT = (
+    "SELECT "
+    + ", ".join(schema.EVENT_COLUMNS)
+    + " FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+)
+_RATIOS = """
+SELECT date(ts_event / 1000000000, 'unixepoch') AS day, instrument,
+       sum(kind = 'OrderSubmitted'), sum(kind = 'OrderDenied'), sum(kind = 'OrderCancelRequested'),
+       sum(kind = 'OrderCanceled'), sum(kind = 'OrderFilled'),
+       coalesce(sum(CASE WHEN kind = 'OrderFilled' THEN json_extract(payload, '$.last_qty') END), 0)
+FROM events WHERE seq BETWEEN ? AND ? AND instrument IS NOT NULL AND kind LIKE 'Order%' {}
+GROUP BY day, instrument ORDER BY day, instrument
+"""
+_PURPOSES = (
+    "SELECT order_id, json_extract(payload, '$.purpose') FROM events "
+    "WHERE seq BETWEEN ? AND ? AND kind = 'HedgeOrderSent'"
+)
+_BEFORE = (
+    "SELECT " + ", ".join(schema.EVENT_COLUMNS) + " FROM events WHERE seq < ?1 AND order_id IN "
+    "(SELECT DISTINCT order_id FROM events WHERE seq BETWEEN ?1 AND ?2 AND order_id IS NOT NULL) ORDER BY seq"
+)
+
+
+def to_ns(name: str, value: object) -> int | None:
+    """A point in time as int ns since the epoch: from an int (ns), a datetime or date, or ISO text.
+
+    A datetime without a time zone, and ISO text without an offset, are taken as UTC.
+
+    Examples
+    --------
+    >>> to_ns("since", "2026-11-24T14:00:00Z")
+    1795528800000000000
+    >>> from datetime import UTC
+    >>> to_ns("since", datetime(2026, 11, 24, 14, tzinfo=UTC)) == to_ns("since", 1795528800000000000)
+    True
+    """
+    hint = (
+        f"{name}={value!r} is not a time; pass ns since the epoch (an int), a datetime, or ISO 8601 "
+        "text such as '2026-11-24T14:00:00Z'"
+    )
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(hint)
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, str):
+        if not _ISO.fullmatch(value.strip()):
+            raise ValueError(hint)
+        try:
+            stamp = pd.Timestamp(value.strip())
+        except ValueError:
+            raise ValueError(hint) from None
+    elif isinstance(value, datetime):
+        stamp = pd.Timestamp(value)
+    elif isinstance(value, date):
+        stamp = pd.Timestamp(value.isoformat())
+    else:
+        raise TypeError(hint)
+    if stamp is pd.NaT:
+        raise ValueError(hint)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return int(stamp.value)
+
+
+@functools.lru_cache(maxsize=4096)  # rows of one batch share their timestamps
+def iso(ns: int | None) -> str:
+    """ISO 8601 UTC text of int ns, all nine fractional digits: ``2026-11-24T14:00:00.101865313Z``."""
+    if ns is None:
+        return ""
+    sec, frac = divmod(ns, 1_000_000_000)
+    day, rem = divmod(sec, 86_400)
+    hour, rem = divmod(rem, 3_600)
+    return f"{_day(day)}T{hour:02d}:{rem // 60:02d}:{rem % 60:02d}.{frac:09d}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _day(days: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(days * 86_400))
+
+
+# ============================================================================ export
+
+
+def export_pack(
+    journal: Journal | str | Path,
+    path: str | Path,
+    since: object = None,
+    until: object = None,
+    *,
+    instruments: Mapping[str, Instrument] | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Write the audit pack (a zip) of the journal rows between ``since`` and ``until``; its path.
+
+    The window runs from the first row whose ``ts_event`` is at or after ``since`` to the last
+    row whose ``ts_event`` is before ``until``, in journal order, so its rows form one piece of
+    the hash chain that ``verify_pack`` re-checks. ``since``/``until`` take int ns, datetimes or
+    ISO 8601 text (UTC unless it says otherwise); None means the start or the end. The whole
+    journal is verified too and the result goes into the pack. ``progress`` shows a bar
+    (``tqdm.auto``: a widget in notebooks). An existing file at ``path`` is refused unless
+    ``overwrite``.
+
+    Examples
+    --------
+    >>> eng.audit("audit-2026-11-24.zip", since="2026-11-24", until="2026-11-25")  # doctest: +SKIP
+    PosixPath('audit-2026-11-24.zip')
+    """
+    since_ns, until_ns = to_ns("since", since), to_ns("until", until)
+    if since_ns is not None and until_ns is not None and since_ns > until_ns:
+        raise ValueError(f"since ({iso(since_ns)}) is after until ({iso(until_ns)}); swap them")
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(
+            f"audit pack path {target} is a directory; pass a file name such as audit.zip"
+        )
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; pass another path, or overwrite=True to replace it")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {target}: directory {target.parent} does not exist")
+    source = journal if isinstance(journal, Journal) else Journal(journal, readonly=True)
+    try:
+        if instruments is None:
+            from cmc_lab.specs import load_specs
+
+            instruments = load_specs().instruments
+        with new_workdir(target) as work, PackWriter(Path(work)) as writer:
+            chain = _Export(source, writer, instruments, since_ns, until_ns).run(progress)
+            manifest = {
+                "created_utc": iso(time.time_ns()),
+                "journal": chain["journal"],
+                "head": chain["head"],
+            }
+            writer.finish(target, manifest | {"window": chain["window"], "verify_ok": chain["verify"]["ok"]})
+    finally:
+        if source is not journal:
+            source.close()
+    return target
+
+
+@dataclass
+class _Ticket:
+    values: dict[str, Any]
+    legs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    decision: tuple[int, str] | None = None
+
+
+class _Export:
+    """One pass over the window's rows, writing the streamed files as it goes."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        writer: PackWriter,
+        instruments: Mapping[str, Instrument],
+        since_ns: int | None,
+        until_ns: int | None,
+    ) -> None:
+        self.journal, self.writer, self.instruments = journal, writer, instruments
+        self.since_ns, self.until_ns = since_ns, until_ns
+        self.records: dict[str, OrderRecord] = {}
+        self.in_window: dict[str, None] = {}
+        self.purposes: dict[str, str] = {}
+        self.tickets: dict[str, _Ticket] = {}
+        self.alerts: list[tuple[Any, ...]] = []
+        self.kills: list[tuple[Any, ...]] = []
+        self.kinds: Counter[str] = Counter()
+        self.order_events = 0
+        self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+    def run(self, progress: bool) -> dict[str, Any]:
+        """Write every file of the pack; the chain facts (head, window, verification) for the manifest."""
+        with self.journal._reading() as conn:
+            head = self.journal._head(conn)
+            lo, hi = _window(conn, self.since_ns, self.until_ns, head[0])
+            start = anchor(conn) or (0, GENESIS)
+            self.purposes = dict(conn.execute(_PURPOSES, (lo, hi)).fetchall())
+            before = conn.execute(_BEFORE, (lo, hi)).fetchall() if hi >= lo else []
+            ratio_rows = _ratio_rows(conn, lo, hi, self.since_ns, self.until_ns)
+            first_prev = conn.execute("SELECT prev_hash FROM events WHERE seq = ?", (lo,)).fetchone()
+        for row in before:  # orders that began before the window: their state when it opens
+            payload, _ = _decode(row[9])
+            if payload is not None:
+                self._record(row[5], row[6]).apply(row[4], payload, row[3], row[1], row[2])
+        window = {
+            "since_ns": self.since_ns,
+            "until_ns": self.until_ns,
+            "since_utc": iso(self.since_ns),
+            "until_utc": iso(self.until_ns),
+            "first_seq": lo if hi >= lo else None,
+            "last_seq": hi if hi >= lo else None,
+            "rows": max(hi - lo + 1, 0),
+            "first_prev_hash": first_prev[0] if first_prev and hi >= lo else "",
+            "last_hash": "",
+        }
+        files = {name: self.writer.open(name) for name in FILES}
+        window["last_hash"] = self._stream(files, lo, hi, progress)
+        report = self.journal.verify()
+        self._write_tables(files, ratio_rows)
+        chain = {
+            "journal": str(self.journal.path),
+            "head": {"seq": head[0], "hash": head[1]},
+            "window": window,
+            "verify": {
+                "ok": report.ok,
+                "rows": report.rows,
+                "first_bad_seq": report.first_bad_seq,
+                "reason": report.reason,
+                "head_hash": report.head_hash,
+                "text": str(report),
+            },
+            "starts_after": {"seq": start[0], "hash": start[1]},
+            "rotations": self._rotations(),
+        }
+        json.dump(chain, files["chain.json"], indent=2)
+        files["verification.txt"].write(verification_text(chain))
+        files["summary.html"].write(self._summary(chain))
+        return chain
+
+    # ------------------------------------------------------------------ the pass
+
+    def _rows(self, lo: int, hi: int) -> Iterator[list[tuple[Any, ...]]]:
+        after = lo - 1
+        while after < hi:
+            with self.journal._reading() as conn:
+                chunk = conn.execute(_SELECT, (after, hi, _CHUNK)).fetchall()
+            if not chunk:
+                return
+            yield chunk
+            after = chunk[-1][0]
+
+    def _stream(self, files: Mapping[str, PackFile], lo: int, hi: int, progress: bool) -> str:
+        self._order_csv = csv.writer(files["order_events.csv"])
+        self._order_csv.writerow(ORDER_EVENT_FIELDS)
+        order_json, events = files["order_events.jsonl"], files["events.jsonl"]
+        bar = _bar(max(hi - lo + 1, 0), progress)
+        last_hash = ""
+        try:
+            for chunk in self._rows(lo, hi):
+                lines, order_lines = [], []
+                for row in chunk:
+                    payload, body = _decode(row[9])
+                    lines.append(_event_line(row, body))
+                    if payload is not None:
+                        line = self._take(row, payload)
+                        if line is not None:
+                            order_lines.append(line)
+                events.write("".join(lines))
+                order_json.write("".join(order_lines))
+                last_hash = chunk[-1][11]
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+        return last_hash
+
+    def _take(self, row: tuple[Any, ...], payload: dict[str, Any]) -> str | None:
+        """One row of the window: order events to the order files (their JSON line returned), hedge
+        rows to the tickets, alerts and kill-switch uses to theirs. Rows whose ts_event falls
+        outside [since, until) still move their order's state but are not listed."""
+        seq, ts_event, kind, order_id, ticket_id = row[0], row[1], row[4], row[5], row[6]
+        inside = (self.since_ns is None or ts_event >= self.since_ns) and (
+            self.until_ns is None or ts_event < self.until_ns
+        )
+        self.kinds[kind] += 1
+        if order_id and kind in ORDER_KINDS:
+            values = self._order_event(row, payload)
+            if not inside:
+                return None
+            self.order_events += 1
+            self._order_csv.writerow(values)
+            record = {k: v for k, v in zip(ORDER_EVENT_FIELDS, values, strict=True) if v is not None}
+            return self._dumps(record) + "\n"
+        if kind.startswith("Hedge") and ticket_id:
+            self._hedge(seq, kind, ticket_id, payload)
+        elif inside and kind in ALERT_KINDS:
+            self._alert(row, payload)
+        elif inside and kind == "TradingStateChanged":
+            self.kills.append(
+                (seq, iso(ts_event), payload.get("state"), payload.get("reason"), payload.get("who"))
+            )
+        return None
+
+    def _record(self, order_id: str, ticket_id: str | None) -> OrderRecord:
+        record = self.records.get(order_id)
+        if record is None:
+            record = self.records[order_id] = OrderRecord(
+                order_id, ticket_id=ticket_id, purpose=self.purposes.get(order_id) or "manual"
+            )
+        return record
+
+    def _order_event(self, row: tuple[Any, ...], payload: dict[str, Any]) -> list[Any]:
+        seq, ts_event, ts_init, mono, kind, order_id, ticket_id, venue, instrument = row[:9]
+        record = self._record(order_id, ticket_id)
+        self.in_window[order_id] = None
+        record.apply(kind, payload, mono, ts_event, ts_init)
+        if kind == "OrderInitialized":
+            ticket = self.tickets.get(record.ticket_id or "")
+            if ticket is not None and ticket.decision is not None:
+                record.decision_seq, record.decision = ticket.decision
+            else:
+                record.decision_seq, record.decision = seq, record.reason or "manual order"
+        fill = kind == "OrderFilled"
+        reason = payload.get("reason")
+        checks = (
+            record.checks if kind == "OrderSubmitted" else record.denial if kind == "OrderDenied" else None
+        )
+        return [
+            seq,
+            kind,
+            step_of(kind, payload, record),
+            ts_event,
+            iso(ts_event),
+            ts_init,
+            iso(ts_init),
+            order_id,
+            record.venue_order_id,
+            payload.get("trade_id"),
+            record.ticket_id,
+            record.purpose,
+            venue,
+            record.instrument or instrument,
+            record.side,
+            "LIMIT",
+            record.price,
+            record.qty,
+            record.tif,
+            record.account,
+            payload.get("last_px") if fill else None,
+            payload.get("last_qty") if fill else None,
+            record.cum_qty,
+            record.leaves_qty,
+            record.state,
+            reason if reason else None,
+            payload.get("liquidity") if fill else None,
+            checks,
+            record.decision_seq,
+            (record.decision or None) if kind == "OrderInitialized" else None,
+            record.bid,
+            record.ask,
+            record.quote_ts or None,
+            row[11],
+        ]
+
+    def _hedge(self, seq: int, kind: str, ticket_id: str, p: dict[str, Any]) -> None:
+        ticket = self.tickets.get(ticket_id)
+        if ticket is None:
+            ticket = self.tickets[ticket_id] = _Ticket({"ticket_id": ticket_id, "first_seq": seq})
+        values = ticket.values
+        if kind == "HedgeCreated":
+            policy = p.get("policy") or {}
+            values.update(
+                spread=p.get("spread"),
+                side=p.get("side"),
+                units=p.get("units"),
+                policy=policy.get("policy"),
+                mode=policy.get("mode"),
+                trigger=p.get("trigger"),
+                state="NEW",
+            )
+        elif kind == "HedgeDecision":
+            ticket.legs = {i: (v[0], v[2]) for i, v in (p.get("legs") or {}).items()}
+            ticket.decision = (seq, f"HedgeDecision {p.get('action')}: {p.get('reason')}")
+            values.update(
+                decision_seq=seq,
+                decision=p.get("action"),
+                decision_reason=p.get("reason"),
+                spread_bid=p.get("spread_bid"),
+                spread_ask=p.get("spread_ask"),
+            )
+        elif kind in ("HedgeChase", "HedgeUnwind"):
+            ticket.decision = (seq, f"{kind}: {p.get('reason')}")
+        elif kind == "HedgeStateChanged":
+            values.update(state=p.get("to"), reason=p.get("reason"))
+            report = p.get("report")
+            if isinstance(report, dict):
+                keys = (
+                    "attempts",
+                    "unwind_attempts",
+                    "hedged_units",
+                    "time_between_legs_ns",
+                    "time_to_hedged_ns",
+                )
+                values.update({k: report.get(k) for k in keys})
+                values["legs"] = json.dumps(report.get("legs"), sort_keys=True, separators=(",", ":"))
+
+    def _alert(self, row: tuple[Any, ...], p: dict[str, Any]) -> None:
+        message = p.get("message") or p.get("reason") or ""
+        detail = json.dumps(p, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        level = p.get("level") or p.get("action")
+        self.alerts.append(
+            (row[0], iso(row[1]), row[4], level, p.get("source"), message, row[6], row[5], detail)
+        )
+
+    # ------------------------------------------------------------------ the tables
+
+    def _write_tables(self, files: Mapping[str, PackFile], ratio_rows: list[tuple[Any, ...]]) -> None:
+        orders = [self._order_row(self.records[oid]) for oid in self.in_window]
+        order_fields = list(orders[0]) if orders else list(self._order_row(OrderRecord("")))
+        _csv(files["orders.csv"], order_fields, ([o[k] for k in order_fields] for o in orders))
+        tickets = [[t.values.get(k) for k in TICKET_FIELDS] for t in self.tickets.values()]
+        _csv(files["tickets.csv"], TICKET_FIELDS, tickets)
+        _csv(files["alerts.csv"], ALERT_FIELDS, self.alerts)
+        _csv(files["kill_switch.csv"], KILL_FIELDS, self.kills)
+        self.ratios = ratio_frame(ratio_rows)
+        _csv(files["ratios.csv"], list(self.ratios.columns), _ratio_text(self.ratios))
+        self.orders = pd.DataFrame(orders)
+
+    def _order_row(self, record: OrderRecord) -> dict[str, Any]:
+        ticket = self.tickets.get(record.ticket_id or "")
+        legs = ticket.legs if ticket is not None else {}
+        row = order_summary(record, legs, self.instruments.get(record.instrument or ""))
+        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()}
+
+    def _rotations(self) -> list[dict[str, Any]]:
+        with self.journal._reading() as conn:
+            rows = conn.execute("SELECT value FROM meta WHERE key LIKE 'rotation:%' ORDER BY key").fetchall()
+        out = []
+        for (text,) in rows:
+            try:
+                out.append(json.loads(text))
+            except ValueError:
+                out.append({"unreadable": text})
+        return out
+
+    def _summary(self, chain: dict[str, Any]) -> str:
+        orders = self.orders
+        outcomes = (
+            orders.groupby("state").size().rename("orders").reset_index()
+            if not orders.empty
+            else pd.DataFrame()
+        )
+        frames = {
+            "outcomes": outcomes,
+            "slippage": slippage_table(orders),
+            "tickets": pd.DataFrame([t.values for t in self.tickets.values()]),
+            "alerts": pd.DataFrame(self.alerts, columns=list(ALERT_FIELDS)),
+            "kill_switch": pd.DataFrame(self.kills, columns=list(KILL_FIELDS)),
+            "ratios": self.ratios,
+            "kinds": pd.DataFrame(sorted(self.kinds.items()), columns=["kind", "rows"]),
+        }
+        summary = {
+            "journal": chain["journal"],
+            "created_utc": iso(time.time_ns()),
+            "window": chain["window"],
+            "head": chain["head"],
+            "verify": chain["verify"],
+            "order_events": self.order_events,
+            "orders": len(orders),
+            "tickets": len(self.tickets),
+            "files": {**FILES, "manifest.json": "SHA-256 of every other file"},
+        }
+        return summary_html(summary, frames)
+
+
+def _decode(text: Any) -> tuple[dict[str, Any] | None, str]:
+    """A stored payload decoded, and the JSON to embed for it (as text if it is not an object)."""
+    try:
+        payload = json.loads(text)
+    except (TypeError, ValueError):
+        return None, encode_basestring(str(text))
+    return (payload, text) if isinstance(payload, dict) else (None, encode_basestring(text))
+
+
+def _event_line(row: tuple[Any, ...], payload_json: str) -> str:
+    """One journal row as a JSON line; ints and texts as stored (an edited row's odd types survive)."""
+    v = [
+        str(x)
+        if type(x) is int
+        else "null"
+        if x is None
+        else encode_basestring(x)
+        if type(x) is str
+        else json.dumps(x)
+        for x in row
+    ]
+    return (
+        f'{{"seq":{v[0]},"ts_event":{v[1]},"ts_init":{v[2]},"mono_ns":{v[3]},"kind":{v[4]},"order_id":{v[5]},'
+        f'"ticket_id":{v[6]},"venue":{v[7]},"instrument":{v[8]},"payload":{payload_json},'
+        f'"prev_hash":{v[10]},"hash":{v[11]}}}\n'
+    )
+
+
+def _window(conn: Any, since_ns: int | None, until_ns: int | None, head_seq: int) -> tuple[int, int]:
+    """The seq range of the window: first row at or after ``since_ns`` to last row before ``until_ns``."""
+    terms = [(t, v) for t, v in (("ts_event >= ?", since_ns), ("ts_event < ?", until_ns)) if v is not None]
+    where = " AND ".join(["seq <= ?", *(t for t, _ in terms)])
+    lo, hi = conn.execute(
+        f"SELECT min(seq), max(seq) FROM events WHERE {where}", [head_seq, *(v for _, v in terms)]
+    ).fetchone()
+    return (1, 0) if lo is None else (lo, hi)
+
+
+def _bar(total: int, progress: bool) -> Any:
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="row", desc="audit export", leave=False)
+
+
+def _csv(handle: PackFile, header: Any, rows: Any) -> None:
+    writer = csv.writer(handle)
+    writer.writerow(header)
+    writer.writerows(rows)
+
+
+# ============================================================================ ratios
+
+
+def _ratio_rows(conn: Any, lo: int, hi: int, since_ns: int | None, until_ns: int | None) -> list[Any]:
+    terms = [
+        (t, v) for t, v in (("AND ts_event >= ?", since_ns), ("AND ts_event < ?", until_ns)) if v is not None
+    ]
+    query = _RATIOS.format(" ".join(t for t, _ in terms))
+    return conn.execute(query, [lo, hi, *(v for _, v in terms)]).fetchall()
+
+
+def ratio_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Per (day, instrument) counts as a DataFrame with order-to-trade and cancel ratios."""
+    columns = ["day", "instrument", "new_orders", "denied", "cancel_requests", "canceled", "trades"]
+    frame = pd.DataFrame(rows, columns=[*columns, "traded_lots"])
+    trades = frame["trades"].where(frame["trades"] > 0)
+    new = frame["new_orders"].where(frame["new_orders"] > 0)
+    frame["order_to_trade"] = (frame["new_orders"] + frame["cancel_requests"]) / trades
+    frame["cancel_ratio"] = frame["cancel_requests"] / new
+    return frame
+
+
+def _ratio_text(frame: pd.DataFrame) -> Iterator[list[Any]]:
+    for row in frame.itertuples(index=False):
+        values = list(row)
+        yield [*values[:-2], *("" if pd.isna(v) else f"{v:.4f}" for v in values[-2:])]
+
+
+def ratios(journal: Journal, since: object = None, until: object = None) -> pd.DataFrame:
+    """Order-to-trade and cancel ratios per contract per day (UTC) of the window (as in the pack).
+
+    ``new_orders`` counts orders that left for the venue (OrderSubmitted), ``denied`` those the
+    pre-trade checks stopped, ``trades`` fills. ``order_to_trade`` is (new orders + cancel
+    requests) / trades; ``cancel_ratio`` is cancel requests / new orders (NaN when undefined).
+
+    Examples
+    --------
+    >>> ratios(eng.journal)                                     # doctest: +SKIP
+    """
+    since_ns, until_ns = to_ns("since", since), to_ns("until", until)
+    with journal._reading() as conn:
+        lo, hi = _window(conn, since_ns, until_ns, journal._head(conn)[0])
+        rows = _ratio_rows(conn, lo, hi, since_ns, until_ns)
+    return ratio_frame(rows)
+
+
+__all__ = [
+    "FILES",
+    "ORDER_EVENT_FIELDS",
+    "PackReport",
+    "export_pack",
+    "iso",
+    "ratios",
+    "to_ns",
+    "verify_pack",
+]

@@ -1,0 +1,582 @@
+"""Journal receipts layer: the complete record of one order or hedge ticket, rebuilt from the journal.
+
+A receipt is read from the journal alone, so it is the same in the session that traded, in a
+later notebook and in an audit: the decision with the quotes it saw, the pre-trade checks, the
+intent, the send, the venue's ack, each fill, each re-order or unwind and the final state, with
+the latency of every hop (``mono_ns``) and the slippage of every fill against the decision price.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from cmc_lab.model import ORDER_TRANSITIONS, Instrument, OrderState
+
+if TYPE_CHECKING:
+    from cmc_lab.journal.store import Journal
+
+#: The journal columns a receipt reads, payload as stored text.
+COLUMNS = ("seq", "ts_event", "ts_init", "mono_ns", "kind", "order_id", "ticket_id", "venue", "instrument")
+_SELECT = ", ".join(COLUMNS) + ", payload"
+_BY_ID = f"SELECT {_SELECT} FROM events WHERE order_id = ?1 OR ticket_id = ?1 ORDER BY seq"
+_TICKET_DECISION = (
+    f"SELECT {_SELECT} FROM events WHERE ticket_id = ? AND seq < ? "
+    "AND kind IN ('HedgeDecision', 'HedgeChase', 'HedgeUnwind') ORDER BY seq DESC LIMIT 1"
+)
+_TICKET_LEGS = (
+    "SELECT payload FROM events WHERE ticket_id = ? AND seq < ? AND kind = 'HedgeDecision' "
+    "ORDER BY seq DESC LIMIT 1"
+)
+
+#: What each journal kind is in an order's life: the ``step`` column of a receipt.
+STEPS = {
+    "HedgeCreated": "ticket created",
+    "HedgeDecision": "decision",
+    "HedgeChase": "re-order",
+    "HedgeUnwind": "unwind",
+    "HedgeOrderSent": "sent",
+    "HedgeTimeout": "timeout",
+    "HedgeWait": "wait",
+    "HedgeHold": "hold",
+    "HedgeStop": "stop",
+    "HedgeReconcile": "reconcile",
+    "OrderInitialized": "intent",
+    "OrderSubmitted": "checks passed",
+    "OrderDenied": "checks denied",
+    "OrderAccepted": "ack",
+    "OrderRejected": "rejected",
+    "OrderFilled": "fill",
+    "OrderCancelRequested": "cancel request",
+    "OrderCanceled": "canceled",
+    "OrderCancelRejected": "cancel rejected",
+    "OrderExpired": "expired",
+    "DuplicateFillIgnored": "duplicate fill ignored",
+}
+_DECISIONS = frozenset({"HedgeDecision", "HedgeChase", "HedgeUnwind"})
+_TERMINAL = frozenset(s.value for s in OrderState if s.is_terminal)
+_VENUE_ANSWERS = frozenset(
+    {"OrderAccepted", "OrderRejected", "OrderFilled", "OrderCanceled", "OrderCancelRejected", "OrderExpired"}
+)
+
+
+class ReceiptNotFound(KeyError):
+    """No journal row names this order or ticket id."""
+
+
+@dataclass(slots=True)
+class OrderRecord:
+    """One order as its journal rows describe it so far; :meth:`apply` each row in journal order.
+
+    Shared by receipts and the audit export: the static fields of the order record (ids,
+    instrument, side, price, quantity, time in force, account), its decision and checks, and the
+    running state, filled quantity and money.
+    """
+
+    client_order_id: str
+    instrument: str | None = None
+    side: str | None = None
+    qty: int | None = None
+    price: str | None = None
+    tif: str | None = None
+    account: str | None = None
+    ticket_id: str | None = None
+    reason: str = ""
+    bid: str | None = None
+    ask: str | None = None
+    quote_ts: int = 0
+    purpose: str = "manual"
+    checks: str = ""
+    denial: str = ""
+    venue_order_id: str | None = None
+    state: str = OrderState.INITIALIZED.value
+    cum_qty: int = 0
+    money: Decimal = Decimal(0)
+    fills: int = 0
+    anomalies: int = 0
+    decision_seq: int | None = None
+    decision: str = ""
+    last_reason: str = ""
+    marks: dict[str, int] = field(default_factory=dict)  # kind -> mono_ns of its first row
+    last_mono: int | None = None
+    venue_lag_ns: int | None = None
+
+    def apply(self, kind: str, payload: Mapping[str, Any], mono_ns: int, ts_event: int, ts_init: int) -> None:
+        """Take one journal row of this order (``kind`` and its decoded payload)."""
+        if kind == "OrderInitialized":
+            self.instrument = payload.get("instrument_id")
+            self.side = payload.get("side")
+            self.qty = payload.get("qty")
+            self.price = payload.get("price")
+            self.tif = payload.get("tif")
+            self.account = payload.get("account")
+            self.ticket_id = payload.get("ticket_id") or self.ticket_id
+            self.reason = payload.get("reason") or ""
+            self.bid, self.ask = payload.get("bid"), payload.get("ask")
+            self.quote_ts = payload.get("quote_ts") or 0
+        elif kind == "HedgeOrderSent":
+            self.purpose = payload.get("purpose") or self.purpose
+            return
+        elif kind == "OrderSubmitted":
+            self.checks = payload.get("checks") or ""
+        elif kind == "OrderDenied":
+            self.denial = payload.get("reason") or ""
+        elif kind == "OrderAccepted":
+            self.venue_order_id = payload.get("venue_order_id") or self.venue_order_id
+        elif kind == "OrderFilled":
+            qty = int(payload.get("last_qty") or 0)
+            self.cum_qty += qty
+            self.money += Decimal(payload.get("last_px") or 0) * qty
+            self.fills += 1
+            self.venue_order_id = payload.get("venue_order_id") or self.venue_order_id
+        if "reason" in payload and kind != "OrderInitialized":
+            self.last_reason = payload.get("reason") or ""
+        if kind in _VENUE_ANSWERS:
+            lag = ts_init - ts_event
+            self.venue_lag_ns = lag if self.venue_lag_ns is None else max(lag, self.venue_lag_ns)
+        self.marks.setdefault(kind, mono_ns)
+        self.last_mono = mono_ns
+        self.state = self._next(kind)
+
+    def _next(self, kind: str) -> str:
+        state = OrderState(self.state)
+        target = ORDER_TRANSITIONS.get((state, kind))
+        if target is None:
+            if kind.startswith("Order") and kind != "OrderInitialized":
+                self.anomalies += 1
+            return self.state
+        if kind == "OrderFilled" and self.qty is not None and self.cum_qty >= self.qty:
+            return OrderState.FILLED.value
+        if kind == "OrderCancelRejected" and state is OrderState.PENDING_CANCEL and self.cum_qty:
+            return OrderState.PARTIALLY_FILLED.value
+        return target.value
+
+    @property
+    def leaves_qty(self) -> int | None:
+        if self.qty is None:
+            return None
+        return 0 if self.state in _TERMINAL else max(self.qty - self.cum_qty, 0)
+
+    @property
+    def avg_px(self) -> Decimal | None:
+        return self.money / self.cum_qty if self.cum_qty else None
+
+    @property
+    def touch(self) -> str | None:
+        """The decision's touch on this order's side: the ask it saw to buy, the bid to sell."""
+        return self.ask if self.side == "buy" else self.bid if self.side == "sell" else None
+
+    def latency(self, start: str, end: str) -> int | None:
+        """``mono_ns`` from the first ``start`` row to the first ``end`` row; None across a restart."""
+        if start in self.marks and end in self.marks and self.marks[end] >= self.marks[start]:
+            return self.marks[end] - self.marks[start]
+        return None
+
+
+def slippage(
+    px: Decimal | None, reference: Decimal | str | None, side: str | None, qty: int, inst: Instrument | None
+) -> tuple[float | None, Decimal | None]:
+    """Slippage of a price against a reference: ``(ticks, money)``, positive = worse for ``side``.
+
+    Money is in the instrument's currency (price difference x lot size x lots), exact.
+
+    Examples
+    --------
+    >>> from cmc_lab.specs import load_specs
+    >>> gc = load_specs().instruments["COMEX.GC"]
+    >>> slippage(Decimal("2650.20"), "2650.10", "buy", 2, gc)
+    (1.0, Decimal('20.00'))
+    """
+    if px is None or reference is None or side not in ("buy", "sell") or inst is None:
+        return None, None
+    worse = (px - Decimal(reference)) * (1 if side == "buy" else -1)
+    money = worse * inst.lot_size * qty
+    return float(worse / inst.tick), money if money else money.copy_abs()  # never "-0.00"
+
+
+@dataclass(frozen=True, eq=False)
+class Receipt:
+    """Everything the journal holds about one order or hedge ticket, in journal order.
+
+    Attributes
+    ----------
+    id
+        The client order id or ticket id asked for; ``subject`` says which ("order" or "ticket").
+    frame
+        One row per journal row: seq, time (UTC), ts_event, ts_init, mono_ns, step, kind, ids,
+        side, qty, price, fill (last_qty, last_px, cum_qty, leaves_qty), the order's state after
+        the row, hop_ns (``mono_ns`` since the previous row; None across a restart), elapsed_ns,
+        venue_lag_ns (``ts_init - ts_event`` of a venue answer), slippage of each fill (ticks and
+        money against ``slippage_ref``) and a readable detail. Prices and money are ``Decimal``.
+    orders
+        One row per order: the order-record fields, checks, final state, fills, average price,
+        slippage against the decision, and latency per hop (intent to ack, to first fill, to done).
+    decision
+        The decision: seq, kind, reason and the quotes it saw (``decision["quotes"]``, a DataFrame).
+    legs
+        For a ticket, one row per leg: target, filled, decision and average price, slippage (the
+        figures of ``HedgeTicket.report()``, rebuilt from the journal); empty for an order.
+    outcome
+        The final state (order state or ticket state) and why.
+
+    Examples
+    --------
+    >>> r = eng.receipt(ticket.ticket_id)                  # doctest: +SKIP
+    >>> r.orders[["client_order_id", "state", "slippage_ticks", "intent_to_ack_ns"]]  # doctest: +SKIP
+    >>> r.timeline()                                       # doctest: +SKIP
+    """
+
+    id: str
+    subject: str
+    frame: pd.DataFrame
+    orders: pd.DataFrame
+    decision: dict[str, Any]
+    legs: pd.DataFrame
+    outcome: str
+    reason: str
+
+    @property
+    def latency(self) -> pd.DataFrame:
+        """Latency per hop: for each row, the step before it of the same order (or of the ticket)."""
+        frame = self.frame
+        lane = frame["order_id"].fillna("ticket")
+        previous = frame.groupby(lane, sort=False)["step"].shift()
+        hop = frame.groupby(lane, sort=False)["mono_ns"].diff()
+        out = pd.DataFrame(
+            {
+                "seq": frame["seq"],
+                "order_id": frame["order_id"],
+                "from": previous,
+                "to": frame["step"],
+                "hop_ns": hop.where(hop >= 0).astype("Int64"),
+                "venue_lag_ns": frame["venue_lag_ns"],
+            }
+        )
+        return out[out["from"].notna()].reset_index(drop=True)
+
+    def timeline(self) -> Any:
+        """A bokeh timeline widget of every hop (needs Jupyter: bokeh and jupyter_bokeh)."""
+        from cmc_lab.ui.receipt import timeline_widget
+
+        return timeline_widget(self)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __repr__(self) -> str:
+        return (
+            f"Receipt({self.subject} {self.id}: {self.outcome}; {len(self.frame)} events, "
+            f"{len(self.orders)} order(s))"
+        )
+
+    def _repr_html_(self) -> str:
+        from cmc_lab.journal.report import receipt_html
+
+        return receipt_html(self)
+
+
+def read_receipt(journal: Journal, id: str, instruments: Mapping[str, Instrument] | None = None) -> Receipt:
+    """The :class:`Receipt` of one order (client order id) or hedge ticket (ticket id).
+
+    ``instruments`` (id -> Instrument) give tick and lot size for slippage; the shipped specs
+    by default. Raises :class:`ReceiptNotFound` when no journal row names ``id``.
+
+    Examples
+    --------
+    >>> from cmc_lab.journal import Journal
+    >>> j = Journal(":memory:")
+    >>> _ = j.append("OrderInitialized", ts_event=1, ts_init=1, mono_ns=0, order_id="C-1",
+    ...              payload={"instrument_id": "COMEX.GC", "side": "buy", "qty": 1, "price": "2650.10",
+    ...                       "tif": "GFD", "account": "US", "ask": "2650.1", "bid": "2649.9"})
+    >>> _ = j.append("OrderFilled", ts_event=5, ts_init=9, mono_ns=800, order_id="C-1",
+    ...              payload={"last_px": "2650.00", "last_qty": 1, "venue_order_id": "V-1"})
+    >>> r = read_receipt(j, "C-1")
+    >>> r.orders.loc[0, ["state", "avg_px", "slippage_ticks"]].tolist()
+    ['INITIALIZED', Decimal('2650'), -1.0]
+    """
+    if not isinstance(id, str) or not id:
+        raise TypeError(f"receipt id {id!r} is not a client order id or ticket id (a non-empty str)")
+    with journal._reading() as conn:
+        rows = conn.execute(_BY_ID, (id,)).fetchall()
+        if not rows:
+            raise ReceiptNotFound(f"no journal events for {id!r}; pass a client order id or ticket id")
+        subject = "order" if any(row[5] == id for row in rows) else "ticket"
+        legs: list[str] = []  # the ticket's decision (leg prices) behind one of its orders
+        if subject == "order":
+            rows = [row for row in rows if row[5] == id]
+            ticket = next((row[6] for row in rows if row[6]), None)
+            if ticket is not None:
+                legs = [r[0] for r in conn.execute(_TICKET_LEGS, (ticket, rows[0][0]))]
+                rows = conn.execute(_TICKET_DECISION, (ticket, rows[0][0])).fetchall() + rows
+    if instruments is None:
+        from cmc_lab.specs import load_specs
+
+        instruments = load_specs().instruments
+    return _build(id, subject, rows, instruments, context=legs)
+
+
+def _build(
+    id: str,
+    subject: str,
+    rows: Sequence[Sequence[Any]],
+    instruments: Mapping[str, Instrument],
+    context: Sequence[str] = (),
+) -> Receipt:
+    records: dict[str, OrderRecord] = {}
+    leg_px: dict[str, tuple[str, str]] = {}  # instrument -> (leg side, decision price)
+    for text in context:  # payloads of HedgeDecision rows outside ``rows``: the legs' decision prices
+        leg_px.update({i: (v[0], v[2]) for i, v in (json.loads(text).get("legs") or {}).items()})
+    decisions: list[tuple[int, str, dict[str, Any], int]] = []  # ticket decision rows
+    intent: tuple[int, str, dict[str, Any], int] | None = None  # the first OrderInitialized
+    ticket_payloads: dict[str, dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    first_mono = rows[0][3]
+    prev_mono: int | None = None
+    for row in rows:
+        seq, ts_event, ts_init, mono, kind, order_id, ticket_id, venue, instrument = row[:9]
+        payload = json.loads(row[9])
+        record = None
+        if order_id and (kind.startswith("Order") or kind in ("HedgeOrderSent", "DuplicateFillIgnored")):
+            record = records.setdefault(order_id, OrderRecord(order_id, ticket_id=ticket_id))
+            record.apply(kind, payload, mono, ts_event, ts_init)
+        if kind in _DECISIONS:
+            decisions.append((seq, kind, payload, ts_event))
+        elif kind == "OrderInitialized" and intent is None:
+            intent = (seq, kind, payload, ts_event)
+        if kind == "HedgeDecision":
+            leg_px.update({i: (v[0], v[2]) for i, v in (payload.get("legs") or {}).items()})
+        if kind.startswith("Hedge"):
+            ticket_payloads[kind] = payload
+        item = {
+            "seq": seq,
+            "time": ts_event,
+            "ts_event": ts_event,
+            "ts_init": ts_init,
+            "mono_ns": mono,
+            "step": step_of(kind, payload, record),
+            "kind": kind,
+            "order_id": order_id,
+            "ticket_id": ticket_id,
+            "venue": venue,
+            "instrument": instrument,
+            "side": record.side if record else payload.get("side"),
+            "qty": record.qty if record else payload.get("qty"),
+            "price": _dec(record.price if record else payload.get("price")),
+            "venue_order_id": record.venue_order_id if record else None,
+            "last_qty": payload.get("last_qty") if kind == "OrderFilled" else None,
+            "last_px": _dec(payload.get("last_px")) if kind == "OrderFilled" else None,
+            "cum_qty": record.cum_qty if record else None,
+            "leaves_qty": record.leaves_qty if record else None,
+            "state": record.state if record else payload.get("to"),
+            "hop_ns": None if prev_mono is None or mono < prev_mono else mono - prev_mono,
+            "elapsed_ns": mono - first_mono,
+            "venue_lag_ns": ts_init - ts_event if kind in _VENUE_ANSWERS else None,
+            "slippage_ticks": None,
+            "slippage": None,
+            "slippage_ref": None,
+            "detail": _detail(kind, payload),
+        }
+        if kind == "OrderFilled" and record is not None:
+            ref, label = reference(record, leg_px)
+            inst = instruments.get(record.instrument or "")
+            item["slippage_ticks"], item["slippage"] = slippage(
+                item["last_px"], ref, record.side, int(payload.get("last_qty") or 0), inst
+            )
+            item["slippage_ref"] = label if ref is not None else None
+        prev_mono = mono
+        out.append(item)
+    frame = pd.DataFrame(out)
+    frame["time"] = pd.to_datetime(frame["time"], unit="ns", utc=True)
+    for column in ("hop_ns", "venue_lag_ns", "cum_qty", "leaves_qty", "qty", "last_qty"):
+        frame[column] = frame[column].astype("Int64")
+    for column in ("order_id", "ticket_id", "venue", "instrument", "side", "venue_order_id", "slippage_ref"):
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    decision = _decision(decisions[0] if decisions else None, intent if subject == "order" else None)
+    orders = _orders(records, leg_px, instruments)
+    legs = _legs(records, leg_px, instruments) if subject == "ticket" else pd.DataFrame()
+    if subject == "ticket":
+        final = ticket_payloads.get("HedgeStateChanged", {})
+        outcome, reason = final.get("to", "NEW"), final.get("reason", "")
+    else:
+        record = records.get(id)
+        outcome = record.state if record else "UNKNOWN"
+        reason = (record.denial or record.last_reason) if record else ""
+    return Receipt(id, subject, frame, orders, decision, legs, outcome, reason)
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def step_of(kind: str, payload: Mapping[str, Any], record: OrderRecord | None) -> str:
+    """The ``step`` of a journal row in an order's or ticket's life (see :data:`STEPS`)."""
+    if kind == "OrderFilled" and record is not None:
+        return "fill" if record.leaves_qty == 0 else "partial fill"
+    if kind == "HedgeStateChanged":
+        return f"ticket {payload.get('to', '?')}"
+    return STEPS.get(kind, kind)
+
+
+def _detail(kind: str, payload: Mapping[str, Any]) -> str:
+    if kind == "OrderInitialized":
+        quote = f" (saw {payload.get('bid')} / {payload.get('ask')})" if payload.get("bid") else ""
+        why = payload.get("reason") or "manual order"
+        return f"{payload.get('side')} {payload.get('qty')} @ {payload.get('price')} {payload.get('tif')}: {why}{quote}"
+    if kind == "OrderSubmitted":
+        return f"checks passed: {payload.get('checks', '')}"
+    if kind == "OrderFilled":
+        return f"{payload.get('last_qty')} @ {payload.get('last_px')} ({payload.get('trade_id')})"
+    if kind == "OrderAccepted":
+        return f"venue order id {payload.get('venue_order_id')}"
+    if kind == "HedgeDecision":
+        return f"{payload.get('action')}: {payload.get('reason')}"
+    if kind == "HedgeOrderSent":
+        return f"{payload.get('purpose')} {payload.get('side')} {payload.get('qty')} @ {payload.get('price')}"
+    if kind == "HedgeStateChanged":
+        return f"{payload.get('from')} -> {payload.get('to')}: {payload.get('reason', '')}"
+    return str(payload.get("reason") or payload.get("detail") or "")
+
+
+_Row = tuple[int, str, dict[str, Any], int]
+
+
+def _decision(ticket: _Row | None, intent: _Row | None) -> dict[str, Any]:
+    """The decision and the quotes it saw (a DataFrame: instrument, bid, ask, sizes or quote time).
+
+    A ticket's is its ``HedgeDecision`` (or, for one of its orders, the re-order or unwind that
+    made it); a plain order's is its ``OrderInitialized`` with the top of book it saw.
+    """
+    if ticket is None and intent is None:
+        return {}
+    seq, kind, payload, ts = ticket or intent  # type: ignore[misc]
+    out: dict[str, Any] = {"seq": seq, "kind": kind, "time": pd.Timestamp(ts, unit="ns", tz="UTC")}
+    out["action"] = payload.get("action", "send")
+    out["reason"] = payload.get("reason") or "manual order"
+    if kind == "HedgeDecision":
+        out.update({k: payload.get(k) for k in ("spread_bid", "spread_ask", "bid_size", "ask_size", "fx")})
+        rows = [
+            {"instrument": i, "bid": q[0], "ask": q[1], "bid_size": q[2], "ask_size": q[3]}
+            for i, q in (payload.get("quotes") or {}).items()
+        ]
+    elif intent is not None and intent[2].get("bid") is not None:
+        seen = intent[2]
+        when = pd.Timestamp(seen.get("quote_ts") or 0, unit="ns", tz="UTC")
+        rows = [
+            {"instrument": seen.get("instrument_id"), "bid": _dec(seen["bid"]), "ask": _dec(seen.get("ask"))}
+            | {"quote_time": when}
+        ]
+    else:
+        rows = []
+    out["quotes"] = pd.DataFrame(rows)
+    return out
+
+
+def reference(record: OrderRecord, leg_px: Mapping[str, tuple[str, str]]) -> tuple[str | None, str]:
+    """The price a fill's slippage is measured against, and its name.
+
+    An order of a ticket: the leg's decision price (``leg_px``: instrument -> (leg side,
+    price) from the ticket's ``HedgeDecision``); an unwind (the leg's opposite side) has none.
+    A plain order: the touch its decision saw (ask to buy, bid to sell), else its limit price.
+    """
+    leg = leg_px.get(record.instrument or "")
+    if record.ticket_id and leg is not None:
+        if leg[0] != record.side:
+            return None, "unwind"
+        return leg[1], "decision price"
+    if record.touch is not None:
+        return record.touch, "decision ask" if record.side == "buy" else "decision bid"
+    return record.price, "limit price"
+
+
+def order_summary(
+    record: OrderRecord, leg_px: Mapping[str, tuple[str, str]], inst: Instrument | None
+) -> dict[str, Any]:
+    """One order's record: ids, the order-record fields, checks, outcome, slippage, hop latency."""
+    r = record
+    ref, label = reference(r, leg_px)
+    ticks, money = slippage(r.avg_px, ref, r.side, r.cum_qty, inst)
+    return {
+        "client_order_id": r.client_order_id,
+        "venue_order_id": r.venue_order_id,
+        "ticket_id": r.ticket_id,
+        "purpose": r.purpose,
+        "instrument": r.instrument,
+        "side": r.side,
+        "order_type": "LIMIT",
+        "qty": r.qty,
+        "price": _dec(r.price),
+        "tif": r.tif,
+        "account": r.account,
+        "checks": f"DENIED: {r.denial}" if r.denial else r.checks,
+        "state": r.state,
+        "filled": r.cum_qty,
+        "fills": r.fills,
+        "avg_px": r.avg_px,
+        "decision_bid": _dec(r.bid),
+        "decision_ask": _dec(r.ask),
+        "slippage_ref": label if ref is not None else None,
+        "slippage_ticks": ticks,
+        "slippage": money,
+        "currency": inst.currency if inst else None,
+        "intent_to_ack_ns": r.latency("OrderInitialized", "OrderAccepted"),
+        "intent_to_first_fill_ns": r.latency("OrderInitialized", "OrderFilled"),
+        "intent_to_done_ns": _done_latency(r),
+        "venue_lag_ns": r.venue_lag_ns,
+        "reason": r.denial or r.last_reason,
+    }
+
+
+def _orders(
+    records: Mapping[str, OrderRecord],
+    leg_px: Mapping[str, tuple[str, str]],
+    instruments: Mapping[str, Instrument],
+) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        [order_summary(r, leg_px, instruments.get(r.instrument or "")) for r in records.values()]
+    )
+    for column in ("intent_to_ack_ns", "intent_to_first_fill_ns", "intent_to_done_ns", "venue_lag_ns"):
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+def _done_latency(record: OrderRecord) -> int | None:
+    start = record.marks.get("OrderInitialized")
+    if record.state not in _TERMINAL or start is None or record.last_mono is None or record.last_mono < start:
+        return None
+    return record.last_mono - start
+
+
+def _legs(
+    records: Mapping[str, OrderRecord],
+    leg_px: Mapping[str, tuple[str, str]],
+    instruments: Mapping[str, Instrument],
+) -> pd.DataFrame:
+    """Per leg, the figures ``HedgeTicket.report()`` gives, from the journal: forward fills only."""
+    rows = []
+    for leg, (side, decision_px) in leg_px.items():
+        forward = [r for r in records.values() if r.instrument == leg and r.side == side]
+        qty = sum(r.cum_qty for r in forward)
+        money = sum((r.money for r in forward), Decimal(0))
+        avg = money / qty if qty else None
+        ticks, slip = slippage(avg, decision_px, side, qty, instruments.get(leg))
+        inst = instruments.get(leg)
+        rows.append(
+            {
+                "leg": leg,
+                "side": side,
+                "filled": qty,
+                "decision_px": _dec(decision_px),
+                "avg_px": avg,
+                "slippage_ticks": ticks,
+                "slippage": slip,
+                "currency": inst.currency if inst else None,
+                "orders": sum(1 for r in records.values() if r.instrument == leg),
+            }
+        )
+    return pd.DataFrame(rows)

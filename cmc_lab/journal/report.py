@@ -1,0 +1,221 @@
+"""Journal report layer: readable HTML of a receipt and of an audit pack's summary (no IO)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from cmc_lab.journal.receipts import Receipt
+
+_STYLE = (
+    "<style>.cmc-report table{border-collapse:collapse;margin:4px 0 12px}"
+    ".cmc-report th,.cmc-report td{border:1px solid #ddd;padding:2px 6px;text-align:left;font-size:12px}"
+    ".cmc-report th{background:#f4f4f4}.cmc-ok{color:#1a7f37}.cmc-bad{color:#cf222e}</style>"
+)
+_OK_STATES = frozenset({"FILLED", "UNWOUND"})
+_BAD_STATES = frozenset({"REJECTED", "DENIED", "BROKEN", "EXPIRED"})
+
+
+def table(frame: pd.DataFrame, columns: Sequence[str] | None = None, limit: int | None = None) -> str:
+    """An escaped HTML table of ``frame`` (these ``columns`` if given; the first ``limit`` rows)."""
+    if frame.empty:
+        return "<p><i>none</i></p>"
+    shown = frame[[c for c in columns if c in frame]] if columns is not None else frame
+    more = ""
+    if limit is not None and len(shown) > limit:
+        more = f"<p><i>{len(shown) - limit} more row(s) in the CSV files</i></p>"
+        shown = shown.head(limit)
+    return str(shown.to_html(index=False, escape=True, na_rep="", border=0)) + more
+
+
+def pairs(items: Iterable[tuple[str, Any]]) -> str:
+    """A two-column HTML table of (label, value); values are escaped."""
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(_text(v))}</td></tr>" for k, v in items)
+    return f"<table>{body}</table>"
+
+
+def state_html(state: str) -> str:
+    css = "cmc-ok" if state in _OK_STATES else "cmc-bad" if state in _BAD_STATES else ""
+    return f'<b class="{css}">{escape(state)}</b>'
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or value is pd.NA else str(value)
+
+
+def receipt_html(receipt: Receipt) -> str:
+    """The receipt as HTML: outcome, decision and its quotes, orders (checks, slippage, latency), legs, rows."""
+    r = receipt
+    parts = [
+        _STYLE,
+        '<div class="cmc-report">',
+        f"<h4>Receipt of {escape(r.subject)} {escape(r.id)}: {state_html(r.outcome)} "
+        f"<i>{escape(r.reason)}</i></h4>",
+    ]
+    if r.decision:
+        d = r.decision
+        parts.append(
+            f"<b>Decision</b> (row {d['seq']}, {escape(d['kind'])}, {escape(_text(d.get('time')))}): "
+            f"{escape(_text(d.get('action')))} - {escape(_text(d.get('reason')))}"
+        )
+        if d.get("spread_bid") is not None:
+            parts.append(
+                pairs(
+                    [
+                        ("spread bid / ask", f"{d['spread_bid']:.6g} / {d['spread_ask']:.6g}"),
+                        ("sizes", f"{d.get('bid_size')} / {d.get('ask_size')}"),
+                        ("USD/CNH", d.get("fx")),
+                    ]
+                )
+            )
+        parts.append(table(d["quotes"]))
+    if not r.legs.empty:
+        parts += ["<b>Legs</b> (slippage against the decision price, positive = worse)", table(r.legs)]
+    parts += [
+        "<b>Orders</b>",
+        table(
+            r.orders,
+            [
+                "client_order_id",
+                "venue_order_id",
+                "purpose",
+                "instrument",
+                "side",
+                "qty",
+                "price",
+                "tif",
+                "account",
+                "state",
+                "filled",
+                "avg_px",
+                "slippage_ticks",
+                "slippage",
+                "currency",
+                "intent_to_ack_ns",
+                "intent_to_first_fill_ns",
+                "checks",
+            ],
+        ),
+        "<b>Timeline</b> (hop: monotonic ns since the row before; venue lag: ts_init - ts_event)",
+        table(
+            r.frame,
+            [
+                "seq",
+                "time",
+                "step",
+                "order_id",
+                "venue",
+                "state",
+                "detail",
+                "hop_ns",
+                "venue_lag_ns",
+                "slippage_ticks",
+            ],
+        ),
+        "</div>",
+    ]
+    return "".join(parts)
+
+
+def summary_html(summary: Mapping[str, Any], frames: Mapping[str, pd.DataFrame]) -> str:
+    """The audit pack's readable summary: window, chain and its verification, outcomes, tickets and
+    slippage, alerts, kill-switch uses, order-to-trade and cancel ratios, and the files of the pack."""
+    verify = summary["verify"]
+    status = (
+        '<b class="cmc-ok">intact</b>'
+        if verify["ok"]
+        else f'<b class="cmc-bad">BROKEN</b> {escape(verify["text"])}'
+    )
+    window = summary["window"]
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>cmc_lab audit pack {escape(summary['created_utc'])}</title>{_STYLE}</head>",
+        '<body class="cmc-report">',
+        f"<h2>Audit pack: {escape(summary['journal'])}</h2>",
+        pairs(
+            [
+                ("window (ts_event)", f"{window['since_utc'] or 'start'} to {window['until_utc'] or 'end'}"),
+                (
+                    "journal rows in window",
+                    f"{window['rows']} (seq {window['first_seq']} to {window['last_seq']})",
+                ),
+                ("order events", summary["order_events"]),
+                ("orders", summary["orders"]),
+                ("hedge tickets", summary["tickets"]),
+                ("created (UTC)", summary["created_utc"]),
+            ]
+        ),
+        "<h3>Hash chain</h3>",
+        f"<p>Journal {status}: {verify['rows']} rows verified. Head at export: row "
+        f"{summary['head']['seq']}, <code>{escape(summary['head']['hash'])}</code>.</p>",
+        f"<p>Window rows link from <code>{escape(window['first_prev_hash'])}</code> to "
+        f"<code>{escape(window['last_hash'])}</code>.</p>",
+        "<h3>Order outcomes</h3>",
+        table(frames["outcomes"]),
+        "<h3>Slippage per instrument</h3><p>Against the decision price (positive = worse), in the "
+        "instrument's currency.</p>",
+        table(frames["slippage"]),
+        "<h3>Hedge tickets</h3>",
+        table(
+            frames["tickets"],
+            ["ticket_id", "spread", "side", "units", "policy", "state", "reason", "attempts", "legs"],
+            limit=500,
+        ),
+        "<h3>Alerts</h3>",
+        table(frames["alerts"], ["seq", "time_utc", "kind", "level", "source", "message"], limit=500),
+        "<h3>Kill switch</h3>",
+        table(frames["kill_switch"]),
+        "<h3>Order-to-trade and cancel ratios per contract per day (UTC)</h3>",
+        table(frames["ratios"]),
+        "<h3>Journal rows in the window by kind</h3>",
+        table(frames["kinds"]),
+        "<h3>Files</h3>",
+        pairs((name, text) for name, text in summary["files"].items()),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def slippage_table(orders: pd.DataFrame) -> pd.DataFrame:
+    """Per instrument: filled orders and lots, lot-weighted slippage in ticks, total money (exact)."""
+    if orders.empty or "slippage" not in orders:
+        return pd.DataFrame()
+    rows = []
+    for (inst, currency), group in orders[orders["slippage"].notna()].groupby(["instrument", "currency"]):
+        lots = int(group["filled"].sum())
+        money = sum((Decimal(v) for v in group["slippage"]), Decimal(0))
+        ticks = float((group["slippage_ticks"] * group["filled"]).sum() / lots) if lots else None
+        rows.append(
+            {"instrument": inst, "orders": len(group), "lots": lots, "avg_ticks": ticks, "total": str(money)}
+            | {"currency": currency}
+        )
+    return pd.DataFrame(rows)
+
+
+def verification_text(chain: Mapping[str, Any]) -> str:
+    """The pack's verification.txt: the journal's verification, its head, the window's links."""
+    window, head = chain["window"], chain["head"]
+    lines = [
+        chain["verify"]["text"],
+        f"journal: {chain['journal']}",
+        f"head at export: row {head['seq']} {head['hash']}",
+        f"window: rows {window['first_seq']} to {window['last_seq']} ({window['rows']} rows), "
+        f"first row links to {window['first_prev_hash'] or '-'}, last row hash {window['last_hash'] or '-'}",
+    ]
+    if chain["starts_after"]["seq"]:
+        lines.append(
+            f"older rows (1 to {chain['starts_after']['seq']}) were rotated into archives: "
+            + ", ".join(str(r.get("archive")) for r in chain["rotations"])
+        )
+    lines += [
+        "",
+        "to check later:",
+        f"  cmc-lab journal verify {chain['journal']} --expect-head {head['seq']}:{head['hash']}",
+        "  cmc-lab audit verify THIS_PACK.zip",
+    ]
+    return "\n".join(lines) + "\n"
