@@ -9,10 +9,12 @@ shared machine makes the two differ (the engine's own work is the CPU figure).
 from __future__ import annotations
 
 import gc
+import json
 import os
 import platform
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -245,8 +247,10 @@ def memory_day(hours: float = 4.0, samples: int = 16, workdir: Path | None = Non
 
     The engine runs on the embedded exchange under the virtual clock (``quote_interval=0.01``),
     with the ten spreads of :data:`cmc_lab.execution.bench.SPREADS` and an armed trigger on each,
-    journal on. RSS is sampled ``samples`` times after a full collection; ``second_half_growth``
-    is the change from the middle sample to the last, as a share of the middle one.
+    journal on. RSS and the number of live Python objects are sampled ``samples`` times after a
+    full collection; ``second_half_growth`` is the RSS change from the middle sample to the last,
+    as a share of the middle one. Run it in a fresh process (``run`` does) or the memory earlier
+    work left in the allocator hides any growth.
     """
     from cmc_lab.connect import connect
     from cmc_lab.execution.bench import SPREADS
@@ -267,7 +271,12 @@ def memory_day(hours: float = 4.0, samples: int = 16, workdir: Path | None = Non
                     eng.sleep(step)
                 gc.collect()
                 trace.append(
-                    {"market_h": i * step / 3600, "rss_mb": _rss_bytes() / 2**20, "quotes": quotes[0]}
+                    {
+                        "market_h": i * step / 3600,
+                        "rss_mb": _rss_bytes() / 2**20,
+                        "objects": len(gc.get_objects()),
+                        "quotes": quotes[0],
+                    }
                 )
             wall = time.perf_counter() - wall
             errors = list(eng.errors)
@@ -282,9 +291,21 @@ def memory_day(hours: float = 4.0, samples: int = 16, workdir: Path | None = Non
         "rss_middle_mb": middle,
         "rss_end_mb": last,
         "second_half_growth": (last - middle) / middle,
+        "objects_middle": trace[samples // 2]["objects"],
+        "objects_end": trace[-1]["objects"],
         "trace": trace,
         "engine_errors": errors[-3:],
     }
+
+
+def _fresh_process(name: str, **kwargs: Any) -> dict[str, Any]:
+    """``name(**kwargs)`` of this module run in a new interpreter; its JSON result."""
+    code = f"import json, cmc_lab.bench as b; print(json.dumps(b.{name}(**{kwargs!r})))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"benchmark {name} failed in its own process:\n{done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -312,8 +333,21 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
     results["quote_rate"] = quote_rate(n=20_000 if quick else 300_000, repeats=3 if quick else 5)
     say("(f) replay through the full engine ...")
     results["replay"] = replay_events_per_second(minutes=1.0 if quick else 60.0)
-    say("(g) memory over a simulated trading day ...")
-    results["memory"] = memory_day(hours=1 / 60 if quick else 4.0, samples=4 if quick else 16)
+    say("(g) memory over a simulated trading day (a fresh process) ...")
+    results["memory"] = _fresh_process(
+        "memory_day", hours=1 / 60 if quick else 4.0, samples=4 if quick else 16
+    )
+    say("FIX order round trip and message rate over loopback (served exchange) ...")
+    from cmc_lab.venues.fix.bench import fix_messages_per_second, fix_round_trip
+
+    results["fix"] = {
+        "round_trip": fix_round_trip(100 if quick else 2_000),
+        "throughput": fix_messages_per_second(1.0 if quick else 5.0),
+    }
+    say("dask sweep wall time with 1 and 2 workers ...")
+    from cmc_lab.data.bench import sweep_wall_time
+
+    results["sweep"] = sweep_wall_time(minutes=2.0 if quick else 20.0, slices=2 if quick else 4)
     results["machine"]["load_1min_after"] = machine()["load_1min"]
     return results
 
@@ -415,11 +449,31 @@ def table(results: dict[str, Any]) -> str:
             "",
             _row("(g) memory over a simulated day", "start MB", "middle MB", "end MB", "growth"),
             _row(
-                f"    {mem['hours']:g} h market, {mem['quotes']:,} quotes [growth < 5 %]",
+                f"    {mem['hours']:g} h market, {mem['quotes']:,} quotes, RSS [growth < 5 %]",
                 f"{mem['rss_start_mb']:.1f}",
                 f"{mem['rss_middle_mb']:.1f}",
                 f"{mem['rss_end_mb']:.1f}",
                 f"{mem['second_half_growth']:+.1%}",
             ),
+            _row(
+                "    live Python objects",
+                f"{mem['trace'][0]['objects']:,}",
+                f"{mem['objects_middle']:,}",
+                f"{mem['objects_end']:,}",
+                f"{(mem['objects_end'] - mem['objects_middle']) / mem['objects_middle']:+.1%}",
+            ),
         ]
+    fix = results.get("fix")
+    if fix:
+        rt, tp = fix["round_trip"], fix["throughput"]
+        lines += [
+            "",
+            f"{'FIX NewOrderSingle -> ExecutionReport, loopback (µs)':<68}{rt['p50_us']:>12.1f}{rt['p99_us']:>14.1f}",
+            f"{'FIX messages/s (orders/s) with 64 orders in flight':<68}"
+            f"{tp['messages_per_second']:>12,.0f}{tp['orders_per_second']:>14,.0f}",
+        ]
+    sweep = results.get("sweep")
+    if sweep:
+        walls = ", ".join(f"{w} worker(s) {t:.2f} s" for w, t in sweep["wall_s"].items())
+        lines += ["", f"dask sweep of {sweep['tasks']} replay tasks: {walls}"]
     return "\n".join(lines)
