@@ -200,14 +200,11 @@ def hedge_latency(n: int = 300, workdir: Path | None = None) -> dict[str, Any]:
                     await ticket._done
                 finally:
                     eng.on_event(on_event, remove=True)
-                chase = [
-                    t
-                    for cid, t, _ in comex
-                    if ticket.legs[1].orders and cid == ticket.legs[1].orders[-1].client_order_id
-                ]
-                if not rejects or not chase or len(ticket.legs[1].orders) < 2:
+                orders = ticket.legs[1].orders  # the rejected order, then its re-order (then any more)
+                if not rejects or len(orders) < 2:
                     return -1
-                return chase[0] - rejects[0]
+                chase = [t for cid, t, _ in comex if cid == orders[1].client_order_id]
+                return chase[0] - rejects[0] if chase else -1
 
             async def many(fn: Any, count: int) -> list[int]:
                 return [v for v in [await fn() for _ in range(count)] if v >= 0]
@@ -216,7 +213,7 @@ def hedge_latency(n: int = 300, workdir: Path | None = None) -> dict[str, Any]:
             cpu.clear()
             intent.clear()
             decision = eng._call(many(decision_once, n), timeout=300)
-            reorder = eng._call(many(reject_once, max(20, n // 3)), timeout=300)
+            reorder = eng._call(many(reject_once, n), timeout=300)
         finally:
             eng.close()
     return {
