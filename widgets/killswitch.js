@@ -1,20 +1,58 @@
-// Kill switch: talks to the engine's loopback side channel directly, so a press works even
-// while the kernel is busy running a cell (widget messages would wait behind it).
+// Kill switch: reaches the engine's side channel without the kernel, so a press works even while
+// the kernel is busy running a cell (widget messages would wait behind it). It goes through the
+// Jupyter server's cmc-lab route (same origin as this page: works on Binder and any hub) and,
+// when the server answers 404 (extension not enabled), straight to the kernel's loopback port.
 const POLL_MS = 500;
 
+// The notebook server's base URL and token: JupyterLab / Notebook 7 / Voila page config,
+// else classic Notebook's <body data-base-url>; null outside a Jupyter server page (e.g. VS Code).
+function jupyterServer() {
+  const script = document.getElementById("jupyter-config-data");
+  let config = {};
+  if (script) {
+    try { config = JSON.parse(script.textContent); } catch { config = {}; }
+  }
+  const base = config.baseUrl || (document.body && document.body.dataset.baseUrl);
+  if (!base) return null;
+  return { base: base.endsWith("/") ? base : base + "/", token: config.token || "" };
+}
+
+function cookie(name) {
+  const found = document.cookie.split("; ").find((c) => c.startsWith(name + "="));
+  return found ? decodeURIComponent(found.slice(name.length + 1)) : "";
+}
+
+let server = jupyterServer();  // set to null once the route answers 404: talk to loopback directly
+
+function request(url, token, body, extra) {
+  const headers = { "X-CMC-Token": token, ...extra };
+  if (body === undefined) return fetch(url, { method: "GET", headers });
+  headers["Content-Type"] = "application/json";
+  return fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
+}
+
 async function call(model, path, body) {
-  const url = model.get("url") + path;
-  const init = body === undefined
-    ? { method: "GET", headers: { "X-CMC-Token": model.get("token") } }
-    : {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "X-CMC-Token": model.get("token") },
-        body: JSON.stringify(body),
-      };
-  const response = await fetch(url, init);
-  const data = await response.json();
-  if (!response.ok) throw new Error(data.error || response.statusText);
-  return data;
+  const token = model.get("token");
+  let response = null;
+  if (server) {
+    const port = new URL(model.get("url")).port;
+    const url = new URL(`${server.base}cmc-lab${path}/${port}`, window.location.origin);
+    const extra = {};
+    const xsrf = cookie("_xsrf");
+    if (xsrf) extra["X-XSRFToken"] = xsrf;  // jupyter_server checks XSRF on a POST
+    if (server.token) extra["Authorization"] = `token ${server.token}`;
+    response = await request(url, token, body, extra);
+    if (response.status === 404) {  // no such route: the server extension is not enabled
+      server = null;
+      response = null;
+    }
+  }
+  const via = response ? "server" : "direct";
+  if (!response) response = await request(model.get("url") + path, token, body, {});
+  let data = {};
+  try { data = await response.json(); } catch { data = {}; }
+  if (!response.ok) throw new Error(data.error || data.message || `${response.status} ${response.statusText}`);
+  return { ...data, via };
 }
 
 function render({ model, el }) {
@@ -38,6 +76,7 @@ function render({ model, el }) {
     state.textContent = data.state;
     state.dataset.state = data.state;
     el.dataset.state = data.state;
+    el.dataset.via = data.via;
     orders.textContent = `${data.working_orders} working order${data.working_orders === 1 ? "" : "s"}`;
     rearm.disabled = data.state === "ACTIVE";
     // Sync only changes: each save is a kernel message that queues behind a running cell.
@@ -54,7 +93,8 @@ function render({ model, el }) {
     const started = performance.now();
     try {
       const data = await call(model, "/kill", { reason: model.get("reason"), who: "workbench kill switch" });
-      note.textContent = `cancelled ${data.cancelled} order(s) in ${Math.round(performance.now() - started)} ms`;
+      const ms = Math.round(performance.now() - started);
+      note.textContent = `cancelled ${data.cancelled} order(s) in ${ms} ms (${data.via === "server" ? "via the Jupyter server" : "direct to the kernel"})`;
       show(data);
       settle(20);
     } catch (err) { fail(err); } finally { button.disabled = false; }

@@ -151,15 +151,14 @@ def chain_rows(rows: Iterable[Sequence[Any]], tip: list[tuple[int, str]]) -> Ite
                     text = encode(payload)
             else:
                 text = encode(payload)
-            linked = (
-                f"{seq}\x1f{ts_event}\x1f{ts_init}\x1f{mono_ns}\x1f{kind}\x1f{order_id or ''}\x1f"
-                f"{ticket_id or ''}\x1f{venue or ''}\x1f{instrument or ''}\x1f{text}\x1f{prev}"
-            )
-            if linked.count("\x1f") != _SEPARATORS:
+            ids = f"{kind}\x1f{order_id or ''}\x1f{ticket_id or ''}\x1f{venue or ''}\x1f{instrument or ''}"
+            if ids.count("\x1f") != 4:  # the payload is JSON: its control characters are escaped
                 raise ValueError(
                     "the kind and the ids of a journal row must not contain the control character \\x1f"
                 )
-            digest = sha256(linked.encode()).hexdigest()
+            digest = sha256(
+                f"{seq}\x1f{ts_event}\x1f{ts_init}\x1f{mono_ns}\x1f{ids}\x1f{text}\x1f{prev}".encode()
+            ).hexdigest()
         except (TypeError, ValueError) as exc:
             refused = f"journal row {seq - first} of this write was refused (nothing was written): "
             raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"{refused}{exc}") from exc

@@ -2,7 +2,10 @@
 
 Widget messages travel on the kernel's shell channel and wait behind a running cell; this
 server runs in its own thread, bound to 127.0.0.1 only, and answers only requests that carry
-the per-session secret token.
+the per-session secret token. The browser reaches it directly when it runs on the kernel's
+host, or through the Jupyter server's ``cmc-lab/`` route (``cmc_lab.ui.server_ext``) on a
+remote hub such as Binder; every answer carries ``X-CMC-Side-Channel`` so that route can tell
+a side channel from any other service on loopback.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 
 MAX_BODY = 4096
 DRAIN_MAX = 1 << 20
+SIGNATURE = "X-CMC-Side-Channel"  # on every answer: "this port is a cmc_lab side channel"
 
 
 class SideChannel:
@@ -93,11 +97,12 @@ def _handler_for(channel: SideChannel) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
-            self._cors()
+            self._common_headers()
             self.end_headers()
             self.wfile.write(data)
 
-        def _cors(self) -> None:
+        def _common_headers(self) -> None:  # the signature and CORS
+            self.send_header(SIGNATURE, "1")
             self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")
             self.send_header("Access-Control-Allow-Headers", "Content-Type, X-CMC-Token")
             self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
@@ -113,7 +118,7 @@ def _handler_for(channel: SideChannel) -> type[BaseHTTPRequestHandler]:
 
         def do_OPTIONS(self) -> None:
             self.send_response(204)
-            self._cors()
+            self._common_headers()
             self.end_headers()
 
         def do_GET(self) -> None:
