@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cmc_lab.journal.bench import append_rate, timeline_latency
+from cmc_lab.journal.bench import append_rate, raw_commit_latency, timeline_latency
 from cmc_lab.journal.bench_audit import audit_export_seconds
 
 
@@ -127,9 +127,9 @@ def _recording_submits(eng: Any, venue: str) -> list[tuple[str, int, int]]:
     return stamps
 
 
-def _timed_commits(eng: Any) -> list[tuple[int, int, int]]:
+def _timed_commits(eng: Any) -> list[tuple[int, int, list[Any]]]:
     """Wrap the journal's append_many to record (wall ns, engine-thread CPU ns, rows) of each commit."""
-    commits: list[tuple[int, int, int]] = []
+    commits: list[tuple[int, int, list[Any]]] = []
     journal = eng.journal
     original = journal.append_many
 
@@ -139,7 +139,7 @@ def _timed_commits(eng: Any) -> list[tuple[int, int, int]]:
         try:
             return original(rows)
         finally:
-            commits.append((time.perf_counter_ns() - t0, time.thread_time_ns() - c0, len(rows)))
+            commits.append((time.perf_counter_ns() - t0, time.thread_time_ns() - c0, rows))
 
     journal.append_many = append_many
     return commits
@@ -150,8 +150,10 @@ def hedge_latency(n: int = 300, workdir: Path | None = None) -> dict[str, Any]:
     to the venues (embedded exchange, no added latency, journal on); and a leg's reject arriving ->
     the chase re-order handed to the venue.
 
-    Beside the decision: the engine thread's CPU time over the same span, and the commit of the
-    decision's rows (the ticket's decision and both intents, one transaction) on its own.
+    Beside the decision: the engine thread's CPU time over the same span, the commit of the
+    decision's rows (the ticket's decision and both intents, one transaction) on its own, and
+    the floor under that commit: raw SQLite committing the same rows, serialised and hashed
+    beforehand, into a database of the journal's schema (:func:`raw_commit_latency`).
     """
     from cmc_lab.connect import connect
     from cmc_lab.model import Quote
@@ -164,7 +166,7 @@ def hedge_latency(n: int = 300, workdir: Path | None = None) -> dict[str, Any]:
             comex = _recording_submits(eng, "COMEX")
             commits = _timed_commits(eng)
             cpu: list[int] = []
-            intent: list[tuple[int, int, int]] = []
+            intent: list[tuple[int, int, list[Any]]] = []
 
             async def decision_once() -> int:
                 ticket = await eng.desk.start(
@@ -216,13 +218,16 @@ def hedge_latency(n: int = 300, workdir: Path | None = None) -> dict[str, Any]:
             reorder = eng._call(many(reject_once, n), timeout=300)
         finally:
             eng.close()
+        decision_rows = intent[-1][2] if intent else []
+        floor = raw_commit_latency(decision_rows, n=n, tmpdir=Path(tmp)) if decision_rows else None
     return {
         "decision_to_both_legs_sent": percentiles(decision),
         "decision_cpu": percentiles(cpu),
         "decision_commit": {
             **percentiles([wall for wall, _, _ in intent]),
-            "rows": statistics.median([rows for _, _, rows in intent]) if intent else 0,
+            "rows": statistics.median([len(rows) for _, _, rows in intent]) if intent else 0,
         },
+        "decision_commit_raw_sqlite": floor,
         "reject_to_reorder": percentiles(reorder),
     }
 
@@ -377,6 +382,7 @@ def table(results: dict[str, Any]) -> str:
     )
     lat("    engine-thread CPU over the same span", hedge.get("decision_cpu"))
     lat("    of which: commit of the decision's rows", hedge.get("decision_commit"))
+    lat("    floor: raw SQLite commit of those rows, pre-hashed", hedge.get("decision_commit_raw_sqlite"))
     lat("(b) leg reject received -> chase re-order sent [p99 1000]", hedge.get("reject_to_reorder"))
     for key, fig in (results.get("threshold_action") or {}).items():
         lat(f"(b) threshold crossed -> {key} action sent [p99 1000]", fig)
