@@ -1,14 +1,27 @@
-"""The kill switch's loopback side channel: token, bad requests, CORS, and a kill while the kernel is busy."""
+"""The kill switch's side channel: token, bad requests, CORS, a kill while the kernel is busy, and the
+Jupyter server's route to it (cmc_lab.ui.server_ext) in a real ``jupyter server``."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import http.cookiejar
+import http.server
 import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +30,10 @@ import pytest
 import cmc_lab as cmc
 from cmc_lab.model import OrderState
 from cmc_lab.ui.killswitch import side_channel
-from cmc_lab.ui.sidechannel import MAX_BODY, SideChannel
+from cmc_lab.ui.server_ext import _jupyter_server_extension_points
+from cmc_lab.ui.sidechannel import MAX_BODY, SIGNATURE, SideChannel
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -239,3 +255,260 @@ def test_kill_while_the_main_thread_sleeps_cancels_a_resting_order_within_one_se
     assert [(r["payload"]["who"], r["payload"]["reason"]) for r in halted] == [("kill button", "busy kernel")]
     blocked = live.submit("COMEX.GC", "buy", 1, price=resting_bid(live))
     assert blocked.state is OrderState.DENIED, "a halted engine must deny new orders"
+
+
+def test_every_answer_carries_the_side_channel_signature(channel: SideChannel) -> None:
+    assert call(channel, "GET", "/state")[2][SIGNATURE] == "1"
+    assert call(channel, "GET", "/state", token="wrong-token")[2][SIGNATURE] == "1"
+    assert call(channel, "POST", "/nope", {})[2][SIGNATURE] == "1"
+
+
+# --- the Jupyter server's route: {base_url}cmc-lab/(kill|rearm|state)/<port> ------------------------
+
+
+@dataclass
+class Server:
+    url: str  # with the base_url, ending in "/"
+    token: str
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``jupyter server`` with the extension enabled on the command line, under a non-root base_url."""
+    base = tmp_path_factory.mktemp("jupyter-server")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
+    env.update(
+        JUPYTER_CONFIG_DIR=str(base / "config"),
+        JUPYTER_DATA_DIR=str(base / "data"),
+        JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+        PYTHONUNBUFFERED="1",
+    )
+    token, port, log = secrets.token_hex(16), free_port(), base / "server.log"
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "server",
+        "--no-browser",
+        "--allow-root",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.base_url=/user/analyst/",
+        f"--ServerApp.token={token}",
+        f"--ServerApp.root_dir={base}",
+        "--ServerApp.jpserver_extensions=cmc_lab.ui.server_ext=True",
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(f"http://127.0.0.1:{port}/user/analyst/", token, log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"{server.url}api/status?token={token}", timeout=2).close()
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"jupyter server did not start:\n{server.log_text()[-3000:]}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def via_server(
+    server: Server,
+    method: str,
+    route: str,
+    cmc_token: str | None,
+    body: dict[str, Any] | bytes | None = None,
+    auth: bool = True,
+) -> tuple[int, dict[str, Any]]:
+    """One request to ``{base_url}cmc-lab/<route>``, token-authenticated to Jupyter unless ``auth=False``."""
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    request = urllib.request.Request(f"{server.url}cmc-lab/{route}", data=data, method=method)
+    if auth:
+        request.add_header("Authorization", f"token {server.token}")
+    if cmc_token is not None:
+        request.add_header("X-CMC-Token", cmc_token)
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def port_of(chan: SideChannel) -> int:
+    return int(urlsplit(chan.url).port or 0)
+
+
+def test_kill_through_the_server_route_reaches_the_side_channel_and_cancels_the_resting_order(
+    jupyter: Server, channel: SideChannel, live: cmc.Engine
+) -> None:
+    order = live.submit("COMEX.GC", "buy", 1, price=resting_bid(live))
+    deadline = time.monotonic() + 5
+    while order.state is not OrderState.ACCEPTED and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert order.state is OrderState.ACCEPTED, f"the resting order never rested: {order.state}"
+
+    started = time.monotonic()
+    status, body = via_server(
+        jupyter,
+        "POST",
+        f"kill/{port_of(channel)}",
+        channel.token,
+        {"reason": "binder halt", "who": "hub user"},
+    )
+    took = time.monotonic() - started
+    assert (status, body["cancelled"], body["state"]) == (200, 1, "HALTED")
+    assert live.trading_state is cmc.TradingState.HALTED
+    assert took < 1.0, f"the kill through the server took {took:.3f} s"
+    deadline = time.monotonic() + 2
+    while not order.done and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert order.state is OrderState.CANCELED
+    halted = [r for r in kill_rows(live) if r["payload"]["state"] == "HALTED"]
+    assert [(r["payload"]["who"], r["payload"]["reason"]) for r in halted] == [("hub user", "binder halt")]
+    assert f"POST /kill via server -> 127.0.0.1:{port_of(channel)} answered 200" in jupyter.log_text()
+
+    assert via_server(jupyter, "GET", f"state/{port_of(channel)}", channel.token) == (
+        200,
+        {"state": "HALTED", "working_orders": 0},
+    )
+    status, body = via_server(
+        jupyter, "POST", f"rearm/{port_of(channel)}", channel.token, {"who": "hub user"}
+    )
+    assert (status, body["state"]) == (200, "ACTIVE")
+    assert live.trading_state is cmc.TradingState.ACTIVE
+
+
+@pytest.mark.parametrize("token", [None, "short", "wrong-token-of-the-right-shape-xyz"])
+def test_route_with_a_missing_or_wrong_side_channel_token_is_403_and_changes_nothing(
+    jupyter: Server, channel: SideChannel, live: cmc.Engine, token: str | None
+) -> None:
+    status, body = via_server(jupyter, "POST", f"kill/{port_of(channel)}", token, {"reason": "intruder"})
+    assert status == 403
+    assert "token" in body["error"]
+    assert live.trading_state is cmc.TradingState.ACTIVE
+    assert kill_rows(live) == []
+
+
+def test_route_without_jupyter_authentication_is_403_and_changes_nothing(
+    jupyter: Server, channel: SideChannel, live: cmc.Engine
+) -> None:
+    status, _ = via_server(jupyter, "POST", f"kill/{port_of(channel)}", channel.token, {}, auth=False)
+    assert status == 403
+    assert via_server(jupyter, "GET", f"state/{port_of(channel)}", channel.token, auth=False)[0] == 403
+    assert live.trading_state is cmc.TradingState.ACTIVE
+
+
+def test_route_from_a_browser_session_needs_the_xsrf_header(
+    jupyter: Server, channel: SideChannel, live: cmc.Engine
+) -> None:
+    """As the widget does: the login cookie from the page, the ``_xsrf`` cookie echoed as X-XSRFToken."""
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    browser.open(f"{jupyter.url}api/status?token={jupyter.token}").close()  # sets the login cookie
+    browser.open(f"{jupyter.url}login").close()  # a page: sets the _xsrf cookie
+    xsrf = next(c.value for c in jar if c.name == "_xsrf")
+
+    def press(headers: dict[str, str]) -> int:
+        request = urllib.request.Request(
+            f"{jupyter.url}cmc-lab/kill/{port_of(channel)}",
+            data=b'{"who": "browser"}',
+            method="POST",
+            headers={"X-CMC-Token": channel.token, **headers},
+        )
+        try:
+            with browser.open(request, timeout=15) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    assert press({}) == 403
+    assert live.trading_state is cmc.TradingState.ACTIVE
+    assert press({"X-XSRFToken": xsrf}) == 200
+    assert live.trading_state is cmc.TradingState.HALTED
+
+
+@pytest.mark.parametrize("route", ["kill", "rearm"])
+def test_route_get_on_kill_or_rearm_is_405_and_changes_nothing(
+    jupyter: Server, channel: SideChannel, live: cmc.Engine, route: str
+) -> None:
+    status, body = via_server(jupyter, "GET", f"{route}/{port_of(channel)}", channel.token)
+    assert status == 405
+    assert "takes POST" in body["error"]
+    assert live.trading_state is cmc.TradingState.ACTIVE
+
+
+@pytest.mark.parametrize("port", ["10.0.0.1:8888", "example.com", "80", "0", "70000", "-1"])
+def test_route_to_anything_but_a_loopback_port_number_is_400(jupyter: Server, port: str) -> None:
+    status, body = via_server(jupyter, "POST", f"kill/{port}", "a" * 32, {})
+    assert status == 400
+    assert "127.0.0.1" in body["error"] and "port" in body["error"]
+
+
+def test_route_to_a_port_where_nothing_listens_is_502_naming_the_fix(jupyter: Server) -> None:
+    status, body = via_server(jupyter, "POST", f"kill/{free_port()}", "a" * 32, {})
+    assert status == 502
+    assert "no cmc_lab side channel listens" in body["error"]
+    assert "workbench cell" in body["error"]
+
+
+def test_route_to_another_loopback_service_is_502_and_relays_none_of_its_answer(jupyter: Server) -> None:
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            secret = b'{"secret": "not for the browser"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(secret)))
+            self.end_headers()
+            self.wfile.write(secret)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Other)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        status, body = via_server(jupyter, "POST", f"kill/{other.server_address[1]}", "a" * 32, {})
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert status == 502
+    assert "not a cmc_lab side channel" in body["error"]
+    assert "secret" not in json.dumps(body)
+
+
+def test_route_with_a_body_over_the_limit_is_413_before_reaching_the_side_channel(
+    jupyter: Server, channel: SideChannel, live: cmc.Engine
+) -> None:
+    status, body = via_server(
+        jupyter, "POST", f"kill/{port_of(channel)}", channel.token, {"reason": "x" * (MAX_BODY + 10)}
+    )
+    assert status == 413
+    assert "too large" in body["error"]
+    assert live.trading_state is cmc.TradingState.ACTIVE
+
+
+def test_the_wheel_installs_a_jupyter_config_file_that_enables_the_extension() -> None:
+    shared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"][
+        "wheel"
+    ]["shared-data"]
+    [source] = [s for s, t in shared.items() if t == "etc/jupyter/jupyter_server_config.d"]
+    config = json.loads((ROOT / source / "cmc_lab.json").read_text())
+    [point] = _jupyter_server_extension_points()
+    assert config == {"ServerApp": {"jpserver_extensions": {point["module"]: True}}}

@@ -1,4 +1,8 @@
-"""The kill-switch panel: an anywidget whose ES module calls the engine's side channel directly."""
+"""The kill-switch panel: an anywidget whose ES module calls the engine's side channel, not the kernel.
+
+The press goes through the Jupyter server's ``cmc-lab`` route (``cmc_lab.ui.server_ext``) when
+the server has it, else straight to the side channel's loopback port.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,13 @@ class KillSwitch(anywidget.AnyWidget):
     """Always-visible kill switch with the trading state; works while the kernel is busy.
 
     A press POSTs to a loopback endpoint the engine serves with a per-session secret, so it
-    does not wait behind a running cell. ``state`` and ``working_orders`` mirror the engine.
+    does not wait behind a running cell: through the notebook server's ``{base_url}cmc-lab/kill/<port>``
+    route (same origin as the page, so it works on Binder and JupyterHub), or directly to ``url``
+    when that route is missing (404). ``state`` and ``working_orders`` mirror the engine.
+
+    Examples
+    --------
+    >>> KillSwitch(eng)          # doctest: +SKIP
     """
 
     _esm = asset("killswitch.js")

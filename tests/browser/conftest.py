@@ -1,4 +1,5 @@
-"""Browser fixtures: JupyterLab on a free local port over a copy of the notebooks, and headless Chromium."""
+"""Browser fixtures: JupyterLab (with cmc_lab's server route) on a free local port over a copy of the
+notebooks, and headless Chromium."""
 
 from __future__ import annotations
 
@@ -44,8 +45,11 @@ class Lab:
     def notebook_url(self, name: str) -> str:
         return f"{self.url}/lab/tree/{name}?reset&token={self.token}"
 
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else "(no log)"
+
     def log_tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else "(no log)"
+        return self.log_text()[-chars:]
 
 
 def free_port() -> int:
@@ -97,6 +101,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         f"--ServerApp.root_dir={root}",
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        # The kill switch's server route, enabled explicitly: an editable install made before the
+        # route existed has no etc/jupyter/jupyter_server_config.d/cmc_lab.json.
+        "--ServerApp.jpserver_extensions=cmc_lab.ui.server_ext=True",
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(

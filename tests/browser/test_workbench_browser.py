@@ -1,4 +1,5 @@
-"""A person in JupyterLab: run the quickstart, see the chart, fire a ticket, and KILL while a cell sleeps."""
+"""A person in JupyterLab: run the quickstart, see the chart, fire a ticket, and KILL while a cell sleeps
+(the press goes through the Jupyter server's cmc-lab route, as it must on Binder)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ RECEIPT_CHARTS = """() => {
   }
   return n;
 }"""
+
+# What cmc_lab.ui.server_ext logs when it forwards a press to the kernel's side channel.
+KILL_FORWARDED = "POST /kill via server -> 127.0.0.1:"
 
 CODE_PROMPTS = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')]
   .map(cell => (cell.querySelector('.jp-InputPrompt')?.textContent || '').trim())"""
@@ -207,6 +211,11 @@ def run_the_workbench(page: Any, lab: Any, shots: Callable[[Any, str], Any]) -> 
     )
     page.wait_for_timeout(max(0, 2000 - int((time.monotonic() - cell_started) * 1000)))
     before = monitor(page)
+    route = page.locator(".cmc-kill").first.get_attribute("data-via")
+    assert route == "server", (
+        f"the kill switch polls {route!r}, not through the Jupyter server's cmc-lab route"
+    )
+    forwarded_before = lab.log_text().count(KILL_FORWARDED)
 
     # --- KILL while the cell sleeps
     page.locator(".cmc-kill-button").click()
@@ -226,8 +235,20 @@ def run_the_workbench(page: Any, lab: Any, shots: Callable[[Any, str], Any]) -> 
     )
     took = time.monotonic() - pressed
     assert page.evaluate(CODE_PROMPTS)[-1] == "[*]:", "the sleeping cell should still be running"
+    note = text_of(page, ".cmc-kill-note")
+    assert "via the Jupyter server" in note, f"the press did not go through the server route: {note!r}"
+    wait_for(
+        page,
+        lambda: lab.log_text().count(KILL_FORWARDED) == forwarded_before + 1,
+        5,
+        lambda: f"the server log does not show the kill forwarded once:\n{lab.log_tail()}",
+    )
     shots(board, "05-killed-while-busy")
-    print(f"kill switch: HALTED, 1 cancelled, 0 working after {took * 1000:.0f} ms")
+    print(
+        f"kill switch (through the server route): HALTED, 1 cancelled, 0 working after {took * 1000:.0f} ms"
+    )
+    forwarded = [line for line in lab.log_text().splitlines() if KILL_FORWARDED in line]
+    print(f"kill switch note: {note}\nserver log: {forwarded[-1]}")
 
     # --- the chart keeps moving while the cell sleeps
     page.wait_for_timeout(3000)
@@ -238,6 +259,27 @@ def run_the_workbench(page: Any, lab: Any, shots: Callable[[Any, str], Any]) -> 
     )
     print(f"spread chart during the sleeping cell: {before['n']} -> {after['n']} points in 3 s")
     shots(board, "06-chart-moved-while-busy")
+
+    # --- without the server route (as with the extension off: 404) the widget talks to loopback directly
+    page.route("**/cmc-lab/**", lambda route: route.fulfill(status=404, body="{}"))
+    wait_for(
+        page,
+        lambda: page.locator(".cmc-kill").first.get_attribute("data-via") == "direct",
+        3,
+        lambda: f"the kill switch did not fall back to loopback: {text_of(page, '.cmc-kill-note')!r}",
+    )
+    assert text_of(page, ".cmc-kill-state") == "HALTED"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator(".cmc-kill-rearm").click()
+    wait_for(
+        page,
+        lambda: (
+            text_of(page, ".cmc-kill-state") == "ACTIVE" and text_of(page, ".cmc-kill-note") == "re-armed"
+        ),
+        3,
+        lambda: f"re-arm over loopback failed: {text_of(page, '.cmc-kill-note')!r}",
+    )
+    page.unroute("**/cmc-lab/**")
 
     assert errors == [], f"JavaScript errors on the page: {errors}"
     assert time.monotonic() - started < BUDGET_S, f"the browser test took {time.monotonic() - started:.0f} s"
