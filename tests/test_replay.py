@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -11,15 +12,19 @@ import pandas as pd
 import pytest
 
 import cmc_lab as cmc
+from cmc_lab.clock import VirtualClock
 from cmc_lab.data import quotes_dataset, spread_series, synthetic_quotes
 from cmc_lab.data.recorder import Recorder, open_quotes, save_quotes
 from cmc_lab.execution.hedge import TicketState
 from cmc_lab.execution.spread import SpreadSnapshot
-from cmc_lab.model import Quote
+from cmc_lab.model import Event, OrderFilled, Quote, Side, SubmitOrder, TimeInForce
+from cmc_lab.specs import load_specs
+from cmc_lab.venues.replay import ReplayFeed, first_time_ns
 
 Make = Callable[..., cmc.Engine]
 T0 = pd.Timestamp("2026-11-24 14:00").value
 S = 1_000_000_000
+MS = 1_000_000
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +136,35 @@ def test_reconnect_reconciles_a_resting_order_with_order_status(make_engine: Mak
     eng.reconnect("SHFE")
     assert order.state is cmc.OrderState.ACCEPTED
     assert any(r["kind"] == "Reconciled" for r in eng.journal.rows(kinds=["Reconciled"]))
+
+
+def test_same_seed_replays_the_same_events_at_the_same_times(store: Path) -> None:
+    def script(seed: int) -> list[Event | Quote]:
+        ds = open_quotes(store)
+        clock = VirtualClock(first_time_ns(ds))
+        loop = clock.new_loop()
+        feed = ReplayFeed(ds, load_specs(), clock, seed=seed, instruments=["COMEX.GC"])
+        venue = feed.venue("COMEX")
+        events: list[Event | Quote] = []
+        loop.run_until_complete(venue.connect(events.append))
+        for n in range(20):
+            quote = feed.latest("COMEX.GC")
+            assert quote is not None
+            price = Decimal(str(quote.ask)) + Decimal("0.1") * (n % 3 - 1)
+            command = SubmitOrder(
+                f"c{n}", "COMEX.GC", Side.BUY, 1, price, TimeInForce.GFD, "acct", clock.now_ns()
+            )
+            venue.submit(command)
+            loop.run_until_complete(clock.advance(asyncio.sleep(0.3)))
+        loop.close()
+        return events
+
+    first = script(7)
+    assert first == script(7)
+    fills = [e for e in first if isinstance(e, OrderFilled)]
+    hops = {e.ts_init - e.ts_event for e in fills}
+    assert len(hops) > 1 and all(60 * MS <= hop <= 120 * MS for hop in hops)  # drawn from COMEX's 60-120 ms
+    assert [e for e in script(8) if isinstance(e, OrderFilled)] != fills
 
 
 def test_an_order_while_the_session_is_closed_is_refused(make_engine: Make, tmp_path: Path) -> None:

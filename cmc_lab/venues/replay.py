@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-import zlib
-from collections.abc import Callable, Iterable, Mapping
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -23,12 +21,12 @@ import xarray as xr
 from cmc_lab.clock import Clock
 from cmc_lab.data.history import check_quotes, quote_columns, time_ns
 from cmc_lab.data.recorder import open_quotes
-from cmc_lab.model import CancelOrder, Instrument, Quote, SubmitOrder, VenueConnected, VenueDisconnected
+from cmc_lab.model import Quote, SubmitOrder
 from cmc_lab.specs import Specs, VenueSpec
-from cmc_lab.venues.base import EventSink, OrderStatusReport, VenueNotConnected
-from cmc_lab.venues.sim import _Channel, _latency_ranges
+from cmc_lab.venues.base import EventSink
+from cmc_lab.venues.inproc import InProcessVenue, latency_ranges
 from cmc_lab.venues.sim_faults import Faults
-from cmc_lab.venues.sim_matching import Item, Listing, Matcher
+from cmc_lab.venues.sim_matching import Item, Listing, Matcher, limit_band
 
 _BLOCK = 4096  # rows converted to Python floats at a time
 
@@ -135,7 +133,7 @@ class ReplayFeed:
         self._t0 = (0.0, 0)  # (loop time, clock ns) when the feed attached
         self._block_start = -_BLOCK  # no block loaded yet
         self._block: tuple[list[list[float]], ...] = ()
-        ranges = _latency_ranges(specs, latency)
+        ranges = latency_ranges(specs, latency)
         self.venues: dict[str, ReplayVenue] = {
             name: ReplayVenue(self, spec, ranges[name]) for name, spec in specs.venues.items()
         }
@@ -277,14 +275,15 @@ class _ReplayMatcher(Matcher):
         return len(book) > mm
 
 
-class ReplayVenue:
+class ReplayVenue(InProcessVenue):
     """One venue of a :class:`ReplayFeed`, as the engine's :class:`~cmc_lab.venues.base.Venue`.
 
     Events delivered to the sink: the recorded quotes of its instruments, ``VenueConnected`` /
     ``VenueDisconnected``, and per order ``OrderAccepted``, ``OrderRejected``, ``OrderFilled``,
     ``OrderCanceled``, ``OrderCancelRejected``, as on the embedded exchange (same checks: sessions,
-    tick grid, limit band around the first recorded price, order size). Quotes show the recorded
-    book, not our own resting orders.
+    tick grid, limit band around the first recorded price, order size; same latency link, see
+    :class:`~cmc_lab.venues.inproc.InProcessVenue`). Quotes show the recorded book, not our own
+    resting orders.
 
     Examples
     --------
@@ -293,130 +292,33 @@ class ReplayVenue:
     """
 
     kind = "replay"
+    _matcher: _ReplayMatcher
 
     def __init__(self, feed: ReplayFeed, spec: VenueSpec, latency_ms: tuple[float, float]) -> None:
-        self.name = spec.name
-        self.spec = spec
-        self.latency_ms = latency_ms
+        super().__init__(feed, spec, latency_ms)
         self._feed = feed
-        self._clock = feed.clock
-        self._rng = np.random.Generator(np.random.PCG64([feed.seed, zlib.crc32(spec.name.encode())]))
-        mine = [inst for inst in feed.specs.instruments.values() if inst.venue == spec.name]
-        self._matcher = _ReplayMatcher(spec.name, mine, Faults(self._rng))
+        self._matcher = _ReplayMatcher(spec.name, self._listed(), Faults(self._rng))
         self._synced: dict[str, tuple[float, float, int, int, int] | None] = {}
-        self._sink: EventSink | None = None
-        self._client_connected = False
-        self._epoch = 0
-        self._pending: set[asyncio.Future[list[OrderStatusReport]]] = set()
-        self._to_exchange = _Channel(self._arrive)
-        self._to_client = _Channel(self._deliver)
-
-    def __repr__(self) -> str:
-        state = "connected" if self.connected else "not connected"
-        return f"ReplayVenue({self.name}, replay, {state}, {len(self._matcher.listings)} instruments)"
-
-    @property
-    def connected(self) -> bool:
-        return self._client_connected
-
-    @property
-    def instruments(self) -> list[Instrument]:
-        return [listing.inst for listing in self._matcher.listings.values()]
 
     @property
     def feed(self) -> ReplayFeed:
         """The feed this venue plays from (progress: ``feed.played`` rows, ``feed.quotes``, ``feed.done``)."""
         return self._feed
 
-    # ------------------------------------------------------------------ client side
+    # ------------------------------------------------------------------ session
 
-    async def connect(self, sink: EventSink) -> None:
-        """Open the session: ``VenueConnected`` and the recorded quotes as of now reach ``sink`` at once."""
-        self._feed._attach(asyncio.get_running_loop())
-        self._sink = sink
-        if self._client_connected:
-            return
-        self._client_connected = True
+    def _session_opening(self) -> None:
         self._feed._start()
-        now = self._clock.now_ns()
-        sink(VenueConnected(now, now, self.name, "replay session open"))
+
+    def _session_opened(self, sink: EventSink, now: int) -> None:
         for iid in self._matcher.listings:
             quote = self._feed.latest(iid)
             if quote is not None:
                 self._feed.quotes += 1
                 sink(quote)
 
-    async def disconnect(self) -> None:
-        """Close the session; messages in flight are lost, resting orders stay in the book."""
-        if not self._client_connected:
-            return
-        self._client_connected = False
-        self._epoch += 1
-        for future in self._pending:
-            if not future.done():
-                future.set_exception(
-                    VenueNotConnected(
-                        f"venue {self.name!r}: the session was closed before order_status answered"
-                    )
-                )
-        sink, self._sink = self._sink, None
-        now = self._clock.now_ns()
-        if sink is not None:
-            sink(VenueDisconnected(now, now, self.name, "session closed by client"))
-
-    def submit(self, command: SubmitOrder) -> None:
-        """Send an order; the answer comes back through the sink after the round trip."""
-        self._send(self._on_submit, command)
-
-    def cancel(self, command: CancelOrder) -> None:
-        """Ask to cancel an order; ``OrderCanceled`` or ``OrderCancelRejected`` comes back."""
-        self._send(self._on_cancel, command)
-
-    async def order_status(self, client_order_ids: Iterable[str]) -> list[OrderStatusReport]:
-        """What the venue knows of these orders (one round trip); unknown ids are left out."""
-        future: asyncio.Future[list[OrderStatusReport]] = asyncio.get_running_loop().create_future()
-        self._send(self._on_status, (list(client_order_ids), future))
-        self._pending.add(future)
-        try:
-            return await future
-        finally:
-            self._pending.discard(future)
-
-    # ------------------------------------------------------------------ link
-
-    def _send(self, handler: Callable[[Any], None], arg: Any) -> None:
-        loop = self._feed._loop
-        if not self.connected or loop is None:
-            raise VenueNotConnected(
-                f"venue {self.name!r} is not connected; call connect() first (engine: eng.connect({self.name!r}))"
-            )
-        self._to_exchange.send(loop, self._delay(), self._epoch, (handler, arg))
-
-    def _delay(self) -> float:
-        lo, hi = self.latency_ms
-        if hi == 0:
-            return 0.0
-        return (lo if lo == hi else float(self._rng.uniform(lo, hi))) / 1000.0
-
-    def _emit(self, items: list[Item]) -> None:
-        loop = self._feed._loop
-        if items and self.connected and loop is not None:
-            self._to_client.send(loop, self._delay(), self._epoch, items)
-
-    def _arrive(self, epoch: int, payload: tuple[Callable[[Any], None], Any]) -> None:
-        handler, arg = payload
-        if epoch == self._epoch and self.connected:
-            handler(arg)
-
-    def _deliver(self, epoch: int, items: list[Item]) -> None:
-        sink = self._sink
-        if epoch != self._epoch or not self.connected or sink is None:
-            return
-        now = self._clock.now_ns()
-        for item in items:
-            message = item(ts_init=now)
-            if message is not None:
-                sink(message)
+    def _session_closing(self) -> None:
+        """Nothing to tidy: the feed stops by itself once none of its venues is connected."""
 
     # ------------------------------------------------------------------ exchange side
 
@@ -424,10 +326,7 @@ class ReplayVenue:
         listing = self._matcher.listings.get(instrument_id)
         if listing is None or not math.isfinite(mid) or mid <= 0:
             return
-        inst, ref = listing.inst, Decimal(str(mid))
-        lo = int((ref * (1 - inst.daily_limit) / inst.tick).to_integral_value(ROUND_CEILING))
-        hi = int((ref * (1 + inst.daily_limit) / inst.tick).to_integral_value(ROUND_FLOOR))
-        listing.band = (max(lo, 1), hi)
+        listing.band = limit_band(listing.inst, Decimal(str(mid)))
 
     def _sync(self, instrument_id: str, items: list[Item]) -> None:
         """Bring the book to the recorded top of book as of now, if it is behind."""
@@ -456,19 +355,6 @@ class ReplayVenue:
         self._sync(command.instrument_id, items)
         items += self._matcher.submit(command, self._clock.now_ns())
         self._emit(items)
-
-    def _on_cancel(self, command: CancelOrder) -> None:
-        self._emit(self._matcher.cancel(command, self._clock.now_ns()))
-
-    def _on_status(self, request: tuple[list[str], asyncio.Future[list[OrderStatusReport]]]) -> None:
-        ids, future = request
-        reports = self._matcher.status(ids)
-
-        def answer(ts_init: int) -> None:
-            if not future.done():
-                future.set_result(reports)
-
-        self._emit([answer])
 
 
 def open_replay(address: str) -> xr.Dataset:

@@ -4,53 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import math
-import zlib
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
-
 from cmc_lab.clock import Clock
-from cmc_lab.model import (
-    CancelOrder,
-    Instrument,
-    Side,
-    SubmitOrder,
-    VenueConnected,
-    VenueDisconnected,
-)
+from cmc_lab.model import Instrument, Side, VenueConnected, VenueDisconnected
 from cmc_lab.specs import Specs, VenueSpec
-from cmc_lab.venues.base import EventSink, OrderStatusReport, VenueNotConnected
+from cmc_lab.venues.base import EventSink, VenueNotConnected
 from cmc_lab.venues.book import OrderBook
+from cmc_lab.venues.inproc import InProcessVenue, latency_ranges
 from cmc_lab.venues.market import FairQuote, SimMarket
 from cmc_lab.venues.sim_faults import FaultHandle, Faults, make_fault
-from cmc_lab.venues.sim_matching import Item, Matcher
-
-
-class _Channel:
-    """One direction of a link: messages arrive after their latency, never overtaking each other."""
-
-    __slots__ = ("_deliver", "_last", "_queue")
-
-    def __init__(self, deliver: Callable[[int, Any], None]) -> None:
-        self._deliver = deliver
-        self._queue: deque[tuple[int, Any]] = deque()
-        self._last = 0.0
-
-    def send(self, loop: asyncio.AbstractEventLoop, delay: float, epoch: int, payload: Any) -> None:
-        now = loop.time()
-        at = max(now + delay, self._last)
-        self._last = at
-        self._queue.append((epoch, payload))
-        if at <= now:
-            loop.call_soon(self._pop)
-        else:
-            loop.call_at(at, self._pop)
-
-    def _pop(self) -> None:
-        epoch, payload = self._queue.popleft()
-        self._deliver(epoch, payload)
+from cmc_lab.venues.sim_matching import Matcher
 
 
 class SimExchange:
@@ -115,7 +80,7 @@ class SimExchange:
         self._timer: asyncio.TimerHandle | None = None
         self._next_tick = 0.0
         self._open: dict[int, bool] = {}
-        ranges = _latency_ranges(specs, latency)
+        ranges = latency_ranges(specs, latency)
         self.venues: dict[str, SimVenue] = {
             name: SimVenue(self, spec, ranges[name]) for name, spec in specs.venues.items()
         }
@@ -222,38 +187,12 @@ def _on_thread_of(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-def _latency_ranges(
-    specs: Specs, latency: float | Mapping[str, tuple[float, float]] | None
-) -> dict[str, tuple[float, float]]:
-    ranges = {name: spec.latency_ms for name, spec in specs.venues.items()}
-    if latency is None:
-        return ranges
-    if isinstance(latency, int | float) and not isinstance(latency, bool):
-        if not latency >= 0:
-            raise ValueError(f"latency must be >= 0 ms, got {latency!r}")
-        return dict.fromkeys(ranges, (float(latency), float(latency)))
-    if not isinstance(latency, Mapping):
-        raise ValueError(
-            f"latency must be None, a number of ms or {{venue: (low_ms, high_ms)}}, got {latency!r}"
-        )
-    for name, value in latency.items():
-        if name not in ranges:
-            raise ValueError(f"latency names unknown venue {name!r}; venues: {', '.join(ranges)}")
-        try:
-            lo, hi = (float(x) for x in value)
-        except (TypeError, ValueError):
-            raise ValueError(f"latency of {name} must be (low_ms, high_ms), got {value!r}") from None
-        if not 0 <= lo <= hi:
-            raise ValueError(f"latency of {name} must satisfy 0 <= low <= high, got {value!r}")
-        ranges[name] = (lo, hi)
-    return ranges
-
-
-class SimVenue:
+class SimVenue(InProcessVenue):
     """One venue of the embedded exchange, as the engine's :class:`~cmc_lab.venues.base.Venue`.
 
     Orders and cancels reach the exchange after a one-way latency drawn from ``latency_ms``;
-    answers come back the same way, each direction in order. Call ``submit``, ``cancel`` and
+    answers come back the same way, each direction in order (see
+    :class:`~cmc_lab.venues.inproc.InProcessVenue`). Call ``submit``, ``cancel`` and
     ``order_status`` on the loop the venue connected on. Faults are scripted with :meth:`inject`
     (any thread).
 
@@ -271,94 +210,20 @@ class SimVenue:
     kind = "sim"
 
     def __init__(self, exchange: SimExchange, spec: VenueSpec, latency_ms: tuple[float, float]) -> None:
-        self.name = spec.name
-        self.spec = spec
-        self.latency_ms = latency_ms
+        super().__init__(exchange, spec, latency_ms)
         self._ex = exchange
-        self._clock = exchange.clock
-        self._rng = np.random.Generator(np.random.PCG64([exchange.seed, zlib.crc32(spec.name.encode())]))
         self.faults = Faults(self._rng)
-        mine = [inst for inst in exchange.specs.instruments.values() if inst.venue == spec.name]
-        self._matcher = Matcher(spec.name, mine, self.faults)
-        self._sink: EventSink | None = None
-        self._client_connected = False
+        self._matcher = Matcher(spec.name, self._listed(), self.faults)
         self._link_up = True
-        self._epoch = 0
         self._outage: FaultHandle | None = None
         self._restore_timer: asyncio.TimerHandle | None = None
-        self._pending: set[asyncio.Future[list[OrderStatusReport]]] = set()
-        self._to_exchange = _Channel(self._arrive)
-        self._to_client = _Channel(self._deliver)
         now = self._clock.now_ns()
         for iid, listing in self._matcher.listings.items():
             self._matcher.requote(listing, exchange.market.quotes[iid], now, [])
 
-    def __repr__(self) -> str:
-        state = "connected" if self.connected else "down" if self._client_connected else "not connected"
-        return f"SimVenue({self.name}, sim, {state}, {len(self._matcher.listings)} instruments)"
-
     @property
     def connected(self) -> bool:
         return self._client_connected and self._link_up
-
-    @property
-    def instruments(self) -> list[Instrument]:
-        return [listing.inst for listing in self._matcher.listings.values()]
-
-    # ------------------------------------------------------------------ client side
-
-    async def connect(self, sink: EventSink) -> None:
-        """Open the session: ``VenueConnected`` and one quote per instrument reach ``sink`` at once."""
-        self._ex._attach(asyncio.get_running_loop())
-        self._sink = sink
-        if self._client_connected:
-            return
-        self._client_connected = True
-        self._end_outage()
-        now = self._clock.now_ns()
-        sink(VenueConnected(now, now, self.name, "sim session open"))
-        for item in self._matcher.snapshot(now):
-            message = item(ts_init=now)
-            if message is not None:
-                sink(message)
-        self._ex._start_ticking()
-
-    async def disconnect(self) -> None:
-        """Close the session; messages in flight are lost, resting orders stay in the book."""
-        if not self._client_connected:
-            return
-        self._client_connected = False
-        self._epoch += 1
-        self._fail_pending("the session was closed")
-        self._end_outage()
-        sink, self._sink = self._sink, None
-        now = self._clock.now_ns()
-        if sink is not None:
-            sink(VenueDisconnected(now, now, self.name, "session closed by client"))
-
-    def submit(self, command: SubmitOrder) -> None:
-        """Send an order; the answer comes back through the sink after the round trip."""
-        self._send((self._on_submit, command))
-
-    def cancel(self, command: CancelOrder) -> None:
-        """Ask to cancel an order; ``OrderCanceled`` or ``OrderCancelRejected`` comes back."""
-        self._send((self._on_cancel, command))
-
-    async def order_status(self, client_order_ids: Iterable[str]) -> list[OrderStatusReport]:
-        """What the exchange knows of these orders (one round trip); unknown ids are left out.
-
-        Examples
-        --------
-        >>> [r.state for r in await venue.order_status(["c1"])]   # doctest: +SKIP
-        [<OrderState.FILLED: 'FILLED'>]
-        """
-        future: asyncio.Future[list[OrderStatusReport]] = asyncio.get_running_loop().create_future()
-        self._send((self._on_status, (list(client_order_ids), future)))
-        self._pending.add(future)
-        try:
-            return await future
-        finally:
-            self._pending.discard(future)
 
     def inject(
         self,
@@ -414,13 +279,20 @@ class SimVenue:
         self.faults.clear()
         self._on_loop(self._restore_link)
 
-    # ------------------------------------------------------------------ link
+    # ------------------------------------------------------------------ session and link
 
-    def _send(self, payload: tuple[Callable[[Any], None], Any]) -> None:
-        loop = self._ex._loop
-        if not self.connected or loop is None:
-            raise VenueNotConnected(self._not_connected())
-        self._to_exchange.send(loop, self._delay(), self._epoch, payload)
+    def _session_opening(self) -> None:
+        self._end_outage()
+
+    def _session_opened(self, sink: EventSink, now: int) -> None:
+        for item in self._matcher.snapshot(now):
+            message = item(ts_init=now)
+            if message is not None:
+                sink(message)
+        self._ex._start_ticking()
+
+    def _session_closing(self) -> None:
+        self._end_outage()
 
     def _not_connected(self) -> str:
         if self._client_connected and self._outage is not None and self._outage.until_ns is not None:
@@ -429,46 +301,11 @@ class SimVenue:
                 f"venue {self.name!r} is not connected: connection lost (injected outage, back in "
                 f"{left:.3f} s); wait for VenueConnected, then reconcile with order_status()"
             )
-        return (
-            f"venue {self.name!r} is not connected; call connect() first (engine: eng.connect({self.name!r}))"
-        )
-
-    def _delay(self) -> float:
-        lo, hi = self.latency_ms
-        if hi == 0:
-            return 0.0
-        return (lo if lo == hi else float(self._rng.uniform(lo, hi))) / 1000.0
-
-    def _emit(self, items: list[Item]) -> None:
-        loop = self._ex._loop
-        if items and self.connected and loop is not None:
-            self._to_client.send(loop, self._delay(), self._epoch, items)
-
-    def _arrive(self, epoch: int, payload: tuple[Callable[[Any], None], Any]) -> None:
-        if epoch == self._epoch and self.connected:
-            handler, arg = payload
-            handler(arg)
-
-    def _deliver(self, epoch: int, items: list[Item]) -> None:
-        sink = self._sink
-        if epoch != self._epoch or not self.connected or sink is None:
-            return
-        now = self._clock.now_ns()
-        for item in items:
-            message = item(ts_init=now)
-            if message is not None:
-                sink(message)
+        return super()._not_connected()
 
     def _on_loop(self, fn: Callable[..., None], *args: Any) -> None:
         loop = self._ex._loop
-        if loop is None or not loop.is_running():
-            fn(*args)
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
+        if loop is None or not loop.is_running() or _on_thread_of(loop):
             fn(*args)
         else:
             loop.call_soon_threadsafe(fn, *args)
@@ -508,31 +345,8 @@ class SimVenue:
             self._outage = None
         self._link_up = True
 
-    def _on_submit(self, command: SubmitOrder) -> None:
-        self._emit(self._matcher.submit(command, self._clock.now_ns()))
-
-    def _on_cancel(self, command: CancelOrder) -> None:
-        self._emit(self._matcher.cancel(command, self._clock.now_ns()))
-
-    def _on_status(self, request: tuple[list[str], asyncio.Future[list[OrderStatusReport]]]) -> None:
-        ids, future = request
-        reports = self._matcher.status(ids)
-
-        def answer(ts_init: int) -> None:
-            if not future.done():
-                future.set_result(reports)
-
-        self._emit([answer])
-
     def _on_tick(self, fair: dict[str, FairQuote], now: int) -> None:
         self._emit(self._matcher.tick(fair, now, lambda inst: self._ex._is_open(inst, now), self.connected))
-
-    def _fail_pending(self, why: str) -> None:
-        for future in self._pending:
-            if not future.done():
-                future.set_exception(
-                    VenueNotConnected(f"venue {self.name!r}: {why} before order_status answered")
-                )
 
 
 __all__ = ["FaultHandle", "SimExchange", "SimVenue"]

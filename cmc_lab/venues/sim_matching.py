@@ -39,6 +39,13 @@ MM_LEVELS = 5
 Item = Callable[..., Event | Quote | None]
 
 
+def limit_band(inst: Instrument, ref: Decimal) -> tuple[int, int]:
+    """The daily limit band around ``ref``, in whole ticks inside it (never below one tick)."""
+    lo = int((ref * (1 - inst.daily_limit) / inst.tick).to_integral_value(ROUND_CEILING))
+    hi = int((ref * (1 + inst.daily_limit) / inst.tick).to_integral_value(ROUND_FLOOR))
+    return max(lo, 1), hi
+
+
 @dataclass(slots=True)
 class Listing:
     """An instrument as its venue trades it: book, float tick, daily limit band in ticks."""
@@ -52,15 +59,13 @@ class Listing:
 
     @classmethod
     def of(cls, inst: Instrument) -> Listing:
-        ref, limit, tick = inst.reference_price, inst.daily_limit, inst.tick
-        lo = int((ref * (1 - limit) / tick).to_integral_value(ROUND_CEILING))
-        hi = int((ref * (1 + limit) / tick).to_integral_value(ROUND_FLOOR))
+        tick = inst.tick
         decimals = max(0, -int(tick.normalize().as_tuple().exponent))
         mm = [
             (BookOrder(f"mm-bid-{i}", "mm", Side.BUY, 0, 0), BookOrder(f"mm-ask-{i}", "mm", Side.SELL, 0, 0))
             for i in range(MM_LEVELS)
         ]
-        return cls(inst, OrderBook(), float(tick), decimals, (max(lo, 1), hi), mm)
+        return cls(inst, OrderBook(), float(tick), decimals, limit_band(inst, inst.reference_price), mm)
 
     def price(self, ticks: int) -> Decimal:
         return Decimal(ticks) * self.inst.tick
