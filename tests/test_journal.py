@@ -349,3 +349,13 @@ def test_two_writers_on_one_file_extend_a_single_chain(tmp_path: Path) -> None:
         assert seqs == list(range(1, 11))
         assert a.verify().ok
         assert a.head == b.head
+
+
+def test_payload_ints_beyond_64_bits_read_back_exactly(tmp_path):
+    """The fast reader (orjson) would read a 30-digit int as a float: such rows go to the exact one."""
+    big = 123456789012345678901234567890
+    with Journal(tmp_path / "j.sqlite") as j:
+        j.append("Note", ts_event=1, ts_init=1, mono_ns=1, payload={"big": big, "small": 7, "id": "x" * 3})
+        (row,) = list(j.rows())
+    assert row["payload"] == {"big": big, "small": 7, "id": "xxx"}
+    assert type(row["payload"]["big"]) is int

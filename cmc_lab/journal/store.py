@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 
+import orjson
 import pandas as pd
 
 from cmc_lab.crashpoints import crash_point
@@ -101,12 +102,26 @@ def _chain(rows: Iterable[JournalRow], tip: list[tuple[int, str]]) -> Iterator[_
     return chain_rows(rows, tip)
 
 
+_FLAT = frozenset({str, int, bool, type(None)})  # what orjson reads exactly
+
+
 def _payload(row: tuple[Any, ...]) -> dict[str, Any]:
-    """A stored row's payload; a damaged one is a CorruptJournal naming the row, not a JSON error."""
+    """A stored row's payload; a damaged one is a CorruptJournal naming the row, not a JSON error.
+
+    orjson reads the common case (a flat object of strings and ints: order events) three times
+    faster. It reads an int beyond 64 bits as a float, so a result holding any float or nested
+    value is read again by the standard parser, as is whatever orjson refuses (a lone surrogate
+    escape): that parser decides.
+    """
     try:
-        payload = json.loads(row[9])
-    except (TypeError, ValueError) as exc:
-        payload = exc
+        payload = orjson.loads(row[9])
+        if type(payload) is not dict or not _FLAT.issuperset(map(type, payload.values())):
+            raise ValueError("not a flat object of exact values")
+    except (TypeError, ValueError):
+        try:
+            payload = json.loads(row[9])
+        except (TypeError, ValueError) as exc:
+            payload = exc
     if not isinstance(payload, dict):
         raise CorruptJournal(
             f"journal row {row[0]} ({row[4]}) has a damaged payload ({payload!r:.80}); the file was edited "
