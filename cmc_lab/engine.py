@@ -5,8 +5,16 @@ heartbeats, quotes and fills keep flowing while a notebook cell computes. The pu
 are synchronous calls that hand work to that loop and wait; ``*_async`` twins exist for
 ``await`` in cells.
 
-Guarantees kept here: an order's intent is committed to the journal before its message is
-handed to the venue, and a venue's answer is journaled before an order or a subscriber sees it.
+Guarantees kept by the engine: an order's intent is committed to the journal before its message
+is handed to the venue (``_submit_batch`` in :mod:`cmc_lab.engine_orders`), and a venue's answer
+is journaled before an order or a subscriber sees it (``Engine._on_event``, here).
+
+This module holds construction, the loop thread, the lifecycle, venue sessions, incoming
+messages and the core reading and ordering API. ``Engine`` inherits its other parts, one job per
+module: :mod:`cmc_lab.engine_orders` (order plumbing: checks, intent, send, cancel, kill,
+reconcile), :mod:`cmc_lab.engine_journal` (journal writes and batches, halting when a write
+fails, receipts and the audit pack) and :mod:`cmc_lab.engine_desk` (the desk and risk facades:
+spreads, hedges, capital, transfers, thresholds, alerts).
 """
 
 from __future__ import annotations
@@ -25,47 +33,28 @@ import pandas as pd
 
 from cmc_lab.clock import Clock
 from cmc_lab.crashpoints import crash_point
+from cmc_lab.engine_desk import EngineDesk
+from cmc_lab.engine_journal import EngineJournal
+from cmc_lab.engine_orders import EngineOrders, InvalidOrder, _parse_tif
 from cmc_lab.execution.desk import Desk
-from cmc_lab.execution.hedge import HedgeTicket
-from cmc_lab.execution.spread import Spread
 from cmc_lab.journal import Journal, JournalError, JournalRow
-from cmc_lab.journal.audit import export_pack
-from cmc_lab.journal.receipts import Receipt, read_receipt
 from cmc_lab.model import (
-    CancelOrder,
     Event,
     Instrument,
-    OrderAccepted,
-    OrderCanceled,
-    OrderCancelRequested,
-    OrderDenied,
     OrderEvent,
-    OrderExpired,
     OrderFilled,
-    OrderInitialized,
-    OrderRejected,
-    OrderState,
-    OrderSubmitted,
     Quote,
     Side,
-    SubmitOrder,
     TimeInForce,
-    TradingStateChanged,
     VenueConnected,
     VenueDisconnected,
     VenueEvent,
     event_payload,
-    parse_price,
-    parse_qty,
 )
 from cmc_lab.orders import Order, OrderNotWorking, _fire, _register
-from cmc_lab.pricing import CostTerms
 from cmc_lab.recovery import reconcile_recovered, recover, run_owner
-from cmc_lab.risk.capital import CapitalView
 from cmc_lab.risk.monitor import RiskMonitor
-from cmc_lab.risk.pretrade import OrderRequest, PreTradeChecks, RiskLimits, TradingState
-from cmc_lab.risk.thresholds import Thresholds
-from cmc_lab.risk.transfers import Transfer
+from cmc_lab.risk.pretrade import PreTradeChecks, TradingState
 from cmc_lab.specs import Specs, unknown_instrument_message
 from cmc_lab.venues.base import Venue
 
@@ -82,15 +71,11 @@ class EngineClosed(EngineError):
     """A call on an engine after ``close()``."""
 
 
-class InvalidOrder(ValueError):
-    """An order whose arguments cannot be sent at all (unknown symbol, bad price or size)."""
-
-
 class NoQuote(LookupError):
     """No quote has arrived yet for an instrument."""
 
 
-class Engine:
+class Engine(EngineOrders, EngineJournal, EngineDesk):
     """The live connection engine: venues, orders, checks and journal on one loop thread.
 
     Make one with :func:`cmc_lab.connect`. Events (callbacks run on the engine thread):
@@ -241,27 +226,6 @@ class Engine:
         ]
         return pd.DataFrame(rows)
 
-    def receipt(self, order_or_ticket: Order | HedgeTicket | str) -> Receipt:
-        """The complete receipt of one order or hedge ticket, from the journal (see :class:`Receipt`).
-
-        Decision and the quotes it saw, checks, intent, send, ack, each fill, re-orders and
-        unwinds, final state; latency per hop and slippage. ``receipt.timeline()`` charts it.
-        """
-        if isinstance(order_or_ticket, Order):
-            order_or_ticket = order_or_ticket.client_order_id
-        elif isinstance(order_or_ticket, HedgeTicket):
-            order_or_ticket = order_or_ticket.ticket_id
-        return read_receipt(self.journal, order_or_ticket, self.specs.instruments)
-
-    def audit(self, path: str | Path, since: object = None, until: object = None, **options: Any) -> Path:
-        """Write the audit pack (zip) of the journal rows from ``since`` to ``until``; its path.
-
-        ``since``/``until``: int ns, datetimes or ISO 8601 text (UTC unless it says otherwise).
-        Options of :func:`cmc_lab.journal.audit.export_pack`: ``progress``, ``overwrite``. Check a
-        pack later with ``cmc-lab audit verify PACK``.
-        """
-        return export_pack(self.journal, path, since, until, instruments=self.specs.instruments, **options)
-
     def now_ns(self) -> int:
         return self.clock.now_ns()
 
@@ -333,174 +297,7 @@ class Engine:
         """Leave HALTED (or REDUCING) and accept orders again; journaled."""
         self._call(self._set_trading_state(TradingState.ACTIVE, reason, who))
 
-    # ================================================================== spreads and hedges
-
-    def spread(
-        self,
-        name: str,
-        legs: Mapping[str, float] | None = None,
-        kind: str = "diff",
-        *,
-        lots: Mapping[str, int] | None = None,
-        costs: Mapping[str, CostTerms] | None = None,
-        formula: str | None = None,
-        ratio_tolerance: float = 0.04,
-        stale_after_ms: float = 3000.0,
-    ) -> Spread:
-        """Define a spread (or fetch one by name when ``legs`` is omitted).
-
-        Units and currency convert from the instrument specs: SHFE au (CNY/g) against COMEX GC
-        (USD/oz) through USD/CNH; SHFE cu against LME copper with the import-parity terms
-        (13 % VAT, bonded premium) unless ``costs`` says otherwise. ``lots`` defaults to the
-        smallest whole ratio of equal physical quantity within ``ratio_tolerance``.
-
-        Examples
-        --------
-        >>> sp = eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})   # doctest: +SKIP
-        >>> sp.quote()                                                      # doctest: +SKIP
-        """
-        if legs is None:
-            return self.desk.spread(name)
-        return self.desk.add_spread(
-            name,
-            legs,
-            kind,
-            lots=lots,
-            costs=costs,
-            formula=formula,
-            ratio_tolerance=ratio_tolerance,
-            stale_after_ms=stale_after_ms,
-        )
-
-    @property
-    def spreads(self) -> dict[str, Spread]:
-        return dict(self.desk.spreads)
-
-    def hedge(
-        self,
-        spread: str | Spread,
-        side: str | Side,
-        qty: int,
-        *,
-        when: str | None = None,
-        policy: str = "chase",
-        **options: Any,
-    ) -> HedgeTicket:
-        """Trade a spread with its legs sent together; returns the live :class:`HedgeTicket`.
-
-        ``qty`` is in lots of the first leg (a multiple of the spread's lot ratio). ``when`` is a
-        trigger such as ``"ask <= 2.5"`` (fields bid, ask, mid, ratio, z); without it the ticket fires
-        now. ``policy`` is what to do when the legs do not fill together: ``"chase"`` the
-        missing leg, ``"unwind"`` the filled one, or ``"hold"`` for a human (bounded by
-        ``max_legged_ms``). Other options: see :class:`~cmc_lab.execution.hedge.HedgePolicy`
-        (``mode="lead_lag"``, ``tif``, ``allowance_ticks``, ``chase_ticks``, ``max_attempts``,
-        ``leg_timeout_ms``, ``max_legged_exposure``, ``time_limit_ms``, ``min_top_cover``, ...),
-        plus ``dwell_ms``, ``hysteresis`` and ``repeat=N`` (one ticket per fire, at most N; the
-        next waits ARMED in ``ticket.series``) for the trigger.
-        """
-        prepared = self.desk.prepare(spread, side, qty, when, policy, dict(options))
-        return self._call(self.desk.start(*prepared))
-
-    async def hedge_async(
-        self,
-        spread: str | Spread,
-        side: str | Side,
-        qty: int,
-        *,
-        when: str | None = None,
-        policy: str = "chase",
-        **options: Any,
-    ) -> HedgeTicket:
-        """``await`` twin of :meth:`hedge`."""
-        prepared = self.desk.prepare(spread, side, qty, when, policy, dict(options))
-        return await self._call_async(self.desk.start(*prepared))
-
-    def ticket(self, ticket_id: str) -> HedgeTicket:
-        return self.desk.ticket(ticket_id)
-
-    def tickets(self) -> pd.DataFrame:
-        """One row per hedge ticket of this session: state, reason, fills per leg."""
-        return self.desk.frame()
-
-    # ================================================================== capital and risk
-
-    def capital(self) -> CapitalView:
-        """Capital per account and unified in the base currency (``accounts, unified = eng.capital()``)."""
-        return self.risk.capital_view()
-
-    def transfer(
-        self,
-        source: str,
-        dest: str,
-        amount: float | str | Decimal,
-        currency: str | None = None,
-        reason: str = "user",
-    ) -> Transfer:
-        """Move money between accounts (venue or account names); a refused one comes back FAILED."""
-        parsed = self.risk.transfers.parse(source, dest, amount, currency)
-        return self._call(self.risk.transfer(*parsed, reason))
-
-    def set_margin_rate(
-        self,
-        instrument_id: str,
-        rate: float | str | Decimal,
-        *,
-        kind: str | None = None,
-        maintenance: Any = None,
-    ) -> None:
-        """Change an instrument's margin rate (exchanges raise margins in a squeeze); journaled."""
-        parsed = self.risk.parse_margin_rate(instrument_id, rate, kind, maintenance)
-        self._call(self.risk.set_margin_rate(*parsed))
-
-    @property
-    def thresholds(self) -> Thresholds:
-        """Threshold rules and their crossings: ``eng.thresholds.add("margin_utilisation", ...)``."""
-        return self.risk.thresholds
-
-    @property
-    def limits(self) -> RiskLimits:
-        """The pre-trade limits, editable live: ``eng.limits.max_position = 50``."""
-        return self.risk.limits
-
-    def alert(
-        self, source: str, level: str, message: str, details: Mapping[str, Any] | None = None, **ids: Any
-    ) -> None:
-        """Record an alert (engine thread): journaled and listed by :meth:`alerts`."""
-        now = self.now_ns()
-        alert_id = len(self._alerts) + 1
-        self._alerts.append(
-            {
-                "id": alert_id,
-                "ts": now,
-                "source": source,
-                "level": level,
-                "message": message,
-                "acknowledged": False,
-                **(details or {}),
-                **ids,
-            }
-        )
-        payload = {"id": alert_id, "source": source, "level": level, "message": message, **(details or {})}
-        self._journal_raw("Alert", payload, **ids)
-
-    def acknowledge_alerts(self, who: str = "user") -> int:
-        """Mark every open alert acknowledged (journaled with who); returns how many."""
-        return self._call(self._acknowledge(who))
-
-    async def _acknowledge(self, who: str) -> int:
-        open_ids = [a["id"] for a in self._alerts if not a["acknowledged"]]
-        for alert in self._alerts:
-            alert["acknowledged"] = True
-        if open_ids:
-            self._journal_raw("AlertsAcknowledged", {"ids": open_ids, "who": who})
-        return len(open_ids)
-
-    def alerts(self) -> pd.DataFrame:
-        """Alerts raised in this session (hedges legged or broken, thresholds crossed, ...)."""
-        frame = pd.DataFrame(list(self._alerts))
-        if not frame.empty:
-            frame["time"] = pd.to_datetime(frame.pop("ts"), unit="ns", utc=True)
-        return frame
+    # ================================================================== public: session
 
     def sleep(self, seconds: float) -> None:
         """Let the market run for ``seconds`` (market seconds under the virtual clock)."""
@@ -663,200 +460,6 @@ class Engine:
         except KeyError:
             raise KeyError(f"no venue {name!r}; this engine has {', '.join(self.venues)}") from None
 
-    def _request(
-        self,
-        instrument_id: str,
-        side: str | Side,
-        qty: int,
-        price: float | str | Decimal,
-        account: str | None,
-        ticket_id: str | None,
-    ) -> OrderRequest:
-        """Static validation in the caller's thread: bad arguments never reach the journal."""
-        instrument = self.instrument(instrument_id)
-        if not instrument.tradeable:
-            raise InvalidOrder(f"{instrument_id} is a {instrument.kind} rate; it cannot be traded")
-        try:
-            return OrderRequest(
-                instrument=instrument,
-                side=Side.parse(side),
-                qty=parse_qty(qty, instrument),
-                price=parse_price(price, instrument),
-                account=account or self.specs.venues[instrument.venue].account,
-                ticket_id=ticket_id,
-            )
-        except ValueError as exc:
-            raise InvalidOrder(str(exc)) from None
-
-    def _next_client_order_id(self) -> str:
-        self._order_seq += 1
-        return f"{self._id_prefix}-{self._order_seq:06d}"
-
-    async def _submit(self, req: OrderRequest, tif: TimeInForce, reason: str) -> Order:
-        return self._submit_now(req, tif, reason)
-
-    def _submit_now(self, req: OrderRequest, tif: TimeInForce, reason: str) -> Order:
-        return self._submit_batch([req], tif, reason)[0]
-
-    def _submit_batch(
-        self,
-        requests: list[OrderRequest],
-        tif: TimeInForce,
-        reason: str,
-        checked: list[tuple[str | None, tuple[str, ...]]] | None = None,
-    ) -> list[Order]:
-        """Check each order, commit every intent in one transaction, then hand them all to venues.
-
-        Runs in one loop turn, so the legs of a hedge leave together. ``checked``: the checks'
-        results for these requests, run by the caller earlier in this same loop turn (a hedge
-        decision checks its legs before it commits to sending them); they are not run twice.
-        """
-        now = self.now_ns()
-        staged: list[tuple[Order, OrderRequest, OrderInitialized, OrderEvent]] = []
-        rows: list[Event] = []
-        for i, req in enumerate(requests):
-            cid = self._next_client_order_id()
-            inst = req.instrument
-            order = Order(
-                self, cid, inst, req.side, req.qty, req.price, tif, req.account, req.ticket_id, self._loop
-            )
-            self._orders[cid] = order
-            init = _initialized(now, cid, req, tif, reason, self._quotes.get(inst.id))
-            denial, passed = checked[i] if checked is not None else self.checks.run(req, self)
-            outcome: OrderEvent
-            if denial is None:
-                outcome = OrderSubmitted(now, now, cid, inst.id, ",".join(passed))
-            else:
-                outcome = OrderDenied(now, now, cid, inst.id, denial)
-            staged.append((order, req, init, outcome))
-            rows += [init, outcome]
-        try:
-            self._journal(rows, ticket_id=requests[0].ticket_id if requests else None, now=True)
-        except JournalError as exc:
-            self._journal_failed(exc)
-            for order, _, init, _ in staged:
-                order._apply(init)
-                denied = OrderDenied(
-                    now, now, order.client_order_id, order.instrument_id, f"journal unavailable: {exc}"
-                )
-                self._apply(order, denied)
-            return [order for order, *_ in staged]
-        for order, _, init, outcome in staged:
-            order._apply(init)
-            self._apply(order, outcome)
-        for order, req, _, outcome in staged:
-            if not isinstance(outcome, OrderSubmitted):
-                continue
-            command = SubmitOrder(
-                order.client_order_id,
-                req.instrument.id,
-                req.side,
-                req.qty,
-                req.price,
-                tif,
-                req.account,
-                now,
-                req.ticket_id,
-            )
-            crash_point("after_intent_commit")
-            try:
-                self.venues[req.instrument.venue].submit(command)
-            except Exception as exc:
-                self._on_event(
-                    OrderRejected(
-                        self.now_ns(),
-                        self.now_ns(),
-                        order.client_order_id,
-                        req.instrument.id,
-                        f"not sent: {exc}",
-                    )
-                )
-            crash_point("after_send")
-        return [order for order, *_ in staged]
-
-    async def _cancel(self, order: Order, reason: str) -> bool:
-        if order.done or order.state is OrderState.PENDING_CANCEL:
-            return False
-        now = self.now_ns()
-        self._on_event(OrderCancelRequested(now, now, order.client_order_id, order.instrument_id, reason))
-        command = CancelOrder(order.client_order_id, order.instrument_id, now, order.venue_order_id)
-        try:
-            self.venues[order.instrument.venue].cancel(command)
-        except Exception as exc:
-            self.errors.append(f"cancel of {order.client_order_id} not sent: {exc}")
-            return False
-        return True
-
-    async def _cancel_all(self, instrument_id: str | None, reason: str) -> int:
-        count = 0
-        for order in list(self._orders.values()):
-            if not order.done and (instrument_id is None or order.instrument_id == instrument_id):
-                count += await self._cancel(order, reason)
-        return count
-
-    async def _kill(self, reason: str, who: str) -> int:
-        await self._set_trading_state(TradingState.HALTED, reason, who)
-        return await self._cancel_all(None, f"kill switch: {reason}")
-
-    async def _set_trading_state(self, state: TradingState, reason: str, who: str) -> None:
-        if state is TradingState.ACTIVE and self._journal_fault is not None:
-            fault, self._journal_fault = self._journal_fault, None
-            self._journal_raw("JournalFault", fault)  # the outage on record, now that rows are taken
-            if self._journal_fault is not None:  # still refused: stay HALTED (a new alert says so)
-                return
-        self.trading_state = state
-        now = self.now_ns()
-        self._on_event(TradingStateChanged(now, now, state.value, reason, who))
-
-    async def _reconcile_orders(self, orders: list[Order]) -> None:
-        """Reconcile just these orders (a hedge leg that neither acks nor cancels)."""
-        for name in {o.instrument.venue for o in orders}:
-            await self._reconcile(self.venues[name], [o for o in orders if o.instrument.venue == name])
-
-    async def _reconcile(self, venue: Venue, orders: list[Order] | None = None) -> None:
-        """Ask the venue about every order we think is working there and apply what changed."""
-        candidates = orders if orders is not None else list(self._orders.values())
-        working = [o for o in candidates if o.instrument.venue == venue.name and not o.done]
-        if not working:
-            return
-        reports = {
-            r.client_order_id: r for r in await venue.order_status([o.client_order_id for o in working])
-        }
-        changed, unknown = [], []
-        for order in working:
-            if order.done:  # answered while we were asking
-                continue
-            report = reports.get(order.client_order_id)
-            now = self.now_ns()
-            cid, iid = order.client_order_id, order.instrument_id
-            before = len(order.events)
-            if report is None:
-                unknown.append(cid)
-                lost = OrderRejected if order.state is OrderState.SUBMITTED else OrderCanceled
-                self._on_event(lost(now, now, cid, iid, "reconcile: the venue does not know this order"))
-                continue
-            if order.state is OrderState.SUBMITTED and report.venue_order_id:
-                self._on_event(OrderAccepted(now, now, cid, iid, report.venue_order_id))
-            missing = report.filled_qty - order.filled_qty
-            if missing > 0 and report.avg_px is not None:
-                known = sum((f.last_px * f.last_qty for f in order.fills), Decimal(0))
-                px = (report.avg_px * report.filled_qty - known) / missing
-                trade_id = f"{cid}-reconciled-{len(order.fills) + 1}"
-                self._on_event(
-                    OrderFilled(
-                        now, now, cid, iid, report.venue_order_id or "", trade_id, order.side, px, missing
-                    )
-                )
-            if not order.done and report.state in _FINAL_REPORTS:
-                self._on_event(_FINAL_REPORTS[report.state](now, now, cid, iid, "reconcile"))
-            if len(order.events) != before:
-                changed.append(cid)
-        self._journal_raw(
-            "Reconciled",
-            {"venue": venue.name, "checked": len(working), "changed": changed, "unknown": unknown},
-            venue=venue.name,
-        )
-
     # ------------------------------------------------------------------ incoming
 
     def _on_venue_message(self, message: Event | Quote) -> None:
@@ -914,144 +517,10 @@ class Engine:
         for iid in [k for k in self._quotes if k.startswith(venue + ".")]:
             del self._quotes[iid]
 
-    def _apply(self, order: Order, event: OrderEvent) -> None:
-        self._report(order._apply(event))
-        self.risk.on_order_event(order, event)
-
     def _report(self, errors: list[str]) -> None:
         if errors:
             self.errors.extend(errors)
             del self.errors[:-200]
-
-    # ------------------------------------------------------------------ journal
-
-    def journal_batch(self) -> _JournalBatch:
-        """Rows journaled inside commit in one transaction when the outermost batch ends.
-
-        A decision and its legs cost one commit instead of six. Intents still commit before
-        any order leaves: :meth:`_submit_batch` flushes whatever is pending first.
-        """
-        return _JournalBatch(self)
-
-    def _commit_pending(self) -> None:
-        rows, self._pending_rows = self._pending_rows, []
-        if rows:
-            self.journal.append_many(rows)
-
-    def _journal(self, events: list[Event], ticket_id: str | None = None, *, now: bool = False) -> None:
-        """Journal events; outside a batch (or with ``now``) they are committed before this returns."""
-        mono = self.clock.mono_ns()
-        for event in events:
-            iid = getattr(event, "instrument_id", None)
-            venue = getattr(event, "venue", None) or (iid.split(".", 1)[0] if iid else None)
-            self._pending_rows.append(
-                JournalRow(
-                    kind=event.kind,
-                    ts_event=event.ts_event,
-                    ts_init=event.ts_init,
-                    mono_ns=mono,
-                    payload=event_payload(event),
-                    order_id=getattr(event, "client_order_id", None),
-                    ticket_id=ticket_id,
-                    venue=venue,
-                    instrument=iid,
-                )
-            )
-        if now or not self._batch_depth:
-            self._commit_pending()
-
-    def _journal_raw(self, kind: str, payload: dict[str, Any], **ids: Any) -> None:
-        now = self.now_ns()
-        self._pending_rows.append(
-            JournalRow(
-                kind=kind,
-                ts_event=now,
-                ts_init=now,
-                mono_ns=self.clock.mono_ns(),
-                payload=payload,
-                order_id=ids.get("order_id"),
-                ticket_id=ids.get("ticket_id"),
-                venue=ids.get("venue"),
-                instrument=ids.get("instrument"),
-            )
-        )
-        if self._batch_depth:
-            return
-        try:
-            self._commit_pending()
-        except JournalError as exc:
-            self._journal_failed(exc)
-
-    def _journal_failed(self, exc: JournalError) -> None:
-        """Without a journal we cannot prove what we sent: stop sending, and say why in an alert."""
-        self.errors.append(f"journal write failed: {exc}")
-        if self.trading_state is not TradingState.HALTED:
-            self.trading_state = TradingState.HALTED
-            self.errors.append("trading HALTED: the journal cannot be written; fix it and eng.rearm()")
-        if self._journal_fault is None:  # the first failure of an outage alerts (journaled if it can be)
-            self._journal_fault = {
-                "error": str(exc),
-                "since_ns": self.now_ns(),
-                "alert": len(self._alerts) + 1,
-            }
-            self.alert(
-                "journal",
-                "critical",
-                f"trading HALTED: the journal cannot be written, so no order is sent until it can ({exc}); "
-                "fix the disk or the file, then eng.rearm()",
-            )
-
-    @property
-    def halt_reason(self) -> str | None:
-        """Why trading is HALTED when the kill switch did not do it (the journal cannot be written)."""
-        fault = self._journal_fault
-        return None if fault is None else f"the journal cannot be written: {fault['error']}"
-
-
-_FINAL_REPORTS: dict[OrderState, Any] = {
-    OrderState.CANCELED: OrderCanceled,
-    OrderState.EXPIRED: OrderExpired,
-    OrderState.REJECTED: OrderRejected,
-}
-
-
-class _JournalBatch:
-    """``with engine.journal_batch():`` (a plain class: the desk opens one per quote with armed tickets)."""
-
-    __slots__ = ("_engine",)
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def __enter__(self) -> None:
-        self._engine._batch_depth += 1
-
-    def __exit__(self, *exc: object) -> None:
-        engine = self._engine
-        engine._batch_depth -= 1
-        if not engine._batch_depth:
-            try:
-                engine._commit_pending()
-            except JournalError as error:
-                engine._journal_failed(error)
-
-
-def _initialized(
-    now: int, cid: str, req: OrderRequest, tif: TimeInForce, reason: str, quote: Quote | None
-) -> OrderInitialized:
-    """An order's decision row, with the top of book it saw (receipts and the audit pack show it)."""
-    seen = (str(quote.bid), str(quote.ask), quote.ts_event) if quote is not None else (None, None, 0)
-    inst = req.instrument
-    return OrderInitialized(
-        now, now, cid, inst.id, req.side, req.qty, req.price, tif, req.account, req.ticket_id, reason, *seen
-    )
-
-
-def _parse_tif(tif: str | TimeInForce) -> TimeInForce:
-    try:
-        return TimeInForce.parse(tif)
-    except ValueError as exc:
-        raise InvalidOrder(str(exc)) from None
 
 
 def _memory_prefix() -> str:
