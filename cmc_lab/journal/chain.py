@@ -57,10 +57,13 @@ def _plain(value: Any) -> bool:
     if kind is float:
         return value == 0.0 or 1e-4 <= abs(value) < 1e16  # NaN and infinity fail both
     if kind is dict:
-        return all(_plain(v) for v in value.values())
-    if kind is list or kind is tuple:
-        return all(_plain(v) for v in value)
-    return False
+        value = value.values()
+    elif kind is not list and kind is not tuple:
+        return False
+    for item in value:  # a loop, not all(genexpr): this runs for every nested payload written
+        if type(item) not in _PLAIN and not _plain(item):
+            return False
+    return True
 
 
 def encode_payload(payload: dict[str, Any]) -> str:
