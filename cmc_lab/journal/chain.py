@@ -60,7 +60,7 @@ def _plain(value: Any) -> bool:
         value = value.values()
     elif kind is not list and kind is not tuple:
         return False
-    for item in value:  # a loop, not all(genexpr): this runs for every nested payload written
+    for item in value:  # noqa: SIM110 (a loop, not all(genexpr): this runs for every nested payload written)
         if type(item) not in _PLAIN and not _plain(item):
             return False
     return True
