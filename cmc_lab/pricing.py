@@ -292,6 +292,8 @@ def _leg(item: object, where: str) -> tuple[Instrument, float]:
 # --------------------------------------------------------------------------- the spread kernel
 
 _SAME_MONEY = (1.0, 1.0)  # (multiply, divide) of a leg priced in the first leg's money
+_PER_USD = {"USD": 0, "CNH": 1}  # where _per_usd's answer sits in (1.0, usdcnh, usdcnh + basis)
+_LAST_RATES: dict[tuple[int, tuple[tuple[int, int, int], ...]], list[tuple[float, tuple[Any, ...]]]] = {}
 
 
 def _per_usd(currency: str, usdcnh: PriceLike, basis: PriceLike) -> PriceLike:
@@ -306,10 +308,12 @@ class SpreadKernel:
 
     ``landed`` brings one leg's price to the first leg's money and unit (FX, unit factor, cost
     terms) and ``combine`` joins the landed legs (weighted sum, or first over second for a
-    ratio). :func:`spread_value`, :func:`spread_quote`, :func:`spread_series` and the live
-    spread all evaluate through these two methods, on floats or elementwise on arrays, so their
-    numbers agree to the last bit. The operations and their order are those of
-    :func:`landed_price`: ``((price + premium) * to / from) / unit factor * (1 + vat) + fixed``.
+    ratio). :func:`spread_value`, :func:`spread_quote` and :func:`spread_series` evaluate
+    through these two methods, on floats or elementwise on arrays; the live spread's per-quote
+    path writes the same operations out from :attr:`leg_terms` (a call costs more than the
+    arithmetic there; its tests check the bits), so their numbers agree to the last bit. The
+    operations and their order are those of :func:`landed_price`:
+    ``((price + premium) * to / from) / unit factor * (1 + vat) + fixed``.
 
     Examples
     --------
@@ -322,13 +326,18 @@ class SpreadKernel:
     """
 
     __slots__ = (
+        "_converted",
         "_costs",
         "_factors",
+        "_last_rates",
         "_money",
         "_names",
+        "_same",
         "_tree",
         "formula",
+        "fx_legs",
         "kind",
+        "leg_terms",
         "n",
         "name",
         "positive",
@@ -357,6 +366,21 @@ class SpreadKernel:
         self._money = tuple(money)
         self._factors = tuple(factors)
         self._costs = tuple(costs)
+        #: Per leg: (unit factor, cost terms as (premium, 1 + vat, fixed) or None, positive weight),
+        #: what :meth:`landed_pair` lands a leg with (the live spread writes its operations out).
+        self.leg_terms = tuple(zip(self._factors, self._costs, self.positive, strict=True))
+        #: The legs an FX rate converts (CNY and CNH count as one money): the only ones whose
+        #: entry of :meth:`rates` moves with the rate while there is no CNH/CNY basis.
+        self.fx_legs = tuple(i for i, m in enumerate(money) if m[4])
+        # rates() without a basis: per converted leg, where (multiply, divide) come from in
+        # (1.0, usdcnh, usdcny), and the rates when no leg is converted.
+        self._converted = tuple(
+            (i, _PER_USD.get(m[3], 2), _PER_USD.get(m[2], 2)) for i, m in enumerate(money) if m[4]
+        )
+        self._same = (_SAME_MONEY,) * self.n
+        # The last float rate's answer, shared by every kernel that converts the same way: one FX
+        # quote re-rates all the live spreads, and most of them alike (CNY first leg, USD hedge).
+        self._last_rates = _LAST_RATES.setdefault((self.n, self._converted), [(math.nan, self._same)])
 
     def rates(self, usdcnh: PriceLike | None, basis: PriceLike = 0.0) -> tuple[tuple[Any, Any], ...]:
         """Per leg, ``(multiply, divide)`` taking its money to the first leg's at USDCNH ``usdcnh``.
@@ -364,8 +388,10 @@ class SpreadKernel:
         ``usdcnh=None`` (no rate) is fine while every leg is in the first leg's money; otherwise
         a ValueError names the conversion that needs the rate.
         """
-        out: list[tuple[Any, Any]] = []
         zero_basis = isinstance(basis, int | float) and basis == 0
+        if zero_basis and usdcnh is not None:  # CNY and CNH are one money: the loop below, short
+            return self._one_money_rates(usdcnh, basis)
+        out: list[tuple[Any, Any]] = []
         for f, t, f_up, t_up, needs in self._money:
             if usdcnh is None:
                 if needs:
@@ -377,6 +403,29 @@ class SpreadKernel:
                 out.append(_SAME_MONEY)
             else:
                 out.append((_per_usd(t_up, usdcnh, basis), _per_usd(f_up, usdcnh, basis)))
+        return tuple(out)
+
+    def live_rates(self, usdcnh: float) -> tuple[tuple[float, float], ...]:
+        """:meth:`rates` at a live FX mid (a positive float, no CNH/CNY basis).
+
+        The last answer is kept, shared by every kernel that converts alike: one FX quote
+        re-rates every live spread, most of them the same way (a CNY first leg, a USD hedge).
+        Equal positive floats have the same bits, so a kept answer is the one it would compute.
+        """
+        last = self._last_rates[0]
+        if last[0] == usdcnh:
+            return last[1]
+        rates = self._one_money_rates(usdcnh, 0.0)
+        self._last_rates[0] = (usdcnh, rates)
+        return rates
+
+    def _one_money_rates(self, usdcnh: PriceLike, basis: PriceLike) -> tuple[tuple[Any, Any], ...]:
+        if not self._converted:
+            return self._same
+        per_usd = (1.0, usdcnh, usdcnh + basis)  # what _per_usd gives for USD, CNH, CNY
+        out: list[tuple[Any, Any]] = list(self._same)
+        for i, to_ccy, from_ccy in self._converted:
+            out[i] = (per_usd[to_ccy], per_usd[from_ccy])
         return tuple(out)
 
     def landed(self, i: int, price: PriceLike, rate: tuple[Any, Any]) -> PriceLike:
@@ -391,14 +440,14 @@ class SpreadKernel:
         it)``: a positive-weight leg is sold at its bid when the spread is sold, a negative one
         bought back at its ask."""
         m, d = rate
-        factor, cost = self._factors[i], self._costs[i]
+        factor, cost, positive = self.leg_terms[i]
         if cost is None:
             low, high = bid * m / d / factor, ask * m / d / factor
         else:
             premium, vat, fixed = cost
             low = (bid + premium) * m / d / factor * vat + fixed
             high = (ask + premium) * m / d / factor * vat + fixed
-        return (low, high) if self.positive[i] else (high, low)
+        return (low, high) if positive else (high, low)
 
     def combine_pair(self, sell: list[Any], buy: list[Any]) -> tuple[Any, Any]:
         """Executable ``(bid, ask)`` from the legs' landed prices when selling and when buying."""

@@ -509,6 +509,60 @@ def test_series_without_fx_for_same_money_legs() -> None:
     assert out["ask"][0] == pytest.approx(620.1 / 7.3)
 
 
+# --------------------------------------------------------------------------- the spread kernel
+
+# Mass contracts in CNY, USD and (a made-up offshore gold contract) CNH.
+CNH_GOLD = dataclasses.replace(inst("COMEX.GC"), venue="HK", symbol="GCH", currency="CNH")
+MONEY_LEGS = {i: inst(i) for i in ("SHFE.au", "COMEX.GC", "LME.CA", "SHFE.cu", "COMEX.SI")} | {
+    "HK.GCH": CNH_GOLD
+}
+
+
+def _reference_rates(defn: SpreadDef, usdcnh: float, basis: float) -> list[tuple[float, float]]:
+    """Per leg, FxRates' own conversion factors: (per USD of the first leg's money, of the leg's)."""
+    fx, first = FxRates(usdcnh, basis), defn.instruments[0].currency
+    out = []
+    for leg in defn.instruments:
+        if leg.currency.upper() == first.upper() or (
+            basis == 0 and not pricing.needs_fx(leg.currency, first)
+        ):
+            out.append((1.0, 1.0))
+        else:
+            out.append((fx.per_usd(first), fx.per_usd(leg.currency)))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(sorted(MONEY_LEGS)), min_size=2, max_size=4, unique=True),
+    st.floats(min_value=0.01, max_value=100.0),
+    st.sampled_from([0.0, 0, -0.013, 0.02]),
+)
+def test_kernel_rates_are_fx_rates_conversion_factors_to_the_bit(
+    ids: list[str], usdcnh: float, basis: float
+) -> None:
+    defn = SpreadDef.from_ids("test", dict.fromkeys(ids, 1.0), MONEY_LEGS)
+    rates = defn.kernel.rates(usdcnh, basis)
+    assert [(m.hex(), d.hex()) for m, d in rates] == [
+        (float(m).hex(), float(d).hex()) for m, d in _reference_rates(defn, usdcnh, basis)
+    ]
+    if basis == 0:
+        assert defn.kernel.live_rates(usdcnh) == rates
+        first = defn.instruments[0].currency
+        converted = [i for i, leg in enumerate(defn.instruments) if pricing.needs_fx(leg.currency, first)]
+        assert list(defn.kernel.fx_legs) == converted
+
+
+def test_live_rates_are_shared_by_kernels_that_convert_alike() -> None:
+    """One FX quote re-rates every live spread: kernels converting the same way share the answer."""
+    gold, copper = spread(AU_GC).kernel, spread({"SHFE.cu": 1, "LME.CA": -1}).kernel
+    first = gold.live_rates(7.123)
+    assert copper.live_rates(7.123) is first and first == copper.rates(7.123)
+    assert gold.live_rates(7.124) == gold.rates(7.124) != first
+    same_money = spread({"SHFE.au": 1, "SHFE.ag": -1}).kernel
+    assert same_money.live_rates(7.124) == ((1.0, 1.0), (1.0, 1.0)) and same_money.fx_legs == ()
+
+
 # ------------------------------------------------------------------------------- lot ratios
 
 

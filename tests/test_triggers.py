@@ -129,6 +129,18 @@ def test_rolling_z_waits_for_its_samples_then_matches_numpy() -> None:
     assert out[-1] == pytest.approx((values[-1] - window.mean()) / window.std(), rel=1e-9)
 
 
+def test_rolling_z_read_after_pushes_is_what_update_returns() -> None:
+    """A live spread pushes every mid and reads the z-score only when asked."""
+    values = np.random.default_rng(5).normal(620.0, 3.0, 700)
+    eager, lazy = RollingZ(window=300, min_samples=30), RollingZ(window=300, min_samples=30)
+    for i, v in enumerate(values):
+        z = eager.update(float(v))
+        lazy.push(float(v))
+        if i % 97 == 0:
+            assert lazy.current() == z
+    assert lazy.current() == z
+
+
 def test_rolling_z_of_a_flat_series_is_zero_and_bad_windows_are_refused() -> None:
     rz = RollingZ(window=5, min_samples=2)
     assert [rz.update(1.0) for _ in range(4)][-1] == 0.0

@@ -11,7 +11,7 @@ import pandas as pd
 
 from cmc_lab.execution.flow import TicketFlow
 from cmc_lab.execution.hedge import HedgePolicy, HedgeTicket, TicketState, parse_trigger
-from cmc_lab.execution.spread import FX_ID, Spread, SpreadSnapshot, default_lots
+from cmc_lab.execution.spread import FX_ID, SharedLegs, Spread, SpreadSnapshot, default_lots
 from cmc_lab.execution.trigger import TriggerRule
 from cmc_lab.model import Quote, Side
 from cmc_lab.orders import _fire, _register
@@ -32,12 +32,16 @@ class Desk:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._now_ns = engine.clock.now_ns  # the engine's clock, asked once per quote
         self.spreads: dict[str, Spread] = {}
         self.tickets: dict[str, HedgeTicket] = {}
         self._by_leg: dict[str, tuple[Spread, ...]] = {}  # replaced, never mutated: iterated per quote
         self._armed: dict[str, list[HedgeTicket]] = {}
         self._spread_callbacks: dict[str, list[SpreadCallback]] = {}
         self._ticket_seq = 0
+        # Spreads on the same legs share their checks within a pass: a pass starts with each quote
+        # and again after foreign code (callbacks, tickets) has run.
+        self._shared = SharedLegs()
 
     # ------------------------------------------------------------------ spreads
 
@@ -68,7 +72,7 @@ class Desk:
             isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in chosen.values()
         ):
             raise ValueError(f"lots must give a whole number >= 1 for each leg: {', '.join(defn.ids)}")
-        spread = Spread(self._engine, defn, chosen, stale_after_ms=stale_after_ms)
+        spread = Spread(self._engine, defn, chosen, stale_after_ms=stale_after_ms, shared=self._shared)
         old = self.spreads.get(name)
         if old is not None:  # a redefinition replaces the old spread everywhere, FX included
             for leg, spreads in self._by_leg.items():
@@ -95,6 +99,7 @@ class Desk:
         _register(self._spread_callbacks.setdefault(name, []), callback, remove)
 
     def snapshot(self, spread: Spread) -> SpreadSnapshot | None:
+        self._shared.pass_no += 1
         return spread.last if spread._update(self._engine.now_ns()) else None
 
     def on_quote(self, quote: Quote) -> None:
@@ -106,22 +111,48 @@ class Desk:
         spreads = self._by_leg.get(quote.instrument_id)
         if not spreads:
             return
-        engine = self._engine
-        now = engine.now_ns()
+        engine, shared = self._engine, self._shared
+        now = self._now_ns()
+        shared.pass_no += 1
+        armed_by_name, callbacks_by_name = self._armed, self._spread_callbacks
         for spread in spreads:  # a tuple: a callback that adds a spread does not disturb this loop
             name = spread.defn.name
-            armed = self._armed.get(name)  # taken before the callbacks run, as the tickets to feed
-            callbacks = self._spread_callbacks.get(name)
+            armed = armed_by_name.get(name)  # taken before the callbacks run, as the tickets to feed
+            callbacks = callbacks_by_name.get(name) if callbacks_by_name else None
             quotable = spread._update(now)
             if quotable and callbacks:
                 engine._report(_fire(callbacks, spread.last))
-            if armed:
-                acting = [t for t in armed if t.spread is spread and _trigger_acts(t, spread, quotable)]
-                if acting:
-                    snap = spread.last if quotable else None
-                    with engine.journal_batch():
-                        for ticket in acting:
-                            ticket._on_quote_snapshot(snap)
+                shared.pass_no += 1
+            if not armed:
+                continue
+            # The usual case, read without a call: each trigger waits (nothing pending, no release
+            # owed) for a value it does not see, so _trigger_acts would say False for each.
+            # Anything else goes to _feed, which asks _trigger_acts of every ticket.
+            state, fields = spread._state, spread._fields
+            for ticket in armed:
+                probe = ticket.trigger._waiting  # type: ignore[union-attr]  # armed: it has a trigger
+                if probe is None:
+                    break
+                if quotable:
+                    place, field, holds, level = probe
+                    index = fields[place]
+                    value = state[index] if index is not None else spread._value(field)  # type: ignore[index]
+                    if value is not None and holds(value, level):  # type: ignore[arg-type]  # bid, ask or mid
+                        break
+            else:
+                continue
+            self._feed(armed, spread, quotable)
+
+    def _feed(self, armed: list[HedgeTicket], spread: Spread, quotable: bool) -> None:
+        """Give the recomputation to the tickets whose trigger it may change (the snapshot is built
+        here, once)."""
+        acting = [t for t in armed if t.spread is spread and _trigger_acts(t, spread, quotable)]
+        if acting:
+            snap = spread.last if quotable else None
+            with self._engine.journal_batch():
+                for ticket in acting:
+                    ticket._on_quote_snapshot(snap)
+            self._shared.pass_no += 1
 
     # ------------------------------------------------------------------ tickets
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from html import escape
 from typing import TYPE_CHECKING
 
-from cmc_lab.execution.trigger import RollingZ
+from cmc_lab.execution.trigger import FIELDS, RollingZ
 from cmc_lab.model import Instrument, Quote, TradingHours
 from cmc_lab.pricing import SpreadDef, best_lot_ratio, spread_units
 
@@ -19,9 +19,14 @@ FX_ID = "FX.USDCNH"
 _INF = math.inf
 _INF_NS = 2**63
 Rates = tuple[tuple[float, float], ...]
-# One recomputation: bid, ask, mid, z, fx, ts, the leg quotes, the FX rates they were landed at.
-_State = tuple[float, float, float, float | None, float | None, int, tuple[Quote, ...], Rates]
-_FIELD_INDEX = {"bid": 0, "ask": 1, "mid": 2, "z": 3}
+# One recomputation: bid, ask, mid, fx, ts, the leg quotes, the FX rates they were landed at. Its
+# z-score is the rolling z's newest (every recomputation adds its mid there and replaces this).
+_State = tuple[float, float, float, float | None, int, tuple[Quote, ...], Rates]
+#: Where a trigger field sits in a recomputation (``ratio`` and ``z`` are worked out when asked
+#: for, but a ratio spread's ratio is its mid); ``_FIELDS`` has it for each of trigger.FIELDS.
+_FIELD_INDEX = {"bid": 0, "ask": 1, "mid": 2}
+_FIELDS = tuple(_FIELD_INDEX.get(f) for f in FIELDS)
+_RATIO_FIELDS = tuple({**_FIELD_INDEX, "ratio": 2}.get(f) for f in FIELDS)
 
 
 class SpreadNotQuotable(RuntimeError):
@@ -139,32 +144,30 @@ class Spread:
         *,
         stale_after_ms: float = 3000.0,
         z_window: int = 300,
+        shared: SharedLegs | None = None,
     ) -> None:
         self._engine = engine
         self.defn = defn
         self.lots = dict(lots)
-        self.stale_after_ns = int(stale_after_ms * 1e6)
         self._z = RollingZ(z_window, min_samples=min(30, z_window))
         self.needs_fx = len({i.currency.replace("CNH", "CNY") for i in defn.instruments}) > 1
-        # What the per-quote path needs, resolved once; the legs' landed prices are kept per quote
-        # (by identity) and landed again only for a leg that quoted, or for every leg when FX moved.
         self._kernel = defn.kernel
+        ratio = self._kernel.kind == "ratio" and self._kernel.formula is None
+        self._fields = _RATIO_FIELDS if ratio else _FIELDS  # trigger field -> place in _state
         self._ids = defn.ids
         self._n = len(self._ids)
         self._watch: tuple[tuple[str, str, TradingHours], ...] | None = None  # legs and FX: id, venue, hours
-        self._venues: tuple[tuple[int, str], ...] = ()  # (leg index, venue)
-        self._fx_venue = ""
         self._hours: tuple[TradingHours, ...] = ()
         self._open_since = self._open_until = 0  # every session open in [since, until)
-        self._unseen: list[Quote | None] = [None] * len(defn.ids)
-        self._seen: list[Quote | None] = [None] * self._n
-        self._sell = [0.0] * self._n  # landed price of each leg when selling the spread
-        self._buy = [0.0] * self._n
-        self._fx_seen: Quote | None = None
-        self._rates: tuple[tuple[float, float], ...] = ()
-        self._rated = False
+        # The desk's per-quote recomputation: False when not quotable (as not_quotable_reason
+        # would say), else recompute, add the mid to the z-score and keep the numbers for `last`.
+        # Bound on first use (_live_legs), when the engine's instruments are resolved; the legs'
+        # half is shared with the desk's other spreads on the same legs (SharedLegs).
+        self._shared = shared if shared is not None else SharedLegs()
+        self._update: Callable[[int], bool] = self._first_update
+        self.stale_after_ns = int(stale_after_ms * 1e6)
         self._ratio_seen: tuple[Quote | None, object, float] = (None, None, 0.0)
-        # The last recomputation (bid, ask, mid, z, fx, ts, legs, rates) and its snapshot, built
+        # The last recomputation (bid, ask, mid, fx, ts, legs, rates) and its snapshot, built
         # when first asked for: the desk only needs the numbers unless someone looks.
         self._state: _State | None = None
         self._last: SpreadSnapshot | None = None
@@ -174,11 +177,23 @@ class Spread:
         return self.defn.name
 
     @property
+    def stale_after_ns(self) -> int:
+        """How old a leg's (or FX's) quote may be, in ns, for the spread to be quotable."""
+        return self._stale_after_ns
+
+    @stale_after_ns.setter
+    def stale_after_ns(self, value: int) -> None:
+        self._stale_after_ns = value
+        self._update = self._first_update  # the per-quote path is bound to the limit: bind again
+
+    @property
     def last(self) -> SpreadSnapshot | None:
         """The snapshot of the last recomputation on a quote (the one subscribers were given)."""
         snap = self._last
-        if snap is None and self._state is not None:
-            snap = self._last = self._build(*self._state)
+        state = self._state
+        if snap is None and state is not None:
+            bid, ask, mid, fx, ts, legs, rates = state
+            snap = self._last = self._build(bid, ask, mid, self._z.current(), fx, ts, legs, rates)
         return snap
 
     @property
@@ -203,7 +218,7 @@ class Spread:
             raise SpreadNotQuotable(
                 f"spread {self.name!r} is not quotable: {_label(leg)} {leg}: {why}", leg=leg, why=why
             )
-        return self._snapshot(update_z=False)
+        return self._snapshot()
 
     def not_quotable_reason(self) -> str | None:
         """Why the spread cannot be quoted now (naming the leg or FX), or None."""
@@ -241,70 +256,33 @@ class Spread:
                 return iid, "one side of the book is empty"
         return None
 
-    def _update(self, now: int) -> bool:
-        """The desk's per-quote path: False when not quotable (as :meth:`not_quotable_reason` would
-        say), else recompute, update the z-score and keep the numbers for :attr:`last`.
-
-        The same checks and numbers as ``_fault`` and ``_values``, fused: sessions are checked once
-        per window boundary, a book once per quote, and only a leg that quoted is landed again.
-        """
-        if not self._open_since <= now < self._open_until and not self._sessions_open(now):
-            return False
-        kernel = self._kernel
-        if kernel.formula is not None:
-            return self._update_formula(now)
-        eng = self._engine
-        quotes, up = eng._quotes, eng._venue_up
-        fresh_after = now - self.stale_after_ns  # a quote stamped before this is stale
-        fx = None
-        if self.needs_fx:
-            fx_quote = quotes.get(FX_ID)
-            if fx_quote is None or fx_quote.ts_event < fresh_after or not up.get(self._fx_venue, False):
-                return False
-            if fx_quote is not self._fx_seen:
-                if not (0.0 < fx_quote.bid < _INF and 0.0 < fx_quote.ask < _INF):
-                    return False
-                self._rates = kernel.rates(fx_quote.mid)
-                self._fx_seen = fx_quote
-                self._seen[:] = self._unseen
-            fx = fx_quote.mid
-        rates, seen, sell, buy = self._rates, self._seen, self._sell, self._buy
-        legs = tuple(map(quotes.get, self._ids))
-        for i, venue in self._venues:
-            quote = legs[i]
-            if quote is None or quote.ts_event < fresh_after or not up.get(venue, False):
-                return False
-            if quote is not seen[i]:
-                if not (0.0 < quote.bid < _INF and 0.0 < quote.ask < _INF):
-                    return False
-                sell[i], buy[i] = kernel.landed_pair(i, quote.bid, quote.ask, rates[i])
-                seen[i] = quote
-        bid, ask = kernel.combine_pair(sell, buy)
-        bid, ask = float(bid), float(ask)
-        mid = (bid + ask) / 2
-        self._state = (bid, ask, mid, self._z.update(mid), fx, now, legs, rates)  # type: ignore[assignment]  # no None left
-        self._last = None
-        return True
+    def _first_update(self, now: int) -> bool:
+        if self._watch is None:
+            self._resolve()
+        if self._kernel.formula is not None:
+            self._update = self._update_formula
+        else:
+            self._update = self._shared.update_for(self)
+        return self._update(now)
 
     def _update_formula(self, now: int) -> bool:
+        if not self._open_since <= now < self._open_until and not self._sessions_open(now):
+            return False
         if self._fault_at(now):
             return False
         bid, ask, mid, legs, fx, rates = self._values()
-        self._state = (bid, ask, mid, self._z.update(mid), fx, now, legs, rates)
+        self._z.push(mid)
+        self._state = (bid, ask, mid, fx, now, legs, rates)
         self._last = None
         return True
 
     def _resolve(self) -> None:
         eng = self._engine
-        instruments = [eng.instrument(iid) for iid in self._ids]
-        fx = eng.instrument(FX_ID) if self.needs_fx else None
-        watched = [*instruments, *([fx] if fx is not None else [])]
-        self._venues = tuple(enumerate(inst.venue for inst in instruments))
-        self._fx_venue = fx.venue if fx is not None else ""
+        watched = [eng.instrument(iid) for iid in self._ids]
+        if self.needs_fx:
+            watched.append(eng.instrument(FX_ID))
         self._hours = tuple({id(i.hours): i.hours for i in watched}.values())
         self._watch = tuple((inst.id, inst.venue, inst.hours) for inst in watched)
-        if fx is None:
-            self._rates = self._kernel.rates(None)
 
     def _sessions_open(self, now: int) -> bool:
         """Every leg's (and FX's) session open at ``now``; then no need to ask again until the
@@ -338,20 +316,18 @@ class Spread:
         state = self._state
         if state is None:
             return None
+        if field == "z":
+            return self._z.current()
         if field == "ratio":
-            return self._ratio(state[6], state[2], state[7])
-        return state[_FIELD_INDEX[field]]  # type: ignore[return-value]  # bid, ask, mid or z
+            return self._ratio(state[5], state[2], state[6])
+        return state[_FIELD_INDEX[field]]  # type: ignore[return-value]  # bid, ask or mid
 
-    def _snapshot(self, update_z: bool) -> SpreadSnapshot:
-        """Compute the spread from the engine's current quotes (caller checked quotability)."""
+    def _snapshot(self) -> SpreadSnapshot:
+        """Compute the spread from the engine's current quotes (caller checked quotability), with
+        the z-score of the last recomputation."""
         bid, ask, mid, legs, fx, rates = self._values()
-        now = self._engine.now_ns()
-        if update_z:
-            self._state = (bid, ask, mid, self._z.update(mid), fx, now, legs, rates)
-            self._last = None
-            return self.last  # type: ignore[return-value]
-        z = self._state[3] if self._state is not None else None
-        return self._build(bid, ask, mid, z, fx, now, legs, rates)
+        z = self._z.current() if self._state is not None else None
+        return self._build(bid, ask, mid, z, fx, self._engine.now_ns(), legs, rates)
 
     def _values(
         self,
@@ -363,26 +339,8 @@ class Spread:
         legs = tuple([quotes[i] for i in self._ids])
         fx_quote = quotes.get(FX_ID) if self.needs_fx else None
         fx = fx_quote.mid if fx_quote is not None else None
-        seen = self._seen
-        if fx_quote is not self._fx_seen or not self._rated:
-            self._rates = kernel.rates(fx if fx else None)
-            self._fx_seen, self._rated = fx_quote, True
-            seen[:] = [None] * self._n
-        rates = self._rates
-        if kernel.formula is None:
-            sell, buy, landed_pair = self._sell, self._buy, kernel.landed_pair
-            for i in range(self._n):
-                quote = legs[i]
-                if quote is not seen[i]:
-                    sell[i], buy[i] = landed_pair(i, quote.bid, quote.ask, rates[i])
-                    seen[i] = quote
-            bid, ask = kernel.combine_pair(sell, buy)
-            mid = (bid + ask) / 2
-        else:
-            bid, ask, mid = kernel.executable(
-                [q.bid for q in legs], [q.ask for q in legs], fx if fx else None
-            )
-        return float(bid), float(ask), float(mid), legs, fx, rates
+        bid, ask, mid = kernel.executable([q.bid for q in legs], [q.ask for q in legs], fx if fx else None)
+        return float(bid), float(ask), float(mid), legs, fx, kernel.rates(fx if fx else None)
 
     def _build(
         self,
@@ -445,6 +403,137 @@ class Spread:
             return self.quote()._repr_html_()
         except SpreadNotQuotable as exc:
             return f"<div>{escape(repr(self))}<br><i>{escape(str(exc))}</i></div>"
+
+
+class SharedLegs:
+    """Legs checked and landed once per desk pass for every spread that lands them alike.
+
+    Spreads on the same legs with the same weights' signs, cost terms and staleness limit (a diff
+    and a ratio of one pair, one pair at two lot ratios) need the same checks and the same landed
+    prices on each quote. The desk starts a new pass (``pass_no``) on each quote and again after
+    any callback or ticket has run (either may move quotes or venues), so a check is reused only
+    while nothing can have changed its answer.
+    """
+
+    def __init__(self) -> None:
+        self.pass_no = 0
+        self._groups: dict[tuple[object, ...], Callable[[Spread], Callable[[int], bool]]] = {}
+
+    def update_for(self, spread: Spread) -> Callable[[int], bool]:
+        """The spread's per-quote recomputation (``Spread._update``), its legs' half shared."""
+        key = (spread._ids, spread._kernel.leg_terms, spread.stale_after_ns)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _live_legs(spread, self)
+        return group(spread)
+
+
+def _live_legs(first: Spread, shared: SharedLegs) -> Callable[[Spread], Callable[[int], bool]]:
+    """The per-quote path of the spreads without a formula that land ``first``'s legs alike.
+
+    ``update(now)`` is False when not quotable (as ``not_quotable_reason`` would say), else it
+    recomputes, adds the mid to the z-score and keeps the numbers for ``Spread.last``. The checks
+    of ``Spread._fault`` and the numbers of ``Spread._values``, fused: sessions are checked once
+    per window boundary, a book once per quote (and pass, for every spread of the group), and
+    only a leg that quoted (or whose FX rate moved) is landed again. Landing and joining are
+    :meth:`SpreadKernel.landed_pair`'s and ``combine_pair``'s operations written out, in their
+    order. What it reads is bound here once, the legs' state in cells the group's updates share:
+    a closure's cells are the cheapest reads Python has, and this runs for every spread of every
+    leg quote (test_quote_path checks the numbers' bits).
+    """
+    eng, kernel = first._engine, first._kernel
+    get, up = eng._quotes.get, eng._venue_up  # the engine's own dicts (every venue has a key)
+    stale = first.stale_after_ns
+    fx_legs = kernel.fx_legs
+    legs = tuple(
+        # A leg in the first leg's money and unit with no cost terms lands as it is: its rate is
+        # always (1.0, 1.0) and its factor 1.0, and x * 1.0 / 1.0 / 1.0 is x, exactly.
+        (i, inst.id, inst.venue, factor, cost, positive, i not in fx_legs and factor == 1.0 and cost is None)
+        for i, (inst, (factor, cost, positive)) in enumerate(
+            zip(first.defn.instruments, kernel.leg_terms, strict=True)
+        )
+    )
+    fx_venue = eng.instrument(FX_ID).venue if first.needs_fx else None
+    live_rates = kernel.live_rates
+    seen: list[Quote | None] = [None] * len(legs)  # the quote each leg was last landed from
+    sell = [0.0] * len(legs)  # landed price of each leg when selling the spread
+    buy = [0.0] * len(legs)
+    rates = kernel.rates(None) if fx_venue is None else ()
+    fx_seen: Quote | None = None
+    fx: float | None = None
+    checked_pass = checked_at = -1  # the pass and instant of the last check, its answer and quotes
+    quotable = False
+    landed: tuple[Quote, ...] = ()
+
+    def bind(spread: Spread) -> Callable[[int], bool]:
+        two = spread._kernel.n == 2
+        ratio = spread._kernel.kind == "ratio"
+        w0, w1 = spread._kernel.weights[0], spread._kernel.weights[-1]
+        combine_pair, push = spread._kernel.combine_pair, spread._z.push
+
+        def update(now: int) -> bool:
+            nonlocal rates, fx_seen, fx, checked_pass, checked_at, quotable, landed
+            if not spread._open_since <= now < spread._open_until and not spread._sessions_open(now):
+                return False
+            if shared.pass_no != checked_pass or now != checked_at:  # the group's first this pass
+                checked_pass, checked_at, quotable = shared.pass_no, now, False
+                fresh_after = now - stale  # a quote stamped before this is stale
+                if fx_venue is not None:
+                    fx_quote = get(FX_ID)
+                    if fx_quote is None or fx_quote.ts_event < fresh_after or not up[fx_venue]:
+                        return False
+                    if fx_quote is not fx_seen:
+                        bid, ask = fx_quote.bid, fx_quote.ask
+                        if not (0.0 < bid < _INF and 0.0 < ask < _INF):
+                            return False
+                        fx_mid = (bid + ask) / 2  # Quote.mid
+                        if fx_mid != fx:  # a new rate: the legs it converts are landed again
+                            rates, fx = live_rates(fx_mid), fx_mid
+                            for i in fx_legs:
+                                seen[i] = None
+                        fx_seen = fx_quote
+                for i, iid, venue, factor, cost, positive, as_is in legs:
+                    quote = get(iid)
+                    if quote is None or quote.ts_event < fresh_after or not up[venue]:
+                        return False
+                    if quote is not seen[i]:
+                        bid, ask = quote.bid, quote.ask
+                        if not (0.0 < bid < _INF and 0.0 < ask < _INF):
+                            return False
+                        if as_is:
+                            low, high = bid, ask
+                        else:
+                            m, d = rates[i]
+                            if cost is None:
+                                low, high = bid * m / d / factor, ask * m / d / factor
+                            else:
+                                premium, vat, fixed = cost
+                                low = (bid + premium) * m / d / factor * vat + fixed
+                                high = (ask + premium) * m / d / factor * vat + fixed
+                        if positive:  # sold at its bid when the spread is sold
+                            sell[i], buy[i] = low, high
+                        else:
+                            sell[i], buy[i] = high, low
+                        seen[i] = quote
+                landed, quotable = tuple(seen), True  # type: ignore[arg-type]  # every leg seen now
+            elif not quotable:
+                return False
+            if not two:
+                bid, ask = combine_pair(sell, buy)
+            elif ratio:
+                bid, ask = sell[0] / sell[1], buy[0] / buy[1]
+            else:
+                bid, ask = w0 * sell[0] + w1 * sell[1], w0 * buy[0] + w1 * buy[1]
+            bid, ask = float(bid), float(ask)
+            mid = (bid + ask) / 2
+            push(mid)
+            spread._state = (bid, ask, mid, fx, now, landed, rates)
+            spread._last = None
+            return True
+
+        return update
+
+    return bind
 
 
 def _label(iid: str) -> str:

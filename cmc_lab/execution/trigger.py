@@ -6,9 +6,11 @@ import math
 import operator
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 FIELDS = ("bid", "ask", "mid", "ratio", "z")
+_sqrt = math.sqrt
 _OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
 _PATTERN = re.compile(
     r"^\s*(bid|ask|mid|ratio|z)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
@@ -95,6 +97,10 @@ class TriggerRule:
         self.armed = True
         self._pending_since: int | None = None
         self._needs_release = False
+        # What the desk looks at on each quote: while the rule waits (nothing pending, no release
+        # owed) the condition resolved as (place in FIELDS, field, comparison, level), else None.
+        self._probe = (FIELDS.index(condition.field), condition.field, _OPS[condition.op], condition.level)
+        self._waiting: tuple[int, str, Callable[[float, float], bool], float] | None = self._probe
 
     @property
     def exhausted(self) -> bool:
@@ -106,9 +112,19 @@ class TriggerRule:
     def disarm(self) -> None:
         self.armed = False
         self._pending_since = None
+        self._settle()
 
     def update(self, value: float | None, ts_ns: int) -> bool:
         """Feed the condition's field value at ``ts_ns``; True when the trigger fires now."""
+        fired = self._step(value, ts_ns)
+        self._settle()
+        return fired
+
+    def _settle(self) -> None:
+        waiting = self._pending_since is None and not self._needs_release
+        self._waiting = self._probe if waiting else None
+
+    def _step(self, value: float | None, ts_ns: int) -> bool:
         if not self.armed or self.exhausted:
             return False
         if value is None or not math.isfinite(value):
@@ -132,30 +148,54 @@ class TriggerRule:
 
 
 class RollingZ:
-    """Rolling z-score of the last ``window`` values; None until ``min_samples`` are in."""
+    """Rolling z-score of the last ``window`` values; None until ``min_samples`` are in.
+
+    ``push(value)`` adds a value and ``current()`` gives the newest one's z-score; ``update`` does
+    both. A live spread pushes every recomputation and looks at few, so the z-score is worked
+    out only when asked for, and the two are closures over the window's running sums (a cell is
+    the cheapest read Python has).
+    """
 
     def __init__(self, window: int = 300, min_samples: int = 30) -> None:
         if window < 2 or min_samples < 2 or min_samples > window:
             raise ValueError("window and min_samples must be >= 2 with min_samples <= window")
         self.window = window
         self.min_samples = min_samples
-        self._values: deque[float] = deque()
-        self._sum = 0.0
-        self._sumsq = 0.0
+        self.push, self.current = _rolling_z(window, min_samples)
 
     def update(self, value: float) -> float | None:
-        self._values.append(value)
-        self._sum += value
-        self._sumsq += value * value
-        if len(self._values) > self.window:
-            old = self._values.popleft()
-            self._sum -= old
-            self._sumsq -= old * old
-        n = len(self._values)
-        if n < self.min_samples:
+        """Add ``value`` and return its z-score."""
+        self.push(value)
+        return self.current()
+
+
+def _rolling_z(window: int, min_samples: int) -> tuple[Callable[[float], None], Callable[[], float | None]]:
+    values: deque[float] = deque()
+    total = squares = 0.0  # running sums: the newest added, then the oldest dropped
+    n = 0
+
+    def push(value: float) -> None:
+        nonlocal total, squares, n
+        total += value
+        squares += value * value
+        values.append(value)
+        if n == window:
+            old = values.popleft()
+            total -= old
+            squares -= old * old
+        else:
+            n += 1
+
+    def current() -> float | None:
+        if n < min_samples:
             return None
-        mean = self._sum / n
-        var = max(self._sumsq / n - mean * mean, 0.0)
-        if var <= 1e-18 * max(1.0, mean * mean):
+        mean = total / n
+        square = mean * mean
+        var = squares / n - square
+        if var < 0.0:  # max(var, 0.0): rounding can take a flat window's variance below zero
+            var = 0.0
+        if var <= 1e-18 * (square if square > 1.0 else 1.0):
             return 0.0
-        return (value - mean) / math.sqrt(var)
+        return (values[-1] - mean) / _sqrt(var)
+
+    return push, current

@@ -72,15 +72,39 @@ class MarginRate:
 
 @dataclass(slots=True)
 class Position:
-    """Net lots of one instrument in one account, its average price, realized P&L and mark."""
+    """Net lots of one instrument in one account, its average price, realized P&L and mark.
+
+    ``mark`` (the last mid, or the first fill's price) is exact money; a quote's mid is turned
+    into it when first read, as most quotes are never looked at.
+    """
 
     account: str
     instrument: Instrument
     qty: int = 0
     avg_px: Decimal = ZERO
     realized: Decimal = ZERO
-    mark: Decimal | None = None
     mark_ts: int = 0
+    _marked: Quote | Decimal | None = None
+    _mark_cache: tuple[Quote | None, Decimal | None] = field(default=(None, None), repr=False, compare=False)
+
+    @property
+    def mark(self) -> Decimal | None:
+        marked = self._marked
+        if not isinstance(marked, Quote):
+            return marked
+        quote, mid = self._mark_cache
+        if quote is not marked:
+            mid = _mid(marked)
+            self._mark_cache = (marked, mid)
+        return mid
+
+    @mark.setter
+    def mark(self, value: Decimal | None) -> None:
+        self._marked = value
+
+    def mark_on(self, quote: Quote) -> None:
+        """Mark at ``quote``'s mid (one side of it has a price)."""
+        self._marked, self.mark_ts = quote, quote.ts_event
 
     def apply_fill(self, side: Side, px: Decimal, qty: int) -> Decimal:
         """Apply a fill; returns the P&L it realized (instrument currency)."""
@@ -220,7 +244,8 @@ class Capital:
         }
         fx = specs.instruments.get(FX_ID)
         self.fx_reference = fx.reference_price if fx is not None else Decimal("7.25")
-        self.fx: Decimal | None = None
+        self._fx: Quote | Decimal | None = None  # the last FX quote, its mid worked out when read
+        self._fx_mid: tuple[Quote | None, Decimal | None] = (None, None)
         self.fx_ts: int | None = None
         self.version = 0
         self._held: dict[str, list[Position]] = {}
@@ -241,6 +266,22 @@ class Capital:
         )
 
     # ------------------------------------------------------------------ money
+
+    @property
+    def fx(self) -> Decimal | None:
+        """The live USDCNH mid (None before the first FX quote)."""
+        fx = self._fx
+        if not isinstance(fx, Quote):
+            return fx
+        quote, mid = self._fx_mid
+        if quote is not fx:
+            mid = _mid(fx)
+            self._fx_mid = (fx, mid)
+        return mid
+
+    @fx.setter
+    def fx(self, value: Decimal | None) -> None:
+        self._fx = value
 
     @property
     def usdcnh(self) -> Decimal:
@@ -321,22 +362,21 @@ class Capital:
         self.version += 1
 
     def on_quote(self, quote: Quote) -> bool:
-        """Mark held positions (and the FX rate); True when something changed."""
+        """Mark held positions (and the FX rate); True when something changed.
+
+        The marks keep the quote: its Decimal mid is worked out when a figure is next read.
+        """
         if quote.instrument_id == FX_ID:
-            mid = _mid(quote)
-            if mid is None:
+            if not _priced(quote):
                 return False
-            self.fx, self.fx_ts = mid, quote.ts_event
+            self._fx, self.fx_ts = quote, quote.ts_event
             self.version += 1
             return True
         held = self._held.get(quote.instrument_id)
-        if not held:
-            return False
-        mid = _mid(quote)
-        if mid is None:
+        if not held or not _priced(quote):
             return False
         for pos in held:
-            pos.mark, pos.mark_ts = mid, quote.ts_event
+            pos.mark_on(quote)
         self.version += 1
         return True
 
@@ -445,6 +485,11 @@ def utilisation(margin: Decimal, equity: Decimal) -> float:
 
 def ceil_money(amount: Decimal, step: Decimal = Decimal(1)) -> Decimal:
     return (amount / step).to_integral_value(rounding=ROUND_CEILING) * step
+
+
+def _priced(quote: Quote) -> bool:
+    """Whether :func:`_mid` has a price to give (a positive, finite bid or ask)."""
+    return 0.0 < quote.bid < math.inf or 0.0 < quote.ask < math.inf
 
 
 def _mid(quote: Quote) -> Decimal | None:
