@@ -19,7 +19,7 @@ from cmc_lab.execution.hedge import HedgeTicket
 from cmc_lab.execution.spread import Spread
 from cmc_lab.model import Side
 from cmc_lab.pricing import CostTerms
-from cmc_lab.risk.capital import CapitalView
+from cmc_lab.risk.capital_view import CapitalView
 from cmc_lab.risk.monitor import RiskMonitor
 from cmc_lab.risk.pretrade import RiskLimits
 from cmc_lab.risk.thresholds import Thresholds

@@ -11,7 +11,8 @@ import pytest
 
 import cmc_lab as cmc
 from cmc_lab.model import Side
-from cmc_lab.risk.capital import Capital, CapitalView, Position, convert
+from cmc_lab.risk.capital import Capital, Position, convert
+from cmc_lab.risk.capital_view import CapitalView
 from cmc_lab.specs import SpecError, load_specs
 
 

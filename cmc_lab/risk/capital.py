@@ -2,8 +2,8 @@
 
 State layer: :class:`Capital` holds the accounts of one engine and is changed only on the engine
 loop (fills, quotes, margin-rate edits, transfers). Money is ``Decimal`` throughout; a quote's
-float mid becomes a mark through ``Decimal(str(mid))``. :class:`CapitalView` is the read side: a
-snapshot turned into DataFrames in the caller's thread.
+float mid becomes a mark through ``Decimal(str(mid))``. The read side, a snapshot turned into
+DataFrames in the caller's thread, is :class:`cmc_lab.risk.capital_view.CapitalView`.
 """
 
 from __future__ import annotations
@@ -11,12 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
-from html import escape
 from typing import Any
-
-import pandas as pd
 
 from cmc_lab.model import Instrument, MarginKind, Quote, Side
 from cmc_lab.pricing_ratio import needs_fx
@@ -516,131 +512,3 @@ def _row(f: AccountFigures) -> dict[str, Any]:
         "withdrawable": f.withdrawable,
         "utilisation": f.utilisation,
     }
-
-
-_MONEY = (
-    "cash",
-    "unrealized",
-    "equity",
-    "initial_margin",
-    "maintenance_margin",
-    "reserved",
-    "available",
-    "withdrawable",
-    "in_transit",
-    "in_transit_out",
-    "in_transit_in",
-    "total",
-    "realized",
-)
-
-
-def _cents(frame: pd.DataFrame) -> pd.DataFrame:
-    for col in _MONEY:
-        if col in frame:
-            cents = [v.quantize(CENT) if isinstance(v, Decimal) else v for v in frame[col]]
-            frame[col] = pd.Series(cents, index=frame.index, dtype=object)
-    return frame
-
-
-@dataclass(frozen=True)
-class CapitalView:
-    """Capital at one moment: per account, unified in the base currency, positions and transfers.
-
-    ``accounts`` (one row per account, its own currency) and ``unified`` (one row, base currency)
-    are DataFrames; money columns hold exact ``Decimal`` cents, utilisation is a float ratio
-    (initial margin / equity). Unpacks as ``accounts, unified = eng.capital()``.
-
-    Examples
-    --------
-    >>> view = eng.capital()                       # doctest: +SKIP
-    >>> view.accounts.loc["US-FUT", "utilisation"]  # doctest: +SKIP
-    0.33
-    >>> view.fx_rate, view.fx_age_s                # doctest: +SKIP
-    (Decimal('7.2498'), 0.12)
-    """
-
-    accounts: pd.DataFrame
-    unified: pd.DataFrame
-    positions: pd.DataFrame
-    transfers: pd.DataFrame
-    base: str
-    fx_rate: Decimal
-    fx_live: bool
-    fx_age_s: float | None
-    ts_ns: int
-
-    @classmethod
-    def from_snapshot(cls, snap: dict[str, Any], transfers: list[dict[str, Any]]) -> CapitalView:
-        accounts = _cents(pd.DataFrame(snap["accounts"]).set_index("account"))
-        unified = _cents(pd.DataFrame([{"currency": snap["base"], **snap["unified"]}]).set_index("currency"))
-        unified["fx_usdcnh"] = float(snap["fx_rate"])
-        unified["fx_age_s"] = snap["fx_age_s"]
-        positions = _cents(pd.DataFrame(snap["positions"]))
-        return cls(
-            accounts=accounts,
-            unified=unified,
-            positions=positions,
-            transfers=pd.DataFrame(transfers),
-            base=snap["base"],
-            fx_rate=snap["fx_rate"],
-            fx_live=snap["fx_live"],
-            fx_age_s=snap["fx_age_s"],
-            ts_ns=snap["ts"],
-        )
-
-    def __iter__(self) -> Iterator[pd.DataFrame]:
-        return iter((self.accounts, self.unified))
-
-    def fx_text(self) -> str:
-        if not self.fx_live:
-            return f"USDCNH {self.fx_rate} (reference rate: no FX quote yet)"
-        age = f"{self.fx_age_s:.1f} s old" if self.fx_age_s is not None else "age unknown"
-        return f"USDCNH {self.fx_rate} ({age})"
-
-    def __repr__(self) -> str:
-        lines = [f"CapitalView at {_when(self.ts_ns)}; {self.fx_text()}"]
-        for name, row in self.accounts.iterrows():
-            lines.append(
-                f"  {name} ({row['currency']}): equity {row['equity']:,.2f}, margin "
-                f"{row['initial_margin']:,.2f}, available {row['available']:,.2f}, "
-                f"utilisation {row['utilisation']:.1%}"
-            )
-        u = self.unified.iloc[0]
-        lines.append(
-            f"  unified ({self.base}): equity {u['equity']:,.2f}, in transit {u['in_transit']:,.2f}, "
-            f"utilisation {u['utilisation']:.1%}"
-        )
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        cols = ("currency", "equity", "cash", "initial_margin", "available", "utilisation", "in_transit_out")
-        head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in ("account", *cols))
-        body = ""
-        for name, row in self.accounts.iterrows():
-            cells = "".join(f"<td>{_fmt(row[c])}</td>" for c in cols)
-            warn = " style='color:#b00'" if row["margin_call"] else ""
-            body += f"<tr{warn}><td>{escape(str(name))}</td>{cells}</tr>"
-        u = self.unified.iloc[0]
-        unified = (
-            f"<tr><th>unified ({escape(self.base)})</th><td>{escape(self.base)}</td>"
-            f"<td>{_fmt(u['equity'])}</td><td>{_fmt(u['cash'])}</td><td>{_fmt(u['initial_margin'])}</td>"
-            f"<td>{_fmt(u['available'])}</td><td>{_fmt(u['utilisation'])}</td>"
-            f"<td>{_fmt(u['in_transit'])}</td></tr>"
-        )
-        return (
-            f"<div class='cmc-capital'><b>Capital</b> at {_when(self.ts_ns)} — {escape(self.fx_text())}"
-            f"<table><tr>{head}</tr>{body}{unified}</table></div>"
-        )
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return "∞" if math.isinf(value) else f"{value:.1%}"
-    if isinstance(value, Decimal):
-        return f"{value:,.2f}"
-    return escape(str(value))
-
-
-def _when(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

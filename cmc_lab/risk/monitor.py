@@ -29,7 +29,8 @@ from cmc_lab.model import (
     TimeInForce,
     TradingStateChanged,
 )
-from cmc_lab.risk.capital import CENT, Capital, CapitalView, ceil_money, to_money
+from cmc_lab.risk.capital import CENT, Capital, ceil_money, to_money
+from cmc_lab.risk.capital_view import CapitalView
 from cmc_lab.risk.pretrade import OrderActivity, OrderRequest, RiskLimits, TradingState
 from cmc_lab.risk.thresholds import Crossing, Rule, Thresholds
 from cmc_lab.risk.transfers import Transfer, Transfers, TransferState

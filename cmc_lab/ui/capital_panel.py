@@ -12,7 +12,7 @@ from cmc_lab.ui.pump import pump_for
 
 if TYPE_CHECKING:
     from cmc_lab.engine import Engine
-    from cmc_lab.risk.capital import CapitalView
+    from cmc_lab.risk.capital_view import CapitalView
 
 DEFAULT_LEVELS = (0.7, 0.8, 0.95)
 COLOURS = ("#2e7d32", "#f9a825", "#ef6c00", "#c62828")  # below warn, warn, act, liquidation
