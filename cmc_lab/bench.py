@@ -394,45 +394,31 @@ def table(results: dict[str, Any]) -> str:
         label = f"(d) timeline(order) in {tl['n_events']:,} events, DataFrame [p99 2000]"
         lines.append(_row(label, f"{tl['p50_ms'] * 1e3:.1f}", f"{tl['p99_ms'] * 1e3:.1f}"))
     lines += ["", _row("throughput", "median/s", "reference/s", "ratio")]
+
+    def rate(label: str, ours: float, reference: float, digits: int = 2) -> None:
+        ratio = f"{ours / reference:.{digits}f}" if reference else "-"
+        lines.append(_row(label, f"{ours:,.0f}", f"{reference:,.0f}", ratio))
+
     ja = results.get("journal_append")
     if ja:
-        lines.append(
-            _row(
-                "(c) journal appends (hash chain) vs raw executemany [0.60]",
-                f"{ja['journal_rows_per_s']:,.0f}",
-                f"{ja['raw_rows_per_s']:,.0f}",
-                f"{ja['ratio']:.2f}",
-            )
+        rate(
+            "(c) journal appends (hash chain) vs raw executemany [0.60]",
+            ja["journal_rows_per_s"],
+            ja["raw_rows_per_s"],
         )
     qr = results.get("quote_rate")
     if qr:
         sp, ref = qr["spreads"], qr["reference"]
-        lines.append(
-            _row(
-                "(e) quotes absorbed, 10 spreads + triggers [200,000]",
-                f"{sp['median_per_s']:,.0f}",
-                f"{ref['median_per_s']:,.0f}",
-                f"{sp['median_per_s'] / ref['median_per_s']:.3f}",
-            )
+        rate(
+            "(e) quotes absorbed, 10 spreads + triggers [200,000]", sp["median_per_s"], ref["median_per_s"], 3
         )
-        lines.append(
-            _row(
-                "    by engine-thread CPU time",
-                f"{sp['cpu_median_per_s']:,.0f}",
-                f"{ref['cpu_median_per_s']:,.0f}",
-                f"{sp['cpu_median_per_s'] / ref['cpu_median_per_s']:.3f}",
-            )
-        )
+        rate("    by engine-thread CPU time", sp["cpu_median_per_s"], ref["cpu_median_per_s"], 3)
     rp = results.get("replay")
     if rp:
-        armed, plain = rp["armed"], rp["quotes_only"]
-        lines.append(
-            _row(
-                "(f) replay: quote events through the engine (spread armed)",
-                f"{armed['events_per_s']:,.0f}",
-                f"{plain['events_per_s']:,.0f}",
-                f"{armed['events_per_s'] / plain['events_per_s']:.2f}" if plain["events_per_s"] else "-",
-            )
+        rate(
+            "(f) replay: quote events through the engine (spread armed)",
+            rp["armed"]["events_per_s"],
+            rp["quotes_only"]["events_per_s"],
         )
     ae = results.get("audit_export")
     if ae:

@@ -10,6 +10,27 @@ import pytest
 
 import cmc_lab as cmc
 
+#: Instrument overrides that open the gold and FX sessions all day, every day (tests at any hour).
+ALWAYS_OPEN_TOML = """
+[sessions.shfe_precious]
+timezone = "UTC"
+windows = [{ name = "all", open = "00:00", close = "00:00", days = "mon-sun" }]
+[sessions.cme_globex]
+timezone = "UTC"
+windows = [{ name = "all", open = "00:00", close = "00:00", days = "mon-sun" }]
+[sessions.fx_24x5]
+timezone = "UTC"
+windows = [{ name = "all", open = "00:00", close = "00:00", days = "mon-sun" }]
+"""
+
+
+@pytest.fixture
+def open_hours(tmp_path: Path) -> Path:
+    """An instruments file for ``cmc.connect(instruments=...)`` with :data:`ALWAYS_OPEN_TOML`."""
+    path = tmp_path / "always_open.toml"
+    path.write_text(ALWAYS_OPEN_TOML)
+    return path
+
 
 @pytest.fixture
 def journal_path(tmp_path: Path) -> Path:

@@ -63,17 +63,6 @@ from cmc_lab.venues.fix.store import store_path
 
 CHILD = Path(__file__).with_name("_crash_child.py")
 SENDERS = ["CLIENT1", "CRASH1", "CRASH2", "CRASH3", "CRASH4", "CRASH5", "CRASH6"]
-ALWAYS_OPEN_TOML = """
-[sessions.shfe_precious]
-timezone = "UTC"
-windows = [{ name = "all", open = "00:00", close = "00:00", days = "mon-sun" }]
-[sessions.cme_globex]
-timezone = "UTC"
-windows = [{ name = "all", open = "00:00", close = "00:00", days = "mon-sun" }]
-[sessions.fx_24x5]
-timezone = "UTC"
-windows = [{ name = "all", open = "00:00", close = "00:00", days = "mon-sun" }]
-"""
 #: The CI form: every crash point at several depths, plus kills from outside at random moments.
 SCHEDULE: list[tuple[str, int]] = [
     ("after_intent_commit", 1),
@@ -117,13 +106,6 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Pa
     targets = [f"--target={s}" for s in SENDERS]
     with served_exchange(*targets, "--log", str(log), "--quote-interval", "0.2") as (port, _):
         yield port, log
-
-
-@pytest.fixture
-def hours(tmp_path: Path) -> Path:
-    path = tmp_path / "always_open.toml"
-    path.write_text(ALWAYS_OPEN_TOML)
-    return path
 
 
 @dataclass
@@ -380,9 +362,9 @@ def check_restart(setup: Setup) -> dict[str, Any]:
 
 
 def test_engine_killed_at_crash_points_and_at_random_restarts_with_nothing_sent_twice_or_forgotten(
-    exchange: tuple[int, Path], tmp_path: Path, hours: Path
+    exchange: tuple[int, Path], tmp_path: Path, open_hours: Path
 ) -> None:
-    setup = make_setup(exchange, "CLIENT1", tmp_path, hours)
+    setup = make_setup(exchange, "CLIENT1", tmp_path, open_hours)
     rng = random.Random(20261124)
     points = [*CRASH_POINTS, "external"]
     schedule = SCHEDULE + [
@@ -402,9 +384,9 @@ def test_engine_killed_at_crash_points_and_at_random_restarts_with_nothing_sent_
 
 
 def test_order_killed_between_intent_commit_and_send_is_closed_on_restart_and_never_sent(
-    exchange: tuple[int, Path], tmp_path: Path, hours: Path
+    exchange: tuple[int, Path], tmp_path: Path, open_hours: Path
 ) -> None:
-    setup = make_setup(exchange, "CRASH1", tmp_path, hours)
+    setup = make_setup(exchange, "CRASH1", tmp_path, open_hours)
     assert run_child(setup, "after_intent_commit", 1, seed=1, mode="rest") == "killed at after_intent_commit"
     recovered = check_restart(setup)
     assert recovered["recovered"] == ["r1-000001"] and recovered["states"] == {"SUBMITTED": 1}
@@ -416,9 +398,9 @@ def test_order_killed_between_intent_commit_and_send_is_closed_on_restart_and_ne
 
 
 def test_order_killed_right_after_send_is_adopted_on_restart_and_its_cancel_reaches_the_exchange(
-    exchange: tuple[int, Path], tmp_path: Path, hours: Path
+    exchange: tuple[int, Path], tmp_path: Path, open_hours: Path
 ) -> None:
-    setup = make_setup(exchange, "CRASH2", tmp_path, hours)
+    setup = make_setup(exchange, "CRASH2", tmp_path, open_hours)
     assert run_child(setup, "after_send", 1, seed=2, mode="rest") == "killed at after_send"
     recovered = check_restart(setup)  # restart 1: reconciles it as working, closes cleanly
     assert recovered["recovered"] == ["r1-000001"]
@@ -438,9 +420,9 @@ def test_order_killed_right_after_send_is_adopted_on_restart_and_its_cancel_reac
 
 
 def test_fill_killed_before_its_journal_row_comes_back_by_resend_and_counts_once(
-    exchange: tuple[int, Path], tmp_path: Path, hours: Path
+    exchange: tuple[int, Path], tmp_path: Path, open_hours: Path
 ) -> None:
-    setup = make_setup(exchange, "CRASH3", tmp_path, hours)
+    setup = make_setup(exchange, "CRASH3", tmp_path, open_hours)
     assert run_child(setup, "fill_before_journal", 1, seed=3, mode="cross") == "killed at fill_before_journal"
     assert [r["kind"] for r in journal_rows(setup.journal) if r["order_id"] == "r1-000001"][
         -1
@@ -453,11 +435,11 @@ def test_fill_killed_before_its_journal_row_comes_back_by_resend_and_counts_once
 
 
 def test_fill_killed_after_its_journal_row_is_resent_and_not_counted_twice(
-    exchange: tuple[int, Path], tmp_path: Path, hours: Path
+    exchange: tuple[int, Path], tmp_path: Path, open_hours: Path
 ) -> None:
-    setup = make_setup(exchange, "CRASH4", tmp_path, hours)
+    setup = make_setup(exchange, "CRASH4", tmp_path, open_hours)
     # Each venue's VenueConnected passes the crash point once, then the order's acceptance, then its fill.
-    count = len(load_specs(hours).venues) + 2
+    count = len(load_specs(open_hours).venues) + 2
     outcome = run_child(setup, "after_answer_journaled", count, seed=4, mode="cross")
     assert outcome == "killed at after_answer_journaled"
     check_restart(setup)
@@ -472,11 +454,11 @@ def test_fill_killed_after_its_journal_row_is_resent_and_not_counted_twice(
 
 
 def test_cancel_journaled_but_not_sent_before_the_kill_is_sent_on_restart(
-    exchange: tuple[int, Path], tmp_path: Path, hours: Path
+    exchange: tuple[int, Path], tmp_path: Path, open_hours: Path
 ) -> None:
-    setup = make_setup(exchange, "CRASH6", tmp_path, hours)
+    setup = make_setup(exchange, "CRASH6", tmp_path, open_hours)
     # Each venue's VenueConnected, the order's acceptance, then its cancel request: die once it is journaled.
-    count = len(load_specs(hours).venues) + 2
+    count = len(load_specs(open_hours).venues) + 2
     assert run_child(setup, "after_answer_journaled", count, seed=6, mode="rest-cancel") == (
         "killed at after_answer_journaled"
     )
@@ -505,11 +487,11 @@ def test_crash_points_are_named_and_counted_or_refused_with_what_to_write() -> N
 
 
 def test_journal_write_killed_mid_commit_keeps_nothing_of_it_and_verifies(
-    exchange: tuple[int, Path], tmp_path: Path, hours: Path
+    exchange: tuple[int, Path], tmp_path: Path, open_hours: Path
 ) -> None:
-    setup = make_setup(exchange, "CRASH5", tmp_path, hours)
+    setup = make_setup(exchange, "CRASH5", tmp_path, open_hours)
     # Writes: EngineStarted, one VenueConnected per venue, then the order's intent: die committing it.
-    count = len(load_specs(hours).venues) + 2
+    count = len(load_specs(open_hours).venues) + 2
     assert run_child(setup, "mid_commit", count, seed=5, mode="cross") == "killed at mid_commit"
     rows = journal_rows(setup.journal)
     assert "OrderSubmitted" not in {r["kind"] for r in rows}

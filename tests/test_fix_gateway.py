@@ -56,17 +56,6 @@ SPECS = load_specs()
 GC = SPECS.instruments["COMEX.GC"]
 HIGH = GC.round_to_tick(GC.reference_price * (1 + GC.daily_limit / 2))  # crosses any ask
 LOW = GC.round_to_tick(GC.reference_price * (1 - GC.daily_limit / 2))  # rests below any bid
-ALWAYS_OPEN_TOML = """
-[sessions.shfe_precious]
-timezone = "UTC"
-windows = [{ name = "all", open = "00:00", close = "00:00", days = "mon-sun" }]
-[sessions.cme_globex]
-timezone = "UTC"
-windows = [{ name = "all", open = "00:00", close = "00:00", days = "mon-sun" }]
-[sessions.fx_24x5]
-timezone = "UTC"
-windows = [{ name = "all", open = "00:00", close = "00:00", days = "mon-sun" }]
-"""
 
 
 # --------------------------------------------------------------------------- harness
@@ -687,13 +676,6 @@ def test_reconnect_backs_off_while_the_acceptor_refuses(
 
 
 # --------------------------------------------------------------------------- through the engine
-
-
-@pytest.fixture
-def open_hours(tmp_path: Path) -> Path:
-    path = tmp_path / "always_open.toml"
-    path.write_text(ALWAYS_OPEN_TOML)
-    return path
 
 
 def test_hedge_ticket_overseas_leg_over_fix_fills_and_its_timeline_shows_the_fix_hops(

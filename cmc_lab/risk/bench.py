@@ -8,26 +8,15 @@ time with ``perf_counter_ns``.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cmc_lab.bench import percentiles
 from cmc_lab.model import Side
 from cmc_lab.risk.pretrade import OrderRequest
-
-
-def _percentiles(samples_ns: list[int]) -> dict[str, float]:
-    ordered = sorted(samples_ns) or [0]
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return {
-        "n": len(samples_ns),
-        "p50_us": statistics.median(ordered) / 1e3,
-        "p99_us": p99 / 1e3,
-        "max_us": ordered[-1] / 1e3,
-    }
 
 
 def threshold_action_latency(n: int = 500, workdir: Path | None = None) -> dict[str, Any]:
@@ -82,7 +71,7 @@ def _threshold_action_latency(connect: Any, n: int, journal: Path) -> dict[str, 
             warm = len(eng.thresholds._actions)
             eng._call(rounds(n), timeout=600)
             records = eng.thresholds._actions[max(first, warm) :]
-            results[action] = _percentiles([a.cpu_ns for a in records if a.action == action and a.ok])
+            results[action] = percentiles([a.cpu_ns for a in records if a.action == action and a.ok])
             eng.thresholds.remove(rule)
     finally:
         eng.close()
@@ -143,7 +132,7 @@ def _pretrade_cost(connect: Any, n: int, journal: Path) -> dict[str, Any]:
     if reason is not None:
         raise RuntimeError(f"the benchmark order was denied, so not every check ran: {reason}")
     return {
-        "per_order": {**_percentiles(samples), "mean_us": sum(samples) / len(samples) / 1e3},
+        "per_order": {**percentiles(samples), "mean_us": sum(samples) / len(samples) / 1e3},
         "checks": len(per_check),
         "per_check_us": per_check,
     }

@@ -85,13 +85,7 @@ class Position:
 
     @property
     def mark(self) -> Decimal | None:
-        marked = self._marked
-        if not isinstance(marked, Quote):
-            return marked
-        quote, mid = self._mark_cache
-        if quote is not marked:
-            mid = _mid(marked)
-            self._mark_cache = (marked, mid)
+        mid, self._mark_cache = _lazy_mid(self._marked, self._mark_cache)
         return mid
 
     @mark.setter
@@ -266,13 +260,7 @@ class Capital:
     @property
     def fx(self) -> Decimal | None:
         """The live USDCNH mid (None before the first FX quote)."""
-        fx = self._fx
-        if not isinstance(fx, Quote):
-            return fx
-        quote, mid = self._fx_mid
-        if quote is not fx:
-            mid = _mid(fx)
-            self._fx_mid = (fx, mid)
+        mid, self._fx_mid = _lazy_mid(self._fx, self._fx_mid)
         return mid
 
     @fx.setter
@@ -496,6 +484,22 @@ def _mid(quote: Quote) -> Decimal | None:
     if ok_bid or ok_ask:
         return Decimal(str(bid if ok_bid else ask))
     return None
+
+
+MidCache = tuple[Quote | None, Decimal | None]
+
+
+def _lazy_mid(held: Quote | Decimal | None, cache: MidCache) -> tuple[Decimal | None, MidCache]:
+    """The Decimal mid of a held quote (a held Decimal or None as is), and the cache to keep.
+
+    Quotes are stored as they come and turned into a Decimal only when a figure is read: most
+    quotes are never looked at. ``cache`` is the (quote, mid) of the last conversion.
+    """
+    if not isinstance(held, Quote):
+        return held, cache
+    if cache[0] is not held:
+        cache = (held, _mid(held))
+    return cache[1], cache
 
 
 def _row(f: AccountFigures) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import asyncio
 import os
 import re
 import select
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
+from cmc_lab.bench import percentiles
 from cmc_lab.clock import RealClock
 from cmc_lab.model import (
     Event,
@@ -129,16 +129,6 @@ class _Driver:
         self.loop.close()
 
 
-def _percentiles(samples_ns: list[int]) -> dict[str, float]:
-    ordered = sorted(samples_ns)
-    return {
-        "n": len(ordered),
-        "p50_us": statistics.median(ordered) / 1e3,
-        "p99_us": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] / 1e3,
-        "max_us": ordered[-1] / 1e3,
-    }
-
-
 def _with_driver(run: Callable[[_Driver], dict[str, Any]]) -> dict[str, Any]:
     with served_exchange("--quote-interval", "0.05") as (port, _), tempfile.TemporaryDirectory() as tmp:
         driver = _Driver(port, Path(tmp) / "bench.sqlite")  # sequence numbers on disk, as in a session
@@ -162,7 +152,7 @@ def fix_round_trip(n: int = 500) -> dict[str, Any]:
             return [await driver.order() for _ in range(count)]
 
         driver.loop.run_until_complete(many(max(20, n // 10)))
-        result: dict[str, Any] = _percentiles(driver.loop.run_until_complete(many(n)))
+        result: dict[str, Any] = percentiles(driver.loop.run_until_complete(many(n)))
         result["what"] = (
             "FIX NewOrderSingle -> ExecutionReport (IOC, crossing), loopback TCP, served exchange"
         )
