@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import random
 import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -199,18 +202,34 @@ def test_readonly_reader_sees_rows_a_writer_commits_meanwhile(tmp_path: Path) ->
         assert reader.timeline("C-1")["kind"].tolist() == ["X", "Y"]
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores file permissions")
+@contextmanager
+def read_only_file(path: Path) -> Iterator[None]:
+    """``path`` read-only even for root: mode 0444, and as root the immutable attribute too
+    (root ignores file modes, not ``chattr +i``)."""
+    path.chmod(0o444)
+    immutable = hasattr(os, "geteuid") and os.geteuid() == 0
+    if immutable:
+        done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True, check=False)
+        if done.returncode:
+            path.chmod(0o644)
+            pytest.skip(f"running as root and chattr +i was refused here ({done.stderr.strip()})")
+    try:
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(0o644)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes and chattr are POSIX")
 def test_a_journal_whose_file_is_read_only_cannot_be_opened_for_writing(tmp_path: Path) -> None:
     path = tmp_path / "run.sqlite"
     head = make_journal(path)
-    path.chmod(0o444)
-    try:
+    with read_only_file(path):
         with pytest.raises(JournalReadOnly, match=r"read-only.*readonly=True"):
             Journal(path)
         with Journal(path, readonly=True) as j:
             assert j.head == head
-    finally:
-        path.chmod(0o644)
 
 
 def test_a_version_1_journal_is_migrated_when_opened_by_newer_code(
