@@ -4,10 +4,10 @@
 >>> eng = cmc.connect("sim", seed=7, journal="run.sqlite")   # doctest: +SKIP
 """
 
-from cmc_lab.connect import UnsupportedVenue, connect
-from cmc_lab.engine import Engine, EngineClosed, EngineError, InvalidOrder, NoQuote
-from cmc_lab.model import OrderState, Quote, Side, TimeInForce
-from cmc_lab.orders import Order, OrderNotWorking
+from cmc_lab.core.model import OrderState, Quote, Side, TimeInForce
+from cmc_lab.core.order import Order, OrderNotWorking
+from cmc_lab.engine.connect import UnsupportedVenue, connect
+from cmc_lab.engine.facade import Engine, EngineClosed, EngineError, InvalidOrder, NoQuote
 from cmc_lab.risk.pretrade import TradingState
 
 __version__ = "0.1.0"

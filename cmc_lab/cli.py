@@ -104,7 +104,7 @@ def cmd_journal_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from cmc_lab import bench
+    from cmc_lab.bench import runner as bench
 
     results = bench.run(quick=args.quick, progress=lambda m: print(m, file=sys.stderr))
     print(json.dumps(results, indent=2, default=str) if args.json else bench.table(results))
@@ -112,7 +112,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
-    from cmc_lab import scenarios
+    from cmc_lab.scenarios import runner as scenarios
 
     results = scenarios.run_all(
         quick=args.quick,

@@ -1,6 +1,6 @@
 """Research on recorded quotes: replay a trigger and hedge tickets through the engine, sweep parameters with dask.
 
-:func:`run_replay` plays a quote Dataset through a real :class:`~cmc_lab.engine.Engine` on the
+:func:`run_replay` plays a quote Dataset through a real :class:`~cmc_lab.engine.facade.Engine` on the
 virtual clock (as fast as the CPU allows) with :class:`~cmc_lab.venues.replay.ReplayFeed` venues:
 the same spread, trigger, pre-trade checks, hedge tickets, journal and fill model as a live
 session, so a research result and a live ticket come from one code path. :func:`sweep` runs
@@ -24,15 +24,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from cmc_lab.clock import VirtualClock
+from cmc_lab.core.clock import VirtualClock
+from cmc_lab.core.specs import Specs, load_specs
 from cmc_lab.data.history import FX_ID, check_quotes, needs_fx, spread_def, time_ns
 from cmc_lab.data.recorder import open_quotes
-from cmc_lab.engine import Engine
+from cmc_lab.engine.facade import Engine
 from cmc_lab.execution.hedge import HedgeTicket, TicketState
 from cmc_lab.execution.spread import Spread
 from cmc_lab.journal import Journal
-from cmc_lab.pricing import FxRates, convert_money, spread_value
-from cmc_lab.specs import Specs, load_specs
+from cmc_lab.pricing.spreads import FxRates, convert_money, spread_value
 from cmc_lab.venues.replay import ReplayFeed, ReplayVenue, first_time_ns
 
 #: The gold spread, the default subject of a replay.

@@ -84,7 +84,7 @@ def cells_02() -> list:
             "from bokeh.plotting import figure\n"
             "from bokeh.resources import INLINE\n\n"
             "import cmc_lab as cmc\n"
-            "from cmc_lab.pricing import CostTerms, lot_ratios\n\n"
+            "from cmc_lab.pricing.spreads import CostTerms, lot_ratios\n\n"
             "output_notebook(resources=INLINE, hide_banner=True)\n"
             'eng = cmc.connect("sim", seed=7, clock="virtual")'
         ),
@@ -427,7 +427,7 @@ def cells_06() -> list:
             "from cmc_lab.data import align, distribution, half_life, rolling_z, spread_series, synthetic_quotes\n"
             "from cmc_lab.data.recorder import Recorder\n"
             "from cmc_lab.research import run_replay, sweep\n"
-            "from cmc_lab.specs import load_specs\n\n"
+            "from cmc_lab.core.specs import load_specs\n\n"
             "output_notebook(resources=INLINE, hide_banner=True)\n"
             'workdir = Path(tempfile.mkdtemp(prefix="cmc-06-"))'
         ),

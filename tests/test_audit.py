@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 import cmc_lab as cmc
+from cmc_lab.bench.audit import audit_export_seconds, build_day
 from cmc_lab.cli import main
 from cmc_lab.execution.hedge import TicketState
 from cmc_lab.journal import Journal, JournalRow
 from cmc_lab.journal.audit import FILES, ORDER_EVENT_FIELDS, export_pack, iso, ratios, to_ns, verify_pack
-from cmc_lab.journal.bench_audit import audit_export_seconds, build_day
 from cmc_lab.journal.pack import MANIFEST
 
 T0 = 1_795_528_800_000_000_000  # 2026-11-24T14:00:00Z

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmc_lab.model import Side
-from cmc_lab.venues.book import BookOrder, Match, OrderBook
+from cmc_lab.core.model import Side
+from cmc_lab.venues.sim.book import BookOrder, Match, OrderBook
 
 BUY, SELL = Side.BUY, Side.SELL
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 import cmc_lab as cmc
-from cmc_lab.model import Side
+from cmc_lab.core.model import Side
+from cmc_lab.core.specs import SpecError, load_specs
 from cmc_lab.risk.capital import Capital, Position, convert
 from cmc_lab.risk.capital_view import CapitalView
-from cmc_lab.specs import SpecError, load_specs
 
 
 def rows(eng: cmc.Engine, kind: str) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Tests for cmc_lab.clock: real and virtual clocks and the virtual-time event loop."""
+"""Tests for cmc_lab.core.clock: real and virtual clocks and the virtual-time event loop."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cmc_lab.clock import SIM_START_NS, RealClock, VirtualClock, VirtualTimeLoop, make_clock
+from cmc_lab.core.clock import SIM_START_NS, RealClock, VirtualClock, VirtualTimeLoop, make_clock
 
 SECOND = 1_000_000_000
 

@@ -43,9 +43,9 @@ from typing import Any
 import pytest
 
 import cmc_lab as cmc
-from cmc_lab.crashpoints import CRASH_POINTS, ENV, CrashPointError, parse
-from cmc_lab.journal import Journal
-from cmc_lab.model import (
+from cmc_lab.bench.fix import served_exchange
+from cmc_lab.core.crashpoints import CRASH_POINTS, ENV, CrashPointError, parse
+from cmc_lab.core.model import (
     IllegalTransition,
     OrderEvent,
     OrderFilled,
@@ -55,10 +55,10 @@ from cmc_lab.model import (
     event_from_payload,
     next_state,
 )
-from cmc_lab.recovery import ORDER_KINDS
-from cmc_lab.specs import load_specs
+from cmc_lab.core.specs import load_specs
+from cmc_lab.engine.recovery import ORDER_KINDS
+from cmc_lab.journal import Journal
 from cmc_lab.venues.base import OrderStatusReport, VenueNotConnected
-from cmc_lab.venues.fix.bench import served_exchange
 from cmc_lab.venues.fix.store import store_path
 
 CHILD = Path(__file__).with_name("_crash_child.py")
@@ -470,7 +470,7 @@ def test_cancel_journaled_but_not_sent_before_the_kill_is_sent_on_restart(
 
 
 def test_crash_point_kills_its_process_with_sigkill_on_the_nth_pass() -> None:
-    code = "from cmc_lab.crashpoints import crash_point\nfor n in range(5):\n    print(n, flush=True)\n    crash_point('after_send')"
+    code = "from cmc_lab.core.crashpoints import crash_point\nfor n in range(5):\n    print(n, flush=True)\n    crash_point('after_send')"
     env = {**os.environ, ENV: "after_send:3"}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL

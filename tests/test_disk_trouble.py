@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 import cmc_lab as cmc
+from cmc_lab.core.model import SubmitOrder
 from cmc_lab.journal import Journal, JournalReadOnly
-from cmc_lab.model import SubmitOrder
 
 
 @dataclass

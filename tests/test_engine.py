@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 import cmc_lab as cmc
-from cmc_lab.clock import VirtualClock
+from cmc_lab.core.clock import VirtualClock
+from cmc_lab.core.model import OrderFilled, SubmitOrder
+from cmc_lab.core.specs import load_specs
 from cmc_lab.journal import Journal
-from cmc_lab.model import OrderFilled, SubmitOrder
-from cmc_lab.specs import load_specs
-from cmc_lab.venues.sim import SimExchange
+from cmc_lab.venues.sim.exchange import SimExchange
 
 SATURDAY_NOON_UTC = int(datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()) * 1_000_000_000
 LIFECYCLE = ["OrderInitialized", "OrderSubmitted", "OrderAccepted", "OrderFilled"]

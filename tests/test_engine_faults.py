@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import cmc_lab as cmc
-from cmc_lab.venues.sim import SimVenue
+from cmc_lab.venues.sim.exchange import SimVenue
 
 
 def comex(eng: cmc.Engine) -> SimVenue:

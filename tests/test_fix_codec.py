@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cmc_lab.clock import RealClock
-from cmc_lab.model import Side, SubmitOrder, TimeInForce
-from cmc_lab.specs import load_specs
+from cmc_lab.core.clock import RealClock
+from cmc_lab.core.model import Side, SubmitOrder, TimeInForce
+from cmc_lab.core.specs import load_specs
 from cmc_lab.venues.fix import codec, mapping, venue_mapping
 from cmc_lab.venues.fix.codec import FieldProblem, FixMessage, Framer, Garbled, encode, parse
 from cmc_lab.venues.fix.gateway import fix_venues
@@ -74,7 +74,7 @@ def test_new_order_single_golden_bytes() -> None:
 
 
 def test_market_data_incremental_golden_bytes_with_repeating_group() -> None:
-    from cmc_lab.model import Quote
+    from cmc_lab.core.model import Quote
 
     ts = codec.parse_timestamp("20261124-14:00:00.250")
     quote = Quote("COMEX.GC", 2649.9, 2650.0, 12, 7, ts, ts)

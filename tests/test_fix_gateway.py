@@ -23,8 +23,9 @@ from typing import Any, TypeVar
 import pytest
 
 import cmc_lab as cmc
-from cmc_lab.clock import RealClock
-from cmc_lab.model import (
+from cmc_lab.bench.fix import served_exchange
+from cmc_lab.core.clock import RealClock
+from cmc_lab.core.model import (
     Event,
     OrderAccepted,
     OrderCanceled,
@@ -40,10 +41,9 @@ from cmc_lab.model import (
     VenueConnected,
     VenueDisconnected,
 )
-from cmc_lab.specs import load_specs
+from cmc_lab.core.specs import load_specs
 from cmc_lab.venues.base import VenueNotConnected
 from cmc_lab.venues.fix import codec, mapping, venue_mapping
-from cmc_lab.venues.fix.bench import served_exchange
 from cmc_lab.venues.fix.codec import FixMessage, Framer, Garbled, encode, parse
 from cmc_lab.venues.fix.gateway import FixLogonRefused, FixVenue, ReplaceRejected, fix_venues
 from cmc_lab.venues.fix.venue_mapping import OrderRefused
@@ -414,7 +414,7 @@ def test_a_large_order_fills_in_parts_each_reported_as_it_happens(
 def test_resting_order_is_cancelled_and_a_second_cancel_is_rejected(
     server: tuple[int, Path], comp_id: str, make_gateway: Callable[..., Gateway]
 ) -> None:
-    from cmc_lab.model import CancelOrder
+    from cmc_lab.core.model import CancelOrder
 
     gw = make_gateway(address(server[0], comp_id))
     gw.submit("rest-1", price=LOW, tif=TimeInForce.GFD)

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from cmc_lab.bench.fix import served_exchange
 from cmc_lab.venues.fix import codec
-from cmc_lab.venues.fix.bench import served_exchange
 from cmc_lab.venues.fix.codec import FixMessage, Framer, encode
 from cmc_lab.venues.fix.config import FixConfig, FixConfigError
 from cmc_lab.venues.fix.store import SeqStore, SeqStoreError, store_path
@@ -562,7 +562,7 @@ def test_venue_serve_refuses_settings_that_cannot_work(
 def test_paper_venue_opens_every_instrument_all_day_unless_told_to_honour_sessions() -> None:
     from datetime import UTC, datetime
 
-    from cmc_lab.specs import load_specs
+    from cmc_lab.core.specs import load_specs
     from cmc_lab.venues.fix.server import ServeError, paper_specs
 
     saturday = int(datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()) * 1_000_000_000

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import cmc_lab as cmc
+from cmc_lab.core.model import OrderState, Quote, Side
 from cmc_lab.execution.hedge import (
     TICKET_TRANSITIONS,
     HedgePolicy,
@@ -27,7 +28,6 @@ from cmc_lab.execution.ticket import (
     size_shortfall,
     unwind_plan,
 )
-from cmc_lab.model import OrderState, Quote, Side
 
 TS = TicketState
 
@@ -249,7 +249,7 @@ class FakeOrder:
 
 @pytest.fixture
 def legs() -> list[Leg]:
-    from cmc_lab.specs import load_specs
+    from cmc_lab.core.specs import load_specs
 
     specs = load_specs()
     au = Leg(specs.instrument("SHFE.au"), Side.BUY, 6, 3, Decimal("620.02"))

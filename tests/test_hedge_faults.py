@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 import cmc_lab as cmc
+from cmc_lab.core.model import OrderState, SubmitOrder
 from cmc_lab.execution.hedge import HedgeTicket, TicketState
-from cmc_lab.model import OrderState, SubmitOrder
-from cmc_lab.venues.sim import SimVenue
+from cmc_lab.venues.sim.exchange import SimVenue
 
 TS = TicketState
 FINAL_EVENT = {

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from cmc_lab.clock import VirtualClock
+from cmc_lab.core.clock import VirtualClock
+from cmc_lab.core.model import Quote
+from cmc_lab.core.specs import load_specs
 from cmc_lab.data import (
     QuoteDataError,
     align,
@@ -26,10 +28,8 @@ from cmc_lab.data import (
 from cmc_lab.data.synthetic import day_seed
 from cmc_lab.execution.spread import default_lots
 from cmc_lab.execution.trigger import RollingZ
-from cmc_lab.model import Quote
-from cmc_lab.pricing import COPPER_IMPORT_PARITY, TROY_OUNCE_G
-from cmc_lab.specs import load_specs
-from cmc_lab.venues.sim import SimExchange
+from cmc_lab.pricing.spreads import COPPER_IMPORT_PARITY, TROY_OUNCE_G
+from cmc_lab.venues.sim.exchange import SimExchange
 
 T0 = pd.Timestamp("2026-11-24 14:00").value
 S = 1_000_000_000

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cmc_lab.journal import GENESIS, Journal, JournalClosed, JournalRow
-from cmc_lab.journal import store as journal_store
-from cmc_lab.model import (
+from cmc_lab.core.model import (
     OrderAccepted,
     OrderFilled,
     OrderInitialized,
@@ -22,6 +20,8 @@ from cmc_lab.model import (
     VenueConnected,
     event_from_payload,
 )
+from cmc_lab.journal import GENESIS, Journal, JournalClosed, JournalRow
+from cmc_lab.journal import store as journal_store
 
 BASE_COLUMNS = [
     "seq",

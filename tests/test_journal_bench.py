@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cmc_lab.journal import bench
+from cmc_lab.bench import journal as bench
 
 
 def test_append_rate_compares_journal_and_raw_inserts(tmp_path: Path) -> None:

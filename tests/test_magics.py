@@ -13,9 +13,9 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing import globalipapp
 
 import cmc_lab as cmc
+from cmc_lab.core.model import OrderState
 from cmc_lab.execution.hedge import HedgeTicket
 from cmc_lab.execution.spread import Spread
-from cmc_lab.model import OrderState
 from cmc_lab.ui.magics import PARSER, CmcMagics, _subparsers
 
 COMMANDS = sorted(_subparsers())

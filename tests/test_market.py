@@ -8,8 +8,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from cmc_lab.specs import Specs, load_specs
-from cmc_lab.venues.market import GRAMS_PER_OUNCE, SimMarket
+from cmc_lab.core.specs import Specs, load_specs
+from cmc_lab.data.market import GRAMS_PER_OUNCE, SimMarket
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for cmc_lab.model: order state machine, input parsing, event serialisation, instruments."""
+"""Tests for cmc_lab.core.model: order state machine, input parsing, event serialisation, instruments."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmc_lab.model import (
+from cmc_lab.core.model import (
     EVENT_TYPES,
     ORDER_TRANSITIONS,
     Event,

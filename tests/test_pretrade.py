@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import cmc_lab as cmc
-from cmc_lab.model import Side
+from cmc_lab.core.model import Side
 from cmc_lab.risk.pretrade import OrderRequest, RiskLimits
 
 

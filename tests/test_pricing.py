@@ -1,4 +1,4 @@
-"""Tests for cmc_lab.pricing: units, FX, import parity, spreads, executable quotes, lot ratios."""
+"""Tests for cmc_lab.pricing.spreads: units, FX, import parity, spreads, executable quotes, lot ratios."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmc_lab import pricing, pricing_ratio
-from cmc_lab.model import Instrument, Quote
-from cmc_lab.pricing import (
+from cmc_lab.core.model import Instrument, Quote
+from cmc_lab.core.specs import ENV_VAR, load_specs
+from cmc_lab.pricing import spreads as pricing
+from cmc_lab.pricing import units as pricing_ratio
+from cmc_lab.pricing.spreads import (
     COPPER_IMPORT_PARITY,
     CostTerms,
     FxRates,
@@ -33,7 +35,6 @@ from cmc_lab.pricing import (
     spread_value,
     unit_factor,
 )
-from cmc_lab.specs import ENV_VAR, load_specs
 
 OZ = 31.1034768
 FX = FxRates(usdcnh=7.25)

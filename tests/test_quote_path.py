@@ -17,14 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cmc_lab as cmc
+from cmc_lab.core.model import Quote, SessionWindow, Side, TradingHours, VenueConnected, VenueDisconnected
+from cmc_lab.core.specs import load_specs
 from cmc_lab.execution.desk import Desk, _trigger_acts
 from cmc_lab.execution.spread import _FIELDS, _RATIO_FIELDS
 from cmc_lab.execution.ticket import TicketState
 from cmc_lab.execution.trigger import Condition, RollingZ, TriggerRule
-from cmc_lab.model import Quote, SessionWindow, Side, TradingHours, VenueConnected, VenueDisconnected
-from cmc_lab.pricing import FxRates, spread_quote
+from cmc_lab.pricing.spreads import FxRates, spread_quote
 from cmc_lab.risk.capital import Capital
-from cmc_lab.specs import load_specs
 
 
 @pytest.fixture

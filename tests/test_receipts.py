@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 import cmc_lab as cmc
+from cmc_lab.core.model import OrderState
+from cmc_lab.core.specs import load_specs
 from cmc_lab.execution.hedge import TicketState
 from cmc_lab.journal import Journal, JournalRow
 from cmc_lab.journal.receipts import Receipt, ReceiptNotFound, read_receipt, slippage
-from cmc_lab.model import OrderState
-from cmc_lab.specs import load_specs
 
 GC = load_specs().instruments["COMEX.GC"]
 

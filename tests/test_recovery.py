@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 import cmc_lab as cmc
-from cmc_lab.journal import Journal
-from cmc_lab.model import (
+from cmc_lab.core.model import (
     OrderAccepted,
     OrderInitialized,
     OrderState,
@@ -27,8 +26,9 @@ from cmc_lab.model import (
     SubmitOrder,
     TimeInForce,
 )
-from cmc_lab.recovery import run_owner
-from cmc_lab.venues.sim import SimVenue
+from cmc_lab.engine.recovery import run_owner
+from cmc_lab.journal import Journal
+from cmc_lab.venues.sim.exchange import SimVenue
 
 MakeEngine = Callable[..., cmc.Engine]
 

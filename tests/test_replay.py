@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 
 import cmc_lab as cmc
-from cmc_lab.clock import VirtualClock
+from cmc_lab.core.clock import VirtualClock
+from cmc_lab.core.model import Event, OrderFilled, Quote, Side, SubmitOrder, TimeInForce
+from cmc_lab.core.specs import load_specs
 from cmc_lab.data import quotes_dataset, spread_series, synthetic_quotes
 from cmc_lab.data.recorder import Recorder, open_quotes, save_quotes
 from cmc_lab.execution.hedge import TicketState
 from cmc_lab.execution.spread import SpreadSnapshot
-from cmc_lab.model import Event, OrderFilled, Quote, Side, SubmitOrder, TimeInForce
-from cmc_lab.specs import load_specs
 from cmc_lab.venues.replay import ReplayFeed, first_time_ns
 
 Make = Callable[..., cmc.Engine]

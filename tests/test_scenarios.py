@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from cmc_lab import scenarios
 from cmc_lab.cli import main
 from cmc_lab.journal import Journal
-from cmc_lab.scenarios import CLAIMS, Claim, judge
+from cmc_lab.scenarios import runner as scenarios
+from cmc_lab.scenarios.runner import CLAIMS, Claim, judge
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +103,8 @@ def test_one_pool_with_transfers_puts_more_capital_to_work_than_two_silos(result
 
 
 def test_capital_pool_is_deterministic_for_a_seed() -> None:
-    from cmc_lab.scenario_pool import capital_month
-    from cmc_lab.specs import load_specs
+    from cmc_lab.core.specs import load_specs
+    from cmc_lab.scenarios.pool import capital_month
 
     specs = load_specs()
     assert capital_month(specs, seeds=[3]) == capital_month(specs, seeds=[3])

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import pytest
 
 import cmc_lab as cmc
-from cmc_lab.model import OrderState
+from cmc_lab.core.model import OrderState
 from cmc_lab.ui.killswitch import side_channel
 from cmc_lab.ui.server_ext import _jupyter_server_extension_points
 from cmc_lab.ui.sidechannel import MAX_BODY, SIGNATURE, SideChannel

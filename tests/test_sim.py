@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from cmc_lab.clock import SIM_START_NS, VirtualClock
-from cmc_lab.model import (
+from cmc_lab.core.clock import SIM_START_NS, VirtualClock
+from cmc_lab.core.model import (
     CancelOrder,
     Event,
     OrderAccepted,
@@ -29,10 +29,10 @@ from cmc_lab.model import (
     VenueConnected,
     VenueDisconnected,
 )
-from cmc_lab.specs import load_specs
+from cmc_lab.core.specs import load_specs
 from cmc_lab.venues.base import OrderStatusReport, Venue, VenueNotConnected
-from cmc_lab.venues.sim import SimExchange, SimVenue
-from cmc_lab.venues.sim_faults import FAULT_KINDS
+from cmc_lab.venues.sim.exchange import SimExchange, SimVenue
+from cmc_lab.venues.sim.faults import FAULT_KINDS
 
 MS = 1_000_000
 SATURDAY_NOON_UTC = int(datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()) * 1_000_000_000

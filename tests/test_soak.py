@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 
 import cmc_lab as cmc
+from cmc_lab.core.model import OrderFilled, SubmitOrder
 from cmc_lab.execution.hedge import HedgeTicket, TicketState
-from cmc_lab.model import OrderFilled, SubmitOrder
-from cmc_lab.scenario_day import trading_day
+from cmc_lab.scenarios.day import trading_day
 
 HOURS = float(os.environ.get("CMC_LAB_SOAK_HOURS", "2"))
 TS = TicketState

@@ -1,4 +1,4 @@
-"""Tests for cmc_lab.specs: the shipped instrument file, user extensions, errors and trading hours."""
+"""Tests for cmc_lab.core.specs: the shipped instrument file, user extensions, errors and trading hours."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cmc_lab.clock import SIM_START_NS
-from cmc_lab.model import Instrument, MarginKind
-from cmc_lab.specs import ENV_VAR, SHIPPED, SpecError, Specs, load_specs
+from cmc_lab.core.clock import SIM_START_NS
+from cmc_lab.core.model import Instrument, MarginKind
+from cmc_lab.core.specs import ENV_VAR, SHIPPED, SpecError, Specs, load_specs
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CHICAGO = ZoneInfo("America/Chicago")

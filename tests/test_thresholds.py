@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import cmc_lab as cmc
-from cmc_lab.risk.bench import pretrade_cost, threshold_action_latency
+from cmc_lab.bench.risk import pretrade_cost, threshold_action_latency
 
 
 def kinds(eng: cmc.Engine, *wanted: str) -> list[str]:

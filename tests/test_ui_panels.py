@@ -16,9 +16,9 @@ from bokeh.models import Span
 from jupyter_bokeh.widgets import BokehModel
 
 import cmc_lab as cmc
+from cmc_lab.bench.ui import widget_stream_rate
 from cmc_lab.execution.hedge import TicketState
 from cmc_lab.execution.spread import SpreadSnapshot
-from cmc_lab.ui.bench import widget_stream_rate
 from cmc_lab.ui.killswitch import KillSwitch, side_channel
 from cmc_lab.ui.panels import AlertsPanel, HedgeTicketPanel
 from cmc_lab.ui.pump import Pump, pump_for

@@ -4,7 +4,7 @@ A quote Dataset (:mod:`cmc_lab.data.layout`) has dims ``time x instrument``; a r
 instruments that quoted at that moment and NaN for the others, so "the quote at t" is always an
 as-of lookup: the last row at or before t where that instrument quoted. Nothing here looks ahead.
 
-The spread helpers call :func:`cmc_lab.pricing.spread_quote`, the function the live spread calls,
+The spread helpers call :func:`cmc_lab.pricing.spreads.spread_quote`, the function the live spread calls,
 so a number computed here is the number the engine would have seen. No IO, no engine, no threads
 (stores are read and written by :mod:`cmc_lab.data.recorder`). The layout's names and
 :func:`~cmc_lab.data.synthetic.synthetic_quotes` are importable from here too.
@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from cmc_lab.core.model import Instrument, TradingHours
+from cmc_lab.core.specs import Specs, load_specs
 from cmc_lab.data.layout import (
     DTYPES,
     FX_ID,
@@ -33,8 +35,7 @@ from cmc_lab.data.layout import (
     time_ns,
 )
 from cmc_lab.data.synthetic import synthetic_quotes
-from cmc_lab.model import Instrument, TradingHours
-from cmc_lab.pricing import (
+from cmc_lab.pricing.spreads import (
     COPPER_IMPORT_PARITY,
     CostTerms,
     FxRates,
@@ -42,7 +43,6 @@ from cmc_lab.pricing import (
     best_lot_ratio,
     spread_quote,
 )
-from cmc_lab.specs import Specs, load_specs
 
 Series: TypeAlias = "xr.DataArray | pd.Series"
 
@@ -158,7 +158,7 @@ def spread_def(
     lots: Mapping[str, int] | None = None,
     ratio_tolerance: float = 0.04,
 ) -> tuple[SpreadDef, dict[str, int]]:
-    """The :class:`~cmc_lab.pricing.SpreadDef` and lots that ``eng.spread(name, legs)`` would build.
+    """The :class:`~cmc_lab.pricing.spreads.SpreadDef` and lots that ``eng.spread(name, legs)`` would build.
 
     Same defaults as the live desk: copper against LME carries the import-parity terms, and lots
     are the smallest whole ratio of equal physical quantity within ``ratio_tolerance``.
@@ -217,7 +217,7 @@ def spread_series(
     """Executable ``bid``/``ask``, ``mid`` and sizes (spread units) of a spread over recorded quotes.
 
     Legs and FX are aligned as of each moment (:func:`align`; ``on`` and ``max_age`` as there),
-    FX at the USD/CNH mid, then priced by :func:`cmc_lab.pricing.spread_quote`, the function the
+    FX at the USD/CNH mid, then priced by :func:`cmc_lab.pricing.spreads.spread_quote`, the function the
     live spread uses. Values are in the first leg's units (CNY/g for au - GC); NaN where a leg
     (or FX) had no quote yet or its quote was older than ``max_age``.
 
@@ -388,7 +388,7 @@ def distribution(
 
     Examples
     --------
-    >>> from cmc_lab.specs import load_specs
+    >>> from cmc_lab.core.specs import load_specs
     >>> ds = synthetic_quotes(days=1, rate_hz=1, seed=1, start="2026-11-24 14:00", day_length="2h")
     >>> sp = spread_series(ds, {"SHFE.au": 1, "COMEX.GC": -1})
     >>> table = distribution(sp.mid, load_specs().instrument("SHFE.au"))

@@ -3,7 +3,7 @@ flushes full chunks to Zarr.
 
 This module holds the data layer's only IO (store files) and its only thread (the flusher). It
 never imports the engine: a :class:`Recorder` needs an object with ``on_quote(callback, remove)``
-and an ``instruments`` table, which is what :class:`cmc_lab.engine.Engine` offers.
+and an ``instruments`` table, which is what :class:`cmc_lab.engine.facade.Engine` offers.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from cmc_lab.core.model import Quote
 from cmc_lab.data.history import QUOTE_VARS, check_quotes, quotes_dataset
-from cmc_lab.model import Quote
 
 _TIME_ATTR = "cmc_time"  # the store keeps time as int64 ns since the epoch (UTC), exactly
 _TIME_UNITS = "ns since 1970-01-01 UTC"

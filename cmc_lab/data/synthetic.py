@@ -1,6 +1,6 @@
 """Synthetic quotes from the embedded exchange's market model, one trading day at a time. Pure.
 
-Each row steps :class:`cmc_lab.venues.market.SimMarket` (the pure market model of the embedded
+Each row steps :class:`cmc_lab.data.market.SimMarket` (the pure market model of the embedded
 exchange) and quotes what the exchange would publish for it; days are independent paths, so a
 month of data is made lazily, one day per dask chunk, and researched in any order.
 """
@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from cmc_lab.core.model import TradingHours
+from cmc_lab.core.specs import Specs, load_specs
 from cmc_lab.data.layout import DTYPES, QUOTE_VARS, duration_ns, quotes_dataset
-from cmc_lab.model import TradingHours
-from cmc_lab.specs import Specs, load_specs
-from cmc_lab.venues.market import SimMarket
+from cmc_lab.data.market import SimMarket
 
 
 def synthetic_quotes(
@@ -29,7 +29,7 @@ def synthetic_quotes(
 ) -> xr.Dataset:
     """Quotes of every instrument for ``days`` trading days, from the embedded exchange's market model.
 
-    Each row steps :class:`cmc_lab.venues.market.SimMarket` by ``1 / rate_hz`` seconds and quotes
+    Each row steps :class:`cmc_lab.data.market.SimMarket` by ``1 / rate_hz`` seconds and quotes
     what the embedded exchange would publish: the top of its simulated book around the fair price
     (the same rounding to ticks, spread and size). An instrument whose session is closed does not
     quote (NaN). Trading days are the weekdays from ``start``; each covers ``day_length`` from
@@ -62,7 +62,7 @@ def synthetic_quotes(
     step_ns = round(1e9 / rate_hz)
     ids = list(specs.instruments)
     attrs = {
-        "source": "synthetic (cmc_lab.venues.market.SimMarket)",
+        "source": "synthetic (cmc_lab.data.market.SimMarket)",
         "seed": seed,
         "rate_hz": float(rate_hz),
         "days": days,
@@ -136,7 +136,7 @@ def _synthetic_day(
         size[row] = [q.top_size for q in fair]
     instruments = [specs.instruments[i] for i in market.ids]
     ticks = np.array([float(i.tick) for i in instruments])
-    # The embedded exchange's requote (cmc_lab.venues.sim_matching.Matcher.requote), top level only.
+    # The embedded exchange's requote (cmc_lab.venues.sim.matching.Matcher.requote), top level only.
     bid_t = np.maximum(1, np.ceil(mid / ticks - half))
     ask_t = np.maximum(bid_t + 1, np.floor(mid / ticks + half))
     bid = np.empty_like(mid)

@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from cmc_lab.core.model import Quote, Side
+from cmc_lab.core.order import _fire, _register
 from cmc_lab.execution.flow import TicketFlow
 from cmc_lab.execution.hedge import HedgePolicy, HedgeTicket, TicketState, parse_trigger
 from cmc_lab.execution.spread import FX_ID, SharedLegs, Spread, SpreadSnapshot, default_lots
 from cmc_lab.execution.trigger import TriggerRule
-from cmc_lab.model import Quote, Side
-from cmc_lab.orders import _fire, _register
-from cmc_lab.pricing import COPPER_IMPORT_PARITY, CostTerms, SpreadDef
+from cmc_lab.pricing.spreads import COPPER_IMPORT_PARITY, CostTerms, SpreadDef
 
 if TYPE_CHECKING:
-    from cmc_lab.engine import Engine
+    from cmc_lab.engine.facade import Engine
 
 SpreadCallback = Callable[[SpreadSnapshot], None]
 

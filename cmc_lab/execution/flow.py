@@ -15,6 +15,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from cmc_lab.core.model import OrderFilled, OrderState, Side
+from cmc_lab.core.order import Order, _fire
 from cmc_lab.execution.spread import Spread, SpreadSnapshot
 from cmc_lab.execution.ticket import (
     TICKET_TRANSITIONS,
@@ -33,13 +35,11 @@ from cmc_lab.execution.ticket import (
     size_shortfall,
     unwind_plan,
 )
-from cmc_lab.model import OrderFilled, OrderState, Side
-from cmc_lab.orders import Order, _fire
-from cmc_lab.pricing import FxRates, convert_money
+from cmc_lab.pricing.spreads import FxRates, convert_money
 from cmc_lab.risk.pretrade import OrderRequest
 
 if TYPE_CHECKING:
-    from cmc_lab.engine import Engine
+    from cmc_lab.engine.facade import Engine
 
 TS = TicketState
 TicketCallback = Callable[[Any, Any], None]

@@ -16,6 +16,8 @@ from dataclasses import asdict
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from cmc_lab.core.model import OrderFilled, Side
+from cmc_lab.core.order import _register
 from cmc_lab.execution.flow import TicketCallback, TicketFlow
 from cmc_lab.execution.spread import Spread, SpreadSnapshot
 from cmc_lab.execution.ticket import (
@@ -29,11 +31,9 @@ from cmc_lab.execution.ticket import (
     TicketState,
 )
 from cmc_lab.execution.trigger import Condition, TriggerRule
-from cmc_lab.model import OrderFilled, Side
-from cmc_lab.orders import _register
 
 if TYPE_CHECKING:
-    from cmc_lab.engine import Engine
+    from cmc_lab.engine.facade import Engine
 
 TS = TicketState
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass, fields
 from html import escape
 from typing import TYPE_CHECKING
 
+from cmc_lab.core.model import Instrument, Quote, TradingHours
 from cmc_lab.execution.trigger import FIELDS, RollingZ
-from cmc_lab.model import Instrument, Quote, TradingHours
-from cmc_lab.pricing import SpreadDef, best_lot_ratio, spread_units
+from cmc_lab.pricing.spreads import SpreadDef, best_lot_ratio, spread_units
 
 if TYPE_CHECKING:
-    from cmc_lab.engine import Engine
+    from cmc_lab.engine.facade import Engine
 
 FX_ID = "FX.USDCNH"
 _INF = math.inf
@@ -332,8 +332,8 @@ class Spread:
     def _values(
         self,
     ) -> tuple[float, float, float, tuple[Quote, ...], float | None, tuple[tuple[float, float], ...]]:
-        """Bid, ask and mid from the engine's quotes through :class:`~cmc_lab.pricing.SpreadKernel`,
-        the numbers :func:`~cmc_lab.pricing.spread_quote` computes from the same quotes."""
+        """Bid, ask and mid from the engine's quotes through :class:`~cmc_lab.pricing.spreads.SpreadKernel`,
+        the numbers :func:`~cmc_lab.pricing.spreads.spread_quote` computes from the same quotes."""
         quotes = self._engine._quotes
         kernel = self._kernel
         legs = tuple([quotes[i] for i in self._ids])
@@ -361,7 +361,7 @@ class Spread:
 
     def _sizes(self, legs: tuple[Quote, ...]) -> tuple[int, int]:
         """Whole spread units on each side (selling sells positive legs into their bids), as
-        :func:`~cmc_lab.pricing.spread_quote` counts them."""
+        :func:`~cmc_lab.pricing.spreads.spread_quote` counts them."""
         positive, lots, ids = self._kernel.positive, self.lots, self._ids
         sell: list[int] = []
         buy: list[int] = []

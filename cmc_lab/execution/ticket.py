@@ -14,8 +14,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from cmc_lab.model import Instrument, OrderFilled, Quote, Side, TimeInForce
-from cmc_lab.orders import Order
+from cmc_lab.core.model import Instrument, OrderFilled, Quote, Side, TimeInForce
+from cmc_lab.core.order import Order
 
 
 class TicketState(StrEnum):

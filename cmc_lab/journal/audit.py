@@ -27,13 +27,13 @@ from typing import Any
 
 import pandas as pd
 
+from cmc_lab.core.model import Instrument
 from cmc_lab.journal import schema
 from cmc_lab.journal.chain import GENESIS
 from cmc_lab.journal.pack import PackFile, PackReport, PackWriter, new_workdir, verify_pack
 from cmc_lab.journal.receipts import OrderRecord, order_summary, step_of
 from cmc_lab.journal.report import slippage_table, summary_html, verification_text
 from cmc_lab.journal.store import Journal, anchor
-from cmc_lab.model import Instrument
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -202,7 +202,7 @@ def export_pack(
     source = journal if isinstance(journal, Journal) else Journal(journal, readonly=True)
     try:
         if instruments is None:
-            from cmc_lab.specs import load_specs
+            from cmc_lab.core.specs import load_specs
 
             instruments = load_specs().instruments
         with new_workdir(target) as work, PackWriter(Path(work)) as writer:

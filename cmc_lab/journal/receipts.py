@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from cmc_lab.model import ORDER_TRANSITIONS, Instrument, OrderState
+from cmc_lab.core.model import ORDER_TRANSITIONS, Instrument, OrderState
 
 if TYPE_CHECKING:
     from cmc_lab.journal.store import Journal
@@ -187,7 +187,7 @@ def slippage(
 
     Examples
     --------
-    >>> from cmc_lab.specs import load_specs
+    >>> from cmc_lab.core.specs import load_specs
     >>> gc = load_specs().instruments["COMEX.GC"]
     >>> slippage(Decimal("2650.20"), "2650.10", "buy", 2, gc)
     (1.0, Decimal('20.00'))
@@ -314,7 +314,7 @@ def read_receipt(journal: Journal, id: str, instruments: Mapping[str, Instrument
                 legs = [r[0] for r in conn.execute(_TICKET_LEGS, (ticket, rows[0][0]))]
                 rows = conn.execute(_TICKET_DECISION, (ticket, rows[0][0])).fetchall() + rows
     if instruments is None:
-        from cmc_lab.specs import load_specs
+        from cmc_lab.core.specs import load_specs
 
         instruments = load_specs().instruments
     return _build(id, subject, rows, instruments, context=legs)

@@ -23,7 +23,8 @@ from typing import Any, NamedTuple
 import orjson
 import pandas as pd
 
-from cmc_lab.crashpoints import crash_point
+from cmc_lab.core.crashpoints import crash_point
+from cmc_lab.core.model import Event, event_payload
 from cmc_lab.journal import schema
 from cmc_lab.journal.chain import GENESIS, chain_rows
 from cmc_lab.journal.checkpoint import Checkpointer
@@ -36,7 +37,6 @@ from cmc_lab.journal.errors import (
     JournalWriteError,
 )
 from cmc_lab.journal.verify import VerifyReport, check_rotation, verify_chain
-from cmc_lab.model import Event, event_payload
 
 MEMORY = ":memory:"
 
@@ -326,7 +326,7 @@ class Journal:
 
         Examples
         --------
-        >>> from cmc_lab.model import OrderAccepted
+        >>> from cmc_lab.core.model import OrderAccepted
         >>> j = Journal(":memory:")
         >>> j.record(OrderAccepted(1, 2, "C-1-1", "COMEX.GC", "V-9"), mono_ns=3)
         1

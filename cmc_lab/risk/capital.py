@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
-from cmc_lab.model import Instrument, MarginKind, Quote, Side
-from cmc_lab.pricing_ratio import needs_fx
-from cmc_lab.specs import ACCOUNT_CURRENCIES, AccountSpec, Specs
+from cmc_lab.core.model import Instrument, MarginKind, Quote, Side
+from cmc_lab.core.specs import ACCOUNT_CURRENCIES, AccountSpec, Specs
+from cmc_lab.pricing.units import needs_fx
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
@@ -205,7 +205,7 @@ class Capital:
 
     Examples
     --------
-    >>> from cmc_lab.specs import load_specs
+    >>> from cmc_lab.core.specs import load_specs
     >>> specs = load_specs()
     >>> cap = Capital(specs, specs.instruments.values())
     >>> gc = specs.instrument("COMEX.GC")

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
-from cmc_lab.model import (
+from cmc_lab.core.model import (
     Instrument,
     MarginKind,
     OrderAccepted,
@@ -36,8 +36,8 @@ from cmc_lab.risk.thresholds import Crossing, Rule, Thresholds
 from cmc_lab.risk.transfers import Transfer, Transfers, TransferState
 
 if TYPE_CHECKING:
-    from cmc_lab.engine import Engine
-    from cmc_lab.orders import Order
+    from cmc_lab.core.order import Order
+    from cmc_lab.engine.facade import Engine
 
 _SAMPLES = 20_000  # per windowed series; older samples fall off
 

@@ -18,11 +18,11 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
-from cmc_lab.model import Instrument, Side, TradingHours
+from cmc_lab.core.model import Instrument, Side, TradingHours
 from cmc_lab.risk.capital import Capital, to_money
 
 if TYPE_CHECKING:
-    from cmc_lab.orders import Order
+    from cmc_lab.core.order import Order
 
 SECOND_NS = 1_000_000_000
 
@@ -287,7 +287,7 @@ def trading_day(hours: TradingHours, ts_ns: int) -> date:
 
     Examples
     --------
-    >>> from cmc_lab.specs import load_specs
+    >>> from cmc_lab.core.specs import load_specs
     >>> au = load_specs().instrument("SHFE.au")   # night session opens 21:00 Shanghai
     >>> ts = int(datetime(2026, 11, 24, 13, 30, tzinfo=ZoneInfo("UTC")).timestamp()) * 10**9
     >>> trading_day(au.hours, ts)                 # 21:30 in Shanghai on the 24th

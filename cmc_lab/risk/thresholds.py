@@ -28,7 +28,7 @@ from cmc_lab.risk.capital import to_money
 from cmc_lab.risk.metrics import ACTIONS, LEVELS, METRICS, Metric
 
 if TYPE_CHECKING:
-    from cmc_lab.engine import Engine
+    from cmc_lab.engine.facade import Engine
     from cmc_lab.risk.monitor import RiskMonitor
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from cmc_lab.pricing_ratio import needs_fx
+from cmc_lab.pricing.units import needs_fx
 from cmc_lab.risk.capital import CENT, ZERO, Account, convert, to_money
 
 TRANSFER_STAGES = ("request", "transit")

@@ -11,7 +11,7 @@ import ipywidgets as w
 from cmc_lab.ui.pump import pump_for
 
 if TYPE_CHECKING:
-    from cmc_lab.engine import Engine
+    from cmc_lab.engine.facade import Engine
     from cmc_lab.risk.capital_view import CapitalView
 
 DEFAULT_LEVELS = (0.7, 0.8, 0.95)

@@ -15,7 +15,7 @@ from cmc_lab.ui.assets import asset
 from cmc_lab.ui.sidechannel import SideChannel
 
 if TYPE_CHECKING:
-    from cmc_lab.engine import Engine
+    from cmc_lab.engine.facade import Engine
 
 
 class KillSwitch(anywidget.AnyWidget):

@@ -9,8 +9,8 @@ from typing import Any
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import display
 
-import cmc_lab
-from cmc_lab.engine import Engine
+from cmc_lab.engine.connect import connect
+from cmc_lab.engine.facade import Engine
 
 
 class UsageError(Exception):
@@ -122,7 +122,7 @@ class CmcMagics(Magics):
     def _do_connect(self, args: argparse.Namespace) -> Engine:
         if self.engine is not None:
             self.engine.close()
-        self.engine = cmc_lab.connect(args.target, seed=args.seed, journal=args.journal, clock=args.clock)
+        self.engine = connect(args.target, seed=args.seed, journal=args.journal, clock=args.clock)
         self.shell.user_ns["eng"] = self.engine  # type: ignore[union-attr]
         return self.engine
 

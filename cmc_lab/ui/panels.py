@@ -13,7 +13,7 @@ from cmc_lab.ui.pump import pump_for
 from cmc_lab.ui.receipt import receipt_timeline
 
 if TYPE_CHECKING:
-    from cmc_lab.engine import Engine
+    from cmc_lab.engine.facade import Engine
 
 
 class HedgeTicketPanel:

@@ -12,7 +12,7 @@ from jupyter_bokeh.widgets import BokehModel
 from cmc_lab.ui.assets import load_bokehjs
 
 if TYPE_CHECKING:
-    from cmc_lab.engine import Engine
+    from cmc_lab.engine.facade import Engine
     from cmc_lab.journal.receipts import Receipt
 
 HOP_COLOURS = {

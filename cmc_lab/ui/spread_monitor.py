@@ -13,12 +13,12 @@ from jupyter_bokeh.widgets import BokehModel
 
 from cmc_lab.execution.hedge import HedgeTicket, TicketState
 from cmc_lab.execution.spread import SpreadSnapshot
-from cmc_lab.pricing import FxRates, spread_value
+from cmc_lab.pricing.spreads import FxRates, spread_value
 from cmc_lab.ui.assets import load_bokehjs
 from cmc_lab.ui.pump import pump_for
 
 if TYPE_CHECKING:
-    from cmc_lab.engine import Engine
+    from cmc_lab.engine.facade import Engine
 
 
 class SpreadMonitor:

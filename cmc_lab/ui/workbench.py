@@ -14,7 +14,7 @@ from cmc_lab.ui.pump import pump_for
 from cmc_lab.ui.spread_monitor import SpreadMonitor
 
 if TYPE_CHECKING:
-    from cmc_lab.engine import Engine
+    from cmc_lab.engine.facade import Engine
 
 
 class Workbench:

@@ -1,8 +1,8 @@
 """In-process venues: the latency link between the engine and an exchange side run on the engine's loop.
 
-The embedded exchange (:mod:`cmc_lab.venues.sim`) and recorded-quote replay
+The embedded exchange (:mod:`cmc_lab.venues.sim.exchange`) and recorded-quote replay
 (:mod:`cmc_lab.venues.replay`) both match orders with a
-:class:`~cmc_lab.venues.sim_matching.Matcher` on the engine's own loop. What sits between the
+:class:`~cmc_lab.venues.sim.matching.Matcher` on the engine's own loop. What sits between the
 engine and that matcher lives here, once, so both deliver the same messages in the same order,
 after the same latencies for the same seed: the session, one ordered channel each way, and the
 latency draws.
@@ -19,11 +19,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from cmc_lab.clock import Clock
-from cmc_lab.model import CancelOrder, Instrument, SubmitOrder, VenueConnected, VenueDisconnected
-from cmc_lab.specs import Specs, VenueSpec
+from cmc_lab.core.clock import Clock
+from cmc_lab.core.model import CancelOrder, Instrument, SubmitOrder, VenueConnected, VenueDisconnected
+from cmc_lab.core.specs import Specs, VenueSpec
 from cmc_lab.venues.base import EventSink, OrderStatusReport, VenueNotConnected
-from cmc_lab.venues.sim_matching import Item, Matcher
+from cmc_lab.venues.sim.matching import Item, Matcher
 
 
 class Host(Protocol):

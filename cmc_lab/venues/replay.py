@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from cmc_lab.clock import Clock
+from cmc_lab.core.clock import Clock
+from cmc_lab.core.model import Quote, SubmitOrder
+from cmc_lab.core.specs import Specs, VenueSpec
 from cmc_lab.data.history import check_quotes, quote_columns, time_ns
 from cmc_lab.data.recorder import open_quotes
-from cmc_lab.model import Quote, SubmitOrder
-from cmc_lab.specs import Specs, VenueSpec
 from cmc_lab.venues.base import EventSink
 from cmc_lab.venues.inproc import InProcessVenue, latency_ranges
-from cmc_lab.venues.sim_faults import Faults
-from cmc_lab.venues.sim_matching import Item, Listing, Matcher, limit_band
+from cmc_lab.venues.sim.faults import Faults
+from cmc_lab.venues.sim.matching import Item, Listing, Matcher, limit_band
 
 _BLOCK = 4096  # rows converted to Python floats at a time
 
@@ -76,9 +76,9 @@ class ReplayFeed:
 
     Examples
     --------
-    >>> from cmc_lab.clock import VirtualClock
+    >>> from cmc_lab.core.clock import VirtualClock
     >>> from cmc_lab.data.history import synthetic_quotes
-    >>> from cmc_lab.specs import load_specs
+    >>> from cmc_lab.core.specs import load_specs
     >>> ds = synthetic_quotes(rate_hz=10, start="2026-11-24 14:00", day_length="10s")
     >>> feed = ReplayFeed(ds, load_specs(), VirtualClock(first_time_ns(ds)), latency=0)
     >>> feed

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from cmc_lab.clock import Clock
-from cmc_lab.crashpoints import crash_point
-from cmc_lab.model import (
+from cmc_lab.core.clock import Clock
+from cmc_lab.core.crashpoints import crash_point
+from cmc_lab.core.model import (
     CancelOrder,
     Instrument,
     OrderCancelRejected,
@@ -32,7 +32,7 @@ from cmc_lab.model import (
     VenueConnected,
     VenueDisconnected,
 )
-from cmc_lab.specs import Specs
+from cmc_lab.core.specs import Specs
 from cmc_lab.venues.base import EventSink, OrderStatusReport, VenueNotConnected
 from cmc_lab.venues.fix import codec, mapping
 from cmc_lab.venues.fix.codec import FixMessage

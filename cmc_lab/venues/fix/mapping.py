@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from cmc_lab.model import (
+from cmc_lab.core.model import (
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
@@ -116,7 +116,7 @@ def new_order_single(
 
     Examples
     --------
-    >>> from cmc_lab.model import SubmitOrder, Side, TimeInForce
+    >>> from cmc_lab.core.model import SubmitOrder, Side, TimeInForce
     >>> cmd = SubmitOrder("r1-000001", "COMEX.GC", Side.SELL, 1, Decimal("2650.1"), TimeInForce.IOC, "US-FUT", 0)
     >>> new_order_single(cmd, "US-FUT", "USD", "20261124-14:00:00.000")[:6]
     [(11, 'r1-000001'), (1, 'US-FUT'), (55, 'GC'), (207, 'COMEX'), (54, '2'), (60, '20261124-14:00:00.000')]

@@ -1,7 +1,7 @@
 """FIX acceptor layer: the embedded exchange served over FIX 4.4 (order entry and market data).
 
 ``cmc-lab venue serve --fix 127.0.0.1:9878`` runs :func:`serve`: one :class:`ExchangeServer`
-holding a :class:`~cmc_lab.venues.sim.SimExchange` (every venue of the specs, no added
+holding a :class:`~cmc_lab.venues.sim.exchange.SimExchange` (every venue of the specs, no added
 latency) behind a TCP acceptor. Each configured client CompID has one session that lives as
 long as the process: execution reports produced while its client is away are numbered and
 kept, and reach it through a ResendRequest after the next Logon.
@@ -26,8 +26,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
-from cmc_lab.clock import RealClock
-from cmc_lab.model import (
+from cmc_lab.core.clock import RealClock
+from cmc_lab.core.model import (
     CancelOrder,
     Event,
     OrderAccepted,
@@ -42,7 +42,7 @@ from cmc_lab.model import (
     SubmitOrder,
     TradingHours,
 )
-from cmc_lab.specs import Specs, load_specs
+from cmc_lab.core.specs import Specs, load_specs
 from cmc_lab.venues.fix import codec, mapping, venue_mapping
 from cmc_lab.venues.fix.codec import FieldProblem, FixMessage, Framer
 from cmc_lab.venues.fix.config import is_loopback
@@ -50,7 +50,7 @@ from cmc_lab.venues.fix.interface import BusinessReject, SessionApp, StoredMessa
 from cmc_lab.venues.fix.session import FixSession
 from cmc_lab.venues.fix.store import SeqStore
 from cmc_lab.venues.fix.venue_mapping import FixOrder, OrderRefused
-from cmc_lab.venues.sim import SimExchange, SimVenue
+from cmc_lab.venues.sim.exchange import SimExchange, SimVenue
 
 log = logging.getLogger("cmc_lab.fix")
 

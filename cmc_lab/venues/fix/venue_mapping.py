@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from cmc_lab.model import OrderState, Quote, Side, TimeInForce
+from cmc_lab.core.model import OrderState, Quote, Side, TimeInForce
 from cmc_lab.venues.fix import codec
 from cmc_lab.venues.fix.codec import FieldProblem, FixMessage
 from cmc_lab.venues.fix.mapping import (

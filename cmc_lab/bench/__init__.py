@@ -1,0 +1,1 @@
+"""Benchmarks behind ``cmc-lab bench`` and their statistics (nothing below imports this package)."""

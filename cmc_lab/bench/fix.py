@@ -1,0 +1,198 @@
+"""FIX benchmarks for ``cmc-lab bench``: order round trip and message rate against a served exchange.
+
+Both start ``cmc-lab venue serve --fix 127.0.0.1:0`` in a subprocess (a free loopback port),
+drive a :class:`~cmc_lab.venues.fix.gateway.FixVenue` on a private event loop, and stop the
+subprocess whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from cmc_lab.bench.runner import percentiles
+from cmc_lab.core.clock import RealClock
+from cmc_lab.core.model import (
+    Event,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    Quote,
+    Side,
+    SubmitOrder,
+    TimeInForce,
+)
+from cmc_lab.core.specs import load_specs
+from cmc_lab.venues.fix.gateway import FixVenue, fix_venues
+
+_LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+VENUE, INSTRUMENT = "COMEX", "COMEX.GC"
+
+
+@contextmanager
+def served_exchange(
+    *extra: str, env: Mapping[str, str] | None = None, timeout: float = 20.0
+) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """``(port, process)`` of a served exchange on 127.0.0.1; terminated (then killed) on exit.
+
+    ``extra`` are more ``cmc-lab venue serve`` options; ``env`` is added to this process's environment.
+    """
+    command = [sys.executable, "-m", "cmc_lab.cli", "venue", "serve", "--fix", "127.0.0.1:0", *extra]
+    environment = {**os.environ, **(env or {})}
+    with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: a chatty server never blocks on it
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True, env=environment)
+        try:
+            port = _read_port(proc, timeout, errors)
+            yield port, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+def _read_port(proc: subprocess.Popen[str], timeout: float, errors: IO[str]) -> int:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = ""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        line = proc.stdout.readline()
+        found = _LISTENING.search(line)
+        if found:
+            return int(found.group(1))
+        if not line and proc.poll() is not None:
+            break
+    errors.seek(0)
+    raise RuntimeError(f"the served exchange did not start: {line.strip()} {errors.read().strip()[-2000:]}")
+
+
+class _Driver:
+    """A FixVenue on its own loop; ``order()`` sends one crossing IOC and waits for its final report.
+
+    Its sequence store is a file beside ``journal`` (saved on every message), as in a real session.
+    """
+
+    def __init__(self, port: int, journal: Path) -> None:
+        address = f"fix://127.0.0.1:{port}?sender=CLIENT1&target=EXECUTOR&heartbeat=5"
+        self.specs = load_specs()
+        self.clock = RealClock()
+        self.venue: FixVenue = fix_venues({VENUE: address}, self.specs, self.clock, journal)[VENUE]
+        self.loop = asyncio.new_event_loop()
+        inst = self.specs.instruments[INSTRUMENT]
+        self.price = inst.round_to_tick(inst.reference_price * (1 + inst.daily_limit / 2))
+        self._waiting: dict[str, asyncio.Future[None]] = {}
+        self._n = 0
+        self.loop.run_until_complete(self.venue.connect(self._sink))
+
+    def _sink(self, message: Event | Quote) -> None:
+        if isinstance(message, OrderFilled | OrderCanceled | OrderRejected):
+            future = self._waiting.get(message.client_order_id)
+            done = not isinstance(message, OrderFilled) or message.last_qty >= 1
+            if future is not None and done and not future.done():
+                future.set_result(None)
+
+    async def order(self) -> int:
+        self._n += 1
+        cid = f"bench-{self._n}"
+        future = self.loop.create_future()
+        self._waiting[cid] = future
+        t0 = time.perf_counter_ns()
+        self.venue.submit(
+            SubmitOrder(
+                cid, INSTRUMENT, Side.BUY, 1, Decimal(self.price), TimeInForce.IOC, "US-FUT", time.time_ns()
+            )
+        )
+        await asyncio.wait_for(future, 10)
+        del self._waiting[cid]
+        return time.perf_counter_ns() - t0
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.venue.disconnect())
+        self.loop.close()
+
+
+def _with_driver(run: Callable[[_Driver], dict[str, Any]]) -> dict[str, Any]:
+    with served_exchange("--quote-interval", "0.05") as (port, _), tempfile.TemporaryDirectory() as tmp:
+        driver = _Driver(port, Path(tmp) / "bench.sqlite")  # sequence numbers on disk, as in a session
+        try:
+            return run(driver)
+        finally:
+            driver.close()
+
+
+def fix_round_trip(n: int = 500) -> dict[str, Any]:
+    """NewOrderSingle out -> final ExecutionReport in, over loopback TCP: p50/p99/max in µs.
+
+    Examples
+    --------
+    >>> fix_round_trip(50)["p50_us"] > 0     # doctest: +SKIP
+    True
+    """
+
+    def run(driver: _Driver) -> dict[str, Any]:
+        async def many(count: int) -> list[int]:
+            return [await driver.order() for _ in range(count)]
+
+        driver.loop.run_until_complete(many(max(20, n // 10)))
+        result: dict[str, Any] = percentiles(driver.loop.run_until_complete(many(n)))
+        result["what"] = (
+            "FIX NewOrderSingle -> ExecutionReport (IOC, crossing), loopback TCP, served exchange"
+        )
+        return result
+
+    return _with_driver(run)
+
+
+def fix_messages_per_second(seconds: float = 2.0, window: int = 64) -> dict[str, Any]:
+    """FIX messages in and out per second with ``window`` orders in flight for ``seconds``."""
+
+    def run(driver: _Driver) -> dict[str, Any]:
+        stats = driver.venue.session.stats
+
+        async def flow() -> dict[str, Any]:
+            before = stats["in"] + stats["out"]
+            orders = 0
+            t0 = time.perf_counter()
+            end = t0 + seconds
+
+            async def worker() -> None:
+                nonlocal orders
+                while time.perf_counter() < end:
+                    await driver.order()
+                    orders += 1
+
+            await asyncio.gather(*(worker() for _ in range(window)))
+            elapsed = time.perf_counter() - t0
+            messages = stats["in"] + stats["out"] - before
+            return {
+                "seconds": round(elapsed, 3),
+                "messages": messages,
+                "messages_per_second": messages / elapsed,
+                "orders_per_second": orders / elapsed,
+                "window": window,
+            }
+
+        return driver.loop.run_until_complete(flow())
+
+    return _with_driver(run)
+
+
+__all__ = ["fix_messages_per_second", "fix_round_trip", "served_exchange"]

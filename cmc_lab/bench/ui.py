@@ -1,0 +1,131 @@
+"""Measure the spread monitor's widget traffic: updates per second and bytes per update under a quote storm."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from typing import Any
+
+from cmc_lab.core.model import Quote
+from cmc_lab.engine.connect import connect
+from cmc_lab.engine.facade import Engine
+from cmc_lab.ui.spread_monitor import SpreadMonitor
+
+_LEG = "SHFE.au"
+
+
+def widget_stream_rate(seconds: float = 3.0, quotes_per_second: int = 1000) -> dict[str, Any]:
+    """Feed one leg of ``au_gc`` at ``quotes_per_second`` and measure what the monitor sends.
+
+    A fresh engine (embedded exchange, real clock) gets extra ``SHFE.au`` quotes pushed
+    through its own quote path on the engine loop, so the spread recomputes about
+    ``quotes_per_second`` times a second. The :class:`SpreadMonitor` coalesces them at its pump
+    rate (10 Hz); every message its ``BokehModel`` would send to the browser is counted.
+
+    Returns a dict: ``quotes_per_second`` (achieved), ``snapshots_per_second`` (spread
+    recomputations the monitor received), ``updates_per_second`` (bokeh stream patches),
+    ``points_per_update``, ``bytes_per_update`` (the comm messages of one patch: header,
+    metadata, content and buffers), ``stream_json_bytes_per_update`` (the new columns alone
+    as JSON) and ``flush_ms`` (mean pump time per update).
+
+    Examples
+    --------
+    >>> from cmc_lab.bench.ui import widget_stream_rate
+    >>> widget_stream_rate(seconds=1)["updates_per_second"]   # doctest: +SKIP
+    10.0
+    """
+    if seconds <= 0 or quotes_per_second < 1:
+        raise ValueError("seconds must be > 0 and quotes_per_second >= 1")
+    eng = connect("sim", seed=7, clock="real")
+    try:
+        if "au_gc" not in eng.spreads:
+            eng.spread("au_gc", legs={_LEG: 1, "COMEX.GC": -1})
+        monitor = SpreadMonitor(eng, "au_gc")
+        try:
+            return _measure(eng, monitor, seconds, quotes_per_second)
+        finally:
+            monitor.close()
+    finally:
+        eng.close()
+
+
+def _measure(eng: Engine, monitor: SpreadMonitor, seconds: float, rate: int) -> dict[str, Any]:
+    sent: list[int] = []
+    stream_json: list[int] = []
+    flush_ns: list[int] = []
+    snapshots = 0
+    lock = threading.Lock()
+
+    def count_send(content: dict[str, Any], buffers: list[Any] | None = None) -> None:
+        size = len(json.dumps(content)) + sum(len(bytes(b)) for b in buffers or ())
+        with lock:
+            sent.append(size)
+
+    def timed_flush() -> None:
+        started = time.perf_counter_ns()
+        points = monitor.points
+        monitor._flush()
+        added = monitor.points - points
+        if added:
+            flush_ns.append(time.perf_counter_ns() - started)
+            data = monitor.source.data
+            stream_json.append(len(json.dumps({k: list(v[-added:]) for k, v in data.items()})))
+
+    def count_snapshot(_: Any) -> None:
+        nonlocal snapshots
+        snapshots += 1
+
+    monitor.widget.send = count_send
+    pump = eng._ui_pump  # type: ignore[attr-defined]
+    pump.remove(monitor._flush)
+    pump.add(timed_flush)
+    eng.desk.on_spread("au_gc", count_snapshot)
+    try:
+        time.sleep(0.5)  # let every leg and FX quote once
+        with lock:
+            sent0, stream0, flush0 = len(sent), len(stream_json), len(flush_ns)
+        updates0, points0, snaps0 = monitor.updates, monitor.points, snapshots
+        future = asyncio.run_coroutine_threadsafe(_push_quotes(eng, seconds, rate), eng._loop)
+        pushed = future.result(seconds + 10)
+        storm_updates = monitor.updates - updates0
+        time.sleep(0.25)  # the last batch
+        with lock:
+            storm_sent = sent[sent0:]
+        updates = monitor.updates - updates0
+        points = monitor.points - points0
+        received = snapshots - snaps0
+    finally:
+        eng.desk.on_spread("au_gc", count_snapshot, remove=True)
+        pump.remove(timed_flush)
+    per = max(updates, 1)
+    return {
+        "seconds": seconds,
+        "quotes_per_second": round(pushed / seconds, 1),
+        "snapshots_per_second": round(received / seconds, 1),
+        "updates_per_second": round(storm_updates / seconds, 1),
+        "points_per_update": round(points / per, 1),
+        "bytes_per_update": round(sum(storm_sent) / per),
+        "messages_per_update": round(len(storm_sent) / per, 1),
+        "stream_json_bytes_per_update": round(sum(stream_json[stream0:]) / per),
+        "flush_ms": round(sum(flush_ns[flush0:]) / max(len(flush_ns[flush0:]), 1) / 1e6, 2),
+        "pump_errors": list(pump.errors),
+    }
+
+
+async def _push_quotes(eng: Engine, seconds: float, rate: int) -> int:
+    base = eng.quote(_LEG)
+    tick = float(eng.instrument(_LEG).tick)
+    started = time.monotonic()
+    pushed = 0
+    while (elapsed := time.monotonic() - started) < seconds:
+        due = int(elapsed * rate) - pushed
+        for _ in range(due):
+            step = ((pushed * 7919) % 11 - 5) * tick
+            now = eng.now_ns()
+            quote = Quote(_LEG, base.bid + step, base.ask + step, base.bid_size, base.ask_size, now, now)
+            eng._on_venue_message(quote)
+            pushed += 1
+        await asyncio.sleep(0.002)
+    return pushed

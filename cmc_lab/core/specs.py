@@ -1,0 +1,375 @@
+"""Instrument and venue specifications, loaded from TOML data files users can extend."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cmc_lab.core.model import Instrument, MarginKind, SessionWindow, TradingHours
+
+SHIPPED = Path(__file__).with_name("instruments.toml")
+ENV_VAR = "CMC_LAB_INSTRUMENTS"
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class SpecError(ValueError):
+    """A specification file has a missing or malformed entry; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class VenueSpec:
+    """A venue's region, the account that trades on it and its one-way latency range."""
+
+    name: str
+    region: str  # "domestic" or "overseas"
+    account: str
+    latency_ms: tuple[float, float]
+
+
+#: Currencies an account may hold: the ones the FX conversion knows (CNY and CNH count as one money).
+ACCOUNT_CURRENCIES = ("CNY", "CNH", "USD")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSpec:
+    """A trading account at a broker: its currency and its starting cash (exact)."""
+
+    name: str
+    currency: str
+    cash: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class CapitalSpec:
+    """How capital is counted: the base currency of the unified view, margin and transfer defaults.
+
+    ``maintenance_ratio`` is maintenance margin as a share of initial margin, for instruments whose
+    ``margin`` table gives no ``maintenance``. ``transfer_delay_s`` is how long a transfer between
+    accounts of different currencies (a cross-border wire) stays in transit; a transfer between
+    accounts of the same currency arrives at once.
+    """
+
+    base_currency: str = "CNY"
+    maintenance_ratio: Decimal = Decimal("0.8")
+    transfer_delay_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Specs:
+    instruments: dict[str, Instrument]
+    venues: dict[str, VenueSpec]
+    accounts: dict[str, AccountSpec] = field(default_factory=dict)
+    capital: CapitalSpec = CapitalSpec()
+    #: instrument id -> maintenance margin as a share of initial (from ``margin = { maintenance = ... }``)
+    maintenance: dict[str, Decimal] = field(default_factory=dict)
+
+    def instrument(self, instrument_id: str) -> Instrument:
+        try:
+            return self.instruments[instrument_id]
+        except KeyError:
+            raise KeyError(unknown_instrument_message(instrument_id, self.instruments)) from None
+
+
+def unknown_instrument_message(instrument_id: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    wanted = instrument_id.lower().split(".")[-1]
+    close = [k for k in known if k.lower().split(".")[-1] == wanted]
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"unknown instrument {instrument_id!r}; {hint}instruments are named VENUE.SYMBOL, "
+        f"known: {', '.join(known)}"
+    )
+
+
+def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
+    """Read the shipped specs, then each extra file (and ``$CMC_LAB_INSTRUMENTS``) over them.
+
+    A later file's ``[[instrument]]`` with the same venue and symbol replaces the earlier one;
+    a later ``[sessions.X]``, ``[venues.X]`` or ``[accounts.X]`` replaces X, shipped or not; keys
+    of a later ``[capital]`` table replace the earlier ones.
+
+    Examples
+    --------
+    >>> specs = load_specs()
+    >>> specs.instrument("SHFE.au").tick
+    Decimal('0.02')
+    """
+    paths: list[Path] = [SHIPPED]
+    env = os.environ.get(ENV_VAR)
+    if env:
+        paths += [Path(p) for p in env.split(os.pathsep) if p]
+    if isinstance(extra, str | Path):
+        paths.append(Path(extra))
+    elif extra is not None:
+        paths += [Path(p) for p in extra]
+
+    # Two passes: sessions and venues from every file first, so that a later file's
+    # [sessions.X] also applies to the instruments an earlier file defines on X.
+    sessions: dict[str, TradingHours] = {}
+    venues: dict[str, VenueSpec] = {}
+    accounts: dict[str, AccountSpec] = {}
+    capital: dict[str, Any] = {}
+    raw_instruments: list[tuple[dict[str, Any], str]] = []
+    for path in paths:
+        data = _read(path)
+        for name, raw in _tables(data, "accounts", str(path)).items():
+            where = f"{path}: [accounts.{name}]"
+            accounts[name] = _account(name, _table(raw, where), where)
+        for key, value in _tables(data, "capital", str(path)).items():
+            capital[key] = (value, f"{path}: [capital]")
+        for name, raw in _tables(data, "sessions", str(path)).items():
+            where = f"{path}: [sessions.{name}]"
+            sessions[name] = _hours(_table(raw, where), where)
+        for name, raw in _tables(data, "venues", str(path)).items():
+            where = f"{path}: [venues.{name}]"
+            venues[name] = _venue(name, _table(raw, where), where)
+        entries = data.get("instrument", [])
+        if not isinstance(entries, list):
+            raise SpecError(f"{path}: 'instrument' must be an array of tables, written [[instrument]]")
+        for i, raw in enumerate(entries):
+            where = f"{path}: [[instrument]] #{i + 1}"
+            raw_instruments.append((_table(raw, where), where))
+    instruments: dict[str, Instrument] = {}
+    maintenance: dict[str, Decimal] = {}
+    for raw, where in raw_instruments:
+        inst = _instrument(raw, sessions, where)
+        instruments[inst.id] = inst
+        ratio = _maintenance(raw["margin"], f"{where} ({inst.id}) margin")
+        if ratio is None:
+            maintenance.pop(inst.id, None)
+        else:
+            maintenance[inst.id] = ratio
+    for inst in instruments.values():
+        if inst.venue not in venues:
+            raise SpecError(
+                f"instrument {inst.id} names venue {inst.venue!r}, which has no [venues.{inst.venue}] "
+                "table; add one with region, account and latency_ms"
+            )
+    for venue in venues.values():
+        if venue.account and venue.account not in accounts:
+            raise SpecError(
+                f"venue {venue.name} trades in account {venue.account!r}, which has no "
+                f"[accounts.{venue.account}] table; add one with currency and cash, e.g. "
+                f'[accounts.{venue.account}] currency = "USD", cash = "1000000"'
+            )
+    return Specs(
+        instruments=instruments,
+        venues=venues,
+        accounts=accounts,
+        capital=_capital(capital),
+        maintenance=maintenance,
+    )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SpecError(f"instrument file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(f"instrument file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise SpecError(f"instrument file {path} cannot be read: {exc.strerror or exc}") from None
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SpecError(f"{where}: expected a table of key = value pairs, got {value!r}")
+    return value
+
+
+def _tables(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    return _table(data.get(key, {}), f"{where}: [{key}]")
+
+
+def _require(raw: dict[str, Any], key: str, where: str) -> Any:
+    if key not in raw:
+        raise SpecError(f"{where}: missing field {key!r}")
+    return raw[key]
+
+
+def _decimal(raw: dict[str, Any], key: str, where: str) -> Decimal:
+    value = _require(raw, key, where)
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation:
+        raise SpecError(f"{where}: {key} = {value!r} is not a number") from None
+    if not out.is_finite() or out < 0:
+        raise SpecError(f"{where}: {key} = {value!r} must be a finite, non-negative number")
+    return out
+
+
+def _clock(value: Any, where: str) -> time:
+    if isinstance(value, time):  # a TOML local time, written without quotes: 09:00:00
+        out = value
+    else:
+        try:
+            out = time.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise SpecError(f"{where}: time {value!r} is not HH:MM") from None
+    if out.tzinfo is not None:
+        raise SpecError(f"{where}: time {value!r} must not carry an offset; set the table's timezone")
+    return out
+
+
+def _days(value: str, where: str) -> tuple[int, ...]:
+    out: list[int] = []
+    for part in str(value).lower().split(","):
+        first, dash, last = part.strip().partition("-")
+        if first not in _DAYS or (dash and last not in _DAYS):
+            raise SpecError(f"{where}: days {value!r} must look like 'mon-fri' or 'sun-thu,sat'")
+        a, b = _DAYS.index(first), _DAYS.index(last or first)
+        span = range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)]
+        out.extend(span)
+    return tuple(sorted(set(out)))
+
+
+def _hours(raw: dict[str, Any], where: str) -> TradingHours:
+    zone = _require(raw, "timezone", where)
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise SpecError(
+            f"{where}: unknown time zone {zone!r}; use an IANA name such as 'Asia/Shanghai'"
+        ) from None
+    raw_windows = _require(raw, "windows", where)
+    if not isinstance(raw_windows, list) or not raw_windows:
+        raise SpecError(f"{where}: windows must be a non-empty list of {{ open, close, days }} tables")
+    windows = []
+    for i, w in enumerate(raw_windows):
+        here = f"{where} window #{i + 1}"
+        w = _table(w, here)
+        windows.append(
+            SessionWindow(
+                name=str(w.get("name", f"session-{i + 1}")),
+                open=_clock(_require(w, "open", here), here),
+                close=_clock(_require(w, "close", here), here),
+                days=_days(_require(w, "days", here), here),
+            )
+        )
+    return TradingHours(timezone=zone, windows=tuple(windows))
+
+
+def _venue(name: str, raw: dict[str, Any], where: str) -> VenueSpec:
+    latency = raw.get("latency_ms", [1.0, 1.0])
+    if (
+        not isinstance(latency, list)
+        or len(latency) != 2
+        or not all(isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in latency)
+    ):
+        raise SpecError(f"{where}: latency_ms must be [low, high] in milliseconds, >= 0")
+    lo, hi = float(latency[0]), float(latency[1])
+    if lo > hi:
+        raise SpecError(f"{where}: latency_ms low {lo} is above high {hi}")
+    region = raw.get("region", "overseas")
+    if region not in ("domestic", "overseas"):
+        raise SpecError(f"{where}: region {region!r} must be 'domestic' or 'overseas'")
+    return VenueSpec(name=name, region=region, account=str(raw.get("account", "")), latency_ms=(lo, hi))
+
+
+def _account(name: str, raw: dict[str, Any], where: str) -> AccountSpec:
+    currency = str(_require(raw, "currency", where)).upper()
+    if currency not in ACCOUNT_CURRENCIES:
+        raise SpecError(
+            f"{where}: currency {raw['currency']!r} is not one the FX conversion knows; "
+            f"use one of {', '.join(ACCOUNT_CURRENCIES)}"
+        )
+    return AccountSpec(name=name, currency=currency, cash=_decimal(raw, "cash", where))
+
+
+def _capital(raw: dict[str, tuple[Any, str]]) -> CapitalSpec:
+    out = CapitalSpec()
+    unknown = sorted(set(raw) - {"base_currency", "maintenance_ratio", "transfer_delay_s"})
+    if unknown:
+        where = raw[unknown[0]][1]
+        raise SpecError(
+            f"{where}: unknown key {unknown[0]!r}; known: base_currency, maintenance_ratio, transfer_delay_s"
+        )
+    base, ratio, delay = out.base_currency, out.maintenance_ratio, out.transfer_delay_s
+    if "base_currency" in raw:
+        value, where = raw["base_currency"]
+        base = str(value).upper()
+        if base not in ACCOUNT_CURRENCIES:
+            raise SpecError(
+                f"{where}: base_currency {value!r} must be one of {', '.join(ACCOUNT_CURRENCIES)}"
+            )
+    if "maintenance_ratio" in raw:
+        value, where = raw["maintenance_ratio"]
+        ratio = _ratio(value, f"{where} maintenance_ratio")
+    if "transfer_delay_s" in raw:
+        value, where = raw["transfer_delay_s"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 86_400:
+            raise SpecError(f"{where}: transfer_delay_s = {value!r} must be a number of seconds, 0 to 86400")
+        delay = float(value)
+    return CapitalSpec(base_currency=base, maintenance_ratio=ratio, transfer_delay_s=delay)
+
+
+def _ratio(value: Any, where: str) -> Decimal:
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation:
+        raise SpecError(f"{where}: {value!r} is not a number") from None
+    if not out.is_finite() or not 0 < out <= 1:
+        raise SpecError(
+            f"{where}: {value!r} must be a share of initial margin above 0 and at most 1, e.g. 0.8"
+        )
+    return out
+
+
+def _maintenance(margin: dict[str, Any], where: str) -> Decimal | None:
+    if "maintenance" not in margin:
+        return None
+    return _ratio(margin["maintenance"], f"{where} maintenance")
+
+
+def _instrument(raw: dict[str, Any], sessions: dict[str, TradingHours], where: str) -> Instrument:
+    venue = str(_require(raw, "venue", where))
+    symbol = str(_require(raw, "symbol", where))
+    where = f"{where} ({venue}.{symbol})"
+    session_name = _require(raw, "sessions", where)
+    if not isinstance(session_name, str) or session_name not in sessions:
+        raise SpecError(
+            f"{where}: sessions = {session_name!r} is not defined; known: {', '.join(sorted(sessions))}"
+        )
+    margin = _table(_require(raw, "margin", where), f"{where} margin")
+    try:
+        margin_kind = MarginKind(margin.get("kind", "percent"))
+    except ValueError:
+        raise SpecError(f"{where}: margin kind must be 'percent' or 'per_lot'") from None
+    tick = _decimal(raw, "tick", where)
+    if tick == 0:
+        raise SpecError(f"{where}: tick must be above zero")
+    lot_size = _decimal(raw, "lot_size", where)
+    if lot_size == 0:
+        raise SpecError(f"{where}: lot_size must be above zero")
+    kind = str(raw.get("kind", "future"))
+    if kind not in ("future", "fx"):
+        raise SpecError(f"{where}: kind {kind!r} must be 'future' or 'fx'")
+    max_order_qty = raw.get("max_order_qty", 500)
+    if not isinstance(max_order_qty, int) or isinstance(max_order_qty, bool) or max_order_qty < 1:
+        raise SpecError(f"{where}: max_order_qty = {max_order_qty!r} must be a whole number of lots, >= 1")
+    return Instrument(
+        venue=venue,
+        symbol=symbol,
+        name=str(raw.get("name", symbol)),
+        currency=str(_require(raw, "currency", where)),
+        lot_size=lot_size,
+        lot_unit=str(_require(raw, "lot_unit", where)),
+        price_unit=str(_require(raw, "price_unit", where)),
+        tick=tick,
+        daily_limit=_decimal(raw, "daily_limit", where),
+        margin_kind=margin_kind,
+        margin_rate=_decimal(margin, "rate", where + " margin"),
+        hours=sessions[session_name],
+        kind=kind,
+        reference_price=_decimal(raw, "reference_price", where),
+        max_order_qty=max_order_qty,
+    )

@@ -1,0 +1,1 @@
+"""Engine: the facade, its loop thread, order routing, journaling, recovery and ``connect()``."""

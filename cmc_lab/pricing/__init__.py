@@ -1,0 +1,1 @@
+"""Pricing: spread math (units, FX, import terms, executable prices, the spread kernel); pure."""

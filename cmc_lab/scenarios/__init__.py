@@ -1,0 +1,1 @@
+"""The seed's scenarios, replayed on the embedded exchange beside the figures they test."""

@@ -1,0 +1,1 @@
+"""The embedded exchange: order books, matching, scripted faults, the simulated venue."""

@@ -1,0 +1,331 @@
+"""Exchange side of one simulated venue: order checks, matching, fills, order records. No IO.
+
+Everything here answers with *items*: callables that build the message (quote or event) when
+it reaches the client, given its ``ts_init``; the venue carries them over its latency link.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from functools import partial
+
+from cmc_lab.core.model import (
+    CancelOrder,
+    Event,
+    Instrument,
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderFilled,
+    OrderRejected,
+    OrderState,
+    Quote,
+    Side,
+    SubmitOrder,
+    TimeInForce,
+)
+from cmc_lab.data.market import FairQuote
+from cmc_lab.venues.base import OrderStatusReport
+from cmc_lab.venues.sim.book import BookOrder, Match, OrderBook
+from cmc_lab.venues.sim.faults import Faults
+
+#: Price levels of simulated liquidity on each side of every book.
+MM_LEVELS = 5
+
+#: A message on its way to the client: called with ``ts_init=`` on arrival, returns what to deliver.
+Item = Callable[..., Event | Quote | None]
+
+
+def limit_band(inst: Instrument, ref: Decimal) -> tuple[int, int]:
+    """The daily limit band around ``ref``, in whole ticks inside it (never below one tick)."""
+    lo = int((ref * (1 - inst.daily_limit) / inst.tick).to_integral_value(ROUND_CEILING))
+    hi = int((ref * (1 + inst.daily_limit) / inst.tick).to_integral_value(ROUND_FLOOR))
+    return max(lo, 1), hi
+
+
+@dataclass(slots=True)
+class Listing:
+    """An instrument as its venue trades it: book, float tick, daily limit band in ticks."""
+
+    inst: Instrument
+    book: OrderBook
+    tick: float
+    decimals: int
+    band: tuple[int, int]
+    mm: list[tuple[BookOrder, BookOrder]]  # the simulated bid and ask of each level
+
+    @classmethod
+    def of(cls, inst: Instrument) -> Listing:
+        tick = inst.tick
+        decimals = max(0, -int(tick.normalize().as_tuple().exponent))
+        mm = [
+            (BookOrder(f"mm-bid-{i}", "mm", Side.BUY, 0, 0), BookOrder(f"mm-ask-{i}", "mm", Side.SELL, 0, 0))
+            for i in range(MM_LEVELS)
+        ]
+        return cls(inst, OrderBook(), float(tick), decimals, limit_band(inst, inst.reference_price), mm)
+
+    def price(self, ticks: int) -> Decimal:
+        return Decimal(ticks) * self.inst.tick
+
+    def quote(self, now: int) -> Item | None:
+        bid, ask = self.book.best_bid(), self.book.best_ask()
+        if bid is None or ask is None:
+            return None
+        d = self.decimals
+        bid_px, ask_px = round(bid[0] * self.tick, d), round(ask[0] * self.tick, d)
+        return partial(Quote, self.inst.id, bid_px, ask_px, bid[1], ask[1], now)
+
+
+@dataclass(slots=True)
+class SimOrder:
+    """What the exchange knows of one user order."""
+
+    client_order_id: str
+    venue_order_id: str | None
+    instrument_id: str
+    side: Side
+    qty: int
+    state: OrderState
+    filled: int = 0
+    notional: Decimal = Decimal(0)
+
+    def report(self) -> OrderStatusReport:
+        leaves = 0 if self.state.is_terminal else self.qty - self.filled
+        avg = self.notional / self.filled if self.filled else None
+        return OrderStatusReport(
+            self.client_order_id,
+            self.venue_order_id,
+            self.instrument_id,
+            self.state,
+            self.filled,
+            avg,
+            leaves,
+        )
+
+
+class Matcher:
+    """The books and order records of one venue, and the exchange's answer to each message."""
+
+    def __init__(self, venue: str, instruments: Iterable[Instrument], faults: Faults) -> None:
+        self.venue = venue
+        self.faults = faults
+        self.listings: dict[str, Listing] = {inst.id: Listing.of(inst) for inst in instruments}
+        self.orders: dict[str, SimOrder] = {}
+        self._by_key: dict[str, SimOrder] = {}
+        self._order_seq = self._trade_seq = 0
+
+    # ------------------------------------------------------------------ market
+
+    def tick(
+        self, fair: dict[str, FairQuote], now: int, is_open: Callable[[Instrument], bool], publish: bool
+    ) -> list[Item]:
+        """Re-quote every open, unhalted book; the fills it caused and (if ``publish``) the quotes."""
+        items: list[Item] = []
+        for iid, listing in self.listings.items():
+            if not is_open(listing.inst) or self.frozen(iid):
+                continue
+            self.requote(listing, fair[iid], now, items)
+            if publish and not self.faults.active("stale", iid):
+                quote = listing.quote(now)
+                if quote is not None:
+                    items.append(quote)
+        return items
+
+    def snapshot(self, now: int) -> list[Item]:
+        """The current quote of every book that is not stale or halted."""
+        items = []
+        for iid, listing in self.listings.items():
+            silent = self.faults.active("stale", iid) or self.faults.active("halt", iid)
+            quote = None if silent else listing.quote(now)
+            if quote is not None:
+                items.append(quote)
+        return items
+
+    def frozen(self, iid: str) -> bool:
+        return self.faults.active("halt", iid) is not None or self.faults.active("close", iid) is not None
+
+    def requote(self, listing: Listing, fair: FairQuote, now: int, items: list[Item]) -> None:
+        """Withdraw the simulated liquidity and quote ``MM_LEVELS`` levels a side around the fair mid."""
+        book = listing.book
+        book.remove_owner("mm")
+        mid = fair.mid / listing.tick
+        half = fair.half_spread_ticks
+        bid = max(1, math.ceil(mid - half))
+        ask = max(bid + 1, math.floor(mid + half))
+        size = fair.top_size
+        orders = []
+        for level, (buy, sell) in enumerate(listing.mm):  # reused: all of them are out of the book now
+            buy.price_ticks, sell.price_ticks = bid - level, ask + level
+            buy.qty = sell.qty = size * (level + 2) // 2
+            if buy.price_ticks >= 1:
+                orders.append(buy)
+            orders.append(sell)
+        matches = book.add_many(orders)
+        if matches:
+            self._report_matches(listing, matches, None, now, items)
+
+    # ------------------------------------------------------------------ orders
+
+    def submit(self, cmd: SubmitOrder, now: int) -> list[Item]:
+        """Check, accept and match an arriving order; a lost order (injected) gets no answer."""
+        if self.faults.take("no_ack", cmd.instrument_id, cmd.side, lost=True):
+            return []
+        cid, iid = cmd.client_order_id, cmd.instrument_id
+        listing = self.listings.get(iid)
+        if listing is None:
+            known = ", ".join(self.listings) or "none"
+            return self._reject(
+                cmd, f"unknown instrument {iid!r} on {self.venue}; its instruments: {known}", now
+            )
+        reason = self._check(cmd, listing, now)
+        if reason is not None:
+            return self._reject(cmd, reason, now)
+        self._order_seq += 1
+        voi = f"{self.venue}-{self._order_seq:08d}"
+        order = SimOrder(cid, voi, iid, cmd.side, cmd.qty, OrderState.ACCEPTED)
+        self.orders[cid] = self._by_key[voi] = order
+        items: list[Item] = []
+        if not self.faults.take("no_ack", iid, cmd.side, lost=False):
+            items.append(
+                partial(
+                    OrderAccepted, ts_event=now, client_order_id=cid, instrument_id=iid, venue_order_id=voi
+                )
+            )
+        cut = self.faults.take("partial", iid, cmd.side)
+        qty = cmd.qty if cut is None else min(cmd.qty, max(1, int(cmd.qty * cut.params["ratio"])))
+        rest = cut is None and cmd.tif is TimeInForce.GFD
+        incoming = BookOrder(voi, "user", cmd.side, int(cmd.price / listing.inst.tick), qty)
+        self._report_matches(listing, listing.book.add(incoming, rest=rest), order, now, items)
+        if cut is not None and incoming.qty:  # the book had less: the venue fills the injected part
+            self._fill(listing, order, incoming.price_ticks, incoming.qty, "taker", now, items)
+        if not rest and order.filled < order.qty:
+            order.state = OrderState.CANCELED
+            why = "IOC remainder" if cut is None else "partial fill injected: rest cancelled by venue"
+            items.append(
+                partial(OrderCanceled, ts_event=now, client_order_id=cid, instrument_id=iid, reason=why)
+            )
+        return items
+
+    def cancel(self, cmd: CancelOrder, now: int) -> list[Item]:
+        """Cancel a resting order, or say why not."""
+        cid, iid = cmd.client_order_id, cmd.instrument_id
+        order = self.orders.get(cid)
+        listing = self.listings.get(iid)
+        resting = None
+        if order is not None and order.venue_order_id is not None and listing is not None:
+            resting = listing.book.get(order.venue_order_id)
+        items: list[Item] = []
+        if order is None or resting is None or listing is None:
+            if order is None or order.state is OrderState.REJECTED:
+                reason = f"unknown order {cid!r} on {self.venue}"
+            else:
+                reason = f"too late to cancel: {order.state.value.lower()}"
+        elif self.faults.take("late_fill", iid, order.side):
+            listing.book.cancel(resting.key)
+            self._fill(listing, order, resting.price_ticks, resting.qty, "maker", now, items)
+            reason = "too late to cancel: filled"
+        else:
+            listing.book.cancel(resting.key)
+            order.state = OrderState.CANCELED
+            items.append(
+                partial(
+                    OrderCanceled, ts_event=now, client_order_id=cid, instrument_id=iid, reason="canceled"
+                )
+            )
+            return items
+        items.append(
+            partial(OrderCancelRejected, ts_event=now, client_order_id=cid, instrument_id=iid, reason=reason)
+        )
+        return items
+
+    def status(self, client_order_ids: Iterable[str]) -> list[OrderStatusReport]:
+        """Reports of the orders this venue knows, in the order asked; unknown ids are left out."""
+        return [self.orders[cid].report() for cid in client_order_ids if cid in self.orders]
+
+    def _reject(self, cmd: SubmitOrder, reason: str, now: int) -> list[Item]:
+        cid = cmd.client_order_id
+        if cid not in self.orders:  # a duplicate id must not overwrite the first order's record
+            self.orders[cid] = SimOrder(cid, None, cmd.instrument_id, cmd.side, cmd.qty, OrderState.REJECTED)
+        return [
+            partial(
+                OrderRejected,
+                ts_event=now,
+                client_order_id=cid,
+                instrument_id=cmd.instrument_id,
+                reason=reason,
+            )
+        ]
+
+    def _check(self, cmd: SubmitOrder, listing: Listing, now: int) -> str | None:
+        iid, inst = cmd.instrument_id, listing.inst
+        if cmd.client_order_id in self.orders:
+            return f"duplicate client_order_id {cmd.client_order_id!r}; the first order with this id stands"
+        if not inst.tradeable:
+            return f"{iid} is a {inst.kind} rate for conversion, not a tradeable contract"
+        if self.faults.active("close", iid):
+            return "session closed: closed by the venue (injected); it reopens with inject('open')"
+        if not inst.hours.is_open(now):
+            when = inst.hours.next_open(now)
+            nxt = f"; next open {when:%a %Y-%m-%d %H:%M %Z}" if when is not None else ""
+            return f"session closed: {iid} trades {inst.hours.describe()}{nxt}"
+        if self.faults.active("halt", iid):
+            return "trading halted"
+        injected = self.faults.take("reject", iid, cmd.side)
+        if injected is not None:
+            return str(injected.params["reason"])
+        ticks = cmd.price / inst.tick
+        if ticks != ticks.to_integral_value():
+            return f"price {cmd.price} is off the tick grid of {iid} (tick {inst.tick})"
+        lo, hi = listing.band
+        if not lo <= ticks <= hi:
+            return (
+                f"price {cmd.price} is outside the daily limit band {listing.price(lo)}-{listing.price(hi)} "
+                f"of {iid} (reference {inst.reference_price} ± {float(inst.daily_limit) * 100:g}%)"
+            )
+        if not 1 <= cmd.qty <= inst.max_order_qty:
+            return f"quantity {cmd.qty} must be between 1 and {inst.max_order_qty} lots for {iid}"
+        return None
+
+    def _report_matches(
+        self, listing: Listing, matches: list[Match], taker: SimOrder | None, now: int, items: list[Item]
+    ) -> None:
+        for match in matches:
+            if match.maker_owner == "user":
+                maker = self._by_key[match.maker]
+                self._fill(listing, maker, match.price_ticks, match.qty, "maker", now, items)
+            if taker is not None:
+                self._fill(listing, taker, match.price_ticks, match.qty, "taker", now, items)
+
+    def _fill(
+        self,
+        listing: Listing,
+        order: SimOrder,
+        ticks: int,
+        qty: int,
+        liquidity: str,
+        now: int,
+        items: list[Item],
+    ) -> None:
+        px = listing.price(ticks)
+        order.filled += qty
+        order.notional += px * qty
+        order.state = OrderState.FILLED if order.filled >= order.qty else OrderState.PARTIALLY_FILLED
+        self._trade_seq += 1
+        item = partial(
+            OrderFilled,
+            ts_event=now,
+            client_order_id=order.client_order_id,
+            instrument_id=order.instrument_id,
+            venue_order_id=order.venue_order_id or "",
+            trade_id=f"{self.venue}-T{self._trade_seq:08d}",
+            side=order.side,
+            last_px=px,
+            last_qty=qty,
+            liquidity=liquidity,
+        )
+        items.append(item)
+        if self.faults.take("duplicate_fill", order.instrument_id, order.side):
+            items.append(item)
