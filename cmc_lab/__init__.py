@@ -6,9 +6,10 @@
 
 from cmc_lab.core.model import OrderState, Quote, Side, TimeInForce
 from cmc_lab.core.order import Order, OrderNotWorking
+from cmc_lab.core.trading import TradingState
 from cmc_lab.engine.connect import UnsupportedVenue, connect
-from cmc_lab.engine.facade import Engine, EngineClosed, EngineError, InvalidOrder, NoQuote
-from cmc_lab.risk.pretrade import TradingState
+from cmc_lab.engine.errors import EngineClosed, EngineError, InvalidOrder, NoQuote
+from cmc_lab.engine.facade import Engine
 
 __version__ = "0.1.0"
 

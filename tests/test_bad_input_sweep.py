@@ -52,7 +52,7 @@ class LoopWatch:
 
     def __init__(self, eng: cmc.Engine) -> None:
         self.seen: list[str] = []
-        eng._loop.call_soon_threadsafe(eng._loop.set_exception_handler, self._handler)
+        eng.runtime.loop.call_soon_threadsafe(eng.runtime.loop.set_exception_handler, self._handler)
 
     def _handler(self, loop: Any, context: dict[str, Any]) -> None:
         self.seen.append(f"{context.get('message')}: {context.get('exception')!r}")
@@ -78,7 +78,7 @@ def assert_clear(exc: BaseException) -> None:
 
 
 def assert_alive(eng: cmc.Engine, watch: LoopWatch) -> None:
-    assert eng._thread.is_alive()
+    assert eng.runtime.thread.is_alive()
     assert not watch.seen, watch.seen[:3]
 
 
@@ -370,7 +370,7 @@ def test_magic_arguments(shell: InteractiveShell, line: str) -> None:
     assert "Traceback" not in printed, printed
     if result is None:
         assert printed.strip(), f"%cmc {line!r} returned nothing and said nothing"
-    assert magics.engine._thread.is_alive()
+    assert magics.engine.runtime.thread.is_alive()
 
 
 # =========================================================================== journal files

@@ -297,7 +297,7 @@ def unjournaled_reports(
 def exchange_view(eng: cmc.Engine, ids: list[str]) -> dict[str, OrderStatusReport]:
     """What the exchange says of each order (one OrderStatusRequest each, over the engine's session)."""
     venue = eng.venues["COMEX"]  # every venue shares one session: it answers for all
-    reports = eng._call(venue.order_status(ids), timeout=30)
+    reports = eng.runtime.call(venue.order_status(ids), timeout=30)
     return {r.client_order_id: r for r in reports}
 
 
@@ -319,7 +319,7 @@ def disagreements(eng: cmc.Engine, setup: Setup) -> list[str]:
                 f"{cid}: journal {order.state} filled {order.filled}, "
                 f"exchange {report.state} filled {report.filled_qty}"
             )
-        elif report.state.is_working and (cid not in eng._orders or eng.order(cid).done):
+        elif report.state.is_working and (cid not in eng.router.orders or eng.order(cid).done):
             problems.append(f"{cid} works at the exchange but is not a live order of the restarted engine")
         if order is not None and len(order.trade_ids) != len(set(order.trade_ids)):
             problems.append(f"{cid}: a trade journaled twice: {order.trade_ids}")

@@ -143,7 +143,7 @@ def assert_blocked_by_the_journal(eng: cmc.Engine, sent: list[str]) -> None:
     assert again.state is cmc.OrderState.DENIED
     assert "journal" in again.reason, again.reason
     assert sent == before, "nothing may leave for a venue while the journal cannot be written"
-    assert eng._thread.is_alive()
+    assert eng.runtime.thread.is_alive()
 
 
 def test_a_full_disk_halts_trading_with_an_alert_and_keeps_every_committed_row(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -54,6 +55,23 @@ def test_buying_the_gold_spread_buys_three_au_and_sells_one_gc(eng: cmc.Engine) 
     assert (gc.id, gc.side, gc.net, gc.target) == ("COMEX.GC", Side.SELL, 1, 1)
     assert [s for _, s, _ in t.history] == ["CHECKING", "WORKING", "FILLED"]
     assert t.is_balanced() and t.hedged_units() == 1 and t.qty == 3
+
+
+def test_hedge_async_and_wait_async_fill_the_ticket_under_asyncio_run(eng: cmc.Engine) -> None:
+    async def trade() -> tuple[HedgeTicket, TS]:
+        ticket = await eng.hedge_async("au_gc", "buy", 3)
+        return ticket, await ticket.wait_async(10)
+
+    ticket, state = asyncio.run(trade())
+    assert state is TS.FILLED and ticket is eng.ticket(ticket.ticket_id)
+    assert [leg.net for leg in ticket.legs] == [3, 1]
+
+
+def test_bad_hedge_async_request_raises_in_the_caller_before_anything_is_journaled(eng: cmc.Engine) -> None:
+    rows = len(list(eng.journal.rows()))
+    with pytest.raises(ValueError, match="not a multiple of the 3:1 lot ratio"):
+        asyncio.run(eng.hedge_async("au_gc", "buy", 2))
+    assert eng.tickets().empty and len(list(eng.journal.rows())) == rows
 
 
 def test_selling_the_spread_sells_the_first_leg(eng: cmc.Engine) -> None:

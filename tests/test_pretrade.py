@@ -11,7 +11,8 @@ import pytest
 
 import cmc_lab as cmc
 from cmc_lab.core.model import Side
-from cmc_lab.risk.pretrade import OrderRequest, RiskLimits
+from cmc_lab.core.trading import OrderRequest
+from cmc_lab.risk.pretrade import RiskLimits
 
 
 def rows(eng: cmc.Engine, kind: str) -> list[dict[str, Any]]:
@@ -24,7 +25,7 @@ def run_checks(eng: cmc.Engine, req: OrderRequest) -> tuple[str | None, tuple[st
     async def run() -> tuple[str | None, tuple[str, ...]]:
         return eng.checks.run(req, eng)
 
-    return eng._call(run())
+    return eng.runtime.call(run())
 
 
 def denied(order: cmc.Order, check: str) -> str:

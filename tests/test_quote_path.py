@@ -57,7 +57,7 @@ def test_quote_of_a_spread_recomputes_from_scratch_after_fx_moves(eng: cmc.Engin
     moved = Quote(
         fx.instrument_id, fx.bid + 0.01, fx.ask + 0.01, fx.bid_size, fx.ask_size, fx.ts_event, fx.ts_init
     )
-    eng._call(_feed(eng, moved))
+    eng.runtime.call(_feed(eng, moved))
     after = sp.quote()
     quotes = dict(zip(sp.leg_ids, after.legs, strict=True))
     ref = spread_quote(sp.defn, quotes, FxRates(usdcnh=moved.mid), sp.lots)
@@ -65,7 +65,7 @@ def test_quote_of_a_spread_recomputes_from_scratch_after_fx_moves(eng: cmc.Engin
 
 
 async def _feed(eng: cmc.Engine, quote: Quote) -> None:
-    eng._on_venue_message(quote)
+    eng.inbox.receive(quote)
 
 
 rules = st.builds(
@@ -186,13 +186,13 @@ def test_live_spreads_are_spread_quote_of_their_legs_through_any_history(
     """Whatever came before (stale or empty books, venues dropping, FX quoting the same mid, a
     leg landed long ago), each recomputation is quotable exactly when not_quotable_reason says
     so, and its numbers are spread_quote's of the quotes it names, to the bit."""
-    live.eng._call(_replay(live, history), timeout=60)
+    live.eng.runtime.call(_replay(live, history), timeout=60)
 
 
 async def _replay(live: Live, history: list[tuple[Any, ...]]) -> None:
     eng, now = live.eng, live.eng.now_ns()
     for venue in ("SHFE", "COMEX", "LME", "FX"):  # each example starts from an open market
-        eng._on_event(VenueConnected(now, now, venue))
+        eng.router.on_event(VenueConnected(now, now, venue))
     for iid in IDS:
         _check_after(eng, live.zs, _quote(live, iid, 0, "fresh"))
     for step in history:
@@ -200,7 +200,7 @@ async def _replay(live: Live, history: list[tuple[Any, ...]]) -> None:
             _check_after(eng, live.zs, _quote(live, *step[1:]))
         else:
             cls = VenueDisconnected if step[0] == "down" else VenueConnected
-            eng._on_event(cls(now, now, step[1]))
+            eng.router.on_event(cls(now, now, step[1]))
 
 
 def _quote(live: Live, iid: str, ticks: int, how: str) -> Quote:
@@ -219,14 +219,14 @@ def _quote(live: Live, iid: str, ticks: int, how: str) -> Quote:
 def _check_after(eng: cmc.Engine, zs: dict[str, RollingZ], quote: Quote) -> None:
     spreads = eng.desk._by_leg.get(quote.instrument_id, ())
     before = {sp.name: sp._state for sp in spreads}
-    eng._on_venue_message(quote)
+    eng.inbox.receive(quote)
     for sp in spreads:
         updated = sp._state is not before[sp.name]
         assert updated == (sp.not_quotable_reason() is None), (sp.name, sp.not_quotable_reason())
         if not updated:
             continue
         snap = sp.last
-        assert snap.legs == tuple(eng._quotes[i] for i in sp.leg_ids)
+        assert snap.legs == tuple(eng.market.quotes[i] for i in sp.leg_ids)
         fx = FxRates(usdcnh=snap.fx) if snap.fx is not None else None
         ref = spread_quote(sp.defn, dict(zip(sp.leg_ids, snap.legs, strict=True)), fx, sp.lots)
         assert [x.hex() for x in (snap.bid, snap.ask, snap.mid)] == [
@@ -247,10 +247,10 @@ def test_a_callback_that_moves_a_venue_is_seen_by_the_next_spread_on_the_same_le
     )
     assert eng.desk._by_leg["SHFE.au"][:2] == (first, second)
     now = eng.now_ns()
-    eng.desk.on_spread("a", lambda snap: eng._on_event(VenueDisconnected(now, now, "COMEX")))
+    eng.desk.on_spread("a", lambda snap: eng.router.on_event(VenueDisconnected(now, now, "COMEX")))
     kept = second._state
     au = eng.quote("SHFE.au")
-    eng._call(_feed(eng, Quote(au.instrument_id, au.bid + 0.02, au.ask + 0.02, 5, 5, now, now)))
+    eng.runtime.call(_feed(eng, Quote(au.instrument_id, au.bid + 0.02, au.ask + 0.02, 5, 5, now, now)))
     assert first._state is not None and second._state is kept  # b saw COMEX go
     assert second.not_quotable_reason() == "leg COMEX.GC: venue COMEX is not connected"
 
@@ -281,12 +281,13 @@ def test_the_desk_feeds_exactly_the_tickets_whose_trigger_acts(
     for which _trigger_acts holds (whatever their state: pending, owed a release, used up,
     disarmed, or armed on a spread since redefined)."""
     now = [0]
-    desk = Desk(
-        SimpleNamespace(  # type: ignore[arg-type]
-            clock=SimpleNamespace(now_ns=lambda: now[0]),
-            _report=lambda errors: None,
-            journal_batch=contextlib.nullcontext,
-        )
+    desk = Desk(  # only the ports the quote hook touches
+        specs=None,  # type: ignore[arg-type]
+        market=SimpleNamespace(now_ns=lambda: now[0], mono_ns=lambda: now[0]),  # type: ignore[arg-type]
+        orders=None,  # type: ignore[arg-type]
+        journal=SimpleNamespace(batch=contextlib.nullcontext),  # type: ignore[arg-type]
+        runner=SimpleNamespace(report=lambda errors: None),  # type: ignore[arg-type]
+        alerts=None,  # type: ignore[arg-type]
     )
     spread = _FakeSpread(ratio_kind)
     other = _FakeSpread(ratio_kind)

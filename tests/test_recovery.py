@@ -35,8 +35,7 @@ MakeEngine = Callable[..., cmc.Engine]
 
 def kill(eng: cmc.Engine) -> None:
     """What ``kill -9`` leaves: the loop stops mid-flight, no EngineStopped, the venues are not told."""
-    eng._stop_loop()
-    eng._closed = True
+    eng.runtime.stop()
     eng.journal.close()
 
 
@@ -144,10 +143,10 @@ def test_a_venue_report_for_an_order_the_journal_never_saw_raises_a_critical_ale
 
     async def stranger() -> None:  # arrives while the recovered orders are being reconciled
         now = eng.now_ns()
-        eng._on_event(OrderAccepted(now, now, "r9-000001", "COMEX.GC", "COMEX-77"))
-        eng._on_event(OrderAccepted(now, now, killed_run["filled"], "COMEX.GC", "COMEX-3"))  # late, known
+        eng.router.on_event(OrderAccepted(now, now, "r9-000001", "COMEX.GC", "COMEX-77"))
+        eng.router.on_event(OrderAccepted(now, now, killed_run["filled"], "COMEX.GC", "COMEX-3"))  # late, known
 
-    eng._call(stranger())
+    eng.runtime.call(stranger())
     eng.sleep(1.0)
     assert payloads(eng, "RecoveryReconciled")[0]["venue_only"] == ["r9-000001"]
     alerts = eng.alerts()

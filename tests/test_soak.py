@@ -109,8 +109,8 @@ async def _loop_checks(eng: cmc.Engine) -> list[str]:
 def check_step(watch: Watch, verify_every: int = 10) -> Any:
     def step(eng: cmc.Engine, n: int, counts: dict[str, int]) -> None:
         watch.checks += 1
-        watch.violations += eng._call(_loop_checks(eng))
-        if not eng._thread.is_alive():
+        watch.violations += eng.runtime.call(_loop_checks(eng))
+        if not eng.runtime.thread.is_alive():
             watch.violations.append(f"step {n}: the engine thread died")
         if n % verify_every == 0:
             verify_journal(watch, f"step {n}")
@@ -145,7 +145,7 @@ def test_an_accelerated_day_with_random_faults_keeps_every_invariant(tmp_path: P
         if eng.trading_state is not cmc.TradingState.ACTIVE:
             eng.rearm("soak over")
         eng.sleep(120.0)  # every ticket's limits have run out by now
-        watch.violations += eng._call(_loop_checks(eng))
+        watch.violations += eng.runtime.call(_loop_checks(eng))
         verify_journal(watch, "end")
 
         assert not watch.violations, "\n".join(watch.violations[:20])
@@ -162,7 +162,7 @@ def test_an_accelerated_day_with_random_faults_keeps_every_invariant(tmp_path: P
         assert len(watch.sent) == len(set(watch.sent)), "a client order id was handed to a venue twice"
         journaled = {r["order_id"] for r in eng.journal.rows(kinds=["OrderInitialized"])}
         assert set(watch.sent) <= journaled, "an order left without its intent in the journal"
-        assert eng._thread.is_alive()
+        assert eng.runtime.thread.is_alive()
         crashes = [e for e in eng.errors if "Traceback" in e or "callback" in e]
         assert not crashes, crashes[:5]
     finally:

@@ -256,7 +256,7 @@ def test_reduce_action_unwinds_hedged_spreads_with_opposite_tickets(eng: cmc.Eng
     eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
     first = eng.hedge("au_gc", side="buy", qty=6, policy="chase")
     assert first.wait(10).value == "FILLED", first.reason
-    assert eng.risk.spread_units() == {"au_gc": 2}
+    assert eng.desk.hedged_units() == {"au_gc": 2}
     eng.thresholds.add("spread_position", warn=1, act=2, action="reduce", scope="au_gc", reduce_fraction=0.5)
     eng.sleep(5.0)
     tickets = eng.tickets()

@@ -236,7 +236,7 @@ def raise_alert(eng: cmc.Engine, message: str) -> None:
     async def alert() -> None:
         eng.alert("test", "warning", message)
 
-    asyncio.run_coroutine_threadsafe(alert(), eng._loop).result(5)
+    asyncio.run_coroutine_threadsafe(alert(), eng.runtime.loop).result(5)
 
 
 def test_alerts_panel_shows_alerts_and_acknowledges_them(virt: cmc.Engine) -> None:

@@ -80,15 +80,15 @@ def quote_rate(n: int = 200_000, repeats: int = 5, workdir: Path | None = None) 
                 quotes = quote_stream(eng, n)
 
                 async def absorb(
-                    stream: list[Quote] = quotes, on: Any = eng._on_venue_message
+                    stream: list[Quote] = quotes, on: Any = eng.inbox.receive
                 ) -> tuple[int, int]:
                     t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
                     for quote in stream:
                         on(quote)
                     return time.perf_counter_ns() - t0, time.thread_time_ns() - c0
 
-                eng._call(absorb(quotes[: max(1, n // 10)]), timeout=600)
-                runs = [eng._call(absorb(), timeout=600) for _ in range(repeats)]
+                eng.runtime.call(absorb(quotes[: max(1, n // 10)]), timeout=600)
+                runs = [eng.runtime.call(absorb(), timeout=600) for _ in range(repeats)]
                 rates = [n / (wall / 1e9) for wall, _ in runs]
                 cpu_rates = [n / (cpu / 1e9) for _, cpu in runs]
                 if with_spreads:

@@ -16,7 +16,7 @@ from typing import Any
 
 from cmc_lab.bench.runner import percentiles
 from cmc_lab.core.model import Side
-from cmc_lab.risk.pretrade import OrderRequest
+from cmc_lab.core.trading import OrderRequest
 
 
 def threshold_action_latency(n: int = 500, workdir: Path | None = None) -> dict[str, Any]:
@@ -67,9 +67,9 @@ def _threshold_action_latency(connect: Any, n: int, journal: Path) -> dict[str, 
                         )
                         await _settle()
 
-            eng._call(rounds(max(5, n // 10)), timeout=600)
+            eng.runtime.call(rounds(max(5, n // 10)), timeout=600)
             warm = len(eng.thresholds._actions)
-            eng._call(rounds(n), timeout=600)
+            eng.runtime.call(rounds(n), timeout=600)
             records = eng.thresholds._actions[max(first, warm) :]
             results[action] = percentiles([a.cpu_ns for a in records if a.action == action and a.ok])
             eng.thresholds.remove(rule)
@@ -126,7 +126,7 @@ def _pretrade_cost(connect: Any, n: int, journal: Path) -> dict[str, Any]:
                 per_check[name] = (time.perf_counter_ns() - t0) / n / 1e3
             return samples, per_check, reason
 
-        samples, per_check, reason = eng._call(measure(), timeout=600)
+        samples, per_check, reason = eng.runtime.call(measure(), timeout=600)
     finally:
         eng.close()
     if reason is not None:

@@ -78,8 +78,8 @@ def order_round_trip(n: int = 500, workdir: Path | None = None) -> dict[str, Any
     the synchronous API (adds two thread hand-offs).
     """
     from cmc_lab.core.model import Side, TimeInForce
+    from cmc_lab.core.trading import OrderRequest
     from cmc_lab.engine.connect import connect
-    from cmc_lab.risk.pretrade import OrderRequest
 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         eng = connect("sim", seed=1, journal=Path(tmp) / "bench.sqlite", latency=0, quote_interval=0.05)
@@ -91,7 +91,7 @@ def order_round_trip(n: int = 500, workdir: Path | None = None) -> dict[str, Any
 
             async def one() -> int:
                 t0 = time.perf_counter_ns()
-                order = eng._submit_now(req, TimeInForce.IOC, "bench")
+                order = eng.router.submit_now(req, TimeInForce.IOC, "bench")
                 await order._done
                 return time.perf_counter_ns() - t0
 
@@ -99,8 +99,8 @@ def order_round_trip(n: int = 500, workdir: Path | None = None) -> dict[str, Any
                 return [await one() for _ in range(count)]
 
             warm = max(20, n // 10)
-            eng._call(many(warm), timeout=60)
-            in_engine = eng._call(many(n), timeout=120)
+            eng.runtime.call(many(warm), timeout=60)
+            in_engine = eng.runtime.call(many(n), timeout=120)
             caller = []
             for _ in range(n):
                 t0 = time.perf_counter_ns()
@@ -172,12 +172,12 @@ def hedge_latency(n: int = 300, workdir: Path | None = None) -> dict[str, Any]:
                 ticket = await eng.desk.start(
                     *eng.desk.prepare("au_gc", "buy", 3, "ask < 1000000", "chase", {})
                 )
-                last = eng._quotes["SHFE.au"]
+                last = eng.market.quotes["SHFE.au"]
                 now = eng.clock.now_ns()
                 quote = Quote(last.instrument_id, last.bid, last.ask, last.bid_size, last.ask_size, now, now)
                 before, committed = len(comex), len(commits)
                 c0 = time.thread_time_ns()
-                eng._on_venue_message(quote)
+                eng.inbox.receive(quote)
                 if len(comex) <= before:
                     await ticket._done
                     return -1
@@ -211,11 +211,11 @@ def hedge_latency(n: int = 300, workdir: Path | None = None) -> dict[str, Any]:
             async def many(fn: Any, count: int) -> list[int]:
                 return [v for v in [await fn() for _ in range(count)] if v >= 0]
 
-            eng._call(many(decision_once, 20), timeout=60)
+            eng.runtime.call(many(decision_once, 20), timeout=60)
             cpu.clear()
             intent.clear()
-            decision = eng._call(many(decision_once, n), timeout=300)
-            reorder = eng._call(many(reject_once, n), timeout=300)
+            decision = eng.runtime.call(many(decision_once, n), timeout=300)
+            reorder = eng.runtime.call(many(reject_once, n), timeout=300)
         finally:
             eng.close()
         decision_rows = intent[-1][2] if intent else []

@@ -11,6 +11,7 @@ from typing import Any
 from cmc_lab.core.model import Quote
 from cmc_lab.engine.connect import connect
 from cmc_lab.engine.facade import Engine
+from cmc_lab.ui.pump import pump_for
 from cmc_lab.ui.spread_monitor import SpreadMonitor
 
 _LEG = "SHFE.au"
@@ -78,7 +79,7 @@ def _measure(eng: Engine, monitor: SpreadMonitor, seconds: float, rate: int) -> 
         snapshots += 1
 
     monitor.widget.send = count_send
-    pump = eng._ui_pump  # type: ignore[attr-defined]
+    pump = pump_for(eng)
     pump.remove(monitor._flush)
     pump.add(timed_flush)
     eng.desk.on_spread("au_gc", count_snapshot)
@@ -87,7 +88,7 @@ def _measure(eng: Engine, monitor: SpreadMonitor, seconds: float, rate: int) -> 
         with lock:
             sent0, stream0, flush0 = len(sent), len(stream_json), len(flush_ns)
         updates0, points0, snaps0 = monitor.updates, monitor.points, snapshots
-        future = asyncio.run_coroutine_threadsafe(_push_quotes(eng, seconds, rate), eng._loop)
+        future = asyncio.run_coroutine_threadsafe(_push_quotes(eng, seconds, rate), eng.runtime.loop)
         pushed = future.result(seconds + 10)
         storm_updates = monitor.updates - updates0
         time.sleep(0.25)  # the last batch
@@ -125,7 +126,7 @@ async def _push_quotes(eng: Engine, seconds: float, rate: int) -> int:
             step = ((pushed * 7919) % 11 - 5) * tick
             now = eng.now_ns()
             quote = Quote(_LEG, base.bid + step, base.ask + step, base.bid_size, base.ask_size, now, now)
-            eng._on_venue_message(quote)
+            eng.inbox.receive(quote)
             pushed += 1
         await asyncio.sleep(0.002)
     return pushed

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Callable
 from decimal import Decimal
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cmc_lab.core.model import (
     IllegalTransition,
@@ -20,9 +20,7 @@ from cmc_lab.core.model import (
     TimeInForce,
     next_state,
 )
-
-if TYPE_CHECKING:
-    from cmc_lab.engine.facade import Engine
+from cmc_lab.core.runner import Runner
 
 FillCallback = Callable[["Order", OrderFilled], None]
 StateCallback = Callable[["Order", OrderState], None]
@@ -49,7 +47,8 @@ class Order:
 
     def __init__(
         self,
-        engine: Engine,
+        runner: Runner,
+        cancel: Callable[[Order], None],
         client_order_id: str,
         instrument: Instrument,
         side: Side,
@@ -58,9 +57,9 @@ class Order:
         tif: TimeInForce,
         account: str,
         ticket_id: str | None,
-        loop: asyncio.AbstractEventLoop,
     ) -> None:
-        self._engine = engine
+        self._runner = runner
+        self._cancel = cancel
         self.client_order_id = client_order_id
         self.venue_order_id: str | None = None
         self.instrument = instrument
@@ -76,7 +75,7 @@ class Order:
         self.events: list[OrderEvent] = []
         self.anomalies: list[str] = []
         self._trade_ids: set[str] = set()
-        self._done: asyncio.Future[OrderState] = loop.create_future()
+        self._done: asyncio.Future[OrderState] = runner.loop.create_future()
         self._fill_callbacks: list[FillCallback] = []
         self._state_callbacks: list[StateCallback] = []
 
@@ -113,11 +112,11 @@ class Order:
         Returns the state either way; check ``order.done``. Under the virtual clock the
         timeout is in market seconds and the market runs while you wait.
         """
-        return self._engine._call(self.wait_async_on_loop(timeout), advance=True, timeout=timeout)
+        return self._runner.call(self.wait_async_on_loop(timeout), advance=True, timeout=timeout)
 
     async def wait_async(self, timeout: float = 10.0) -> OrderState:
         """``await`` twin of :meth:`wait`, for notebook cells."""
-        return await self._engine._call_async(self.wait_async_on_loop(timeout), advance=True)
+        return await self._runner.call_async(self.wait_async_on_loop(timeout), advance=True)
 
     async def wait_async_on_loop(self, timeout: float) -> OrderState:
         if not self._done.done():
@@ -127,18 +126,22 @@ class Order:
 
     def cancel(self) -> None:
         """Ask the venue to cancel what is left; the answer arrives as an event."""
-        self._engine.cancel(self)
+        if self.done:
+            raise OrderNotWorking(
+                f"order {self.client_order_id} is {self.state.value}; only working orders can be cancelled"
+            )
+        self._cancel(self)
 
     def on_fill(self, callback: FillCallback, remove: bool = False) -> None:
-        _register(self._fill_callbacks, callback, remove)
+        register_callback(self._fill_callbacks, callback, remove)
 
     def on_state(self, callback: StateCallback, remove: bool = False) -> None:
-        _register(self._state_callbacks, callback, remove)
+        register_callback(self._state_callbacks, callback, remove)
 
     # ------------------------------------------------------------------ engine side
 
-    def _apply(self, event: OrderEvent) -> list[str]:
-        """Apply a journaled event; returns the callbacks' errors, if any."""
+    def apply(self, event: OrderEvent) -> list[str]:
+        """Apply a journaled event (engine loop only); returns the callbacks' errors, if any."""
         self.events.append(event)
         if isinstance(event, OrderInitialized):  # the order's first log entry, not a transition
             return []
@@ -157,16 +160,16 @@ class Order:
             self.anomalies.append(f"{exc} (kept state {self.state})")
             new_state = self.state
         if isinstance(event, OrderFilled):
-            errors += _fire(self._fill_callbacks, self, event)
+            errors += fire_callbacks(self._fill_callbacks, self, event)
         if new_state is not self.state:
             self.state = new_state
             self.reason = reason  # why it is in this state: a fill after a cancel request clears it
-            errors += _fire(self._state_callbacks, self, new_state)
+            errors += fire_callbacks(self._state_callbacks, self, new_state)
             if new_state.is_terminal and not self._done.done():
                 self._done.set_result(new_state)
         return errors
 
-    def _seen_trade(self, trade_id: str) -> bool:
+    def seen_trade(self, trade_id: str) -> bool:
         return trade_id in self._trade_ids
 
     # ------------------------------------------------------------------ display
@@ -193,7 +196,7 @@ class Order:
         return f"<table class='cmc-order'>{body}</table>"
 
 
-def _register(callbacks: list[Any], callback: Any, remove: bool) -> None:
+def register_callback(callbacks: list[Any], callback: Any, remove: bool) -> None:
     if remove:
         if callback in callbacks:
             callbacks.remove(callback)
@@ -201,7 +204,7 @@ def _register(callbacks: list[Any], callback: Any, remove: bool) -> None:
         callbacks.append(callback)
 
 
-def _fire(callbacks: list[Any], *args: Any) -> list[str]:
+def fire_callbacks(callbacks: list[Any], *args: Any) -> list[str]:
     errors = []
     for callback in list(callbacks):
         try:

@@ -1,29 +1,22 @@
-"""Engine: owns the event-loop thread, the venues, the live orders, the checks and the journal.
+"""Engine: the facade a notebook talks to; it owns the parts and builds each with the ports it uses.
 
-Everything that changes engine state runs on one asyncio loop in a daemon thread, so
-heartbeats, quotes and fills keep flowing while a notebook cell computes. The public methods
-are synchronous calls that hand work to that loop and wait; ``*_async`` twins exist for
-``await`` in cells.
+The parts, built in this order (each only with what it needs, as ib_async's ``IB`` builds its
+``Wrapper`` and ``Client``): ``runtime`` (the loop thread), ``market`` (instruments, quotes,
+sessions), ``journal_writer`` (rows into the journal; a failed write halts trading),
+``alert_log``, ``router`` (orders out, answers in, the trading state), ``desk`` (spreads and hedge
+tickets), ``risk`` (limits, capital, transfers, thresholds) and ``inbox`` (what venues hand in).
 
-Guarantees kept by the engine: an order's intent is committed to the journal before its message
-is handed to the venue (``_submit_batch`` in :mod:`cmc_lab.engine.routing`), and a venue's answer
-is journaled before an order or a subscriber sees it (``Engine._on_event``, here).
-
-This module holds construction, the loop thread, the lifecycle, venue sessions, incoming
-messages and the core reading and ordering API. ``Engine`` inherits its other parts, one job per
-module: :mod:`cmc_lab.engine.routing` (order plumbing: checks, intent, send, cancel, kill,
-reconcile), :mod:`cmc_lab.engine.journaling` (journal writes and batches, halting when a write
-fails, receipts and the audit pack) and :mod:`cmc_lab.engine.desk_api` (the desk and risk facades:
-spreads, hedges, capital, transfers, thresholds, alerts).
+Every public method is a thin delegation: it checks its arguments in the caller's thread (bad
+input raises before anything is journaled), then hands the work to the loop and waits; an
+``*_async`` twin awaits the same coroutine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
+from contextlib import AbstractContextManager
 from decimal import Decimal
 from html import escape
 from pathlib import Path
@@ -32,50 +25,35 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from cmc_lab.core.clock import Clock
-from cmc_lab.core.crashpoints import crash_point
-from cmc_lab.core.model import (
-    Event,
-    Instrument,
-    OrderEvent,
-    OrderFilled,
-    Quote,
-    Side,
-    TimeInForce,
-    VenueConnected,
-    VenueDisconnected,
-    VenueEvent,
-    event_payload,
-)
-from cmc_lab.core.order import Order, OrderNotWorking, _fire, _register
-from cmc_lab.core.specs import Specs, unknown_instrument_message
-from cmc_lab.engine.desk_api import EngineDesk
+from cmc_lab.core.model import Instrument, Quote, Side, TimeInForce, VenueConnected, VenueDisconnected
+from cmc_lab.core.order import Order, OrderNotWorking, register_callback
+from cmc_lab.core.specs import Specs
+from cmc_lab.core.trading import TradingState
+from cmc_lab.engine.alerts import AlertLog
+from cmc_lab.engine.errors import EngineClosed
+from cmc_lab.engine.inbox import Inbox, QuoteCallback
 from cmc_lab.engine.journaling import EngineJournal
+from cmc_lab.engine.market import MarketState
 from cmc_lab.engine.recovery import reconcile_recovered, recover, run_owner
-from cmc_lab.engine.routing import EngineOrders, InvalidOrder, _parse_tif
+from cmc_lab.engine.routing import EventCallback, OrderRouter, orders_frame, parse_tif
+from cmc_lab.engine.runtime import Runtime
 from cmc_lab.execution.desk import Desk
-from cmc_lab.journal import Journal, JournalError, JournalRow
+from cmc_lab.execution.hedge import HedgeTicket
+from cmc_lab.execution.spread import Spread
+from cmc_lab.journal import Journal, Receipt, read_receipt
+from cmc_lab.journal.audit import export_pack
+from cmc_lab.pricing.spreads import CostTerms
+from cmc_lab.risk.capital_view import CapitalView
 from cmc_lab.risk.monitor import RiskMonitor
-from cmc_lab.risk.pretrade import PreTradeChecks, TradingState
+from cmc_lab.risk.pretrade import PreTradeChecks, RiskLimits
+from cmc_lab.risk.thresholds import Thresholds
+from cmc_lab.risk.transfers import Transfer
 from cmc_lab.venues.base import Venue
 
 T = TypeVar("T")
-EventCallback = Callable[[Event], None]
-QuoteCallback = Callable[[Quote], None]
 
 
-class EngineError(RuntimeError):
-    """Base of the engine's own errors."""
-
-
-class EngineClosed(EngineError):
-    """A call on an engine after ``close()``."""
-
-
-class NoQuote(LookupError):
-    """No quote has arrived yet for an instrument."""
-
-
-class Engine(EngineOrders, EngineJournal, EngineDesk):
+class Engine:
     """The live connection engine: venues, orders, checks and journal on one loop thread.
 
     Make one with :func:`cmc_lab.connect`. Events (callbacks run on the engine thread):
@@ -109,36 +87,51 @@ class Engine(EngineOrders, EngineJournal, EngineDesk):
         self.specs = specs
         self.journal = journal
         self.clock = clock
-        self.checks = checks or PreTradeChecks()
         self.venues: dict[str, Venue] = dict(venues)
-        self.trading_state = TradingState.ACTIVE
-        self.errors: list[str] = []
-        self._instruments: dict[str, Instrument] = {
-            i.id: i for i in specs.instruments.values() if i.venue in self.venues
-        }
-        self._venue_up: dict[str, bool] = dict.fromkeys(self.venues, False)
-        self._quotes: dict[str, Quote] = {}
-        self._orders: dict[str, Order] = {}
-        self._order_seq = 0
-        self._id_prefix = f"r{journal.run_id}" if str(journal.path) != ":memory:" else _memory_prefix()
-        self._event_callbacks: list[EventCallback] = []
-        self._quote_callbacks: list[QuoteCallback] = []
-        self._reconciling: dict[str, asyncio.Task[None]] = {}
-        self._alerts: list[dict[str, Any]] = []
-        self._journal_fault: dict[str, Any] | None = None  # the write failure that HALTED trading
-        self._pending_rows: list[JournalRow] = []
-        self._batch_depth = 0
         self._close_callbacks: list[Callable[[], None]] = []
-        self.desk = Desk(self)
-        self.risk = RiskMonitor(self, accounts)
-        self._closed = False
-        self._loop = clock.new_loop()
-        self._thread = threading.Thread(target=self._run_loop, name="cmc-engine", daemon=True)
-        self._thread.start()
+        prefix = f"r{journal.run_id}" if str(journal.path) != ":memory:" else _memory_prefix()
+        self.runtime = Runtime(clock)  # first: every part below may schedule on its loop
+        instruments = {i.id: i for i in specs.instruments.values() if i.venue in self.venues}
+        self.market = MarketState(instruments, list(self.venues), clock)
+        self.journal_writer = EngineJournal(
+            journal, clock, on_failure=lambda exc: self.router.journal_failed(exc)
+        )
+        self.alert_log = AlertLog(self.journal_writer, clock.now_ns)
+        self.router = OrderRouter(
+            specs=specs,
+            venues=self.venues,
+            market=self.market,
+            writer=self.journal_writer,
+            runner=self.runtime,
+            alerts=self.alert_log,
+            checks=checks or PreTradeChecks(),
+            id_prefix=prefix,
+        )
+        self.desk = Desk(
+            specs=specs,
+            market=self.market,
+            orders=self.router,
+            journal=self.journal_writer,
+            runner=self.runtime,
+            alerts=self.alert_log,
+        )
+        self.risk = RiskMonitor(
+            specs=specs,
+            market=self.market,
+            orders=self.router,
+            journal=self.journal_writer,
+            runner=self.runtime,
+            alerts=self.alert_log,
+            tickets=self.desk,
+            venues=list(self.venues),
+            accounts=accounts,
+        )
+        self.router.risk = self.risk
+        self.inbox = Inbox(self.market, self.router, self.risk, self.desk)
         try:
-            self._call(self._start(), timeout=connect_timeout)
+            self.runtime.call(self._start(), timeout=connect_timeout)
         except BaseException:
-            self._stop_loop()
+            self.runtime.stop()
             raise
 
     # ================================================================== public: reading
@@ -146,91 +139,59 @@ class Engine(EngineOrders, EngineJournal, EngineDesk):
     @property
     def instruments(self) -> pd.DataFrame:
         """The tradeable universe: venue, symbol, currency, lot, quote unit, tick, margin, sessions."""
-        now = self.clock.now_ns()
-        rows = [
-            {
-                "id": i.id,
-                "venue": i.venue,
-                "symbol": i.symbol,
-                "name": i.name,
-                "currency": i.currency,
-                "lot": f"{i.lot_size} {i.lot_unit}",
-                "quote unit": i.quote_unit,
-                "tick": i.tick,
-                "daily limit": i.daily_limit,
-                "margin": self.risk.margin_text(i),
-                "sessions": i.hours.describe(),
-                "open now": i.hours.is_open(now),
-            }
-            for i in self._instruments.values()
-        ]
-        return pd.DataFrame(rows).set_index("id")
+        return self.market.instruments_frame(self.risk.margin_text)
 
     def instrument(self, instrument_id: str) -> Instrument:
-        try:
-            return self._instruments[instrument_id]
-        except KeyError:
-            raise InvalidOrder(unknown_instrument_message(instrument_id, self._instruments)) from None
+        return self.market.instrument(instrument_id)
 
     def quote(self, instrument_id: str) -> Quote:
         """Top of book of one instrument, as last heard from its venue."""
-        if self._closed:
+        if self.runtime.closed:
             raise EngineClosed("this engine is closed; make a new one with cmc.connect(...)")
-        self.instrument(instrument_id)
-        try:
-            return self._quotes[instrument_id]
-        except KeyError:
-            raise NoQuote(
-                f"no quote for {instrument_id} yet; its venue may be disconnected or its feed stale"
-            ) from None
+        return self.market.quote(instrument_id)
 
     def quotes(self) -> pd.DataFrame:
         """Every instrument's last quote and its age in milliseconds."""
-        now = self.clock.now_ns()
-        rows = [
-            {
-                "id": q.instrument_id,
-                "bid_size": q.bid_size,
-                "bid": q.bid,
-                "ask": q.ask,
-                "ask_size": q.ask_size,
-                "age_ms": (now - q.ts_event) / 1e6,
-            }
-            for q in list(self._quotes.values())
-        ]
-        return pd.DataFrame(rows).set_index("id") if rows else pd.DataFrame()
+        return self.market.quotes_frame()
 
     def order(self, client_order_id: str) -> Order:
         try:
-            return self._orders[client_order_id]
+            return self.router.orders[client_order_id]
         except KeyError:
             raise KeyError(f"no order {client_order_id!r} in this session") from None
 
     def orders(self, working: bool = False) -> pd.DataFrame:
         """One row per order of this session; ``working=True`` keeps the live ones."""
-        rows = [
-            {
-                "client_order_id": o.client_order_id,
-                "instrument": o.instrument_id,
-                "side": o.side.value,
-                "qty": o.qty,
-                "price": o.price,
-                "state": o.state.value,
-                "filled": o.filled_qty,
-                "avg_px": o.avg_px,
-                "ticket": o.ticket_id,
-                "reason": o.reason,
-            }
-            for o in list(self._orders.values())
-            if not working or not o.done
-        ]
-        return pd.DataFrame(rows)
+        return orders_frame(self.working_orders(all_orders=not working))
+
+    def working_orders(self, all_orders: bool = False) -> list[Order]:
+        """The live Order objects still working (every order of the session with ``all_orders``)."""
+        return [o for o in list(self.router.orders.values()) if all_orders or not o.done]
 
     def now_ns(self) -> int:
         return self.clock.now_ns()
 
     def venue_connected(self, venue: str) -> bool:
-        return self._venue_up.get(venue, False)
+        return self.market.venue_up.get(venue, False)
+
+    @property
+    def trading_state(self) -> TradingState:
+        """ACTIVE, REDUCING (only orders that reduce a position) or HALTED (the kill switch)."""
+        return self.router.trading_state
+
+    @property
+    def halt_reason(self) -> str | None:
+        """Why trading is HALTED when the kill switch did not do it (the journal cannot be written)."""
+        return self.router.halt_reason
+
+    @property
+    def checks(self) -> PreTradeChecks:
+        return self.router.checks
+
+    @property
+    def errors(self) -> list[str]:
+        """Problems nobody could be told about (a callback that raised, a failed background task)."""
+        return self.runtime.errors
 
     # ================================================================== public: acting
 
@@ -251,8 +212,9 @@ class Engine(EngineOrders, EngineJournal, EngineDesk):
         Arguments that cannot make an order raise :class:`InvalidOrder` and nothing is
         journaled; an order the pre-trade checks refuse comes back DENIED with its reason.
         """
-        request = self._request(instrument_id, side, qty, price, account, ticket_id)
-        return self._call(self._submit(request, _parse_tif(tif), reason))
+        return self.runtime.call(
+            self._submit(instrument_id, side, qty, price, tif, account, ticket_id, reason)
+        )
 
     async def submit_async(
         self,
@@ -267,8 +229,29 @@ class Engine(EngineOrders, EngineJournal, EngineDesk):
         reason: str = "",
     ) -> Order:
         """``await`` twin of :meth:`submit`."""
-        request = self._request(instrument_id, side, qty, price, account, ticket_id)
-        return await self._call_async(self._submit(request, _parse_tif(tif), reason))
+        return await self.runtime.call_async(
+            self._submit(instrument_id, side, qty, price, tif, account, ticket_id, reason)
+        )
+
+    def _submit(
+        self,
+        instrument_id: str,
+        side: str | Side,
+        qty: int,
+        price: float | str | Decimal,
+        tif: str | TimeInForce,
+        account: str | None,
+        ticket_id: str | None,
+        reason: str,
+    ) -> Coroutine[Any, Any, Order]:
+        """Validate in the caller's thread, then the coroutine both twins run on the loop."""
+        request = self.router.request(instrument_id, side, qty, price, account, ticket_id)
+        parsed_tif = parse_tif(tif)
+
+        async def send() -> Order:
+            return self.router.submit_now(request, parsed_tif, reason)
+
+        return send()
 
     def cancel(self, order: Order | str) -> None:
         """Ask the venue to cancel a working order (an Order or its client order id)."""
@@ -278,11 +261,11 @@ class Engine(EngineOrders, EngineJournal, EngineDesk):
                 f"order {target.client_order_id} is {target.state.value}; only working orders can be "
                 "cancelled"
             )
-        self._call(self._cancel(target, "user request"))
+        self.runtime.call(self.router.cancel(target, "user request"))
 
     def cancel_all(self, instrument_id: str | None = None) -> int:
         """Cancel every working order (of one instrument if given); returns how many."""
-        return self._call(self._cancel_all(instrument_id, "cancel all"))
+        return self.runtime.call(self.router.cancel_all(instrument_id, "cancel all"))
 
     def kill(self, reason: str, who: str = "user") -> int:
         """The kill switch: block new orders, cancel every working order, journal who and why.
@@ -291,53 +274,56 @@ class Engine(EngineOrders, EngineJournal, EngineDesk):
         """
         if not isinstance(reason, str) or not reason.strip():
             raise ValueError("say why: eng.kill(reason='...') is journaled for the auditor")
-        return self._call(self._kill(reason, who))
+        return self.runtime.call(self.router.kill(reason, who))
 
     def rearm(self, reason: str = "re-armed", who: str = "user") -> None:
         """Leave HALTED (or REDUCING) and accept orders again; journaled."""
-        self._call(self._set_trading_state(TradingState.ACTIVE, reason, who))
+        self.runtime.call(self._on_loop(self.router.set_trading_state, TradingState.ACTIVE, reason, who))
 
     # ================================================================== public: session
 
     def sleep(self, seconds: float) -> None:
         """Let the market run for ``seconds`` (market seconds under the virtual clock)."""
         if self.clock.virtual:
-            self._call(asyncio.sleep(seconds), advance=True, timeout=seconds)
+            self.runtime.call(asyncio.sleep(seconds), advance=True, timeout=seconds)
         else:
             time.sleep(seconds)
 
     def disconnect(self, venue: str) -> None:
         """Close one venue's session; its orders stay at the venue and are reconciled on reconnect."""
-        self._call(self._disconnect_venue(self._venue(venue)))
+        self.runtime.call(self._disconnect_venue(self._venue(venue)))
 
     def reconnect(self, venue: str) -> None:
         """Open one venue's session again and reconcile its working orders."""
-        self._call(self._connect_venue(self._venue(venue), reconcile=True), advance=True)
+        self.runtime.call(self._connect_venue(self._venue(venue), reconcile=True), advance=True)
 
     def on_event(self, callback: EventCallback, remove: bool = False) -> None:
-        _register(self._event_callbacks, callback, remove)
+        register_callback(self.router.event_callbacks, callback, remove)
 
     def on_quote(self, callback: QuoteCallback, remove: bool = False) -> None:
-        _register(self._quote_callbacks, callback, remove)
+        register_callback(self.inbox.quote_callbacks, callback, remove)
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """``callback()`` when the engine closes (side channels, UI pumps): runs in the closing thread."""
         self._close_callbacks.append(callback)
 
+    @property
+    def closed(self) -> bool:
+        return self.runtime.closed
+
     def close(self) -> None:
         """Disconnect every venue, stop the engine thread and close the journal. Idempotent."""
-        if self._closed:
+        if self.runtime.closed:
             return
         for callback in self._close_callbacks:
             try:
                 callback()
             except Exception as exc:
-                self.errors.append(f"close callback {callback!r} raised {exc!r}")
+                self.runtime.report([f"close callback {callback!r} raised {exc!r}"])
         try:
-            self._call(self._stop(), timeout=10.0)
+            self.runtime.call(self._stop(), timeout=10.0)
         finally:
-            self._closed = True
-            self._stop_loop()
+            self.runtime.stop()
             self.journal.close()
 
     def __enter__(self) -> Engine:
@@ -346,86 +332,221 @@ class Engine(EngineOrders, EngineJournal, EngineDesk):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ================================================================== spreads and hedges
+
+    def spread(
+        self,
+        name: str,
+        legs: Mapping[str, float] | None = None,
+        kind: str = "diff",
+        *,
+        lots: Mapping[str, int] | None = None,
+        costs: Mapping[str, CostTerms] | None = None,
+        formula: str | None = None,
+        ratio_tolerance: float = 0.04,
+        stale_after_ms: float = 3000.0,
+    ) -> Spread:
+        """Define a spread (or fetch one by name when ``legs`` is omitted).
+
+        Units and currency convert from the instrument specs: SHFE au (CNY/g) against COMEX GC
+        (USD/oz) through USD/CNH; SHFE cu against LME copper with the import-parity terms
+        (13 % VAT, bonded premium) unless ``costs`` says otherwise. ``lots`` defaults to the
+        smallest whole ratio of equal physical quantity within ``ratio_tolerance``.
+
+        Examples
+        --------
+        >>> sp = eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})   # doctest: +SKIP
+        >>> sp.quote()                                                      # doctest: +SKIP
+        """
+        if legs is None:
+            return self.desk.spread(name)
+        return self.desk.add_spread(
+            name,
+            legs,
+            kind,
+            lots=lots,
+            costs=costs,
+            formula=formula,
+            ratio_tolerance=ratio_tolerance,
+            stale_after_ms=stale_after_ms,
+        )
+
+    @property
+    def spreads(self) -> dict[str, Spread]:
+        return dict(self.desk.spreads)
+
+    def hedge(
+        self,
+        spread: str | Spread,
+        side: str | Side,
+        qty: int,
+        *,
+        when: str | None = None,
+        policy: str = "chase",
+        **options: Any,
+    ) -> HedgeTicket:
+        """Trade a spread with its legs sent together; returns the live :class:`HedgeTicket`.
+
+        ``qty`` is in lots of the first leg (a multiple of the spread's lot ratio). ``when`` is a
+        trigger such as ``"ask <= 2.5"`` (fields bid, ask, mid, ratio, z); without it the ticket fires
+        now. ``policy`` is what to do when the legs do not fill together: ``"chase"`` the
+        missing leg, ``"unwind"`` the filled one, or ``"hold"`` for a human (bounded by
+        ``max_legged_ms``). Other options: see :class:`~cmc_lab.execution.hedge.HedgePolicy`
+        (``mode="lead_lag"``, ``tif``, ``allowance_ticks``, ``chase_ticks``, ``max_attempts``,
+        ``leg_timeout_ms``, ``max_legged_exposure``, ``time_limit_ms``, ``min_top_cover``, ...),
+        plus ``dwell_ms``, ``hysteresis`` and ``repeat=N`` (one ticket per fire, at most N; the
+        next waits ARMED in ``ticket.series``) for the trigger.
+        """
+        return self.runtime.call(self._hedge(spread, side, qty, when, policy, options))
+
+    async def hedge_async(
+        self,
+        spread: str | Spread,
+        side: str | Side,
+        qty: int,
+        *,
+        when: str | None = None,
+        policy: str = "chase",
+        **options: Any,
+    ) -> HedgeTicket:
+        """``await`` twin of :meth:`hedge`."""
+        return await self.runtime.call_async(self._hedge(spread, side, qty, when, policy, options))
+
+    def _hedge(
+        self,
+        spread: str | Spread,
+        side: str | Side,
+        qty: int,
+        when: str | None,
+        policy: str,
+        options: dict[str, Any],
+    ) -> Coroutine[Any, Any, HedgeTicket]:
+        """Validate in the caller's thread (bad input raises here), then the coroutine both twins run."""
+        return self.desk.start(*self.desk.prepare(spread, side, qty, when, policy, dict(options)))
+
+    def ticket(self, ticket_id: str) -> HedgeTicket:
+        return self.desk.ticket(ticket_id)
+
+    def tickets(self) -> pd.DataFrame:
+        """One row per hedge ticket of this session: state, reason, fills per leg."""
+        return self.desk.frame()
+
+    # ================================================================== capital and risk
+
+    def capital(self) -> CapitalView:
+        """Capital per account and unified in the base currency (``accounts, unified = eng.capital()``)."""
+        return self.risk.capital_view()
+
+    def transfer(
+        self,
+        source: str,
+        dest: str,
+        amount: float | str | Decimal,
+        currency: str | None = None,
+        reason: str = "user",
+    ) -> Transfer:
+        """Move money between accounts (venue or account names); a refused one comes back FAILED."""
+        parsed = self.risk.transfers.parse(source, dest, amount, currency)
+        return self.runtime.call(self.risk.transfer(*parsed, reason))
+
+    def set_margin_rate(
+        self,
+        instrument_id: str,
+        rate: float | str | Decimal,
+        *,
+        kind: str | None = None,
+        maintenance: Any = None,
+    ) -> None:
+        """Change an instrument's margin rate (exchanges raise margins in a squeeze); journaled."""
+        parsed = self.risk.parse_margin_rate(instrument_id, rate, kind, maintenance)
+        self.runtime.call(self.risk.set_margin_rate(*parsed))
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """Threshold rules and their crossings: ``eng.thresholds.add("margin_utilisation", ...)``."""
+        return self.risk.thresholds
+
+    @property
+    def limits(self) -> RiskLimits:
+        """The pre-trade limits, editable live: ``eng.limits.max_position = 50``."""
+        return self.risk.limits
+
+    def alert(
+        self, source: str, level: str, message: str, details: Mapping[str, Any] | None = None, **ids: Any
+    ) -> None:
+        """Record an alert (engine thread): journaled and listed by :meth:`alerts`."""
+        self.alert_log.alert(source, level, message, details, **ids)
+
+    def acknowledge_alerts(self, who: str = "user") -> int:
+        """Mark every open alert acknowledged (journaled with who); returns how many."""
+        return self.runtime.call(self._on_loop(self.alert_log.acknowledge, who))
+
+    def alerts(self) -> pd.DataFrame:
+        """Alerts raised in this session (hedges legged or broken, thresholds crossed, ...)."""
+        return self.alert_log.frame()
+
+    # ================================================================== the journal, read back
+
+    def journal_batch(self) -> AbstractContextManager[None]:
+        """Rows journaled inside commit in one transaction when the outermost batch ends."""
+        return self.journal_writer.batch()
+
+    def receipt(self, order_or_ticket: Order | HedgeTicket | str) -> Receipt:
+        """The complete receipt of one order or hedge ticket, from the journal (see :class:`Receipt`).
+
+        Decision and the quotes it saw, checks, intent, send, ack, each fill, re-orders and
+        unwinds, final state; latency per hop and slippage.
+        """
+        if isinstance(order_or_ticket, Order):
+            order_or_ticket = order_or_ticket.client_order_id
+        elif isinstance(order_or_ticket, HedgeTicket):
+            order_or_ticket = order_or_ticket.ticket_id
+        return read_receipt(self.journal, order_or_ticket, self.specs.instruments)
+
+    def audit(self, path: str | Path, since: object = None, until: object = None, **options: Any) -> Path:
+        """Write the audit pack (zip) of the journal rows from ``since`` to ``until``; its path.
+
+        ``since``/``until``: int ns, datetimes or ISO 8601 text (UTC unless it says otherwise).
+        Options of :func:`cmc_lab.journal.audit.export_pack`: ``progress``, ``overwrite``. Check a
+        pack later with ``cmc-lab audit verify PACK``.
+        """
+        return export_pack(self.journal, path, since, until, instruments=self.specs.instruments, **options)
+
     # ================================================================== display
 
     def __repr__(self) -> str:
         where = Path(self.journal.path).name if self.journal.path != ":memory:" else ":memory:"
-        state = "closed" if self._closed else self.trading_state.value
+        state = "closed" if self.runtime.closed else self.trading_state.value
         return f"Engine({self.label}, {len(self.venues)} venues, journal={where}, {state})"
 
     def _repr_html_(self) -> str:
         now = self.clock.now_ns()
         rows = []
         for name, venue in self.venues.items():
-            ages = [
-                (now - q.ts_event) / 1e6
-                for iid, q in list(self._quotes.items())
-                if iid.startswith(name + ".")
-            ]
+            ages = [(now - q.ts_event) / 1e6 for q in self.market.venue_quotes(name)]
             age = f"{min(ages):.0f} ms" if ages else "no quote"
-            up = "connected" if self._venue_up.get(name) else "down"
+            up = "connected" if self.market.venue_up.get(name) else "down"
             rows.append(f"<tr><td>{name}</td><td>{venue.kind}</td><td>{up}</td><td>{age}</td></tr>")
-        working = sum(1 for o in list(self._orders.values()) if not o.done)
         return (
-            f"<div class='cmc-engine'><b>{escape(repr(self))}</b> — {working} working orders"
+            f"<div class='cmc-engine'><b>{escape(repr(self))}</b> — {len(self.working_orders())} working orders"
             "<table><tr><th>venue</th><th>kind</th><th>session</th><th>last quote</th></tr>"
             + "".join(rows)
             + "</table></div>"
         )
 
-    # ================================================================== loop plumbing
-
-    def _run_loop(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_forever()
-
-    def _stop_loop(self) -> None:
-        if self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-
-    def _call(self, coro: Coroutine[Any, Any, T], *, advance: bool = False, timeout: float = 10.0) -> T:
-        """Run ``coro`` on the engine loop and wait for its result from the caller's thread."""
-        if self._closed:
-            coro.close()
-            raise EngineClosed("this engine is closed; make a new one with cmc.connect(...)")
-        if threading.current_thread() is self._thread:
-            coro.close()
-            raise EngineError(
-                "a blocking engine call was made from the engine thread (a callback?); "
-                "use the *_async method or schedule the work instead"
-            )
-        if advance:
-            coro = self.clock.advance(coro)
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        # Under the virtual clock the timeout is in market seconds; allow real time for the CPU.
-        real_timeout = max(60.0, timeout * 4) if self.clock.virtual else timeout + 5.0
-        try:
-            return future.result(real_timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError(
-                f"the engine did not answer within {real_timeout:.0f} s; it may be overloaded "
-                f"(errors so far: {self.errors[-3:]})"
-            ) from None
-
-    async def _call_async(self, coro: Coroutine[Any, Any, T], *, advance: bool = False) -> T:
-        if self._closed:
-            coro.close()
-            raise EngineClosed("this engine is closed; make a new one with cmc.connect(...)")
-        if advance:
-            coro = self.clock.advance(coro)
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
-
     # ================================================================== on the loop
 
+    @staticmethod
+    async def _on_loop(fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args)
+
     async def _start(self) -> None:
-        self._journal_raw(
+        self.journal_writer.write_raw(
             "EngineStarted",
             {
                 "label": self.label,
                 "venues": {n: v.kind for n, v in self.venues.items()},
-                **run_owner(self._id_prefix),
+                **run_owner(self.router.id_prefix),
             },
         )
         recovered = recover(self)  # before the venues connect: their first reports must find these orders
@@ -436,91 +557,30 @@ class Engine(EngineOrders, EngineJournal, EngineDesk):
     async def _stop(self) -> None:
         for venue in self.venues.values():
             await venue.disconnect()  # also stops a reconnecting venue's back-off task
-        working = [o.client_order_id for o in self._orders.values() if not o.done]
-        self._journal_raw("EngineStopped", {"working_orders": working, "run": self._id_prefix})
+        working = [o.client_order_id for o in self.working_orders()]
+        self.journal_writer.write_raw(
+            "EngineStopped", {"working_orders": working, "run": self.router.id_prefix}
+        )
 
     async def _connect_venue(self, venue: Venue, reconcile: bool) -> None:
-        await venue.connect(self._on_venue_message)
-        if not self._venue_up[venue.name]:
-            self._on_event(VenueConnected(self.now_ns(), self.now_ns(), venue.name, "session opened"))
+        await venue.connect(self.inbox.receive)
+        if not self.market.venue_up[venue.name]:
+            self.router.on_event(VenueConnected(self.now_ns(), self.now_ns(), venue.name, "session opened"))
         if reconcile:  # the venue's VenueConnected may have started one already: wait for that one
-            task = self._reconciling.get(venue.name)
-            if task is None or task.done():
-                task = self._reconciling[venue.name] = self._loop.create_task(self._reconcile(venue))
-            await task
+            await self.router.reconcile_in_background(venue)
 
     async def _disconnect_venue(self, venue: Venue) -> None:
         await venue.disconnect()
-        if self._venue_up[venue.name]:
-            self._on_event(VenueDisconnected(self.now_ns(), self.now_ns(), venue.name, "closed by user"))
+        if self.market.venue_up[venue.name]:
+            self.router.on_event(
+                VenueDisconnected(self.now_ns(), self.now_ns(), venue.name, "closed by user")
+            )
 
     def _venue(self, name: str) -> Venue:
         try:
             return self.venues[name]
         except KeyError:
             raise KeyError(f"no venue {name!r}; this engine has {', '.join(self.venues)}") from None
-
-    # ------------------------------------------------------------------ incoming
-
-    def _on_venue_message(self, message: Event | Quote) -> None:
-        if isinstance(message, Quote):
-            self._quotes[message.instrument_id] = message
-            self.risk.on_quote(message)
-            if message.instrument_id in self.desk._by_leg:
-                self.desk.on_quote(message)
-            if self._quote_callbacks:
-                self._report(_fire(self._quote_callbacks, message))
-            return
-        self._on_event(message)
-        if isinstance(message, VenueConnected) and message.venue in self.venues:
-            task = self._loop.create_task(
-                self._reconcile(self.venues[message.venue]), name=f"reconcile of {message.venue}"
-            )
-            task.add_done_callback(self._on_reconcile_done)
-            self._reconciling[message.venue] = task
-
-    def _on_reconcile_done(self, task: asyncio.Task[None]) -> None:
-        """A background reconcile must not fail unseen; the venue's next reconnect runs it again."""
-        if not task.cancelled() and task.exception() is not None:
-            self._report([f"{task.get_name()} failed: {task.exception()!r}; it runs again on reconnect"])
-
-    def _on_event(self, event: Event) -> None:
-        """Journal first, then apply, then tell subscribers."""
-        ticket_id = None
-        order = None
-        if isinstance(event, OrderEvent):
-            order = self._orders.get(event.client_order_id)
-            if order is None:
-                self._journal_raw("UnknownOrderReport", {"event": event.kind, **event_payload(event)})
-                return
-            if isinstance(event, OrderFilled) and order._seen_trade(event.trade_id):
-                self._journal_raw(
-                    "DuplicateFillIgnored", event_payload(event), order_id=order.client_order_id
-                )
-                return
-            ticket_id = order.ticket_id
-        crash_point("before_answer_journaled")
-        try:
-            self._journal([event], ticket_id=ticket_id)
-        except JournalError as exc:
-            self._journal_failed(exc)
-        crash_point("after_answer_journaled")
-        if order is not None:
-            self._apply(order, event)  # type: ignore[arg-type]
-        elif isinstance(event, VenueEvent):
-            self._venue_up[event.venue] = isinstance(event, VenueConnected)
-            if isinstance(event, VenueDisconnected):
-                self._drop_quotes(event.venue)
-        self._report(_fire(self._event_callbacks, event))
-
-    def _drop_quotes(self, venue: str) -> None:
-        for iid in [k for k in self._quotes if k.startswith(venue + ".")]:
-            del self._quotes[iid]
-
-    def _report(self, errors: list[str]) -> None:
-        if errors:
-            self.errors.extend(errors)
-            del self.errors[:-200]
 
 
 def _memory_prefix() -> str:

@@ -1,71 +1,43 @@
-"""The engine's journal side: rows committed in batches, a failed write halting trading, reading back.
+"""The engine's journal writer: rows committed alone or in batches; a failed write halts trading.
 
-A part of :class:`~cmc_lab.engine.facade.Engine`, which inherits it (``eng._journal_raw(...)``,
-``eng.journal_batch()`` and the rest are the engine's own methods); kept apart so engine.py
-stays the loop, the lifecycle and incoming messages. Every row the engine writes passes
-through here; receipts and the audit pack read them back.
+Every row the engine writes passes through :class:`EngineJournal`. The one rule for a failure,
+whichever method met it: the rows are kept pending, ``on_failure`` is told (the engine halts
+trading and raises an alert: without a journal we cannot prove what we sent), and the method
+returns False so its caller can refuse what it was about to do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from cmc_lab.core.clock import Clock
+from cmc_lab.core.ids import venue_of
 from cmc_lab.core.model import Event, event_payload
-from cmc_lab.core.order import Order
-from cmc_lab.core.specs import Specs
-from cmc_lab.execution.hedge import HedgeTicket
 from cmc_lab.journal import Journal, JournalError, JournalRow
-from cmc_lab.journal.audit import export_pack
-from cmc_lab.journal.receipts import Receipt, read_receipt
-from cmc_lab.risk.pretrade import TradingState
 
 
 class EngineJournal:
-    """Journal writing and reading of :class:`~cmc_lab.engine.facade.Engine`."""
+    """Writes the engine's rows (the :class:`~cmc_lab.core.ports.JournalWriter` port).
 
-    # Engine state used here; Engine.__init__ sets it.
-    journal: Journal
-    clock: Clock
-    specs: Specs
-    trading_state: TradingState
-    errors: list[str]
-    _pending_rows: list[JournalRow]
-    _batch_depth: int
-    _journal_fault: dict[str, Any] | None  # the write failure that HALTED trading
-    _alerts: list[dict[str, Any]]
+    ``with writer.batch():`` makes a decision and its legs one commit instead of six; an order's
+    intent still commits before it leaves (``write(..., now=True)`` flushes what is pending).
+    """
 
-    if TYPE_CHECKING:  # defined by Engine and its desk part
+    def __init__(self, journal: Journal, clock: Clock, on_failure: Callable[[JournalError], None]) -> None:
+        self.journal = journal
+        self._clock = clock
+        self._on_failure = on_failure
+        self._pending: list[JournalRow] = []
+        self._depth = 0
 
-        def now_ns(self) -> int: ...
-        def alert(
-            self, source: str, level: str, message: str, details: Mapping[str, Any] | None = None, **ids: Any
-        ) -> None: ...
-
-    # ------------------------------------------------------------------ writing
-
-    def journal_batch(self) -> _JournalBatch:
-        """Rows journaled inside commit in one transaction when the outermost batch ends.
-
-        A decision and its legs cost one commit instead of six. Intents still commit before
-        any order leaves: :meth:`_submit_batch` flushes whatever is pending first.
-        """
-        return _JournalBatch(self)
-
-    def _commit_pending(self) -> None:
-        rows, self._pending_rows = self._pending_rows, []
-        if rows:
-            self.journal.append_many(rows)
-
-    def _journal(self, events: list[Event], ticket_id: str | None = None, *, now: bool = False) -> None:
+    def write(self, events: list[Event], ticket_id: str | None = None, *, now: bool = False) -> bool:
         """Journal events; outside a batch (or with ``now``) they are committed before this returns."""
-        mono = self.clock.mono_ns()
+        mono = self._clock.mono_ns()
         for event in events:
             iid = getattr(event, "instrument_id", None)
-            venue = getattr(event, "venue", None) or (iid.split(".", 1)[0] if iid else None)
-            self._pending_rows.append(
+            venue = getattr(event, "venue", None) or (venue_of(iid) if iid else None)
+            self._pending.append(
                 JournalRow(
                     kind=event.kind,
                     ts_event=event.ts_event,
@@ -78,17 +50,17 @@ class EngineJournal:
                     instrument=iid,
                 )
             )
-        if now or not self._batch_depth:
-            self._commit_pending()
+        return self._commit() if now or not self._depth else True
 
-    def _journal_raw(self, kind: str, payload: dict[str, Any], **ids: Any) -> None:
-        now = self.now_ns()
-        self._pending_rows.append(
+    def write_raw(self, kind: str, payload: dict[str, Any], **ids: Any) -> bool:
+        """Journal one row that is not a model event (alerts, decisions, recovery notes)."""
+        now = self._clock.now_ns()
+        self._pending.append(
             JournalRow(
                 kind=kind,
                 ts_event=now,
                 ts_init=now,
-                mono_ns=self.clock.mono_ns(),
+                mono_ns=self._clock.mono_ns(),
                 payload=payload,
                 order_id=ids.get("order_id"),
                 ticket_id=ids.get("ticket_id"),
@@ -96,78 +68,37 @@ class EngineJournal:
                 instrument=ids.get("instrument"),
             )
         )
-        if self._batch_depth:
-            return
+        return self._commit() if not self._depth else True
+
+    def batch(self) -> _Batch:
+        """Rows written inside commit in one transaction when the outermost batch ends."""
+        return _Batch(self)
+
+    def _commit(self) -> bool:
+        rows, self._pending = self._pending, []
+        if not rows:
+            return True
         try:
-            self._commit_pending()
+            self.journal.append_many(rows)
         except JournalError as exc:
-            self._journal_failed(exc)
-
-    def _journal_failed(self, exc: JournalError) -> None:
-        """Without a journal we cannot prove what we sent: stop sending, and say why in an alert."""
-        self.errors.append(f"journal write failed: {exc}")
-        if self.trading_state is not TradingState.HALTED:
-            self.trading_state = TradingState.HALTED
-            self.errors.append("trading HALTED: the journal cannot be written; fix it and eng.rearm()")
-        if self._journal_fault is None:  # the first failure of an outage alerts (journaled if it can be)
-            self._journal_fault = {
-                "error": str(exc),
-                "since_ns": self.now_ns(),
-                "alert": len(self._alerts) + 1,
-            }
-            self.alert(
-                "journal",
-                "critical",
-                f"trading HALTED: the journal cannot be written, so no order is sent until it can ({exc}); "
-                "fix the disk or the file, then eng.rearm()",
-            )
-
-    @property
-    def halt_reason(self) -> str | None:
-        """Why trading is HALTED when the kill switch did not do it (the journal cannot be written)."""
-        fault = self._journal_fault
-        return None if fault is None else f"the journal cannot be written: {fault['error']}"
-
-    # ------------------------------------------------------------------ reading back
-
-    def receipt(self, order_or_ticket: Order | HedgeTicket | str) -> Receipt:
-        """The complete receipt of one order or hedge ticket, from the journal (see :class:`Receipt`).
-
-        Decision and the quotes it saw, checks, intent, send, ack, each fill, re-orders and
-        unwinds, final state; latency per hop and slippage. ``receipt.timeline()`` charts it.
-        """
-        if isinstance(order_or_ticket, Order):
-            order_or_ticket = order_or_ticket.client_order_id
-        elif isinstance(order_or_ticket, HedgeTicket):
-            order_or_ticket = order_or_ticket.ticket_id
-        return read_receipt(self.journal, order_or_ticket, self.specs.instruments)
-
-    def audit(self, path: str | Path, since: object = None, until: object = None, **options: Any) -> Path:
-        """Write the audit pack (zip) of the journal rows from ``since`` to ``until``; its path.
-
-        ``since``/``until``: int ns, datetimes or ISO 8601 text (UTC unless it says otherwise).
-        Options of :func:`cmc_lab.journal.audit.export_pack`: ``progress``, ``overwrite``. Check a
-        pack later with ``cmc-lab audit verify PACK``.
-        """
-        return export_pack(self.journal, path, since, until, instruments=self.specs.instruments, **options)
+            self._on_failure(exc)
+            return False
+        return True
 
 
-class _JournalBatch:
-    """``with engine.journal_batch():`` (a plain class: the desk opens one per quote with armed tickets)."""
+class _Batch:
+    """``with writer.batch():`` (a plain class: the desk opens one per quote with armed tickets)."""
 
-    __slots__ = ("_engine",)
+    __slots__ = ("_writer",)
 
-    def __init__(self, engine: EngineJournal) -> None:
-        self._engine = engine
+    def __init__(self, writer: EngineJournal) -> None:
+        self._writer = writer
 
     def __enter__(self) -> None:
-        self._engine._batch_depth += 1
+        self._writer._depth += 1
 
     def __exit__(self, *exc: object) -> None:
-        engine = self._engine
-        engine._batch_depth -= 1
-        if not engine._batch_depth:
-            try:
-                engine._commit_pending()
-            except JournalError as error:
-                engine._journal_failed(error)
+        writer = self._writer
+        writer._depth -= 1
+        if not writer._depth:
+            writer._commit()

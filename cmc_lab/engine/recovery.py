@@ -31,8 +31,9 @@ import asyncio
 import os
 import socket
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from cmc_lab.core.model import (
     EVENT_TYPES,
@@ -50,11 +51,34 @@ from cmc_lab.core.model import (
     next_state,
 )
 from cmc_lab.core.order import Order
+from cmc_lab.core.specs import Specs
+from cmc_lab.engine.journaling import EngineJournal
+from cmc_lab.engine.routing import OrderRouter
+from cmc_lab.engine.runtime import Runtime
 from cmc_lab.execution.ticket import TicketState
+from cmc_lab.journal import Journal
+from cmc_lab.risk.monitor import RiskMonitor
+from cmc_lab.venues.base import Venue
 from cmc_lab.venues.fix.gateway import FixVenue
 
-if TYPE_CHECKING:
-    from cmc_lab.engine.facade import Engine
+
+class Recoverable(Protocol):
+    """What recovery needs of the engine: its journal, venues and parts (the facade is one)."""
+
+    journal: Journal
+    specs: Specs
+    venues: dict[str, Venue]
+    runtime: Runtime
+    router: OrderRouter
+    journal_writer: EngineJournal
+    risk: RiskMonitor
+
+    def now_ns(self) -> int: ...
+
+    def alert(
+        self, source: str, level: str, message: str, details: Mapping[str, Any] | None = None, **ids: Any
+    ) -> None: ...
+
 
 #: Journal kinds of order events: what the replay reads.
 ORDER_KINDS = tuple(
@@ -84,7 +108,7 @@ def run_owner(prefix: str) -> dict[str, Any]:
     return owner
 
 
-def recover(eng: Engine) -> Recovered:
+def recover(eng: Recoverable) -> Recovered:
     """Rebuild and register the live orders of earlier runs; journal ``EngineRecovered`` (engine loop)."""
     if str(eng.journal.path) == ":memory:":
         return Recovered()
@@ -111,7 +135,7 @@ def recover(eng: Engine) -> Recovered:
                 tickets[row["ticket_id"]] = (_run_of(row["ticket_id"][1:]), str(payload.get("to")))
         elif row["order_id"]:
             _trace(traces, row["order_id"], row["seq"], kind, payload, unreadable)
-    this_run = eng._id_prefix
+    this_run = eng.router.id_prefix
     elsewhere = {
         run: owner["pid"]
         for run, owner in owners.items()
@@ -137,9 +161,9 @@ def recover(eng: Engine) -> Recovered:
         and not _terminal(state)
     }
     for order in recovered.orders:
-        eng._orders[order.client_order_id] = order
+        eng.router.orders[order.client_order_id] = order
         _adopt(eng, order)
-    eng._journal_raw(
+    eng.journal_writer.write_raw(
         "EngineRecovered",
         {
             "orders_read": len(traces),
@@ -159,34 +183,34 @@ def recover(eng: Engine) -> Recovered:
     now = eng.now_ns()
     for order in never_sent:
         why = "recovery: its intent has no send decision in the journal, so it never left; not sent"
-        eng._on_event(OrderDenied(now, now, order.client_order_id, order.instrument_id, why))
+        eng.router.on_event(OrderDenied(now, now, order.client_order_id, order.instrument_id, why))
     _alerts(eng, elsewhere, elsewhere_venues, open_tickets, unreadable + orphans)
     return recovered
 
 
-def reconcile_recovered(eng: Engine, recovered: Recovered) -> None:
+def reconcile_recovered(eng: Recoverable, recovered: Recovered) -> None:
     """Once the venues are up: reconcile the recovered orders in the background, then journal the outcome."""
     if not recovered.history:
         return
-    task = eng._loop.create_task(_reconcile(eng, recovered), name="reconcile of recovered orders")
+    task = eng.runtime.loop.create_task(_reconcile(eng, recovered), name="reconcile of recovered orders")
     _TASKS.add(task)
     task.add_done_callback(_TASKS.discard)
-    task.add_done_callback(eng._on_reconcile_done)
+    task.add_done_callback(eng.router.on_reconcile_done)
 
 
-async def _reconcile(eng: Engine, recovered: Recovered) -> None:
+async def _reconcile(eng: Recoverable, recovered: Recovered) -> None:
     failed: dict[str, str] = {}
     for name in dict.fromkeys(o.instrument.venue for o in recovered.orders):
         waiting = [o for o in recovered.orders if o.instrument.venue == name and not o.done]
         if not waiting:
             continue
         # The venue's VenueConnected started a reconcile of every order, these included: wait for it.
-        task = eng._reconciling.get(name)
+        task = eng.router.reconciling.get(name)
         try:
             if task is not None and not (task.done() and (task.cancelled() or task.exception())):
                 await task
             else:
-                await eng._reconcile(eng.venues[name], waiting)
+                await eng.router.reconcile(eng.venues[name], waiting)
             _cancel_again(eng, [o for o in waiting if o.state is OrderState.PENDING_CANCEL])
         except Exception as exc:
             failed[name] = repr(exc)
@@ -202,7 +226,7 @@ async def _reconcile(eng: Engine, recovered: Recovered) -> None:
         for row in eng.journal.rows(since_ns=recovered.since_ns, kinds=["UnknownOrderReport"])
     }
     venue_only = sorted(  # late reports of orders the journal closed are not alarming; strangers are
-        cid for cid in reported if cid.partition(".")[0] not in recovered.known | set(eng._orders)
+        cid for cid in reported if cid.partition(".")[0] not in recovered.known | set(eng.router.orders)
     )
     if venue_only:
         eng.alert(
@@ -211,7 +235,7 @@ async def _reconcile(eng: Engine, recovered: Recovered) -> None:
             f"venues report orders the journal does not know: {', '.join(venue_only)}; they were not sent by "
             "this journal's engines; check them at the venue",
         )
-    eng._journal_raw(
+    eng.journal_writer.write_raw(
         "RecoveryReconciled",
         {
             "working": [o.client_order_id for o in recovered.orders if not o.done],
@@ -289,7 +313,7 @@ def _events(
 
 
 def _replay(
-    eng: Engine, events: list[tuple[int, OrderEvent]], last_stop: int
+    eng: Recoverable, events: list[tuple[int, OrderEvent]], last_stop: int
 ) -> tuple[dict[str, Order], list[int], int]:
     """Orders rebuilt from their events; events after ``last_stop`` also go through the risk hook."""
     orders: dict[str, Order] = {}
@@ -306,7 +330,8 @@ def _replay(
                 orphans.append(seq)
                 continue
             order = orders[cid] = Order(
-                eng,
+                eng.runtime,
+                eng.router.request_cancel,
                 cid,
                 inst,
                 event.side,
@@ -315,16 +340,15 @@ def _replay(
                 event.tif,
                 event.account,
                 event.ticket_id,
-                eng._loop,
             )
         if seq > last_stop and order.instrument.venue in eng.venues:
-            eng._apply(order, event)
+            eng.router.apply(order, event)
             replayed = True
             fills += isinstance(event, OrderFilled)
             if isinstance(event, OrderSubmitted):
                 booked.add(cid)
         else:
-            order._apply(event)
+            order.apply(event)
     for order in orders.values():  # working since before the last clean stop: hold its margin again
         if (
             order.state.is_working
@@ -342,7 +366,7 @@ def _replay(
     return orders, orphans, fills
 
 
-def _adopt(eng: Engine, order: Order) -> None:
+def _adopt(eng: Recoverable, order: Order) -> None:
     venue = eng.venues[order.instrument.venue]
     if not isinstance(venue, FixVenue):
         return
@@ -361,7 +385,7 @@ def _adopt(eng: Engine, order: Order) -> None:
     venue.adopt(command, amendments=sum(isinstance(e, OrderCancelRequested) for e in order.events))
 
 
-def _cancel_again(eng: Engine, orders: list[Order]) -> None:
+def _cancel_again(eng: Recoverable, orders: list[Order]) -> None:
     """A cancel journaled by the dead process that the venue has not acted on: the user asked for it, send it.
 
     A cancel is safe to repeat (the venue refuses a second one for the same order); an order is not.
@@ -369,7 +393,7 @@ def _cancel_again(eng: Engine, orders: list[Order]) -> None:
     for order in orders:
         now = eng.now_ns()
         cid = order.client_order_id
-        eng._journal_raw(
+        eng.journal_writer.write_raw(
             "RecoveryCancelResent",
             {"reason": "recovery: the venue still works this order after its journaled cancel request"},
             order_id=cid,
@@ -382,7 +406,7 @@ def _cancel_again(eng: Engine, orders: list[Order]) -> None:
 
 
 def _alerts(
-    eng: Engine,
+    eng: Recoverable,
     elsewhere: dict[str, int],
     other_venues: list[str],
     open_tickets: dict[str, str],

@@ -1,22 +1,26 @@
-"""The engine's order plumbing: validate, check, journal the intent, send; cancel, kill, reconcile.
+"""Order routing: ids, checks, the intent committed before send; answers journaled before applied.
 
-A part of :class:`~cmc_lab.engine.facade.Engine`, which inherits it (``eng._submit_batch(...)`` and
-the rest are the engine's own methods); kept apart so engine.py stays the loop, the lifecycle
-and incoming messages. The guarantee that an order's intent is committed to the journal before
-its message is handed to the venue is kept here, in :meth:`EngineOrders._submit_batch`.
+:class:`OrderRouter` is the engine part every order passes through, out and back. Outgoing, in
+one loop turn: a client order id, the pre-trade checks, ``OrderInitialized`` + ``OrderSubmitted``
+(or ``OrderDenied``) committed, and only then the command handed to the venue
+(:meth:`OrderRouter.submit_batch`). Incoming: every event is journaled, then applied to its
+live Order, then told to subscribers (:meth:`OrderRouter.on_event`). It also holds the trading
+state (the kill switch) and is the pre-trade checks' view of the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
+
+import pandas as pd
 
 from cmc_lab.core.crashpoints import crash_point
 from cmc_lab.core.model import (
     CancelOrder,
     Event,
-    Instrument,
     OrderAccepted,
     OrderCanceled,
     OrderCancelRequested,
@@ -33,55 +37,86 @@ from cmc_lab.core.model import (
     SubmitOrder,
     TimeInForce,
     TradingStateChanged,
+    VenueConnected,
+    VenueDisconnected,
+    VenueEvent,
+    event_payload,
     parse_price,
     parse_qty,
 )
-from cmc_lab.core.order import Order
+from cmc_lab.core.order import Order, fire_callbacks
+from cmc_lab.core.ports import CheckResult
+from cmc_lab.core.runner import Runner
 from cmc_lab.core.specs import Specs
+from cmc_lab.core.trading import OrderRequest, TradingState
+from cmc_lab.engine.alerts import AlertLog
+from cmc_lab.engine.errors import InvalidOrder
+from cmc_lab.engine.journaling import EngineJournal
+from cmc_lab.engine.market import MarketState
 from cmc_lab.journal import JournalError
 from cmc_lab.risk.monitor import RiskMonitor
-from cmc_lab.risk.pretrade import OrderRequest, PreTradeChecks, TradingState
+from cmc_lab.risk.pretrade import PreTradeChecks
 from cmc_lab.venues.base import Venue
 
-if TYPE_CHECKING:
-    from cmc_lab.engine.facade import Engine
+EventCallback = Callable[[Event], None]
 
 
-class InvalidOrder(ValueError):
-    """An order whose arguments cannot be sent at all (unknown symbol, bad price or size)."""
+class OrderRouter:
+    """Orders out and answers in, on the engine loop (the :class:`~cmc_lab.core.ports.OrderSender` port).
 
+    ``risk`` is set once by the engine after the risk monitor is built (the monitor sends orders
+    through this router, and the router feeds the monitor every applied order event).
+    """
 
-class EngineOrders:
-    """Order plumbing of :class:`~cmc_lab.engine.facade.Engine` (runs on its loop unless a method says not)."""
-
-    # Engine state used here; Engine.__init__ sets it.
-    specs: Specs
-    checks: PreTradeChecks
-    venues: dict[str, Venue]
     risk: RiskMonitor
-    trading_state: TradingState
-    errors: list[str]
-    _orders: dict[str, Order]
-    _quotes: dict[str, Quote]
-    _order_seq: int
-    _id_prefix: str
-    _journal_fault: dict[str, Any] | None
-    _loop: asyncio.AbstractEventLoop
 
-    if TYPE_CHECKING:  # defined by Engine and its journal part
+    def __init__(
+        self,
+        *,
+        specs: Specs,
+        venues: Mapping[str, Venue],
+        market: MarketState,
+        writer: EngineJournal,
+        runner: Runner,
+        alerts: AlertLog,
+        checks: PreTradeChecks,
+        id_prefix: str,
+    ) -> None:
+        self.specs = specs
+        self.venues = venues
+        self.market = market
+        self.writer = writer
+        self.runner = runner
+        self.alerts = alerts
+        self.checks = checks
+        self.id_prefix = id_prefix
+        self.orders: dict[str, Order] = {}
+        self.trading_state = TradingState.ACTIVE
+        self.event_callbacks: list[EventCallback] = []
+        self.reconciling: dict[str, asyncio.Task[None]] = {}
+        self.journal_fault: dict[str, Any] | None = None  # the write failure that HALTED trading
+        self._order_seq = 0
 
-        def instrument(self, instrument_id: str) -> Instrument: ...
-        def now_ns(self) -> int: ...
-        def venue_connected(self, venue: str) -> bool: ...
-        def _on_event(self, event: Event) -> None: ...
-        def _report(self, errors: list[str]) -> None: ...
-        def _journal(
-            self, events: list[Event], ticket_id: str | None = None, *, now: bool = False
-        ) -> None: ...
-        def _journal_raw(self, kind: str, payload: dict[str, Any], **ids: Any) -> None: ...
-        def _journal_failed(self, exc: JournalError) -> None: ...
+    # ================================================================== the checks' view
 
-    def _request(
+    def now_ns(self) -> int:
+        return self.market.now_ns()
+
+    def venue_connected(self, venue: str) -> bool:
+        return self.market.venue_up.get(venue, False)
+
+    @property
+    def halt_reason(self) -> str | None:
+        """Why trading is HALTED when the kill switch did not do it (the journal cannot be written)."""
+        fault = self.journal_fault
+        return None if fault is None else f"the journal cannot be written: {fault['error']}"
+
+    def check(self, request: OrderRequest) -> CheckResult:
+        return self.checks.run(request, self)
+
+    # ================================================================== outgoing
+
+    def request(
         self,
         instrument_id: str,
         side: str | Side,
@@ -91,7 +126,7 @@ class EngineOrders:
         ticket_id: str | None,
     ) -> OrderRequest:
         """Static validation in the caller's thread: bad arguments never reach the journal."""
-        instrument = self.instrument(instrument_id)
+        instrument = self.market.instrument(instrument_id)
         if not instrument.tradeable:
             raise InvalidOrder(f"{instrument_id} is a {instrument.kind} rate; it cannot be traded")
         try:
@@ -106,22 +141,15 @@ class EngineOrders:
         except ValueError as exc:
             raise InvalidOrder(str(exc)) from None
 
-    def _next_client_order_id(self) -> str:
-        self._order_seq += 1
-        return f"{self._id_prefix}-{self._order_seq:06d}"
+    def submit_now(self, request: OrderRequest, tif: TimeInForce, reason: str) -> Order:
+        return self.submit_batch([request], tif, reason)[0]
 
-    async def _submit(self, req: OrderRequest, tif: TimeInForce, reason: str) -> Order:
-        return self._submit_now(req, tif, reason)
-
-    def _submit_now(self, req: OrderRequest, tif: TimeInForce, reason: str) -> Order:
-        return self._submit_batch([req], tif, reason)[0]
-
-    def _submit_batch(
+    def submit_batch(
         self,
         requests: list[OrderRequest],
         tif: TimeInForce,
         reason: str,
-        checked: list[tuple[str | None, tuple[str, ...]]] | None = None,
+        checked: list[CheckResult] | None = None,
     ) -> list[Order]:
         """Check each order, commit every intent in one transaction, then hand them all to venues.
 
@@ -129,18 +157,18 @@ class EngineOrders:
         results for these requests, run by the caller earlier in this same loop turn (a hedge
         decision checks its legs before it commits to sending them); they are not run twice.
         """
-        now = self.now_ns()
-        engine = cast("Engine", self)  # an Order talks back to its Engine, the one class built on this
+        now = self.market.now_ns()
         staged: list[tuple[Order, OrderRequest, OrderInitialized, OrderEvent]] = []
         rows: list[Event] = []
         for i, req in enumerate(requests):
             cid = self._next_client_order_id()
             inst = req.instrument
             order = Order(
-                engine, cid, inst, req.side, req.qty, req.price, tif, req.account, req.ticket_id, self._loop
-            )
-            self._orders[cid] = order
-            init = _initialized(now, cid, req, tif, reason, self._quotes.get(inst.id))
+                self.runner, self.request_cancel, cid, inst, req.side, req.qty, req.price, tif,
+                req.account, req.ticket_id,
+            )  # fmt: skip
+            self.orders[cid] = order
+            init = _initialized(now, cid, req, tif, reason, self.market.quotes.get(inst.id))
             denial, passed = checked[i] if checked is not None else self.checks.run(req, self)
             outcome: OrderEvent
             if denial is None:
@@ -149,92 +177,154 @@ class EngineOrders:
                 outcome = OrderDenied(now, now, cid, inst.id, denial)
             staged.append((order, req, init, outcome))
             rows += [init, outcome]
-        try:
-            self._journal(rows, ticket_id=requests[0].ticket_id if requests else None, now=True)
-        except JournalError as exc:
-            self._journal_failed(exc)
+        if not self.writer.write(rows, ticket_id=requests[0].ticket_id if requests else None, now=True):
+            why = f"journal unavailable: {self.halt_reason}"
             for order, _, init, _ in staged:
-                order._apply(init)
-                denied = OrderDenied(
-                    now, now, order.client_order_id, order.instrument_id, f"journal unavailable: {exc}"
-                )
-                self._apply(order, denied)
+                order.apply(init)
+                self.apply(order, OrderDenied(now, now, order.client_order_id, order.instrument_id, why))
             return [order for order, *_ in staged]
         for order, _, init, outcome in staged:
-            order._apply(init)
-            self._apply(order, outcome)
+            order.apply(init)
+            self.apply(order, outcome)
         for order, req, _, outcome in staged:
-            if not isinstance(outcome, OrderSubmitted):
-                continue
-            command = SubmitOrder(
-                order.client_order_id,
-                req.instrument.id,
-                req.side,
-                req.qty,
-                req.price,
-                tif,
-                req.account,
-                now,
-                req.ticket_id,
-            )
-            crash_point("after_intent_commit")
-            try:
-                self.venues[req.instrument.venue].submit(command)
-            except Exception as exc:
-                self._on_event(
-                    OrderRejected(
-                        self.now_ns(),
-                        self.now_ns(),
-                        order.client_order_id,
-                        req.instrument.id,
-                        f"not sent: {exc}",
-                    )
-                )
-            crash_point("after_send")
+            if isinstance(outcome, OrderSubmitted):
+                self._send(order, req, tif, now)
         return [order for order, *_ in staged]
 
-    async def _cancel(self, order: Order, reason: str) -> bool:
+    def _send(self, order: Order, req: OrderRequest, tif: TimeInForce, now: int) -> None:
+        command = SubmitOrder(
+            order.client_order_id, req.instrument.id, req.side, req.qty, req.price, tif, req.account, now,
+            req.ticket_id,
+        )  # fmt: skip
+        crash_point("after_intent_commit")
+        try:
+            self.venues[req.instrument.venue].submit(command)
+        except Exception as exc:
+            ts = self.market.now_ns()
+            self.on_event(OrderRejected(ts, ts, order.client_order_id, req.instrument.id, f"not sent: {exc}"))
+        crash_point("after_send")
+
+    def _next_client_order_id(self) -> str:
+        self._order_seq += 1
+        return f"{self.id_prefix}-{self._order_seq:06d}"
+
+    def request_cancel(self, order: Order) -> None:
+        """``order.cancel()`` from a notebook: hand the cancel to the loop and wait for it to leave."""
+        self.runner.call(self.cancel(order, "user request"))
+
+    async def cancel(self, order: Order, reason: str) -> bool:
         if order.done or order.state is OrderState.PENDING_CANCEL:
             return False
-        now = self.now_ns()
-        self._on_event(OrderCancelRequested(now, now, order.client_order_id, order.instrument_id, reason))
+        now = self.market.now_ns()
+        self.on_event(OrderCancelRequested(now, now, order.client_order_id, order.instrument_id, reason))
         command = CancelOrder(order.client_order_id, order.instrument_id, now, order.venue_order_id)
         try:
             self.venues[order.instrument.venue].cancel(command)
         except Exception as exc:
-            self.errors.append(f"cancel of {order.client_order_id} not sent: {exc}")
+            self.runner.report([f"cancel of {order.client_order_id} not sent: {exc}"])
             return False
         return True
 
-    async def _cancel_all(self, instrument_id: str | None, reason: str) -> int:
+    async def cancel_all(self, instrument_id: str | None, reason: str) -> int:
         count = 0
-        for order in list(self._orders.values()):
+        for order in list(self.orders.values()):
             if not order.done and (instrument_id is None or order.instrument_id == instrument_id):
-                count += await self._cancel(order, reason)
+                count += await self.cancel(order, reason)
         return count
 
-    async def _kill(self, reason: str, who: str) -> int:
-        await self._set_trading_state(TradingState.HALTED, reason, who)
-        return await self._cancel_all(None, f"kill switch: {reason}")
+    # ================================================================== trading state
 
-    async def _set_trading_state(self, state: TradingState, reason: str, who: str) -> None:
-        if state is TradingState.ACTIVE and self._journal_fault is not None:
-            fault, self._journal_fault = self._journal_fault, None
-            self._journal_raw("JournalFault", fault)  # the outage on record, now that rows are taken
-            if self._journal_fault is not None:  # still refused: stay HALTED (a new alert says so)
+    async def kill(self, reason: str, who: str) -> int:
+        self.set_trading_state(TradingState.HALTED, reason, who)
+        return await self.cancel_all(None, f"kill switch: {reason}")
+
+    def set_trading_state(self, state: TradingState, reason: str, who: str) -> None:
+        """Change the trading state, journaled; re-arming first puts a journal outage on record."""
+        if state is TradingState.ACTIVE and self.journal_fault is not None:
+            fault, self.journal_fault = self.journal_fault, None
+            if not self.writer.write_raw("JournalFault", fault):  # still refused: stay HALTED
                 return
         self.trading_state = state
-        now = self.now_ns()
-        self._on_event(TradingStateChanged(now, now, state.value, reason, who))
+        now = self.market.now_ns()
+        self.on_event(TradingStateChanged(now, now, state.value, reason, who))
 
-    async def _reconcile_orders(self, orders: list[Order]) -> None:
+    def journal_failed(self, exc: JournalError) -> None:
+        """Without a journal we cannot prove what we sent: stop sending, and say why in an alert."""
+        self.runner.report([f"journal write failed: {exc}"])
+        if self.trading_state is not TradingState.HALTED:
+            self.trading_state = TradingState.HALTED
+            self.runner.report(["trading HALTED: the journal cannot be written; fix it and eng.rearm()"])
+        if self.journal_fault is None:  # the first failure of an outage alerts (journaled if it can be)
+            self.journal_fault = {
+                "error": str(exc),
+                "since_ns": self.market.now_ns(),
+                "alert": self.alerts.next_id(),
+            }
+            self.alerts.alert(
+                "journal",
+                "critical",
+                f"trading HALTED: the journal cannot be written, so no order is sent until it can ({exc}); "
+                "fix the disk or the file, then eng.rearm()",
+            )
+
+    # ================================================================== incoming
+
+    def on_event(self, event: Event) -> None:
+        """Journal first, then apply, then tell subscribers."""
+        ticket_id = None
+        order = None
+        if isinstance(event, OrderEvent):
+            order = self.orders.get(event.client_order_id)
+            if order is None:
+                self.writer.write_raw("UnknownOrderReport", {"event": event.kind, **event_payload(event)})
+                return
+            if isinstance(event, OrderFilled) and order.seen_trade(event.trade_id):
+                self.writer.write_raw(
+                    "DuplicateFillIgnored", event_payload(event), order_id=order.client_order_id
+                )
+                return
+            ticket_id = order.ticket_id
+        crash_point("before_answer_journaled")
+        self.writer.write([event], ticket_id=ticket_id)
+        crash_point("after_answer_journaled")
+        if order is not None:
+            self.apply(order, event)  # type: ignore[arg-type]
+        elif isinstance(event, VenueEvent):
+            self.market.venue_up[event.venue] = isinstance(event, VenueConnected)
+            if isinstance(event, VenueDisconnected):
+                self.market.drop_quotes(event.venue)
+        self.runner.report(fire_callbacks(self.event_callbacks, event))
+
+    def apply(self, order: Order, event: OrderEvent) -> None:
+        self.runner.report(order.apply(event))
+        self.risk.on_order_event(order, event)
+
+    # ================================================================== reconciliation
+
+    def reconcile_in_background(self, venue: Venue) -> asyncio.Task[None]:
+        """Start (or join) the reconcile of one venue; a failure is reported, never lost."""
+        task = self.reconciling.get(venue.name)
+        if task is None or task.done():
+            task = self.runner.loop.create_task(self.reconcile(venue), name=f"reconcile of {venue.name}")
+            task.add_done_callback(self.on_reconcile_done)
+            self.reconciling[venue.name] = task
+        return task
+
+    def on_reconcile_done(self, task: asyncio.Task[None]) -> None:
+        """A background reconcile must not fail unseen; the venue's next reconnect runs it again."""
+        if not task.cancelled() and task.exception() is not None:
+            self.runner.report(
+                [f"{task.get_name()} failed: {task.exception()!r}; it runs again on reconnect"]
+            )
+
+    async def reconcile_orders(self, orders: list[Order]) -> None:
         """Reconcile just these orders (a hedge leg that neither acks nor cancels)."""
         for name in {o.instrument.venue for o in orders}:
-            await self._reconcile(self.venues[name], [o for o in orders if o.instrument.venue == name])
+            await self.reconcile(self.venues[name], [o for o in orders if o.instrument.venue == name])
 
-    async def _reconcile(self, venue: Venue, orders: list[Order] | None = None) -> None:
+    async def reconcile(self, venue: Venue, orders: list[Order] | None = None) -> None:
         """Ask the venue about every order we think is working there and apply what changed."""
-        candidates = orders if orders is not None else list(self._orders.values())
+        candidates = orders if orders is not None else list(self.orders.values())
         working = [o for o in candidates if o.instrument.venue == venue.name and not o.done]
         if not working:
             return
@@ -246,39 +336,35 @@ class EngineOrders:
             if order.done:  # answered while we were asking
                 continue
             report = reports.get(order.client_order_id)
-            now = self.now_ns()
+            now = self.market.now_ns()
             cid, iid = order.client_order_id, order.instrument_id
             before = len(order.events)
             if report is None:
                 unknown.append(cid)
                 lost = OrderRejected if order.state is OrderState.SUBMITTED else OrderCanceled
-                self._on_event(lost(now, now, cid, iid, "reconcile: the venue does not know this order"))
+                self.on_event(lost(now, now, cid, iid, "reconcile: the venue does not know this order"))
                 continue
             if order.state is OrderState.SUBMITTED and report.venue_order_id:
-                self._on_event(OrderAccepted(now, now, cid, iid, report.venue_order_id))
+                self.on_event(OrderAccepted(now, now, cid, iid, report.venue_order_id))
             missing = report.filled_qty - order.filled_qty
             if missing > 0 and report.avg_px is not None:
                 known = sum((f.last_px * f.last_qty for f in order.fills), Decimal(0))
                 px = (report.avg_px * report.filled_qty - known) / missing
                 trade_id = f"{cid}-reconciled-{len(order.fills) + 1}"
-                self._on_event(
+                self.on_event(
                     OrderFilled(
                         now, now, cid, iid, report.venue_order_id or "", trade_id, order.side, px, missing
                     )
                 )
             if not order.done and report.state in _FINAL_REPORTS:
-                self._on_event(_FINAL_REPORTS[report.state](now, now, cid, iid, "reconcile"))
+                self.on_event(_FINAL_REPORTS[report.state](now, now, cid, iid, "reconcile"))
             if len(order.events) != before:
                 changed.append(cid)
-        self._journal_raw(
+        self.writer.write_raw(
             "Reconciled",
             {"venue": venue.name, "checked": len(working), "changed": changed, "unknown": unknown},
             venue=venue.name,
         )
-
-    def _apply(self, order: Order, event: OrderEvent) -> None:
-        self._report(order._apply(event))
-        self.risk.on_order_event(order, event)
 
 
 _FINAL_REPORTS: dict[OrderState, Any] = {
@@ -299,7 +385,27 @@ def _initialized(
     )
 
 
-def _parse_tif(tif: str | TimeInForce) -> TimeInForce:
+def orders_frame(orders: list[Order]) -> pd.DataFrame:
+    """One row per order: id, instrument, side, qty, price, state, filled, average price, ticket."""
+    rows = [
+        {
+            "client_order_id": o.client_order_id,
+            "instrument": o.instrument_id,
+            "side": o.side.value,
+            "qty": o.qty,
+            "price": o.price,
+            "state": o.state.value,
+            "filled": o.filled_qty,
+            "avg_px": o.avg_px,
+            "ticket": o.ticket_id,
+            "reason": o.reason,
+        }
+        for o in orders
+    ]
+    return pd.DataFrame(rows)
+
+
+def parse_tif(tif: str | TimeInForce) -> TimeInForce:
     try:
         return TimeInForce.parse(tif)
     except ValueError as exc:

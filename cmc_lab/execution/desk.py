@@ -5,20 +5,21 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from cmc_lab.core.model import Quote, Side
-from cmc_lab.core.order import _fire, _register
+from cmc_lab.core.order import fire_callbacks, register_callback
+from cmc_lab.core.ports import AlertSink, JournalWriter, MarketView, OrderSender
+from cmc_lab.core.runner import Runner
+from cmc_lab.core.specs import Specs
+from cmc_lab.execution.context import DeskContext
 from cmc_lab.execution.flow import TicketFlow
 from cmc_lab.execution.hedge import HedgePolicy, HedgeTicket, TicketState, parse_trigger
 from cmc_lab.execution.spread import FX_ID, SharedLegs, Spread, SpreadSnapshot, default_lots
 from cmc_lab.execution.trigger import TriggerRule
 from cmc_lab.pricing.spreads import COPPER_IMPORT_PARITY, CostTerms, SpreadDef
-
-if TYPE_CHECKING:
-    from cmc_lab.engine.facade import Engine
 
 SpreadCallback = Callable[[SpreadSnapshot], None]
 
@@ -28,11 +29,40 @@ _ARMED = TicketState.ARMED
 
 
 class Desk:
-    """Spreads by name, tickets by id; recomputes a spread when one of its legs quotes."""
+    """Spreads by name, tickets by id; recomputes a spread when one of its legs quotes.
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._now_ns = engine.clock.now_ns  # the engine's clock, asked once per quote
+    Built by the engine with the ports its spreads and tickets use: the market view (quotes,
+    sessions), the order sender (checks, intents, sends), the journal writer, the runner (the
+    loop) and the alert sink. It is the risk monitor's :class:`~cmc_lab.core.ports.TicketBook`.
+    """
+
+    def __init__(
+        self,
+        *,
+        specs: Specs,
+        market: MarketView,
+        orders: OrderSender,
+        journal: JournalWriter,
+        runner: Runner,
+        alerts: AlertSink,
+    ) -> None:
+        self.specs = specs
+        self.market = market
+        self.orders = orders
+        self.journal = journal
+        self.runner = runner
+        self.alerts = alerts
+        self._now_ns = market.now_ns  # the engine's clock, asked once per quote
+        self.context = DeskContext(
+            specs,
+            market,
+            orders,
+            journal,
+            runner,
+            alerts,
+            left_armed=self.ticket_left_armed,
+            fired=self.ticket_fired,
+        )
         self.spreads: dict[str, Spread] = {}
         self.tickets: dict[str, HedgeTicket] = {}
         self._by_leg: dict[str, tuple[Spread, ...]] = {}  # replaced, never mutated: iterated per quote
@@ -63,7 +93,7 @@ class Desk:
             raise ValueError(
                 "legs must map at least two instrument ids to weights, e.g. {'SHFE.au': 1, 'COMEX.GC': -1}"
             )
-        instruments = {i: self._engine.instrument(i) for i in legs}
+        instruments = {i: self.market.instrument(i) for i in legs}
         if costs is None:
             costs = _default_costs(instruments)
         defn = SpreadDef.from_ids(name, legs, instruments, kind=kind, costs=costs, formula=formula)  # type: ignore[arg-type]
@@ -72,7 +102,7 @@ class Desk:
             isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in chosen.values()
         ):
             raise ValueError(f"lots must give a whole number >= 1 for each leg: {', '.join(defn.ids)}")
-        spread = Spread(self._engine, defn, chosen, stale_after_ms=stale_after_ms, shared=self._shared)
+        spread = Spread(self.market, defn, chosen, stale_after_ms=stale_after_ms, shared=self._shared)
         old = self.spreads.get(name)
         if old is not None:  # a redefinition replaces the old spread everywhere, FX included
             for leg, spreads in self._by_leg.items():
@@ -96,11 +126,11 @@ class Desk:
     def on_spread(self, name: str, callback: SpreadCallback, remove: bool = False) -> None:
         """``callback(snapshot)`` on every recomputation of the spread (engine thread)."""
         self.spread(name)
-        _register(self._spread_callbacks.setdefault(name, []), callback, remove)
+        register_callback(self._spread_callbacks.setdefault(name, []), callback, remove)
 
     def snapshot(self, spread: Spread) -> SpreadSnapshot | None:
         self._shared.pass_no += 1
-        return spread.last if spread._update(self._engine.now_ns()) else None
+        return spread.last if spread._update(self.market.now_ns()) else None
 
     def on_quote(self, quote: Quote) -> None:
         """A leg (or FX) quoted: recompute its spreads; armed tickets see it (None: not quotable).
@@ -111,7 +141,7 @@ class Desk:
         spreads = self._by_leg.get(quote.instrument_id)
         if not spreads:
             return
-        engine, shared = self._engine, self._shared
+        runner, shared = self.runner, self._shared
         now = self._now_ns()
         shared.pass_no += 1
         armed_by_name, callbacks_by_name = self._armed, self._spread_callbacks
@@ -121,7 +151,7 @@ class Desk:
             callbacks = callbacks_by_name.get(name) if callbacks_by_name else None
             quotable = spread._update(now)
             if quotable and callbacks:
-                engine._report(_fire(callbacks, spread.last))
+                runner.report(fire_callbacks(callbacks, spread.last))
                 shared.pass_no += 1
             if not armed:
                 continue
@@ -149,7 +179,7 @@ class Desk:
         acting = [t for t in armed if t.spread is spread and _trigger_acts(t, spread, quotable)]
         if acting:
             snap = spread.last if quotable else None
-            with self._engine.journal_batch():
+            with self.journal.batch():
                 for ticket in acting:
                     ticket._on_quote_snapshot(snap)
             self._shared.pass_no += 1
@@ -180,7 +210,7 @@ class Desk:
                 f"{lower + per_unit} lots of {first} (or set lots= on the spread)"
             )
         for leg_id in sp.leg_ids:
-            inst = self._engine.instrument(leg_id)
+            inst = self.market.instrument(leg_id)
             lots = qty // per_unit * sp.lots[leg_id]
             if lots > inst.max_order_qty:
                 raise ValueError(
@@ -225,12 +255,12 @@ class Desk:
         series: list[HedgeTicket] | None,
     ) -> HedgeTicket:
         self._ticket_seq += 1
-        ticket_id = f"T{self._engine._id_prefix}-{self._ticket_seq:04d}"
-        ticket = HedgeTicket(self._engine, ticket_id, spread, side, units, policy, trigger, series)
+        ticket_id = f"T{self.orders.id_prefix}-{self._ticket_seq:04d}"
+        ticket = HedgeTicket(self.context, ticket_id, spread, side, units, policy, trigger, series)
         self.tickets[ticket_id] = ticket
         if trigger is not None:
             self._armed.setdefault(spread.name, []).append(ticket)
-        with self._engine.journal_batch():
+        with self.journal.batch():
             ticket._start()
         return ticket
 
@@ -274,6 +304,30 @@ class Desk:
     def working(self) -> list[HedgeTicket]:
         waiting = (TicketState.NEW, TicketState.ARMED, TicketState.DISARMED)
         return [t for t in self.tickets.values() if not t.done and t.state not in waiting]
+
+    # ------------------------------------------------------------------ the risk monitor's ticket book
+
+    def spread_legs(self) -> dict[str, tuple[str, ...]]:
+        return {name: tuple(spread.leg_ids) for name, spread in list(self.spreads.items())}
+
+    def hedged_units(self) -> dict[str, int]:
+        """Hedged units open per spread: filled hedge tickets less the ones that offset them."""
+        out: dict[str, int] = {}
+        for t in list(self.tickets.values()):
+            hedged = min(leg.net // leg.lots_per_unit for leg in t.legs)
+            if hedged > 0:
+                out[t.spread.name] = out.get(t.spread.name, 0) + t.side.sign * hedged
+        return out
+
+    def legged_exposure(self) -> float:
+        return sum(t.legged_exposure() for t in list(self.tickets.values()) if not t.is_balanced())
+
+    def unwind(self, spread: str, units: int, reason: str) -> str:
+        """Start a ticket (policy unwind) that closes ``units`` of a spread: > 0 sells, < 0 buys."""
+        sp = self.spread(spread)
+        side = Side.SELL if units > 0 else Side.BUY
+        ticket = self._new_ticket(sp, side, abs(units), HedgePolicy(policy="unwind"), None, None)
+        return f"{side.value} {abs(units)} unit(s) of {sp.name} ({ticket.ticket_id}: {reason})"
 
 
 def _trigger_acts(ticket: HedgeTicket, spread: Spread, quotable: bool) -> bool:

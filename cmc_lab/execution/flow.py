@@ -13,10 +13,13 @@ import asyncio
 import functools
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cmc_lab.core.model import OrderFilled, OrderState, Side
-from cmc_lab.core.order import Order, _fire
+from cmc_lab.core.order import Order, fire_callbacks
+from cmc_lab.core.ports import CheckResult
+from cmc_lab.core.trading import OrderRequest
+from cmc_lab.execution.context import DeskContext
 from cmc_lab.execution.spread import Spread, SpreadSnapshot
 from cmc_lab.execution.ticket import (
     TICKET_TRANSITIONS,
@@ -27,33 +30,29 @@ from cmc_lab.execution.ticket import (
     TicketState,
     chase_plan,
     crossing_price,
+    decision_payload,
     hedged_units,
     imbalance,
     lead_leg,
     leg_figures,
+    legged_exposure,
     limit_price,
     size_shortfall,
     unwind_plan,
 )
-from cmc_lab.pricing.spreads import FxRates, convert_money
-from cmc_lab.risk.pretrade import OrderRequest
-
-if TYPE_CHECKING:
-    from cmc_lab.engine.facade import Engine
 
 TS = TicketState
 TicketCallback = Callable[[Any, Any], None]
-Checked = tuple[str | None, tuple[str, ...]]  # PreTradeChecks.run's (denial, passed)
-PlanChecked = tuple[list[tuple[Leg, OrderRequest]], list[Checked]]
+PlanChecked = tuple[list[tuple[Leg, OrderRequest]], list[CheckResult]]
 
 
 class TicketFlow:
     """A ticket's legs, orders and state machine, run on the engine loop (see HedgeTicket)."""
 
     def __init__(
-        self, engine: Engine, ticket_id: str, spread: Spread, side: Side, units: int, policy: HedgePolicy
+        self, desk: DeskContext, ticket_id: str, spread: Spread, side: Side, units: int, policy: HedgePolicy
     ) -> None:
-        self._engine = engine
+        self._desk = desk
         self.ticket_id = ticket_id
         self.spread = spread
         self.side = side
@@ -68,14 +67,14 @@ class TicketFlow:
         self.history: list[tuple[int, str, str]] = []  # (mono ns, state, reason)
         self.legs = [
             Leg(
-                engine.instrument(iid),
+                desk.market.instrument(iid),
                 side if weight > 0 else side.opposite,
                 units * spread.lots[iid],
                 spread.lots[iid],
             )
             for iid, weight in zip(spread.leg_ids, spread.defn.weights, strict=True)
         ]
-        self._done: asyncio.Future[TicketState] = engine._loop.create_future()
+        self._done: asyncio.Future[TicketState] = desk.runner.loop.create_future()
         self._fill_callbacks: list[TicketCallback] = []
         self._state_callbacks: list[TicketCallback] = []
         self._lead: Leg | None = None
@@ -116,22 +115,7 @@ class TicketFlow:
 
     def legged_exposure(self) -> float:
         """Notional of the naked lots in CNY, at the legs' last quotes (or decision prices)."""
-        eng = self._engine
-        fx_quote = eng._quotes.get("FX.USDCNH")
-        fx = FxRates(usdcnh=fx_quote.mid) if fx_quote else None
-        total = 0.0
-        for leg in self.legs:
-            naked = self.imbalance_lots()[leg.id]
-            if not naked:
-                continue
-            quote = eng._quotes.get(leg.id)
-            price = quote.mid if quote else float(leg.decision_px)
-            notional = abs(naked) * float(leg.instrument.lot_size) * price
-            try:
-                total += float(convert_money(notional, leg.instrument.currency, "CNY", fx))
-            except ValueError:  # no FX rate heard: count the notional unconverted, never as zero
-                total += notional
-        return total
+        return legged_exposure(self.legs, self._desk.market.quotes)
 
     def report(self) -> dict[str, Any]:
         """Per-ticket figures: slippage per leg (ticks and money), time between legs, outcome."""
@@ -161,10 +145,10 @@ class TicketFlow:
     def _fire(self, why: str, snap: SpreadSnapshot | None = None) -> None:
         """Check both legs; send them only if every check passes, else DENIED and nothing leaves."""
         self._set(TS.CHECKING, why)
-        self._t_decision = self._engine.clock.mono_ns()
+        self._t_decision = self._desk.market.mono_ns()
         denials: list[str] = []
         requests: list[OrderRequest] = []
-        checked: list[Checked] = []  # each request's check result, handed on: the checks run once
+        checked: list[CheckResult] = []  # each request's check result, handed on: the checks run once
         unquotable = self.spread.not_quotable_reason()
         if unquotable:
             denials.append(f"spread {self.spread.name!r} is not quotable: {unquotable}")
@@ -175,7 +159,7 @@ class TicketFlow:
                 leg.decision_px = leg.instrument.round_to_tick(px)
                 price = limit_price(leg, leg.side, leg.decision_px, self.policy.allowance_ticks)
                 requests.append(self._request(leg, leg.side, leg.target, price))
-            checked = [self._engine.checks.run(request, self._engine) for request in requests]
+            checked = [self._desk.orders.check(request) for request in requests]
             for request, (denial, _) in zip(requests, checked, strict=True):
                 if denial:
                     denials.append(f"{request.instrument.id}: {denial}")
@@ -188,43 +172,27 @@ class TicketFlow:
         self._set(TS.WORKING, f"{self.policy.mode}: both legs checked")
         self._arm_timer(self.policy.time_limit_ms, self._on_time_limit)
         if self.policy.mode == "lead_lag":
-            lead = self._lead = lead_leg(self.legs, self._engine._quotes)
+            lead = self._lead = lead_leg(self.legs, self._desk.market.quotes)
             i = self.legs.index(lead)
             self._send([(lead, requests[i])], "lead", "lead leg first", [checked[i]])
         else:
             self._send(list(zip(self.legs, requests, strict=True)), "leg", "legs sent together", checked)
 
     def _journal_decision(self, why: str, denials: list[str]) -> None:
-        snap = self.decision
-        self._journal(
-            "HedgeDecision",
-            {
-                "action": "deny" if denials else "send",
-                "reason": "; ".join(denials) if denials else why,
-                "spread_bid": snap.bid if snap else None,
-                "spread_ask": snap.ask if snap else None,
-                "bid_size": snap.bid_size if snap else None,
-                "ask_size": snap.ask_size if snap else None,
-                "fx": snap.fx if snap else None,
-                "quotes": {q.instrument_id: [q.bid, q.ask, q.bid_size, q.ask_size] for q in snap.legs}
-                if snap
-                else {},
-                "legs": {leg.id: [leg.side.value, leg.target, str(leg.decision_px)] for leg in self.legs},
-            },
-        )
+        self._journal("HedgeDecision", decision_payload(self.decision, self.legs, why, denials))
 
     def _request(self, leg: Leg, side: Side, qty: int, price: Decimal) -> OrderRequest:
-        account = self._engine.specs.venues[leg.instrument.venue].account
+        account = self._desk.specs.venues[leg.instrument.venue].account
         return OrderRequest(leg.instrument, side, qty, price, account, self.ticket_id)
 
-    def _blocked(self, requests: list[OrderRequest]) -> tuple[str | None, list[Checked]]:
+    def _blocked(self, requests: list[OrderRequest]) -> tuple[str | None, list[CheckResult]]:
         """Why orders would be denied now (venue down, kill switch): wait, do not burn attempts.
 
         Also each request's check result, up to the first denial, for :meth:`_send`.
         """
         checked = []
         for request in requests:
-            result = self._engine.checks.run(request, self._engine)
+            result = self._desk.orders.check(request)
             checked.append(result)
             denial = result[0]
             if denial:
@@ -236,13 +204,13 @@ class TicketFlow:
         batch: list[tuple[Leg, OrderRequest]],
         purpose: str,
         why: str,
-        checked: list[Checked] | None = None,
+        checked: list[CheckResult] | None = None,
     ) -> list[Order]:
         """Hand the orders to the engine in one turn; each gets a HedgeOrderSent row and a timeout.
 
         ``checked``: the check results of these requests from earlier in this loop turn.
         """
-        orders = self._engine._submit_batch(
+        orders = self._desk.orders.submit_batch(
             [r for _, r in batch], self.policy.time_in_force, f"ticket {self.ticket_id}: {why}", checked
         )
         for (leg, request), order in zip(batch, orders, strict=True):
@@ -288,7 +256,7 @@ class TicketFlow:
     # ================================================================== venue answers
 
     def _on_order_fill(self, order: Order, fill: OrderFilled) -> None:
-        self._report(_fire(self._fill_callbacks, self, fill))
+        self._report(fire_callbacks(self._fill_callbacks, self, fill))
         if self.done:
             self._alert(
                 f"ticket {self.ticket_id} is {self.state.value} but {order.client_order_id} filled "
@@ -320,7 +288,7 @@ class TicketFlow:
             self._journal(
                 "HedgeReconcile", {"reason": f"cancel refused: {order.reason}"}, order.client_order_id
             )
-            self._engine._loop.create_task(self._reconcile(order))
+            self._desk.runner.loop.create_task(self._reconcile(order))
 
     def _lead_lagging(self) -> bool:
         return self.policy.mode == "lead_lag" and self.state is TS.WORKING and not self._stopping
@@ -338,7 +306,7 @@ class TicketFlow:
             needed = units * leg.lots_per_unit - leg.forward_sent
             if leg is lead or needed <= 0 or leg.working:
                 continue
-            reference = crossing_price(leg, leg.side, self._engine._quotes.get(leg.id)) or leg.decision_px
+            reference = crossing_price(leg, leg.side, self._desk.market.quotes.get(leg.id)) or leg.decision_px
             price = limit_price(leg, leg.side, reference, self.policy.allowance_ticks)
             why = f"hedge {needed} lots for the lead's {units} filled unit(s)"
             self._send([(leg, self._request(leg, leg.side, needed, price))], "hedge", why)
@@ -349,17 +317,17 @@ class TicketFlow:
             self._legged_since = None
             return
         if self._legged_since is None:
-            self._legged_since = self._engine.clock.mono_ns()
+            self._legged_since = self._desk.market.mono_ns()
             self._legged_episode += 1
             episode = self._legged_episode
             self._arm_timer(self.policy.max_legged_ms, lambda: self._on_legged_limit(episode))
 
     def _schedule_settle(self, retry: bool = False, pause_ms: float | None = None) -> None:
         if not retry:
-            self._engine._loop.call_soon(self._settle)
+            self._desk.runner.loop.call_soon(self._settle)
         elif self._retry is None:
             pause = self.policy.retry_ms if pause_ms is None else pause_ms
-            self._retry = self._engine._loop.call_later(pause / 1000, self._retry_now)
+            self._retry = self._desk.runner.loop.call_later(pause / 1000, self._retry_now)
             self._timers.append(self._retry)
 
     def _retry_now(self) -> None:
@@ -368,7 +336,7 @@ class TicketFlow:
 
     def _settle(self) -> None:
         """No order of the ticket is working: decide the next step (its rows commit together)."""
-        with self._engine.journal_batch():
+        with self._desk.journal.batch():
             self._settle_now()
 
     def _settle_now(self) -> None:
@@ -382,7 +350,7 @@ class TicketFlow:
         if self.state is TS.UNWINDING:
             self._after_unwind()
         elif all(leg.net == leg.target for leg in self.legs):
-            self._t_filled = self._engine.clock.mono_ns()
+            self._t_filled = self._desk.market.mono_ns()
             self._set(TS.FILLED, "all legs filled")
         elif self.is_balanced():
             self._settle_balanced()
@@ -434,19 +402,19 @@ class TicketFlow:
     def _legged_ms(self) -> float:
         if self._legged_since is None:
             return 0.0
-        return (self._engine.clock.mono_ns() - self._legged_since) / 1e6
+        return (self._desk.market.mono_ns() - self._legged_since) / 1e6
 
     def _can_chase(self) -> bool:
         if self.attempts >= self.policy.max_attempts:
             return False
-        elapsed = (self._engine.clock.mono_ns() - (self._t_decision or 0)) / 1e6
+        elapsed = (self._desk.market.mono_ns() - (self._t_decision or 0)) / 1e6
         return elapsed <= self.policy.chase_window_ms and self._legged_ms() <= self.policy.max_legged_ms
 
     # ================================================================== chase and unwind
 
     def _chase(self, why: str) -> None:
         """Re-order each short leg at today's crossing price, within chase_ticks of the decision."""
-        plan, problem = chase_plan(self.legs, self.units, self._engine._quotes, self.policy)
+        plan, problem = chase_plan(self.legs, self.units, self._desk.market.quotes, self.policy)
         if problem and problem.startswith("no quote"):
             self._wait(f"chase: {problem}")
             return
@@ -478,7 +446,7 @@ class TicketFlow:
         if self.is_balanced():
             units = self.hedged_units()
             if all(leg.net == leg.target for leg in self.legs):
-                self._t_filled = self._engine.clock.mono_ns()
+                self._t_filled = self._desk.market.mono_ns()
                 self._set(TS.FILLED, "all legs filled (while unwinding)")
             elif not any(o.fills for o in self.orders):
                 self._set(TS.CANCELLED, f"{self.reason}: nothing filled, nothing at risk")
@@ -500,7 +468,7 @@ class TicketFlow:
             self._unwind_step()
 
     def _unwind_step(self) -> None:
-        plan = unwind_plan(self.legs, self._engine._quotes, self.policy)
+        plan = unwind_plan(self.legs, self._desk.market.quotes, self.policy)
         if not plan:
             self._after_unwind()
             return
@@ -529,11 +497,11 @@ class TicketFlow:
 
     def _cancel_order(self, order: Order, why: str) -> None:
         self._cancel_asked.add(order.client_order_id)
-        self._engine._loop.create_task(self._engine._cancel(order, f"ticket {self.ticket_id}: {why}"))
+        self._desk.runner.loop.create_task(self._desk.orders.cancel(order, f"ticket {self.ticket_id}: {why}"))
 
     async def _reconcile(self, order: Order) -> None:
         try:
-            await self._engine._reconcile_orders([order])
+            await self._desk.orders.reconcile_orders([order])
         except Exception as exc:  # venue down: the next timeout (or the reconnect) tries again
             self._journal("HedgeReconcile", {"reason": f"reconcile failed: {exc}"}, order.client_order_id)
 
@@ -556,7 +524,7 @@ class TicketFlow:
     # ================================================================== timers
 
     def _arm_timer(self, ms: float, callback: Callable[[], None]) -> None:
-        self._timers.append(self._engine._loop.call_later(ms / 1000, callback))
+        self._timers.append(self._desk.runner.loop.call_later(ms / 1000, callback))
 
     def _on_leg_timeout(self, order: Order) -> None:
         """An order still working: cancel it; while it stays unresolved, ask the venue again."""
@@ -565,7 +533,7 @@ class TicketFlow:
         cid = order.client_order_id
         if order.state is OrderState.PENDING_CANCEL or cid in self._cancel_asked:
             self._journal("HedgeTimeout", {"stage": "reconcile", "reason": "cancel not answered"}, cid)
-            self._engine._loop.create_task(self._reconcile(order))
+            self._desk.runner.loop.create_task(self._reconcile(order))
         else:
             self._journal("HedgeTimeout", {"stage": "cancel", "reason": "leg timeout"}, cid)
             self._cancel_order(order, "leg timeout")
@@ -605,32 +573,24 @@ class TicketFlow:
         self.state = state
         self.reason = reason
         if state not in (TS.ARMED, TS.DISARMED):
-            self._engine.desk.ticket_left_armed(self)
-        self.history.append((self._engine.clock.mono_ns(), state.value, reason))
+            self._desk.left_armed(self)
+        self.history.append((self._desk.market.mono_ns(), state.value, reason))
         payload: dict[str, Any] = {"from": previous.value, "to": state.value, "reason": reason}
         if state.is_terminal:
             for timer in self._timers:
                 timer.cancel()
-            payload["report"] = _jsonable(self.report())
+            payload["report"] = self.report()  # the journal writes Decimal as exact text
         self._journal("HedgeStateChanged", payload)
-        self._report(_fire(self._state_callbacks, self, state))
+        self._report(fire_callbacks(self._state_callbacks, self, state))
         if state.is_terminal and not self._done.done():
             self._done.set_result(state)
 
     def _alert(self, message: str) -> None:
         self.alerts.append(message)
-        self._engine.alert("hedge", "critical", message, ticket_id=self.ticket_id)
+        self._desk.alerts.alert("hedge", "critical", message, ticket_id=self.ticket_id)
 
     def _journal(self, kind: str, payload: dict[str, Any], order_id: str | None = None) -> None:
-        self._engine._journal_raw(kind, payload, ticket_id=self.ticket_id, order_id=order_id)
+        self._desk.journal.write_raw(kind, payload, ticket_id=self.ticket_id, order_id=order_id)
 
     def _report(self, errors: list[str]) -> None:
-        self._engine._report(errors)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
+        self._desk.runner.report(errors)

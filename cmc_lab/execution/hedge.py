@@ -14,10 +14,11 @@ import asyncio
 import contextlib
 from dataclasses import asdict
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cmc_lab.core.model import OrderFilled, Side
-from cmc_lab.core.order import _register
+from cmc_lab.core.order import register_callback
+from cmc_lab.execution.context import DeskContext
 from cmc_lab.execution.flow import TicketCallback, TicketFlow
 from cmc_lab.execution.spread import Spread, SpreadSnapshot
 from cmc_lab.execution.ticket import (
@@ -31,9 +32,6 @@ from cmc_lab.execution.ticket import (
     TicketState,
 )
 from cmc_lab.execution.trigger import Condition, TriggerRule
-
-if TYPE_CHECKING:
-    from cmc_lab.engine.facade import Engine
 
 TS = TicketState
 
@@ -57,7 +55,7 @@ class HedgeTicket(TicketFlow):
 
     def __init__(
         self,
-        engine: Engine,
+        desk: DeskContext,
         ticket_id: str,
         spread: Spread,
         side: Side,
@@ -66,7 +64,7 @@ class HedgeTicket(TicketFlow):
         trigger: TriggerRule | None,
         series: list[HedgeTicket] | None = None,
     ) -> None:
-        super().__init__(engine, ticket_id, spread, side, units, policy)
+        super().__init__(desk, ticket_id, spread, side, units, policy)
         self.trigger = trigger
         self.series: list[HedgeTicket] = series if series is not None else []
         self.series.append(self)
@@ -86,10 +84,10 @@ class HedgeTicket(TicketFlow):
 
     def wait(self, timeout: float = 10.0) -> TicketState:
         """Block until the ticket ends (or ``timeout`` seconds pass); returns its state."""
-        return self._engine._call(self._wait_on_loop(timeout), advance=True, timeout=timeout)
+        return self._desk.runner.call(self._wait_on_loop(timeout), advance=True, timeout=timeout)
 
     async def wait_async(self, timeout: float = 10.0) -> TicketState:
-        return await self._engine._call_async(self._wait_on_loop(timeout), advance=True)
+        return await self._desk.runner.call_async(self._wait_on_loop(timeout), advance=True)
 
     async def _wait_on_loop(self, timeout: float) -> TicketState:
         if not self._done.done():
@@ -99,21 +97,21 @@ class HedgeTicket(TicketFlow):
 
     def cancel(self, reason: str = "cancelled by user") -> None:
         """Cancel a waiting ticket, or stop a working one: no more chasing; a legged one unwinds."""
-        self._engine._call(self._cancel_on_loop(reason))
+        self._desk.runner.call(self._cancel_on_loop(reason))
 
     def arm(self, reason: str = "armed by user") -> None:
         """Resume the trigger of the disarmed ticket of this series."""
-        self._engine._call(self._arm_on_loop(True, reason))
+        self._desk.runner.call(self._arm_on_loop(True, reason))
 
     def disarm(self, reason: str = "disarmed by user") -> None:
         """Pause the trigger of the armed ticket of this series; it waits DISARMED until arm()."""
-        self._engine._call(self._arm_on_loop(False, reason))
+        self._desk.runner.call(self._arm_on_loop(False, reason))
 
     def on_fill(self, callback: TicketCallback, remove: bool = False) -> None:
-        _register(self._fill_callbacks, callback, remove)
+        register_callback(self._fill_callbacks, callback, remove)
 
     def on_state(self, callback: TicketCallback, remove: bool = False) -> None:
-        _register(self._state_callbacks, callback, remove)
+        register_callback(self._state_callbacks, callback, remove)
 
     # ================================================================== on the loop: the trigger
 
@@ -155,12 +153,12 @@ class HedgeTicket(TicketFlow):
         if self.state is not TS.ARMED or trigger is None:
             return
         value = snap.value(trigger.condition.field) if snap is not None else None
-        if trigger.update(value, snap.ts_ns if snap is not None else self._engine.now_ns()):
+        if trigger.update(value, snap.ts_ns if snap is not None else self._desk.market.now_ns()):
             why = f"trigger {trigger.condition} met at {value:.6g}"
             if trigger.max_count != 1:
                 why += f" (fire {trigger.count}" + (f" of {trigger.max_count})" if trigger.max_count else ")")
             self._fire(why, snap)
-            self._engine.desk.ticket_fired(self)
+            self._desk.fired(self)
 
     def _describe(self) -> dict[str, Any]:
         trigger = self.trigger

@@ -6,14 +6,11 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from html import escape
-from typing import TYPE_CHECKING
 
 from cmc_lab.core.model import Instrument, Quote, TradingHours
+from cmc_lab.core.ports import MarketView
 from cmc_lab.execution.trigger import FIELDS, RollingZ
 from cmc_lab.pricing.spreads import SpreadDef, best_lot_ratio, spread_units
-
-if TYPE_CHECKING:
-    from cmc_lab.engine.facade import Engine
 
 FX_ID = "FX.USDCNH"
 _INF = math.inf
@@ -138,7 +135,7 @@ class Spread:
 
     def __init__(
         self,
-        engine: Engine,
+        market: MarketView,
         defn: SpreadDef,
         lots: Mapping[str, int],
         *,
@@ -146,7 +143,7 @@ class Spread:
         z_window: int = 300,
         shared: SharedLegs | None = None,
     ) -> None:
-        self._engine = engine
+        self._market = market
         self.defn = defn
         self.lots = dict(lots)
         self._z = RollingZ(z_window, min_samples=min(30, z_window))
@@ -226,7 +223,7 @@ class Spread:
         return None if fault is None else f"{_label(fault[0])} {fault[0]}: {fault[1]}"
 
     def _fault(self) -> tuple[str, str] | None:
-        eng = self._engine
+        eng = self._market
         now = eng.now_ns()
         if self._watch is None:
             self._resolve()
@@ -237,11 +234,11 @@ class Spread:
         ids = list(self.leg_ids) + ([FX_ID] if self.needs_fx else [])
         for iid in ids:
             inst: Instrument = eng.instrument(iid)
-            if not eng.venue_connected(inst.venue):
+            if not eng.venue_up.get(inst.venue, False):
                 return iid, f"venue {inst.venue} is not connected"
             if not inst.hours.is_open(now):
                 return iid, f"session closed ({inst.hours.describe()})"
-            quote = eng._quotes.get(iid)
+            quote = eng.quotes.get(iid)
             if quote is None:
                 return iid, "no quote yet"
             age = now - quote.ts_event
@@ -277,7 +274,7 @@ class Spread:
         return True
 
     def _resolve(self) -> None:
-        eng = self._engine
+        eng = self._market
         watched = [eng.instrument(iid) for iid in self._ids]
         if self.needs_fx:
             watched.append(eng.instrument(FX_ID))
@@ -299,7 +296,7 @@ class Spread:
         return True
 
     def _fault_at(self, now: int) -> bool:
-        quotes, up, stale = self._engine._quotes, self._engine._venue_up, self.stale_after_ns
+        quotes, up, stale = self._market.quotes, self._market.venue_up, self.stale_after_ns
         for iid, venue, _ in self._watch or ():
             quote = quotes.get(iid)
             if (
@@ -327,14 +324,14 @@ class Spread:
         the z-score of the last recomputation."""
         bid, ask, mid, legs, fx, rates = self._values()
         z = self._z.current() if self._state is not None else None
-        return self._build(bid, ask, mid, z, fx, self._engine.now_ns(), legs, rates)
+        return self._build(bid, ask, mid, z, fx, self._market.now_ns(), legs, rates)
 
     def _values(
         self,
     ) -> tuple[float, float, float, tuple[Quote, ...], float | None, tuple[tuple[float, float], ...]]:
         """Bid, ask and mid from the engine's quotes through :class:`~cmc_lab.pricing.spreads.SpreadKernel`,
         the numbers :func:`~cmc_lab.pricing.spreads.spread_quote` computes from the same quotes."""
-        quotes = self._engine._quotes
+        quotes = self._market.quotes
         kernel = self._kernel
         legs = tuple([quotes[i] for i in self._ids])
         fx_quote = quotes.get(FX_ID) if self.needs_fx else None
@@ -441,8 +438,8 @@ def _live_legs(first: Spread, shared: SharedLegs) -> Callable[[Spread], Callable
     a closure's cells are the cheapest reads Python has, and this runs for every spread of every
     leg quote (test_quote_path checks the numbers' bits).
     """
-    eng, kernel = first._engine, first._kernel
-    get, up = eng._quotes.get, eng._venue_up  # the engine's own dicts (every venue has a key)
+    eng, kernel = first._market, first._kernel
+    get, up = eng.quotes.get, eng.venue_up  # the engine's own dicts (every venue has a key)
     stale = first.stale_after_ns
     fx_legs = kernel.fx_legs
     legs = tuple(

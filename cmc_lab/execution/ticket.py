@@ -16,6 +16,7 @@ from typing import Any
 
 from cmc_lab.core.model import Instrument, OrderFilled, Quote, Side, TimeInForce
 from cmc_lab.core.order import Order
+from cmc_lab.pricing.units import FxRates, convert_money
 
 
 class TicketState(StrEnum):
@@ -266,6 +267,50 @@ def imbalance(legs: Sequence[Leg]) -> dict[str, int]:
     """Per leg, lots beyond the balanced (hedged) position: the naked part."""
     hedged = hedged_units(legs)
     return {leg.id: leg.net - hedged * leg.lots_per_unit for leg in legs}
+
+
+def legged_exposure(legs: Sequence[Leg], quotes: Mapping[str, Quote]) -> float:
+    """Notional of the naked lots in CNY, at the legs' last quotes (or decision prices).
+
+    A leg priced in a money whose FX rate has not been heard counts unconverted, never as zero.
+    """
+    fx_quote = quotes.get("FX.USDCNH")
+    fx = FxRates(usdcnh=fx_quote.mid) if fx_quote else None
+    naked_lots = imbalance(legs)
+    total = 0.0
+    for leg in legs:
+        naked = naked_lots[leg.id]
+        if not naked:
+            continue
+        quote = quotes.get(leg.id)
+        price = quote.mid if quote else float(leg.decision_px)
+        notional = abs(naked) * float(leg.instrument.lot_size) * price
+        try:
+            total += float(convert_money(notional, leg.instrument.currency, "CNY", fx))
+        except ValueError:
+            total += notional
+    return total
+
+
+def decision_payload(snap: Any, legs: Sequence[Leg], why: str, denials: list[str]) -> dict[str, Any]:
+    """A ``HedgeDecision`` row: send or deny, why, and the spread and leg quotes it was taken on.
+
+    ``snap`` is the :class:`~cmc_lab.execution.spread.SpreadSnapshot` decided on (None when the
+    spread was not quotable).
+    """
+    return {
+        "action": "deny" if denials else "send",
+        "reason": "; ".join(denials) if denials else why,
+        "spread_bid": snap.bid if snap else None,
+        "spread_ask": snap.ask if snap else None,
+        "bid_size": snap.bid_size if snap else None,
+        "ask_size": snap.ask_size if snap else None,
+        "fx": snap.fx if snap else None,
+        "quotes": {q.instrument_id: [q.bid, q.ask, q.bid_size, q.ask_size] for q in snap.legs}
+        if snap
+        else {},
+        "legs": {leg.id: [leg.side.value, leg.target, str(leg.decision_px)] for leg in legs},
+    }
 
 
 def crossing_price(leg: Leg, side: Side, quote: Quote | None) -> Decimal | None:

@@ -27,17 +27,20 @@ from cmc_lab.core.model import (
     Quote,
     Side,
     TimeInForce,
-    TradingStateChanged,
 )
+from cmc_lab.core.ports import AlertSink, JournalWriter, MarketView, OrderSender, TicketBook
+from cmc_lab.core.runner import Runner
+from cmc_lab.core.specs import Specs
+from cmc_lab.core.trading import OrderRequest, TradingState
 from cmc_lab.risk.capital import CENT, Capital, ceil_money, to_money
 from cmc_lab.risk.capital_view import CapitalView
-from cmc_lab.risk.pretrade import OrderActivity, OrderRequest, RiskLimits, TradingState
-from cmc_lab.risk.thresholds import Crossing, Rule, Thresholds
+from cmc_lab.risk.pretrade import OrderActivity, RiskLimits
+from cmc_lab.risk.rules import Crossing, Rule
+from cmc_lab.risk.thresholds import Thresholds
 from cmc_lab.risk.transfers import Transfer, Transfers, TransferState
 
 if TYPE_CHECKING:
     from cmc_lab.core.order import Order
-    from cmc_lab.engine.facade import Engine
 
 _SAMPLES = 20_000  # per windowed series; older samples fall off
 
@@ -45,26 +48,43 @@ _SAMPLES = 20_000  # per windowed series; older samples fall off
 class RiskMonitor:
     """Limits, order activity, capital, transfers and threshold rules of one engine (engine loop)."""
 
-    def __init__(self, engine: Engine, accounts: Mapping[str, Any] | None = None) -> None:
-        self.engine = engine
-        specs = engine.specs
+    def __init__(
+        self,
+        *,
+        specs: Specs,
+        market: MarketView,
+        orders: OrderSender,
+        journal: JournalWriter,
+        runner: Runner,
+        alerts: AlertSink,
+        tickets: TicketBook,
+        venues: list[str],
+        accounts: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.market = market
+        self.orders = orders
+        self.runner = runner
+        self.alerts = alerts
+        self.tickets = tickets
+        self.venues = venues
+        self._journal = journal
         self.limits = RiskLimits()
         self.activity = OrderActivity()
-        self.capital = Capital(specs, engine._instruments.values(), accounts)
+        self.capital = Capital(specs, market.instruments.values(), accounts)
         self.transfers = Transfers(
             self.capital.accounts,
             resolve=self.capital.account_name,
             withdrawable=lambda name: self.capital.figures(name).withdrawable,
             usdcnh=lambda: self.capital.fx,
-            call_later=lambda delay, callback: engine._loop.call_later(delay, callback),
+            call_later=lambda delay, callback: runner.loop.call_later(delay, callback),
             journal=self.journal,
-            now_ns=engine.now_ns,
-            mono_ns=engine.clock.mono_ns,
+            now_ns=market.now_ns,
+            mono_ns=market.mono_ns,
             delay_s=specs.capital.transfer_delay_s,
-            id_prefix=f"X{engine._id_prefix}",
+            id_prefix=f"X{orders.id_prefix}",
             on_change=self._on_transfer,
         )
-        self.thresholds = Thresholds(engine, self)
+        self.thresholds = Thresholds(runner, market, self)
         self._opening: dict[str, int] = {}  # client order id -> lots that open a position
         self._arrival: dict[str, float] = {}  # client order id -> touch when it left
         self.acks: deque[tuple[int, str, float]] = deque(maxlen=_SAMPLES)
@@ -78,10 +98,10 @@ class RiskMonitor:
     # ================================================================== checks' view
 
     def known(self, instrument_id: str) -> bool:
-        return instrument_id in self.engine._instruments
+        return instrument_id in self.market.instruments
 
     def reference_price(self, inst: Instrument) -> tuple[Decimal, str]:
-        quote = self.engine._quotes.get(inst.id)
+        quote = self.market.quotes.get(inst.id)
         if quote is None or not (quote.bid > 0 and quote.ask > 0):
             return inst.reference_price, "spec reference price"
         cached = self._mids.get(inst.id)
@@ -103,7 +123,7 @@ class RiskMonitor:
             self.thresholds.poke("capital")
 
     def on_order_event(self, order: Order, event: OrderEvent) -> None:
-        now = self.engine.now_ns()
+        now = self.market.now_ns()
         cid = order.client_order_id
         if isinstance(event, OrderFilled):
             self._on_fill(order, event, now)
@@ -139,7 +159,7 @@ class RiskMonitor:
                     order.client_order_id,
                     cap.order_margin(order.account, order.instrument, opening, order.price),
                 )
-        quote = self.engine._quotes.get(order.instrument_id)
+        quote = self.market.quotes.get(order.instrument_id)
         if quote is not None:
             self._arrival[order.client_order_id] = quote.ask if order.side is Side.BUY else quote.bid
         self.thresholds.poke("orders")
@@ -166,7 +186,7 @@ class RiskMonitor:
         warn = self.limits.cancel_warn_per_day
         if warn is not None and count == warn:
             most = self.limits.get("max_cancels_per_day", order.instrument_id)
-            self.engine.alert(
+            self.alerts.alert(
                 "pretrade",
                 "warning",
                 f"{order.instrument_id}: {count} cancels this trading day; new orders on it are denied at "
@@ -184,14 +204,14 @@ class RiskMonitor:
     # ================================================================== facade work (engine loop)
 
     def journal(self, kind: str, payload: dict[str, Any]) -> None:
-        self.engine._journal_raw(kind, payload)
+        self._journal.write_raw(kind, payload)
 
     async def view(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        snap = self.capital.snapshot(self.engine.now_ns(), self.transfers.in_transit())
+        snap = self.capital.snapshot(self.market.now_ns(), self.transfers.in_transit())
         return snap, [t.row() for t in self.transfers.transfers.values()]
 
     def capital_view(self) -> CapitalView:
-        snap, transfers = self.engine._call(self.view())
+        snap, transfers = self.runner.call(self.view())
         return CapitalView.from_snapshot(snap, transfers)
 
     async def transfer(self, source: str, dest: str, amount: Decimal, currency: str, reason: str) -> Transfer:
@@ -226,7 +246,7 @@ class RiskMonitor:
         self, instrument_id: str, rate: Decimal, kind: MarginKind | None, maintenance: Decimal | None
     ) -> None:
         old, new = self.capital.set_rate(instrument_id, rate, kind, maintenance)
-        self.engine._journal_raw(
+        self._journal.write_raw(
             "MarginRateChanged",
             {
                 "instrument": instrument_id,
@@ -240,15 +260,14 @@ class RiskMonitor:
     # ================================================================== scopes
 
     def scope_names(self, keys: str) -> list[str]:
-        eng = self.engine
         if keys == "account":
             return [*self.capital.accounts, "unified", *self.capital.venue_accounts]
         if keys == "instrument":
-            return [iid for iid, inst in eng._instruments.items() if inst.tradeable]
+            return [iid for iid, inst in self.market.instruments.items() if inst.tradeable]
         if keys == "spread":
-            return list(eng.desk.spreads)
+            return list(self.tickets.spread_legs())
         if keys == "venue":
-            return list(eng.venues)
+            return list(self.venues)
         return []
 
     def canonical_scope(self, keys: str, scope: str) -> str:
@@ -284,28 +303,16 @@ class RiskMonitor:
         ids = list(self.capital._held) if rule.scope == "*" else [rule.scope]
         return {iid: float(abs(self.capital.net_position(iid))) for iid in ids}
 
-    def spread_units(self) -> dict[str, int]:
-        """Hedged units open per spread: filled hedge tickets less the ones that offset them."""
-        out: dict[str, int] = {}
-        for t in list(self.engine.desk.tickets.values()):
-            hedged = min(leg.net // leg.lots_per_unit for leg in t.legs)
-            if hedged > 0:
-                out[t.spread.name] = out.get(t.spread.name, 0) + t.side.sign * hedged
-        return out
-
     def _v_spread_position(self, rule: Rule) -> dict[str, float | None]:
-        units = self.spread_units()
+        units = self.tickets.hedged_units()
         names = list(units) if rule.scope == "*" else [rule.scope]
         return {name: float(abs(units.get(name, 0))) for name in names}
 
     def _v_legged_exposure(self, rule: Rule) -> dict[str, float | None]:
-        total = sum(
-            t.legged_exposure() for t in list(self.engine.desk.tickets.values()) if not t.is_balanced()
-        )
-        return {"engine": float(total)}
+        return {"engine": float(self.tickets.legged_exposure())}
 
     def _window(self, rule: Rule) -> int:
-        return self.engine.now_ns() - int(rule.window_s * 1e9)
+        return self.market.now_ns() - int(rule.window_s * 1e9)
 
     def _v_slippage_ticks(self, rule: Rule) -> dict[str, float | None]:
         since = self._window(rule)
@@ -319,7 +326,7 @@ class RiskMonitor:
 
     def _v_ack_latency_ms(self, rule: Rule) -> dict[str, float | None]:
         since = self._window(rule)
-        venues = list(self.engine.venues) if rule.scope == "*" else [rule.scope]
+        venues = list(self.venues) if rule.scope == "*" else [rule.scope]
         out: dict[str, float | None] = dict.fromkeys(venues, 0.0)
         for ts, venue, ms in self.acks:
             if ts >= since and venue in out:
@@ -328,7 +335,7 @@ class RiskMonitor:
 
     def _v_reject_rate(self, rule: Rule) -> dict[str, float | None]:
         since = self._window(rule)
-        venues = list(self.engine.venues) if rule.scope == "*" else [rule.scope]
+        venues = list(self.venues) if rule.scope == "*" else [rule.scope]
         sent = dict.fromkeys(venues, 0)
         rejected = dict.fromkeys(venues, 0)
         for ts, venue in self.sent:
@@ -340,29 +347,29 @@ class RiskMonitor:
         return {v: (rejected[v] / sent[v] if sent[v] >= rule.min_count else 0.0) for v in venues}
 
     def _v_quote_staleness(self, rule: Rule) -> dict[str, float | None]:
-        eng = self.engine
-        now = eng.now_ns()
+        market = self.market
+        now = market.now_ns()
         ids = self.scope_names("instrument") if rule.scope == "*" else [rule.scope]
         out: dict[str, float | None] = {}
         for iid in ids:
-            inst = eng._instruments[iid]
+            inst = market.instruments[iid]
             if not inst.hours.is_open(now):
                 out[iid] = 0.0  # a closed session is quiet, not stale
                 continue
-            quote = eng._quotes.get(iid)
+            quote = market.quotes.get(iid)
             out[iid] = (now - quote.ts_event) / 1e9 if quote is not None else math.inf
         return out
 
     def _v_fx_staleness(self, rule: Rule) -> dict[str, float | None]:
         ts = self.capital.fx_ts
-        return {"engine": (self.engine.now_ns() - ts) / 1e9 if ts is not None else math.inf}
+        return {"engine": (self.market.now_ns() - ts) / 1e9 if ts is not None else math.inf}
 
     def _counts(self, rule: Rule, counter: Mapping[Any, int]) -> dict[str, float | None]:
-        eng = self.engine
-        now = eng.now_ns()
+        market = self.market
+        now = market.now_ns()
         ids = {iid for iid, _ in counter} if rule.scope == "*" else {rule.scope}
         fn = self.activity.orders_today if counter is self.activity.orders else self.activity.cancels_today
-        return {iid: float(fn(eng._instruments[iid], now)) for iid in ids if iid in eng._instruments}
+        return {iid: float(fn(market.instruments[iid], now)) for iid in ids if iid in market.instruments}
 
     def _v_order_count(self, rule: Rule) -> dict[str, float | None]:
         return self._counts(rule, self.activity.orders)
@@ -383,7 +390,7 @@ class RiskMonitor:
             f"{rule.metric} of {c.key} is {_fmt(c.value, unit)}, past its {c.level} level "
             f"{_fmt(c.threshold, unit)}" + (f"; action: {'+'.join(then)}" if then else "")
         )
-        self.engine.alert(
+        self.alerts.alert(
             "threshold",
             "warning" if c.level == "warn" else "critical",
             message,
@@ -400,13 +407,10 @@ class RiskMonitor:
         return True, message
 
     def _set_state(self, state: TradingState, reason: str) -> None:
-        eng = self.engine
-        eng.trading_state = state
-        now = eng.now_ns()
-        eng._on_event(TradingStateChanged(now, now, state.value, reason, "thresholds"))
+        self.orders.set_trading_state(state, reason, "thresholds")
 
     def _do_block(self, rule: Rule, c: Crossing) -> tuple[bool, str]:
-        state = self.engine.trading_state
+        state = self.orders.trading_state
         if state is TradingState.HALTED:
             return False, "trading is HALTED already"
         self._blockers.add((rule.rule_id, c.key))
@@ -420,7 +424,7 @@ class RiskMonitor:
     def on_released(self, rule: Rule, key: str) -> None:
         """A rule's act level cleared (or the rule was removed): lift its block if it was the last."""
         self._blockers.discard((rule.rule_id, key))
-        if not self._blockers and self._reducing_ours and self.engine.trading_state is TradingState.REDUCING:
+        if not self._blockers and self._reducing_ours and self.orders.trading_state is TradingState.REDUCING:
             self._reducing_ours = False
             self._set_state(TradingState.ACTIVE, f"{rule.rule_id} {key} back below its act level")
 
@@ -428,21 +432,21 @@ class RiskMonitor:
         act = self.activity
         if key in self.capital.accounts:
             return act.orders_in(account=key)
-        if key in self.engine._instruments:
+        if key in self.market.instruments:
             return act.orders_in(instrument_id=key)
-        if key in self.engine.venues:
+        if key in self.venues:
             return [o for o in act.orders_in() if o.instrument.venue == key]
-        spread = self.engine.desk.spreads.get(key)
-        if spread is not None:
-            return [o for o in act.orders_in() if o.instrument_id in spread.leg_ids]
+        legs = self.tickets.spread_legs().get(key)
+        if legs is not None:
+            return [o for o in act.orders_in() if o.instrument_id in legs]
         return act.orders_in()
 
     def _cancel(self, orders: list[Order], reason: str) -> int:
-        loop = self.engine._loop
+        loop = self.runner.loop
         count = 0
         for order in orders:
             if not order.done:
-                loop.create_task(self.engine._cancel(order, reason))
+                loop.create_task(self.orders.cancel(order, reason))
                 count += 1
         return count
 
@@ -452,9 +456,9 @@ class RiskMonitor:
 
     def _do_halt(self, rule: Rule, c: Crossing) -> tuple[bool, str]:
         reason = f"{rule.rule_id} {c.key} crossed {c.level} ({c.crossing_id})"
-        if self.engine.trading_state is not TradingState.HALTED:
+        if self.orders.trading_state is not TradingState.HALTED:
             self._set_state(TradingState.HALTED, reason)
-        self.engine._loop.create_task(self.engine._cancel_all(None, f"kill switch: {reason}"))
+        self.runner.loop.create_task(self.orders.cancel_all(None, f"kill switch: {reason}"))
         return True, "trading HALTED, every working order cancelled; eng.rearm() resumes"
 
     def _do_transfer(self, rule: Rule, c: Crossing) -> tuple[bool, str]:
@@ -501,43 +505,37 @@ class RiskMonitor:
         )
 
     def _do_reduce(self, rule: Rule, c: Crossing) -> tuple[bool, str]:
-        eng = self.engine
         reason = f"threshold {rule.rule_id} ({c.crossing_id})"
         cancelled = self._cancel(self._scoped_orders(c.key), reason)
         parts = [f"cancel sent for {cancelled} working order(s)"]
         fired = []
-        units = self.spread_units()
-        for name, spread in list(eng.desk.spreads.items()):
+        units = self.tickets.hedged_units()
+        for name, legs in self.tickets.spread_legs().items():
             open_units = units.get(name, 0)
-            if not open_units or not self._spread_in_scope(spread, c.key):
+            if not open_units or not self._spread_in_scope(name, legs, c.key):
                 continue
             k = max(1, math.ceil(abs(open_units) * rule.reduce_fraction))
-            side = "sell" if open_units > 0 else "buy"
-            qty = k * spread.lots[spread.leg_ids[0]]
-            prepared = eng.desk.prepare(spread, side, qty, None, "unwind", {})
-            eng._loop.create_task(eng.desk.start(*prepared))
-            fired.append(f"{side} {k} unit(s) of {name}")
+            fired.append(self.tickets.unwind(name, k if open_units > 0 else -k, reason))
         if fired:
             parts.append("unwind tickets: " + ", ".join(fired))
-        if rule.metric == "position" and c.key in eng._instruments:
+        if rule.metric == "position" and c.key in self.market.instruments:
             parts.append(self._reduce_position(rule, c, reason))
         elif not fired:
             parts.append("no hedged spread open in scope; positions are left to a human")
         return bool(fired) or rule.metric == "position", "; ".join(parts)
 
-    def _spread_in_scope(self, spread: Any, key: str) -> bool:
-        if key in ("unified", "engine") or key == spread.name:
+    def _spread_in_scope(self, name: str, legs: tuple[str, ...], key: str) -> bool:
+        if key in ("unified", "engine") or key == name:
             return True
         if key in self.capital.accounts:
-            return any(self.capital.venue_accounts.get(iid.split(".", 1)[0]) == key for iid in spread.leg_ids)
-        if key in self.engine.venues:
-            return any(iid.split(".", 1)[0] == key for iid in spread.leg_ids)
-        return key in spread.leg_ids
+            return any(self.capital.venue_accounts.get(iid.split(".", 1)[0]) == key for iid in legs)
+        if key in self.venues:
+            return any(iid.split(".", 1)[0] == key for iid in legs)
+        return key in legs
 
     def _reduce_position(self, rule: Rule, c: Crossing, reason: str) -> str:
-        eng = self.engine
-        inst = eng._instruments[c.key]
-        quote = eng._quotes.get(inst.id)
+        inst = self.market.instruments[c.key]
+        quote = self.market.quotes.get(inst.id)
         if quote is None:
             return f"no quote for {inst.id}: cannot price a reducing order"
         floor = int(rule.warn) if rule.warn is not None else 0
@@ -550,7 +548,7 @@ class RiskMonitor:
             touch = quote.bid if side is Side.SELL else quote.ask
             price = max(inst.round_to_tick(touch) + side.sign * inst.tick * 5, inst.tick)
             req = OrderRequest(inst, side, excess, price, pos.account)
-            order = eng._submit_now(req, TimeInForce.IOC, reason)
+            order = self.orders.submit_now(req, TimeInForce.IOC, reason)
             sent.append(f"{order.client_order_id} {side.value} {excess} {inst.id} IOC: {order.state.value}")
         return "; ".join(sent) or f"{inst.id} already at or below {floor} lots"
 

@@ -14,35 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from cmc_lab.core.model import Instrument, Side, TradingHours
+from cmc_lab.core.trading import OrderRequest, TradingState
 from cmc_lab.risk.capital import Capital, to_money
 
 if TYPE_CHECKING:
     from cmc_lab.core.order import Order
 
 SECOND_NS = 1_000_000_000
-
-
-class TradingState(StrEnum):
-    """The kill switch: ACTIVE trades, REDUCING only closes, HALTED sends nothing."""
-
-    ACTIVE = "ACTIVE"
-    REDUCING = "REDUCING"
-    HALTED = "HALTED"
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRequest:
-    instrument: Instrument
-    side: Side
-    qty: int
-    price: Decimal
-    account: str
-    ticket_id: str | None = None
 
 
 # --------------------------------------------------------------------------- limits

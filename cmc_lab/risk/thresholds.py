@@ -20,89 +20,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
+from cmc_lab.core.ports import MarketView
+from cmc_lab.core.runner import Runner
 from cmc_lab.risk.capital import to_money
 from cmc_lab.risk.metrics import ACTIONS, LEVELS, METRICS, Metric
-
-if TYPE_CHECKING:
-    from cmc_lab.engine.facade import Engine
-    from cmc_lab.risk.monitor import RiskMonitor
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One threshold rule; see :meth:`Thresholds.add` for the meaning of each field."""
-
-    rule_id: str
-    metric: str
-    scope: str
-    warn: float | None
-    act: float | None
-    liquidation: float | None
-    action: tuple[str, ...]
-    on_liquidation: tuple[str, ...]
-    hysteresis: float
-    min_interval_ms: float
-    window_s: float
-    min_count: int
-    min_buffer: Decimal
-    target: float | None
-    reduce_fraction: float
-
-    @property
-    def spec(self) -> Metric:
-        return METRICS[self.metric]
-
-    def levels(self) -> list[tuple[str, float]]:
-        return [
-            (name, v)
-            for name, v in zip(LEVELS, (self.warn, self.act, self.liquidation), strict=True)
-            if v is not None
-        ]
-
-    def actions_for(self, level: str) -> tuple[str, ...]:
-        extra = {"warn": (), "act": self.action, "liquidation": self.on_liquidation}[level]
-        return tuple(dict.fromkeys(("alert", *extra)))
-
-    def describe(self) -> str:
-        levels = ", ".join(f"{n} {_num(v, self.spec.unit)}" for n, v in self.levels())
-        return f"{self.rule_id}: {levels}; act -> {'+'.join(self.action)}"
-
-
-@dataclass(frozen=True, slots=True)
-class Crossing:
-    """A value moving past a level: ``kind`` is "crossed" (into danger) or "cleared" (back out)."""
-
-    crossing_id: str
-    rule_id: str
-    metric: str
-    key: str
-    level: str
-    kind: str
-    value: float
-    threshold: float
-    ts_ns: int
-    mono_ns: int
-    perf_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class ActionRecord:
-    """An action a crossing caused: ``delay_ns`` market time and ``cpu_ns`` wall time since it."""
-
-    crossing_id: str
-    rule_id: str
-    key: str
-    level: str
-    action: str
-    ok: bool
-    detail: str
-    delay_ns: int
-    cpu_ns: int
-    ts_ns: int
+from cmc_lab.risk.rules import ActionRecord, Crossing, MetricSource, Rule
 
 
 @dataclass
@@ -132,8 +58,9 @@ class Thresholds:
     #: Every rule is also re-evaluated on a timer (market seconds), for time-driven metrics.
     period_s = 0.5
 
-    def __init__(self, engine: Engine, monitor: RiskMonitor) -> None:
-        self._engine = engine
+    def __init__(self, runner: Runner, market: MarketView, monitor: MetricSource) -> None:
+        self._runner = runner
+        self._market = market
         self._monitor = monitor
         self._rules: dict[str, _RuleState] = {}
         self._by_group: dict[str, list[_RuleState]] = {}
@@ -218,14 +145,14 @@ class Thresholds:
             target=target,
             reduce_fraction=reduce_fraction,
         )
-        return self._engine._call(self._install(rule))
+        return self._runner.call(self._install(rule))
 
     def remove(self, rule: Rule | str) -> None:
         """Stop watching a rule (by object or id); its raised levels are dropped, not cleared."""
         rule_id = rule.rule_id if isinstance(rule, Rule) else rule
         if rule_id not in self._rules:
             raise KeyError(f"no threshold rule {rule_id!r}; rules: {', '.join(self._rules) or 'none'}")
-        self._engine._call(self._uninstall(rule_id))
+        self._runner.call(self._uninstall(rule_id))
 
     def metrics(self) -> pd.DataFrame:
         """The metrics a rule can watch: direction, keys, unit, allowed actions."""
@@ -427,7 +354,7 @@ class Thresholds:
         self._monitor.journal("ThresholdAdded", {**payload, "replaced": old is not None})
         self._evaluate(st)
         if self._timer is None:
-            self._timer = self._engine._loop.call_later(self.period_s, self._on_timer)
+            self._timer = self._runner.loop.call_later(self.period_s, self._on_timer)
         return rule
 
     async def _uninstall(self, rule_id: str) -> None:
@@ -452,7 +379,7 @@ class Thresholds:
             return
         for st in list(self._rules.values()):
             self._due(st)
-        self._timer = self._engine._loop.call_later(self.period_s, self._on_timer)
+        self._timer = self._runner.loop.call_later(self.period_s, self._on_timer)
 
     def poke(self, group: str, now: bool = False) -> None:
         """Something the group's metrics depend on changed: evaluate them, rate-limited per rule
@@ -465,13 +392,13 @@ class Thresholds:
                 self._due(st)
 
     def _due(self, st: _RuleState) -> None:
-        now = self._engine.clock.mono_ns()
+        now = self._market.mono_ns()
         gap = int(st.rule.min_interval_ms * 1e6)
         if st.last_eval_ns is None or now - st.last_eval_ns >= gap:
             self._evaluate(st)
         elif st.pending is None:
             wait = (st.last_eval_ns + gap - now) / 1e9
-            st.pending = self._engine._loop.call_later(wait, self._deferred, st)
+            st.pending = self._runner.loop.call_later(wait, self._deferred, st)
 
     def _deferred(self, st: _RuleState) -> None:
         st.pending = None
@@ -479,7 +406,7 @@ class Thresholds:
             self._evaluate(st)
 
     def _evaluate(self, st: _RuleState) -> None:
-        st.last_eval_ns = self._engine.clock.mono_ns()
+        st.last_eval_ns = self._market.mono_ns()
         if st.pending is not None:
             st.pending.cancel()
             st.pending = None
@@ -489,7 +416,7 @@ class Thresholds:
                 if value is not None and not math.isnan(value):
                     self._step(st, key, value)
         except Exception as exc:  # a rule must never stop the quote path
-            self._engine._report([f"threshold {st.rule.rule_id} failed: {exc!r}"])
+            self._runner.report([f"threshold {st.rule.rule_id} failed: {exc!r}"])
 
     def _step(self, st: _RuleState, key: str, value: float) -> None:
         rule = st.rule
@@ -532,8 +459,8 @@ class Thresholds:
             kind=kind,
             value=value,
             threshold=threshold,
-            ts_ns=self._engine.now_ns(),
-            mono_ns=self._engine.clock.mono_ns(),
+            ts_ns=self._market.now_ns(),
+            mono_ns=self._market.mono_ns(),
             perf_ns=time.perf_counter_ns(),
         )
         self._crossings.append(crossing)
@@ -546,7 +473,7 @@ class Thresholds:
             ok, detail = self._monitor.run_action(rule, crossing, action)
         except Exception as exc:
             ok, detail = False, f"action failed: {exc!r}"
-            self._engine._report([f"threshold action {action} of {rule.rule_id} failed: {exc!r}"])
+            self._runner.report([f"threshold action {action} of {rule.rule_id} failed: {exc!r}"])
         record = ActionRecord(
             crossing_id=crossing.crossing_id,
             rule_id=rule.rule_id,
@@ -555,9 +482,9 @@ class Thresholds:
             action=action,
             ok=ok,
             detail=detail,
-            delay_ns=self._engine.clock.mono_ns() - crossing.mono_ns,
+            delay_ns=self._market.mono_ns() - crossing.mono_ns,
             cpu_ns=time.perf_counter_ns() - crossing.perf_ns,
-            ts_ns=self._engine.now_ns(),
+            ts_ns=self._market.now_ns(),
         )
         self._actions.append(record)
         if action != "alert":
@@ -611,7 +538,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     return value
-
-
-def _num(value: float, unit: str) -> str:
-    return f"{value:.0%}" if unit == "ratio" else f"{value:g} {unit}"

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from cmc_lab.core.order import Order
-from cmc_lab.engine.facade import Engine, NoQuote
+from cmc_lab.engine.errors import NoQuote
+from cmc_lab.engine.facade import Engine
 from cmc_lab.journal.audit import verify_pack
 
 #: The cross-market spreads the day trades: domestic leg bought, overseas leg sold.

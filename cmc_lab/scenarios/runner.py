@@ -152,9 +152,9 @@ def _journal_result(eng: Engine, result: dict[str, Any]) -> None:
     payload = _plain(result)
 
     async def write() -> None:
-        eng._journal_raw("ScenarioResult", payload)
+        eng.journal_writer.write_raw("ScenarioResult", payload)
 
-    eng._call(write())
+    eng.runtime.call(write())
 
 
 def _plain(value: Any) -> Any:

@@ -6,6 +6,7 @@ the server has it, else straight to the side channel's loopback port.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 import anywidget
@@ -47,9 +48,11 @@ class KillSwitch(anywidget.AnyWidget):
 
 def side_channel(engine: Engine) -> SideChannel:
     """The engine's one side channel, started on first use and closed with the engine."""
-    channel = getattr(engine, "_side_channel", None)
+    channel = _CHANNELS.get(engine)
     if channel is None:
-        channel = SideChannel(engine)
-        engine._side_channel = channel  # type: ignore[attr-defined]
+        channel = _CHANNELS[engine] = SideChannel(engine)
         engine.on_close(channel.close)
     return channel
+
+
+_CHANNELS: weakref.WeakKeyDictionary[Engine, SideChannel] = weakref.WeakKeyDictionary()

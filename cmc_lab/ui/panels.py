@@ -118,7 +118,7 @@ class AlertsPanel:
         self._refresh()
 
     def _refresh(self) -> None:
-        alerts = list(self.engine._alerts)
+        alerts = list(self.engine.alert_log.records)
         signature = hash(tuple((a["id"], a["acknowledged"]) for a in alerts[-self.rows :]))
         if signature == self._seen:
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -61,9 +62,11 @@ class Pump:
 
 def pump_for(engine: Engine, rate_hz: float = 10.0) -> Pump:
     """The engine's UI pump, started on first use and stopped with the engine."""
-    pump = getattr(engine, "_ui_pump", None)
+    pump = _PUMPS.get(engine)
     if pump is None:
-        pump = Pump(rate_hz)
-        engine._ui_pump = pump  # type: ignore[attr-defined]
+        pump = _PUMPS[engine] = Pump(rate_hz)
         engine.on_close(pump.close)
     return pump
+
+
+_PUMPS: weakref.WeakKeyDictionary[Engine, Pump] = weakref.WeakKeyDictionary()

@@ -56,7 +56,7 @@ class SideChannel:
 
     def state(self) -> dict[str, Any]:
         eng = self.engine
-        working = sum(1 for o in list(eng._orders.values()) if not o.done)
+        working = len(eng.working_orders())
         return {"state": eng.trading_state.value, "working_orders": working}
 
     def kill(self, reason: str, who: str) -> dict[str, Any]:

@@ -1,0 +1,39 @@
+"""The engine's inbox: what every venue hands the engine, routed to the parts that need it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cmc_lab.core.model import Event, Quote, VenueConnected
+from cmc_lab.core.order import fire_callbacks
+from cmc_lab.engine.market import MarketState
+from cmc_lab.engine.routing import OrderRouter
+from cmc_lab.execution.desk import Desk
+from cmc_lab.risk.monitor import RiskMonitor
+
+QuoteCallback = Callable[[Quote], None]
+
+
+class Inbox:
+    """The venues' sink (engine loop): a quote updates the market, risk marks and live spreads;
+    an event goes through the router (journaled, then applied); a venue back up is reconciled.
+    """
+
+    def __init__(self, market: MarketState, router: OrderRouter, risk: RiskMonitor, desk: Desk) -> None:
+        self.quote_callbacks: list[QuoteCallback] = []
+        self._market = market
+        self._router = router
+        self._risk = risk
+        self._desk = desk
+
+    def receive(self, message: Event | Quote) -> None:
+        if isinstance(message, Quote):
+            self._market.quotes[message.instrument_id] = message
+            self._risk.on_quote(message)
+            self._desk.on_quote(message)
+            if self.quote_callbacks:
+                self._router.runner.report(fire_callbacks(self.quote_callbacks, message))
+            return
+        self._router.on_event(message)
+        if isinstance(message, VenueConnected) and message.venue in self._router.venues:
+            self._router.reconcile_in_background(self._router.venues[message.venue])

@@ -1,0 +1,89 @@
+"""The engine's market state: instruments, the last quote of each, which venue sessions are up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import pandas as pd
+
+from cmc_lab.core.clock import Clock
+from cmc_lab.core.ids import venue_of
+from cmc_lab.core.model import Instrument, Quote
+from cmc_lab.core.specs import unknown_instrument_message
+from cmc_lab.engine.errors import InvalidOrder, NoQuote
+
+
+class MarketState:
+    """Quotes and sessions as last heard (the :class:`~cmc_lab.core.ports.MarketView` port).
+
+    Written only on the engine loop; ``quotes`` and ``venue_up`` are plain dicts read directly on
+    the quote path, where a method call per read would cost more than the work.
+    """
+
+    def __init__(self, instruments: Mapping[str, Instrument], venues: list[str], clock: Clock) -> None:
+        self.instruments: dict[str, Instrument] = dict(instruments)
+        self.quotes: dict[str, Quote] = {}
+        self.venue_up: dict[str, bool] = dict.fromkeys(venues, False)
+        self.now_ns = clock.now_ns
+        self.mono_ns = clock.mono_ns
+
+    def instrument(self, instrument_id: str) -> Instrument:
+        try:
+            return self.instruments[instrument_id]
+        except KeyError:
+            raise InvalidOrder(unknown_instrument_message(instrument_id, self.instruments)) from None
+
+    def quote(self, instrument_id: str) -> Quote:
+        self.instrument(instrument_id)
+        try:
+            return self.quotes[instrument_id]
+        except KeyError:
+            raise NoQuote(
+                f"no quote for {instrument_id} yet; its venue may be disconnected or its feed stale"
+            ) from None
+
+    def venue_quotes(self, venue: str) -> list[Quote]:
+        return [q for iid, q in list(self.quotes.items()) if venue_of(iid) == venue]
+
+    def drop_quotes(self, venue: str) -> None:
+        """A venue that went down has no live quotes: forget them, so nothing prices off stale ones."""
+        for iid in [k for k in self.quotes if venue_of(k) == venue]:
+            del self.quotes[iid]
+
+    def instruments_frame(self, margin_text: Callable[[Instrument], str]) -> pd.DataFrame:
+        """The tradeable universe: venue, symbol, currency, lot, quote unit, tick, margin, sessions."""
+        now = self.now_ns()
+        rows = [
+            {
+                "id": i.id,
+                "venue": i.venue,
+                "symbol": i.symbol,
+                "name": i.name,
+                "currency": i.currency,
+                "lot": f"{i.lot_size} {i.lot_unit}",
+                "quote unit": i.quote_unit,
+                "tick": i.tick,
+                "daily limit": i.daily_limit,
+                "margin": margin_text(i),
+                "sessions": i.hours.describe(),
+                "open now": i.hours.is_open(now),
+            }
+            for i in self.instruments.values()
+        ]
+        return pd.DataFrame(rows).set_index("id")
+
+    def quotes_frame(self) -> pd.DataFrame:
+        """Every instrument's last quote and its age in milliseconds."""
+        now = self.now_ns()
+        rows = [
+            {
+                "id": q.instrument_id,
+                "bid_size": q.bid_size,
+                "bid": q.bid,
+                "ask": q.ask,
+                "ask_size": q.ask_size,
+                "age_ms": (now - q.ts_event) / 1e6,
+            }
+            for q in list(self.quotes.values())
+        ]
+        return pd.DataFrame(rows).set_index("id") if rows else pd.DataFrame()
