@@ -25,14 +25,16 @@ import pandas as pd
 import xarray as xr
 
 from cmc_lab.core.clock import VirtualClock
+from cmc_lab.core.ids import USDCNH_ID
 from cmc_lab.core.specs import Specs, load_specs
-from cmc_lab.data.history import FX_ID, check_quotes, needs_fx, spread_def, time_ns
+from cmc_lab.data.history import check_quotes, needs_fx, spread_def, time_ns
 from cmc_lab.data.recorder import open_quotes
 from cmc_lab.engine.facade import Engine
 from cmc_lab.execution.hedge import HedgeTicket, TicketState
 from cmc_lab.execution.spread import Spread
 from cmc_lab.journal import Journal
-from cmc_lab.pricing.spreads import FxRates, convert_money, spread_value
+from cmc_lab.pricing.spreads import spread_value
+from cmc_lab.pricing.units import FxRates, convert_money
 from cmc_lab.venues.replay import ReplayFeed, ReplayVenue, first_time_ns
 
 #: The gold spread, the default subject of a replay.
@@ -159,7 +161,7 @@ def run_replay(
     condition = _condition(when, level)
     specs = load_specs()
     defn, _ = spread_def(legs, specs=specs, name=name, kind=kind, lots=lots)
-    played = list(defn.ids) + ([FX_ID] if needs_fx(defn) else [])
+    played = list(defn.ids) + ([USDCNH_ID] if needs_fx(defn) else [])
     with tempfile.TemporaryDirectory(prefix="cmc-replay-") as tmp:
         where = journal if journal is not None else Path(tmp) / "replay.sqlite"
         eng = replay_engine(
@@ -411,7 +413,7 @@ def sweep(
         params = {**fixed, **point}
         _condition(str(params.get("when", "z <= -2")), params.get("level"))
         defn, _ = spread_def(dict(params.get("legs") or AU_GC), kind=params.get("kind", "diff"))
-        needed.update([*defn.ids, *([FX_ID] if needs_fx(defn) else [])])
+        needed.update([*defn.ids, *([USDCNH_ID] if needs_fx(defn) else [])])
     check_quotes(ds, sorted(needed))
     pieces = slices(ds.sel(instrument=[i for i in ds.instrument.values.tolist() if i in needed]), split)
     cluster = None

@@ -84,7 +84,7 @@ def cells_02() -> list:
             "from bokeh.plotting import figure\n"
             "from bokeh.resources import INLINE\n\n"
             "import cmc_lab as cmc\n"
-            "from cmc_lab.pricing.spreads import CostTerms, lot_ratios\n\n"
+            "from cmc_lab.pricing import CostTerms, lot_ratios\n\n"
             "output_notebook(resources=INLINE, hide_banner=True)\n"
             'eng = cmc.connect("sim", seed=7, clock="virtual")'
         ),

@@ -8,6 +8,7 @@ itself so it can send what a correct FIX engine never would.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import socket
@@ -19,9 +20,12 @@ from typing import Any
 import pytest
 
 from cmc_lab.bench.fix import served_exchange
+from cmc_lab.core.clock import VirtualClock
 from cmc_lab.venues.fix import codec
 from cmc_lab.venues.fix.codec import FixMessage, Framer, encode
 from cmc_lab.venues.fix.config import FixConfig, FixConfigError
+from cmc_lab.venues.fix.interface import SessionApp
+from cmc_lab.venues.fix.session import FixSession
 from cmc_lab.venues.fix.store import SeqStore, SeqStoreError, store_path
 
 PASSWORD = "s3cret"
@@ -325,10 +329,69 @@ def test_2m_invalid_msg_type_is_rejected_and_unsupported_gets_business_reject(lo
 # --------------------------------------------------------------------------- 4-6: heartbeats, test requests, rejects
 
 
-def test_4a_an_idle_acceptor_sends_heartbeats_at_our_interval(logged_on: RawClient) -> None:
-    t0 = time.monotonic()
-    assert logged_on.expect("0", timeout=3.0, skip="WX").get(112) is None
-    assert 0.5 < time.monotonic() - t0 < 2.5
+def test_4a_an_idle_acceptor_sends_a_heartbeat_without_test_req_id(logged_on: RawClient) -> None:
+    assert logged_on.expect("0", timeout=5.0, skip="WX").get(112) is None
+
+
+class Wire:
+    """The acceptor's side of an in-memory connection: every message it writes, with the loop time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.framer = Framer()
+        self.sent: list[tuple[float, FixMessage]] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.framer.feed(data)
+        for item in self.framer.frames():
+            assert isinstance(item, bytes), item
+            self.sent.append((self.loop.time(), codec.parse(item)))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def test_4a_heartbeats_keep_our_interval_on_a_virtual_clock() -> None:
+    """HeartBtInt=2 in our Logon: an acceptor with nothing else to say sends a Heartbeat every 2 s
+    of loop time (it looks every HeartBtInt/5, so one arrives within [2, 2.4] s of the last message)."""
+    clock = VirtualClock()
+    loop = clock.new_loop()
+    seq = itertools.count(1)
+
+    def from_client(msg_type: str, body: list[tuple[int, object]]) -> bytes:
+        header: list[tuple[int, object]] = [
+            (35, msg_type),
+            (49, "CLIENT1"),
+            (56, "EXECUTOR"),
+            (34, next(seq)),
+        ]
+        return encode([*header, (52, codec.format_timestamp(time.time_ns())), *body])
+
+    async def session_of_ten_seconds() -> tuple[Wire, FixSession]:
+        wire = Wire(loop)
+        session = FixSession("EXECUTOR", "CLIENT1", "acceptor", SessionApp(), SeqStore(None))
+        session.attach(wire)
+        session.feed(from_client("A", [(98, 0), (108, 2)]))
+        for _ in range(5):  # the client stays alive with its own heartbeats, one every 2 s
+            await clock.advance(asyncio.sleep(2.0))
+            session.feed(from_client("0", []))
+        return wire, session
+
+    try:
+        wire, session = loop.run_until_complete(session_of_ten_seconds())
+    finally:
+        loop.close()
+    assert session.logged_on and session.heartbeat == 2
+    kinds = [m.msg_type for _, m in wire.sent]
+    assert kinds[0] == "A" and set(kinds[1:]) == {"0"}, kinds
+    beats = [t for t, m in wire.sent if m.msg_type == "0"]
+    assert all(m.get(112) is None for _, m in wire.sent[1:]), "an unasked Heartbeat has no TestReqID"
+    gaps = [later - earlier for earlier, later in itertools.pairwise([wire.sent[0][0], *beats])]
+    assert len(gaps) == 4 and all(2.0 - 1e-9 <= gap <= 2.4 + 1e-9 for gap in gaps), gaps  # float loop time
 
 
 def test_4b_test_request_is_answered_with_heartbeat_echoing_its_id(logged_on: RawClient) -> None:

@@ -28,7 +28,7 @@ from cmc_lab.data import (
 from cmc_lab.data.synthetic import day_seed
 from cmc_lab.execution.spread import default_lots
 from cmc_lab.execution.trigger import RollingZ
-from cmc_lab.pricing.spreads import COPPER_IMPORT_PARITY, TROY_OUNCE_G
+from cmc_lab.pricing import COPPER_IMPORT_PARITY, TROY_OUNCE_G
 from cmc_lab.venues.sim.exchange import SimExchange
 
 T0 = pd.Timestamp("2026-11-24 14:00").value

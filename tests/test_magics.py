@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing import globalipapp
 
@@ -65,6 +66,20 @@ def run(ip: InteractiveShell, capsys: pytest.CaptureFixture[str], line: str) -> 
     return result.result, out + err
 
 
+def refused(ip: InteractiveShell, capsys: pytest.CaptureFixture[str], line: str) -> str:
+    """Run ``%cmc line`` as a cell that must fail with IPython's UsageError; returns what the user sees.
+
+    IPython shows a UsageError as ``UsageError: <message>`` without a traceback, and the cell
+    fails (so "Run all" stops at it).
+    """
+    result = ip.run_cell(f"%cmc {line}", store_history=False)
+    out, err = capsys.readouterr()
+    assert type(result.error_in_exec) is UsageError, f"%cmc {line}: {result.error_in_exec!r}\n{out}{err}"
+    assert "Traceback" not in out + err, f"%cmc {line} printed a traceback:\n{out}{err}"
+    assert f"UsageError: {result.error_in_exec}" in err, "IPython shows the message"
+    return str(result.error_in_exec)
+
+
 def connect(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> cmc.Engine:
     eng, _ = run(ip, capsys, "connect sim --clock virtual")
     assert isinstance(eng, cmc.Engine)
@@ -117,10 +132,18 @@ def test_no_arguments_prints_the_command_list(
     assert "%cmc COMMAND [ARGS]" in out and "hedge" in out
 
 
-def test_parser_never_exits_the_kernel() -> None:
-    with pytest.raises(Exception) as info:
+def test_parser_raises_ipythons_usage_error_instead_of_exiting_the_kernel() -> None:
+    with pytest.raises(UsageError, match="the following arguments are required: spread, side, qty"):
         PARSER.parse_args(["hedge"])
-    assert not isinstance(info.value, SystemExit)
+
+
+def test_a_bad_magic_argument_raises_ipythons_usage_error_with_the_usage(shell: InteractiveShell) -> None:
+    with pytest.raises(UsageError) as info:
+        shell.run_line_magic("cmc", "hedge au_gc up 3")
+    assert type(info.value) is UsageError, "IPython shows only its own UsageError without a traceback"
+    message = str(info.value)
+    assert "argument side: invalid choice: 'up' (choose from 'buy', 'sell')" in message
+    assert "usage: %cmc hedge [--when WHEN]" in message
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -130,9 +153,8 @@ def test_parser_never_exits_the_kernel() -> None:
 def test_commands_before_connect_say_how_to_connect(
     ip: InteractiveShell, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
-    result, out = run(ip, capsys, NEEDS_ENGINE[name])
-    assert result is None
-    assert "no engine yet; start one with %cmc connect sim" in out
+    message = refused(ip, capsys, NEEDS_ENGINE[name])
+    assert "no engine yet; start one with %cmc connect sim" in message
 
 
 @pytest.mark.parametrize(
@@ -152,12 +174,11 @@ def test_commands_before_connect_say_how_to_connect(
 def test_bad_arguments_print_usage_without_an_engine(
     ip: InteractiveShell, capsys: pytest.CaptureFixture[str], line: str, says: str
 ) -> None:
-    result, out = run(ip, capsys, line)
-    assert result is None
-    assert out.startswith("cmc: ")
-    assert says in out
+    message = refused(ip, capsys, line)
+    assert message.startswith("cmc")
+    assert says in message
     if "no command" not in says:
-        assert "usage: %cmc" in out
+        assert "usage: %cmc" in message
 
 
 @pytest.mark.parametrize(
@@ -174,6 +195,7 @@ def test_bad_arguments_print_usage_without_an_engine(
         ("hedge au_gc buy 3 --policy yolo", "argument --policy: invalid choice: 'yolo'"),
         ("hedge au_gc buy 3 --when 'ask <'", "condition 'ask <' is not understood"),
         ('hedge au_gc buy 3 --when "ask <= 2.5', "No closing quotation"),
+        ("kill \\", "No escaped character in 'kill \\\\'; close every quote and end the line without"),
         ("watch nope", "no spread 'nope'"),
         ("receipts nope", "no journal events for 'nope'; pass a client order id or ticket id"),
         ("receipts", "the following arguments are required: id"),
@@ -186,11 +208,10 @@ def test_bad_arguments_after_connect_print_a_clear_message(
 ) -> None:
     eng = connect(ip, capsys)
     eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
-    result, out = run(ip, capsys, line)
-    assert result is None
-    assert out.startswith("cmc")
-    assert says in out
-    assert not re.search(r"cmc \w+: [\"']", out), f"message wrapped in quotes: {out!r}"
+    message = refused(ip, capsys, line)
+    assert message.startswith("cmc")
+    assert says in message
+    assert not re.search(r"cmc \w+: [\"']", message), f"message wrapped in quotes: {message!r}"
     assert eng.tickets().empty, "a bad hedge must not create a ticket"
 
 
@@ -282,6 +303,4 @@ def test_engine_errors_are_messages_not_tracebacks(
 ) -> None:
     eng = connect(ip, capsys)
     eng.close()
-    result, out = run(ip, capsys, "kill")
-    assert result is None
-    assert "this engine is closed" in out
+    assert "this engine is closed" in refused(ip, capsys, "kill")

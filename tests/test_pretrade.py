@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -10,9 +12,9 @@ from typing import Any
 import pytest
 
 import cmc_lab as cmc
-from cmc_lab.core.model import Side
+from cmc_lab.core.model import SessionWindow, Side, TradingHours
 from cmc_lab.core.trading import OrderRequest
-from cmc_lab.risk.pretrade import RiskLimits
+from cmc_lab.risk.pretrade import RiskLimits, trading_day
 
 
 def rows(eng: cmc.Engine, kind: str) -> list[dict[str, Any]]:
@@ -313,3 +315,18 @@ def test_limits_can_be_switched_off_with_none(eng: cmc.Engine) -> None:
     eng.limits.max_position = None
     eng.limits.max_order_notional = None
     assert eng.submit("COMEX.GC", "buy", 40, price="2800.0").wait(5) is cmc.OrderState.FILLED
+
+
+def test_trading_day_of_new_hours_at_a_freed_hours_address_is_its_own() -> None:
+    """The trading-day cache once keyed on ``id(hours)``: hours made where freed hours lived read their day."""
+    weekdays = (0, 1, 2, 3, 4)
+    ts = int(datetime(2026, 11, 24, 13, 30, tzinfo=UTC).timestamp()) * 10**9  # 21:30 in Shanghai
+    for _ in range(50):
+        night = TradingHours("Asia/Shanghai", (SessionWindow("night", time(21), time(2, 30), weekdays),))
+        assert trading_day(night, ts) == date(2026, 11, 25)  # a night session counts toward the next day
+        del night
+        gc.collect()
+        day_only = TradingHours("Asia/Shanghai", (SessionWindow("day", time(9), time(15), weekdays),))
+        assert trading_day(day_only, ts) == date(2026, 11, 24)
+        del day_only
+        gc.collect()

@@ -1,4 +1,4 @@
-"""Tests for cmc_lab.pricing.spreads: units, FX, import parity, spreads, executable quotes, lot ratios."""
+"""Tests for cmc_lab.pricing: units, FX, import parity, spreads, executable quotes, lot ratios."""
 
 from __future__ import annotations
 
@@ -17,9 +17,7 @@ from hypothesis import strategies as st
 
 from cmc_lab.core.model import Instrument, Quote
 from cmc_lab.core.specs import ENV_VAR, load_specs
-from cmc_lab.pricing import spreads as pricing
-from cmc_lab.pricing import units as pricing_ratio
-from cmc_lab.pricing.spreads import (
+from cmc_lab.pricing import (
     COPPER_IMPORT_PARITY,
     CostTerms,
     FxRates,
@@ -27,13 +25,17 @@ from cmc_lab.pricing.spreads import (
     best_lot_ratio,
     convert_price,
     exact_lot_ratio,
+    kernel,
     landed_price,
     lot_ratios,
+    needs_fx,
     spread_quote,
     spread_series,
     spread_units,
     spread_value,
+    spreads,
     unit_factor,
+    units,
 )
 
 OZ = 31.1034768
@@ -524,9 +526,7 @@ def _reference_rates(defn: SpreadDef, usdcnh: float, basis: float) -> list[tuple
     fx, first = FxRates(usdcnh, basis), defn.instruments[0].currency
     out = []
     for leg in defn.instruments:
-        if leg.currency.upper() == first.upper() or (
-            basis == 0 and not pricing.needs_fx(leg.currency, first)
-        ):
+        if leg.currency.upper() == first.upper() or (basis == 0 and not needs_fx(leg.currency, first)):
             out.append((1.0, 1.0))
         else:
             out.append((fx.per_usd(first), fx.per_usd(leg.currency)))
@@ -550,7 +550,7 @@ def test_kernel_rates_are_fx_rates_conversion_factors_to_the_bit(
     if basis == 0:
         assert defn.kernel.live_rates(usdcnh) == rates
         first = defn.instruments[0].currency
-        converted = [i for i, leg in enumerate(defn.instruments) if pricing.needs_fx(leg.currency, first)]
+        converted = [i for i, leg in enumerate(defn.instruments) if needs_fx(leg.currency, first)]
         assert list(defn.kernel.fx_legs) == converted
 
 
@@ -638,7 +638,7 @@ def test_lot_ratio_reads_decimal_lot_sizes_of_user_contracts() -> None:
 # --------------------------------------------------------------------------------- doctests
 
 
-@pytest.mark.parametrize("module", [pricing, pricing_ratio], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [spreads, units, kernel], ids=lambda m: m.__name__)
 def test_docstring_examples_run(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)  # type: ignore[arg-type]
     assert result.attempted > 0

@@ -23,7 +23,7 @@ from cmc_lab.execution.desk import Desk, _trigger_acts
 from cmc_lab.execution.spread import _FIELDS, _RATIO_FIELDS
 from cmc_lab.execution.ticket import TicketState
 from cmc_lab.execution.trigger import Condition, RollingZ, TriggerRule
-from cmc_lab.pricing.spreads import FxRates, spread_quote
+from cmc_lab.pricing import FxRates, spread_quote
 from cmc_lab.risk.capital import Capital
 
 

@@ -65,18 +65,24 @@ def test_chunks_flush_to_zarr_and_the_dataset_so_far_includes_the_unflushed_rows
 def test_a_stuck_store_never_stalls_the_engine(make_engine: Make, tmp_path: Path, monkeypatch: Any) -> None:
     real_save = recorder_module.save_quotes
     gate = threading.Event()
+    stuck = threading.Event()
+    savers: list[threading.Thread] = []
 
     def stuck_save(*args: Any, **kwargs: Any) -> Path:
+        savers.append(threading.current_thread())
+        stuck.set()
         gate.wait(30)
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(recorder_module, "save_quotes", stuck_save)
     eng = make_engine()
     rec = Recorder(eng, tmp_path / "slow.zarr", chunk=32)
-    started = time.perf_counter()
     eng.sleep(60)  # dozens of full chunks while the store does not answer
-    assert time.perf_counter() - started < 5
-    assert rec.rows > 32 * 40
+    assert stuck.wait(10), "the recorder never tried to save a full chunk"
+    assert rec.rows > 32 * 40, "the market stopped while the store hung"
+    assert eng.runtime.thread not in savers and threading.current_thread() not in savers, (
+        "the store is written from the engine's or the caller's thread"
+    )
     gate.set()
     ds = rec.close()
     assert open_quotes(tmp_path / "slow.zarr").sizes["time"] == ds.sizes["time"] == rec.rows

@@ -12,7 +12,7 @@ from distributed import Client, LocalCluster
 
 from cmc_lab.bench.data import replay_events_per_second, sweep_wall_time
 from cmc_lab.data import quotes_dataset, synthetic_quotes
-from cmc_lab.pricing.spreads import TROY_OUNCE_G
+from cmc_lab.pricing import TROY_OUNCE_G
 from cmc_lab.research import run_replay, slices, sweep
 
 T0 = pd.Timestamp("2026-11-24 14:00").value

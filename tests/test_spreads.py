@@ -11,7 +11,7 @@ import pytest
 import cmc_lab as cmc
 from cmc_lab.core.model import Quote
 from cmc_lab.execution.spread import SpreadNotQuotable, SpreadSnapshot
-from cmc_lab.pricing.spreads import COPPER_IMPORT_PARITY, CostTerms
+from cmc_lab.pricing import COPPER_IMPORT_PARITY, CostTerms
 
 OZ = 31.1034768
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from jupyter_bokeh.widgets import BokehModel
 
 import cmc_lab as cmc
 from cmc_lab.bench.ui import widget_stream_rate
+from cmc_lab.core.model import Quote
 from cmc_lab.execution.hedge import TicketState
 from cmc_lab.execution.spread import SpreadSnapshot
 from cmc_lab.ui.killswitch import KillSwitch, side_channel
@@ -25,6 +27,16 @@ from cmc_lab.ui.pump import Pump, pump_for
 from cmc_lab.ui.receipt import HOP_COLOURS, receipt_frame, receipt_timeline
 from cmc_lab.ui.spread_monitor import SpreadMonitor
 from cmc_lab.ui.workbench import Workbench
+
+
+class Ticker:
+    """A clock the test moves by hand (seconds), for a pump stepped with ``run_due``."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
@@ -77,21 +89,28 @@ def snapshots(eng: cmc.Engine, n: int, start_ns: int) -> list[SpreadSnapshot]:
 # ---------------------------------------------------------------------------- spread monitor
 
 
-def test_spread_monitor_gains_points_over_time_throttled_by_the_pump(live: cmc.Engine) -> None:
-    monitor = SpreadMonitor(live, "au_gc")
-    streamed = streams_of(monitor)
-    wait_until(lambda: monitor.points > 0, what="the first points")
-    first, started = monitor.points, time.monotonic()
-    time.sleep(1.0)
-    elapsed = time.monotonic() - started
-    assert monitor.points > first, "no new points after a second of live quotes"
-    assert len(monitor.source.data["t"]) == monitor.points
-    assert monitor.updates <= 10 * (elapsed + 1) + 2, f"{monitor.updates} updates: not throttled to 10 Hz"
-    assert streamed and all(len(e.data["t"]) > 0 for e in streamed), "an empty patch was sent"
-    assert sum(len(e.data["t"]) for e in streamed) <= monitor.points
+def test_spread_monitor_streams_every_point_once_at_its_own_rate(virt: cmc.Engine) -> None:
+    clock = Ticker()
+    pump = Pump(16, clock=clock, start=False)
+    slow = SpreadMonitor(virt, "au_gc", rate_hz=4, pump=pump)
+    fast = SpreadMonitor(virt, "au_gc", rate_hz=8, pump=pump)
+    streamed = streams_of(slow)
+    received: list[SpreadSnapshot] = []
+    virt.desk.on_spread("au_gc", received.append)
+
+    for _ in range(16):  # one second of pump passes, the market moving between them
+        virt.sleep(0.25)
+        pump.run_due()
+        clock.now += 1 / 16
+    pump.run_due()  # t = 1 s: both are due once more and send what is left
+
+    assert pump.ticks == 9, "passes at 0, 1/8, 1/4, ... 1 s: one of them or both were due"
+    assert (slow.updates, fast.updates) == (5, 9), "4 Hz and 8 Hz over [0, 1] s"
+    assert slow.points == fast.points == len(received) > slow.updates, "every point, coalesced"
+    assert [len(e.data["t"]) > 0 for e in streamed] == [True] * slow.updates, "an empty patch was sent"
     times = [t for e in streamed for t in e.data["t"]]
-    assert times == sorted(times) and len(set(times)) == len(times), "a point was sent twice"
-    monitor.close()
+    assert times == [s.ts_ns / 1e6 for s in received], "each point sent once, in order"
+    assert len(slow.source.data["t"]) == slow.points
 
 
 def test_spread_monitor_streams_exactly_the_pending_points_and_respects_rollover(virt: cmc.Engine) -> None:
@@ -157,14 +176,22 @@ def test_spread_monitor_marks_a_filled_ticket_at_its_executed_spread(virt: cmc.E
     assert monitor.fill_source.data["color"] == ["#2ca02c"]
 
 
-def test_spread_monitor_close_stops_streaming(live: cmc.Engine) -> None:
-    monitor = SpreadMonitor(live, "au_gc")
-    wait_until(lambda: monitor.points > 0, what="the first points")
+def test_spread_monitor_close_stops_streaming(virt: cmc.Engine) -> None:
+    clock = Ticker()
+    pump = Pump(16, clock=clock, start=False)
+    monitor = SpreadMonitor(virt, "au_gc", pump=pump)
+    virt.sleep(0.5)
+    pump.run_due()
+    assert monitor.points > 0
     monitor.close()
-    time.sleep(0.3)
-    points = monitor.points
-    time.sleep(0.5)
-    assert monitor.points == points
+    sent = (monitor.points, monitor.updates)
+    for _ in range(5):
+        virt.sleep(0.5)
+        clock.now += 1.0
+        pump.run_due()
+    assert (monitor.points, monitor.updates) == sent, "the pump still refreshes a closed monitor"
+    monitor._flush()
+    assert (monitor.points, monitor.updates) == sent, "a closed monitor still receives snapshots"
 
 
 # ---------------------------------------------------------------------------- hedge ticket panel
@@ -331,25 +358,30 @@ def test_workbench_defines_the_gold_spread_when_there_is_none(eng: cmc.Engine) -
     assert isinstance(board.widget, w.VBox)
 
 
-def test_pump_keeps_running_when_a_panel_raises_and_records_the_error(live: cmc.Engine) -> None:
-    pump = pump_for(live)
-    monitor = SpreadMonitor(live, "au_gc")
+def test_pump_keeps_running_when_a_panel_raises_and_records_the_error(virt: cmc.Engine) -> None:
+    clock = Ticker()
+    pump = Pump(16, clock=clock, start=False)
+    monitor = SpreadMonitor(virt, "au_gc", rate_hz=16, pump=pump)
 
     def broken_panel() -> None:
         raise RuntimeError("panel bug")
 
     pump.add(broken_panel)
-    wait_until(lambda: pump.errors, what="the error to be recorded")
-    points, ticks = monitor.points, pump.ticks
-    time.sleep(0.6)
-    assert pump.ticks > ticks + 3, "the pump stopped"
-    assert monitor.points > points, "the other panels stopped"
-    assert "broken_panel" in pump.errors[0] and "RuntimeError('panel bug')" in pump.errors[0]
-    pump.remove(broken_panel)
+    updates = []
+    for _ in range(8):
+        virt.sleep(0.25)
+        pump.run_due()
+        updates.append(monitor.updates)
+        clock.now += 1 / 16
+    assert pump.ticks == 8, "the pump stopped"
+    assert updates == list(range(1, 9)), "the other panels stopped"
+    assert len(pump.errors) == 8
+    assert all("broken_panel" in e and "RuntimeError('panel bug')" in e for e in pump.errors)
 
 
 def test_pump_keeps_only_the_last_50_errors() -> None:
-    pump = Pump(60)
+    clock = Ticker()
+    pump = Pump(60, clock=clock, start=False)
     calls: list[int] = []
 
     def broken_panel() -> None:
@@ -357,38 +389,124 @@ def test_pump_keeps_only_the_last_50_errors() -> None:
         raise ValueError(f"bug {len(calls)}")
 
     pump.add(broken_panel)
-    try:
-        wait_until(lambda: len(calls) > 60, what="60 broken refreshes")
-    finally:
-        pump.close()
+    for _ in range(61):
+        pump.run_due()
+        clock.now += 1.0
+    assert len(calls) == 61
     assert len(pump.errors) == 50
-    assert pump.errors[-1].endswith(f"ValueError('bug {len(calls)}')")
+    assert pump.errors[0].endswith("ValueError('bug 12')")
+    assert pump.errors[-1].endswith("ValueError('bug 61')")
 
 
-def test_pump_rejects_a_silly_rate() -> None:
-    for rate in (0, -1, 61):
-        with pytest.raises(ValueError, match="rate_hz"):
-            Pump(rate)
+def test_pump_runs_each_job_at_its_own_rate_and_says_when_the_next_is_due() -> None:
+    clock = Ticker()
+    pump = Pump(16, clock=clock, start=False)
+    runs: dict[str, list[float]] = {"default": [], "slow": []}
+    pump.add(lambda: runs["default"].append(clock.now))
+    pump.add(lambda: runs["slow"].append(clock.now), rate_hz=4)
+    waits = []
+    for _ in range(16):
+        waits.append(pump.run_due())
+        clock.now += 1 / 16
+    assert runs["default"] == [i / 16 for i in range(16)]
+    assert runs["slow"] == [0.0, 0.25, 0.5, 0.75]
+    assert waits == [1 / 16] * 16
+
+
+def test_pump_that_fell_behind_skips_the_missed_refreshes_instead_of_bursting() -> None:
+    clock = Ticker()
+    pump = Pump(4, clock=clock, start=False)
+    runs: list[float] = []
+    pump.add(lambda: runs.append(clock.now))
+    pump.run_due()
+    clock.now = 10.0  # a long stall: forty refreshes missed
+    assert pump.run_due() == 0.25
+    assert pump.run_due() == 0.25, "nothing else is due right now"
+    clock.now = 10.25
+    pump.run_due()
+    assert runs == [0.0, 10.0, 10.25]
+
+
+def test_pump_with_nothing_to_run_waits_one_period() -> None:
+    pump = Pump(4, clock=Ticker(), start=False)
+    assert (pump.run_due(), pump.ticks) == (0.25, 0)
+
+
+@pytest.mark.parametrize("rate", [0, -1, 61, float("nan"), True, "10", None])
+def test_pump_and_monitor_reject_a_silly_rate_and_say_the_range(virt: cmc.Engine, rate: Any) -> None:
+    says = re.escape(f"rate_hz must be a number of refreshes per second in (0, 60], got {rate!r}")
+    with pytest.raises(ValueError, match=says):
+        Pump(rate, start=False)
+    if rate is not None:  # add(job) without a rate takes the pump's
+        with pytest.raises(ValueError, match=says):
+            Pump(start=False).add(lambda: None, rate_hz=rate)
+    with pytest.raises(ValueError, match=says):
+        SpreadMonitor(virt, "au_gc", rate_hz=rate, pump=Pump(start=False))
+
+
+@pytest.mark.parametrize("window", [0, -5, 2.5, True, None])
+def test_spread_monitor_rejects_a_window_that_keeps_no_points(virt: cmc.Engine, window: Any) -> None:
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"window must be a whole number of points >= 1 (the chart keeps them), got {window!r}"
+        ),
+    ):
+        SpreadMonitor(virt, "au_gc", window=window, pump=Pump(start=False))
 
 
 def test_pump_is_one_per_engine_and_stops_with_it(make_engine: Callable[..., cmc.Engine]) -> None:
     eng = make_engine()
     pump = pump_for(eng)
     assert pump_for(eng) is pump
+    assert pump.running
     eng.close()
-    assert not pump._thread.is_alive()
+    assert not pump.running
 
 
 # ---------------------------------------------------------------------------- widget traffic
 
 
-def test_widget_stream_rate_measures_updates_and_bytes_under_a_quote_storm() -> None:
-    result = widget_stream_rate(seconds=1.5, quotes_per_second=1000)
-    print(
-        f"\nspread monitor at {result['quotes_per_second']:.0f} quotes/s: "
-        f"{result['updates_per_second']} updates/s, {result['points_per_update']} points and "
-        f"{result['bytes_per_update']} bytes per update ({result['flush_ms']} ms per flush)"
-    )
+def push_quotes(eng: cmc.Engine, instrument_id: str, n: int) -> None:
+    """``n`` quotes of one instrument through the engine's own quote path, on its loop."""
+    base = eng.quote(instrument_id)
+    tick = float(eng.instrument(instrument_id).tick)
+
+    async def push() -> None:
+        for i in range(n):
+            step = (i % 11 - 5) * tick
+            now = eng.now_ns()
+            eng.inbox.receive(
+                Quote(instrument_id, base.bid + step, base.ask + step, base.bid_size, base.ask_size, now, now)
+            )
+
+    asyncio.run_coroutine_threadsafe(push(), eng.runtime.loop).result(30)
+
+
+def test_spread_monitor_coalesces_a_quote_storm_into_one_patch_per_refresh(virt: cmc.Engine) -> None:
+    clock = Ticker()
+    pump = Pump(10, clock=clock, start=False)
+    monitor = SpreadMonitor(virt, "au_gc", pump=pump)
+    pump.run_due()
+    streamed = streams_of(monitor)
+    received: list[SpreadSnapshot] = []
+    virt.desk.on_spread("au_gc", received.append)
+
+    push_quotes(virt, "SHFE.au", 1000)
+    clock.now += 0.1
+    pump.run_due()
+
+    assert len(received) == 1000, "the spread recomputes on every quote of its leg"
+    assert [len(e.data["t"]) for e in streamed] == [1000], "one patch carries the whole storm"
+    assert streamed[0].data["mid"] == [s.mid for s in received]
+
+
+def test_widget_stream_rate_benchmark_reports_its_figures() -> None:
+    result = widget_stream_rate(seconds=0.5, quotes_per_second=200)
+    expected = {"seconds", "quotes_per_second", "snapshots_per_second", "updates_per_second"}
+    expected |= {"points_per_update", "bytes_per_update", "messages_per_update"}
+    expected |= {"stream_json_bytes_per_update", "flush_ms", "pump_errors"}
+    assert set(result) == expected
     assert result["pump_errors"] == []
-    assert result["quotes_per_second"] > 500
-    assert result["updates_per_second"] > 0 and result["bytes_per_update"] > 0
+    assert result["seconds"] == 0.5
+    assert all(result[k] >= 0 for k in expected - {"pump_errors", "seconds"})

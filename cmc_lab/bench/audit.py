@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cmc_lab.bench.journal import _workdir
+from cmc_lab.bench.journal import workdir
 from cmc_lab.core.clock import SIM_START_NS
+from cmc_lab.core.ids import venue_of
 from cmc_lab.journal.audit import export_pack, verify_pack
 from cmc_lab.journal.store import Journal, JournalRow
 
@@ -47,7 +48,7 @@ class _Day:
         self.orders += 1
         inst, account, ref, tick = _BOOK[self.orders % len(_BOOK)]
         cid = f"r1-{self.orders:06d}"
-        ids = {"order_id": cid, "ticket_id": ticket, "venue": inst.split(".")[0], "instrument": inst}
+        ids = {"order_id": cid, "ticket_id": ticket, "venue": venue_of(inst), "instrument": inst}
         side = "buy" if self.orders % 2 else "sell"
         qty = 1 + self.orders % 5
         price = f"{ref + self.rng.randrange(-50, 50) * float(tick):.{len(tick) - 2}f}"
@@ -164,7 +165,7 @@ def audit_export_seconds(n_events: int = 100_000, tmpdir: Path | None = None) ->
     >>> sorted(audit_export_seconds(500))
     ['build_s', 'export_s', 'n_events', 'pack_bytes', 'verify_s']
     """
-    with _workdir(tmpdir) as work:
+    with workdir(tmpdir) as work:
         start = time.perf_counter()
         rows = build_day(work / "day.sqlite", n_events)
         build_s = time.perf_counter() - start

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from cmc_lab.core.ids import USDCNH_ID
 from cmc_lab.data.synthetic import synthetic_quotes
 
 #: The sweep benchmark's grid: trigger level x policy x one-way latency (8 points).
@@ -36,7 +37,7 @@ def replay_events_per_second(minutes: float = 10.0, rate_hz: float = 10.0, seed:
     ds = synthetic_quotes(rate_hz=rate_hz, seed=seed, start="2026-11-24 14:00", day_length=f"{minutes}min")
     armed = run_replay(ds, when="z <= -{level}", level=2.0, repeat=100, latency_ms=None, seed=seed)
     stats = armed.attrs["replay"]
-    eng = replay_engine(ds, instruments=["SHFE.au", "COMEX.GC", "FX.USDCNH"], seed=seed)
+    eng = replay_engine(ds, instruments=["SHFE.au", "COMEX.GC", USDCNH_ID], seed=seed)
     try:
         feed = eng.venues["SHFE"].feed  # type: ignore[attr-defined]
         wall = time.perf_counter()

@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from cmc_lab.bench.runner import percentiles
+from cmc_lab.bench.stats import percentiles
 from cmc_lab.core.clock import RealClock
 from cmc_lab.core.model import (
     Event,

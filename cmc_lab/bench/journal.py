@@ -15,7 +15,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from cmc_lab.bench.stats import percentiles, quantile
 from cmc_lab.core.clock import SIM_START_NS
+from cmc_lab.core.ids import venue_of
 from cmc_lab.core.model import OrderFilled, Side, event_payload
 from cmc_lab.journal import schema
 from cmc_lab.journal.chain import GENESIS, encode_payload, row_hash
@@ -48,7 +50,7 @@ def _fill_row(i: int, order: int) -> JournalRow:
         event_payload(event),
         order_id=order_id,
         ticket_id=f"TK-{order // 2:08d}" if order % 3 else None,
-        venue=instrument.partition(".")[0],
+        venue=venue_of(instrument),
         instrument=instrument,
     )
 
@@ -72,7 +74,8 @@ def _stored(rows: list[JournalRow]) -> list[tuple[Any, ...]]:
 
 
 @contextmanager
-def _workdir(tmpdir: Path | None) -> Iterator[Path]:
+def workdir(tmpdir: Path | None) -> Iterator[Path]:
+    """``tmpdir`` if given, else a temporary folder removed afterwards: where a benchmark's files go."""
     if tmpdir is not None:
         yield Path(tmpdir)
         return
@@ -106,17 +109,17 @@ def _raw_database(path: Path) -> sqlite3.Connection:
 def raw_commit_latency(rows: list[JournalRow], n: int = 1000, tmpdir: Path | None = None) -> dict[str, float]:
     """The floor under any committed write of ``rows``: raw ``BEGIN IMMEDIATE; executemany; COMMIT``
     of them, already serialised and hashed, ``n`` times into a fresh database of the journal's
-    schema; p50 and p99 in microseconds.
+    schema; p50, p99 and max in microseconds (:func:`~cmc_lab.bench.stats.percentiles`).
 
     Examples
     --------
     >>> sorted(raw_commit_latency([_fill_row(i, 0) for i in range(3)], n=5))
-    ['n', 'p50_us', 'p99_us']
+    ['max_us', 'n', 'p50_us', 'p99_us']
     """
     batch = len(rows)
     stored = _stored([rows[i % batch] for i in range(batch * n)])
     samples: list[int] = []
-    with _workdir(tmpdir) as work:
+    with workdir(tmpdir) as work:
         conn = _raw_database(work / "raw-commit.sqlite")
         try:
             for start in range(0, len(stored), batch):
@@ -127,7 +130,7 @@ def raw_commit_latency(rows: list[JournalRow], n: int = 1000, tmpdir: Path | Non
                 samples.append(time.perf_counter_ns() - t0)
         finally:
             conn.close()
-    return {"n": n, "p50_us": _quantile(samples, 0.5) / 1e3, "p99_us": _quantile(samples, 0.99) / 1e3}
+    return percentiles(samples)
 
 
 def _raw_insert(path: Path, stored: list[tuple[Any, ...]]) -> float:
@@ -161,7 +164,7 @@ def append_rate(n_rows: int = 50_000, tmpdir: Path | None = None) -> dict[str, f
     rows = [_fill_row(i, i // 10) for i in range(n_rows)]
     raw_s: list[float] = []
     journal_s: list[float] = []
-    with _workdir(tmpdir) as work:
+    with workdir(tmpdir) as work:
         for attempt in range(3):
             # Built afresh each time, as the journal builds its tuples: objects allocated just
             # before the insert are read at a different speed than long-lived ones.
@@ -174,16 +177,16 @@ def append_rate(n_rows: int = 50_000, tmpdir: Path | None = None) -> dict[str, f
 
 
 def append_latency(n: int = 2000, tmpdir: Path | None = None) -> dict[str, float]:
-    """Latency of single committed ``Journal.append`` calls, p50 and p99 in microseconds.
+    """Latency of single committed ``Journal.append`` calls, p50, p99 and max in microseconds.
 
     Examples
     --------
     >>> sorted(append_latency(20))
-    ['n', 'p50_us', 'p99_us']
+    ['max_us', 'n', 'p50_us', 'p99_us']
     """
     rows = [_fill_row(i, i // 10) for i in range(n)]
     samples: list[int] = []
-    with _workdir(tmpdir) as work, Journal(work / "latency.sqlite") as journal:
+    with workdir(tmpdir) as work, Journal(work / "latency.sqlite") as journal:
         for row in rows:
             start = time.perf_counter_ns()
             journal.append(
@@ -198,12 +201,7 @@ def append_latency(n: int = 2000, tmpdir: Path | None = None) -> dict[str, float
                 instrument=row.instrument,
             )
             samples.append(time.perf_counter_ns() - start)
-    return {"n": n, "p50_us": _quantile(samples, 0.5) / 1e3, "p99_us": _quantile(samples, 0.99) / 1e3}
-
-
-def _quantile(samples: list[int] | list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+    return percentiles(samples)
 
 
 def _order_of(i: int, window: int) -> int:
@@ -230,7 +228,7 @@ def _lean_row(i: int, window: int) -> JournalRow:
         payload,
         f"C-1-{order:08d}",
         f"TK-{order // 2:08d}" if order % 3 else None,
-        instrument.partition(".")[0],
+        venue_of(instrument),
         instrument,
     )
 
@@ -252,7 +250,7 @@ def timeline_latency(
     rng = random.Random(seed)
     window = max(10, min(10_000, n_events - n_events % 10))
     samples: list[float] = []
-    with _workdir(tmpdir) as work, Journal(work / "timeline.sqlite") as journal:
+    with workdir(tmpdir) as work, Journal(work / "timeline.sqlite") as journal:
         start = time.perf_counter()
         for first in range(0, n_events, 50_000):
             journal.append_many(_lean_row(i, window) for i in range(first, min(first + 50_000, n_events)))
@@ -266,7 +264,7 @@ def timeline_latency(
     return {
         "n_events": n_events,
         "events_per_lookup": found / n_lookups,
-        "p50_ms": _quantile(samples, 0.5) * 1e3,
-        "p99_ms": _quantile(samples, 0.99) * 1e3,
+        "p50_ms": quantile(samples, 0.5) * 1e3,
+        "p99_ms": quantile(samples, 0.99) * 1e3,
         "build_s": build_s,
     }

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cmc_lab.core.ids import USDCNH_ID
 from cmc_lab.core.model import Quote
 
 #: The ten spreads of the quote benchmark: (name, legs, kind, trigger that never fires).
@@ -36,7 +37,7 @@ def quote_stream(eng: Any, n: int, seed: int = 11) -> list[Quote]:
     Stamped with the engine's (virtual, standing) clock, so none is ever stale.
     """
     rng = random.Random(seed)
-    ids = sorted({iid for _, legs, _, _ in SPREADS for iid in legs} | {"FX.USDCNH"})
+    ids = sorted({iid for _, legs, _, _ in SPREADS for iid in legs} | {USDCNH_ID})
     now = eng.clock.now_ns()
     books = {}
     for iid in ids:

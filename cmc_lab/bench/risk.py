@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from cmc_lab.bench.runner import percentiles
+from cmc_lab.bench.stats import percentiles
 from cmc_lab.core.model import Side
 from cmc_lab.core.trading import OrderRequest
 
@@ -53,7 +53,7 @@ def _threshold_action_latency(connect: Any, n: int, journal: Path) -> dict[str, 
             rule = eng.thresholds.add(
                 "margin_utilisation", act=0.8, action=action, scope="US-FUT", min_interval_ms=0, target=0.6
             )
-            first = len(eng.thresholds._actions)
+            first = len(eng.thresholds.action_records())
 
             async def rounds(count: int, action: str = action) -> None:
                 for _ in range(count):
@@ -68,9 +68,9 @@ def _threshold_action_latency(connect: Any, n: int, journal: Path) -> dict[str, 
                         await _settle()
 
             eng.runtime.call(rounds(max(5, n // 10)), timeout=600)
-            warm = len(eng.thresholds._actions)
+            warm = len(eng.thresholds.action_records())
             eng.runtime.call(rounds(n), timeout=600)
-            records = eng.thresholds._actions[max(first, warm) :]
+            records = eng.thresholds.action_records()[max(first, warm) :]
             results[action] = percentiles([a.cpu_ns for a in records if a.action == action and a.ok])
             eng.thresholds.remove(rule)
     finally:

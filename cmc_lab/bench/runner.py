@@ -26,6 +26,7 @@ from typing import Any
 
 from cmc_lab.bench.audit import audit_export_seconds
 from cmc_lab.bench.journal import append_rate, raw_commit_latency, timeline_latency
+from cmc_lab.bench.stats import percentiles
 
 
 def machine() -> dict[str, Any]:
@@ -44,18 +45,6 @@ def machine() -> dict[str, Any]:
         "load_1min": None if load is None else round(load, 2),
         "sqlite": sqlite3.sqlite_version,
         **versions,
-    }
-
-
-def percentiles(samples_ns: list[int]) -> dict[str, float]:
-    """p50 / p99 / max of nanosecond samples, in microseconds."""
-    ordered = sorted(samples_ns) or [0]
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return {
-        "n": len(samples_ns),
-        "p50_us": statistics.median(ordered) / 1e3,
-        "p99_us": p99 / 1e3,
-        "max_us": ordered[-1] / 1e3,
     }
 
 

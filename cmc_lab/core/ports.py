@@ -30,7 +30,9 @@ class MarketView(Protocol):
 
     quotes: dict[str, Quote]
     venue_up: dict[str, bool]
-    instruments: Mapping[str, Instrument]
+
+    @property
+    def instruments(self) -> Mapping[str, Instrument]: ...
 
     def instrument(self, instrument_id: str) -> Instrument: ...
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cmc_lab.core.ids import symbol_of
 from cmc_lab.core.model import Instrument, MarginKind, SessionWindow, TradingHours
 
 SHIPPED = Path(__file__).with_name("instruments.toml")
@@ -79,8 +80,8 @@ class Specs:
 
 def unknown_instrument_message(instrument_id: str, known: Iterable[str]) -> str:
     known = sorted(known)
-    wanted = instrument_id.lower().split(".")[-1]
-    close = [k for k in known if k.lower().split(".")[-1] == wanted]
+    wanted = symbol_of(instrument_id).lower()
+    close = [k for k in known if symbol_of(k).lower() == wanted]
     hint = f"did you mean {close[0]!r}? " if close else ""
     return (
         f"unknown instrument {instrument_id!r}; {hint}instruments are named VENUE.SYMBOL, "

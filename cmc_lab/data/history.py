@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from cmc_lab.core.ids import USDCNH_ID, symbol_of
 from cmc_lab.core.model import Instrument, TradingHours
 from cmc_lab.core.specs import Specs, load_specs
 from cmc_lab.data.layout import (
     DTYPES,
-    FX_ID,
     QUOTE_VARS,
     QuoteDataError,
     TimesLike,
@@ -35,14 +35,8 @@ from cmc_lab.data.layout import (
     time_ns,
 )
 from cmc_lab.data.synthetic import synthetic_quotes
-from cmc_lab.pricing.spreads import (
-    COPPER_IMPORT_PARITY,
-    CostTerms,
-    FxRates,
-    SpreadDef,
-    best_lot_ratio,
-    spread_quote,
-)
+from cmc_lab.pricing.spreads import COPPER_IMPORT_PARITY, CostTerms, SpreadDef, spread_quote
+from cmc_lab.pricing.units import FxRates, best_lot_ratio
 
 Series: TypeAlias = "xr.DataArray | pd.Series"
 
@@ -177,7 +171,7 @@ def spread_def(
         ids = list(legs)
         if costs is None and "SHFE.cu" in ids and "LME.CA" in ids:
             costs = {"LME.CA": COPPER_IMPORT_PARITY}  # the live desk's default for copper
-        label = name or "_".join(i.partition(".")[2] or i for i in ids)
+        label = name or "_".join(symbol_of(i) for i in ids)
         defn = SpreadDef.from_ids(label, legs, instruments, kind=kind, costs=costs, formula=formula)  # type: ignore[arg-type]
     if lots is not None:
         return defn, dict(lots)
@@ -232,7 +226,7 @@ def spread_series(
         legs, specs=specs, name=name, kind=kind, costs=costs, formula=formula, lots=lots
     )
     fx_leg = needs_fx(defn)
-    ids = list(defn.ids) + ([FX_ID] if fx_leg else [])
+    ids = list(defn.ids) + ([USDCNH_ID] if fx_leg else [])
     aligned = align(ds, ids, on=on, max_age=max_age)
     books = {
         iid: tuple(aligned[v].sel(instrument=iid).values.astype(np.float64) for v in QUOTE_VARS)
@@ -240,7 +234,9 @@ def spread_series(
     }
     fx = None
     if fx_leg:
-        fx_mid = (aligned.bid.sel(instrument=FX_ID).values + aligned.ask.sel(instrument=FX_ID).values) / 2
+        fx_mid = (
+            aligned.bid.sel(instrument=USDCNH_ID).values + aligned.ask.sel(instrument=USDCNH_ID).values
+        ) / 2
         fx = FxRates(usdcnh=fx_mid)
     with np.errstate(invalid="ignore", divide="ignore"):
         sq = spread_quote(defn, books, fx, chosen)  # type: ignore[arg-type]
@@ -416,7 +412,6 @@ def distribution(
 
 
 __all__ = [
-    "FX_ID",
     "QUOTE_VARS",
     "QuoteDataError",
     "align",

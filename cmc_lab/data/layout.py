@@ -14,7 +14,6 @@ import pandas as pd
 import xarray as xr
 
 QUOTE_VARS = ("bid", "ask", "bid_size", "ask_size")
-FX_ID = "FX.USDCNH"
 #: dtype of each quote variable.
 DTYPES = {"bid": np.float64, "ask": np.float64, "bid_size": np.float32, "ask_size": np.float32}
 
@@ -117,7 +116,6 @@ def duration_ns(value: str | pd.Timedelta | float | None, what: str) -> int | No
 
 __all__ = [
     "DTYPES",
-    "FX_ID",
     "QUOTE_VARS",
     "QuoteDataError",
     "TimesLike",

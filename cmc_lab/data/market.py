@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cmc_lab.core.ids import USDCNH_ID
 from cmc_lab.core.model import TROY_OUNCE_GRAMS, Instrument
 from cmc_lab.core.specs import Specs
 
@@ -37,7 +38,7 @@ _FACTOR_CORR = np.array(
         [0.10, 0.15, 0.40, 1.00],
     ]
 )
-_FX_ID, _FX_START, _FX_VOL, _FX_HALF_LIFE = "FX.USDCNH", 7.25, 0.04, 3600.0
+_FX_START, _FX_VOL, _FX_HALF_LIFE = 7.25, 0.04, 3600.0
 
 #: domestic id -> (factor index, premium added to the factor, multiplier applied after FX).
 _DOMESTIC: dict[str, tuple[int, float, float]] = {
@@ -131,7 +132,7 @@ class SimMarket:
         self._factor_step = (
             np.linalg.cholesky(_FACTOR_CORR) * (vols * math.sqrt(dt / SECONDS_PER_YEAR))[:, None]
         )
-        self._fx_ref = start(_FX_ID, _FX_START)
+        self._fx_ref = start(USDCNH_ID, _FX_START)
         self._fx_y = 0.0  # log(USDCNH / reference)
         self._fx_decay = math.exp(-math.log(2) / _FX_HALF_LIFE * dt)
         self._fx_sd = _FX_VOL * math.sqrt(dt / SECONDS_PER_YEAR)
@@ -156,7 +157,7 @@ class SimMarket:
             if inst.id in factor_ids:
                 self._idx_factor.append(i)
                 self._of_factor.append(factor_ids.index(inst.id))
-            elif inst.id == _FX_ID:
+            elif inst.id == USDCNH_ID:
                 self._idx_fx.append(i)
             elif inst.id in _DOMESTIC:
                 k, premium, mult = _DOMESTIC[inst.id]

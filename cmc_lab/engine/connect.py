@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cmc_lab.core.clock import SIM_START_NS, make_clock
+from cmc_lab.core.ids import FX_VENUE
 from cmc_lab.core.specs import load_specs
 from cmc_lab.engine.facade import Engine
 from cmc_lab.journal import Journal
@@ -88,8 +89,8 @@ def connect(
                 f"unknown venue {', '.join(unknown)}; known venues: {', '.join(specs.venues)} "
                 "(add others in an instrument file)"
             )
-        if "FX" in specs.venues:
-            addresses.setdefault("FX", next((a for a in addresses.values() if _is_replay(a)), "sim"))
+        if FX_VENUE in specs.venues:
+            addresses.setdefault(FX_VENUE, next((a for a in addresses.values() if _is_replay(a)), "sim"))
     fix_addresses = {name: address for name, address in addresses.items() if _is_fix(address)}
     replay_addresses = {name: address for name, address in addresses.items() if _is_replay(address)}
     for name, address in addresses.items():

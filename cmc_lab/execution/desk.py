@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from cmc_lab.core.ids import USDCNH_ID
 from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.order import fire_callbacks, register_callback
 from cmc_lab.core.ports import AlertSink, JournalWriter, MarketView, OrderSender
@@ -17,7 +18,7 @@ from cmc_lab.core.specs import Specs
 from cmc_lab.execution.context import DeskContext
 from cmc_lab.execution.flow import TicketFlow
 from cmc_lab.execution.hedge import HedgePolicy, HedgeTicket, TicketState, parse_trigger
-from cmc_lab.execution.spread import FX_ID, SharedLegs, Spread, SpreadSnapshot, default_lots
+from cmc_lab.execution.spread import SharedLegs, Spread, SpreadSnapshot, default_lots
 from cmc_lab.execution.trigger import TriggerRule
 from cmc_lab.pricing.spreads import COPPER_IMPORT_PARITY, CostTerms, SpreadDef
 
@@ -108,7 +109,7 @@ class Desk:
             for leg, spreads in self._by_leg.items():
                 self._by_leg[leg] = tuple(s for s in spreads if s is not old)
         self.spreads[name] = spread
-        for leg in (*spread.leg_ids, *((FX_ID,) if spread.needs_fx else ())):
+        for leg in (*spread.leg_ids, *((USDCNH_ID,) if spread.needs_fx else ())):
             self._by_leg[leg] = (*self._by_leg.get(leg, ()), spread)
         return spread
 

@@ -7,12 +7,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from html import escape
 
+from cmc_lab.core.ids import USDCNH_ID
 from cmc_lab.core.model import Instrument, Quote, TradingHours
 from cmc_lab.core.ports import MarketView
 from cmc_lab.execution.trigger import FIELDS, RollingZ
-from cmc_lab.pricing.spreads import SpreadDef, best_lot_ratio, spread_units
+from cmc_lab.pricing.spreads import SpreadDef
+from cmc_lab.pricing.units import best_lot_ratio, spread_units
 
-FX_ID = "FX.USDCNH"
 _INF = math.inf
 _INF_NS = 2**63
 Rates = tuple[tuple[float, float], ...]
@@ -231,7 +232,7 @@ class Spread:
             now
         ):
             return None  # the per-quote checks say quotable; the loop below names what is not
-        ids = list(self.leg_ids) + ([FX_ID] if self.needs_fx else [])
+        ids = list(self.leg_ids) + ([USDCNH_ID] if self.needs_fx else [])
         for iid in ids:
             inst: Instrument = eng.instrument(iid)
             if not eng.venue_up.get(inst.venue, False):
@@ -277,7 +278,7 @@ class Spread:
         eng = self._market
         watched = [eng.instrument(iid) for iid in self._ids]
         if self.needs_fx:
-            watched.append(eng.instrument(FX_ID))
+            watched.append(eng.instrument(USDCNH_ID))
         self._hours = tuple({id(i.hours): i.hours for i in watched}.values())
         self._watch = tuple((inst.id, inst.venue, inst.hours) for inst in watched)
 
@@ -334,7 +335,7 @@ class Spread:
         quotes = self._market.quotes
         kernel = self._kernel
         legs = tuple([quotes[i] for i in self._ids])
-        fx_quote = quotes.get(FX_ID) if self.needs_fx else None
+        fx_quote = quotes.get(USDCNH_ID) if self.needs_fx else None
         fx = fx_quote.mid if fx_quote is not None else None
         bid, ask, mid = kernel.executable([q.bid for q in legs], [q.ask for q in legs], fx if fx else None)
         return float(bid), float(ask), float(mid), legs, fx, kernel.rates(fx if fx else None)
@@ -450,7 +451,7 @@ def _live_legs(first: Spread, shared: SharedLegs) -> Callable[[Spread], Callable
             zip(first.defn.instruments, kernel.leg_terms, strict=True)
         )
     )
-    fx_venue = eng.instrument(FX_ID).venue if first.needs_fx else None
+    fx_venue = eng.instrument(USDCNH_ID).venue if first.needs_fx else None
     live_rates = kernel.live_rates
     seen: list[Quote | None] = [None] * len(legs)  # the quote each leg was last landed from
     sell = [0.0] * len(legs)  # landed price of each leg when selling the spread
@@ -476,7 +477,7 @@ def _live_legs(first: Spread, shared: SharedLegs) -> Callable[[Spread], Callable
                 checked_pass, checked_at, quotable = shared.pass_no, now, False
                 fresh_after = now - stale  # a quote stamped before this is stale
                 if fx_venue is not None:
-                    fx_quote = get(FX_ID)
+                    fx_quote = get(USDCNH_ID)
                     if fx_quote is None or fx_quote.ts_event < fresh_after or not up[fx_venue]:
                         return False
                     if fx_quote is not fx_seen:
@@ -534,7 +535,7 @@ def _live_legs(first: Spread, shared: SharedLegs) -> Callable[[Spread], Callable
 
 
 def _label(iid: str) -> str:
-    return "FX" if iid == FX_ID else "leg"
+    return "FX" if iid == USDCNH_ID else "leg"
 
 
 def default_lots(defn: SpreadDef, tolerance: float) -> dict[str, int]:

@@ -14,6 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from cmc_lab.core.ids import USDCNH_ID
 from cmc_lab.core.model import Instrument, OrderFilled, Quote, Side, TimeInForce
 from cmc_lab.core.order import Order
 from cmc_lab.pricing.units import FxRates, convert_money
@@ -274,7 +275,7 @@ def legged_exposure(legs: Sequence[Leg], quotes: Mapping[str, Quote]) -> float:
 
     A leg priced in a money whose FX rate has not been heard counts unconverted, never as zero.
     """
-    fx_quote = quotes.get("FX.USDCNH")
+    fx_quote = quotes.get(USDCNH_ID)
     fx = FxRates(usdcnh=fx_quote.mid) if fx_quote else None
     naked_lots = imbalance(legs)
     total = 0.0

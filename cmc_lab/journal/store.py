@@ -24,6 +24,7 @@ import orjson
 import pandas as pd
 
 from cmc_lab.core.crashpoints import crash_point
+from cmc_lab.core.ids import venue_of
 from cmc_lab.core.model import Event, event_payload
 from cmc_lab.journal import schema
 from cmc_lab.journal.chain import GENESIS, chain_rows
@@ -337,7 +338,7 @@ class Journal:
         if venue is None:
             venue = getattr(event, "venue", None)
         if venue is None and instrument and "." in instrument:
-            venue = instrument.partition(".")[0]
+            venue = venue_of(instrument)
         return self.append(
             event.kind,
             ts_event=event.ts_event,

@@ -1,22 +1,23 @@
-"""The spread kernel: one :class:`~cmc_lab.pricing.spreads.SpreadDef`'s arithmetic, resolved once.
+"""The spread kernel: one spread's arithmetic, resolved once from plain values.
 
 Split from :mod:`cmc_lab.pricing.spreads` because it is the hot path: the live spread recomputes through
 these per-leg factors on every quote, and research evaluates the same operations on arrays, so
-the two agree to the last bit. Pure: no IO, no engine.
+the two agree to the last bit. ``SpreadDef`` checks a spread and builds its kernel from the
+legs' weights, currencies, price units, cost terms and parsed formula; the kernel knows
+nothing of ``SpreadDef``. Pure: no IO, no engine.
 """
 
 from __future__ import annotations
 
+import ast
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from cmc_lab.pricing.formula import evaluate
 from cmc_lab.pricing.units import PriceLike, needs_fx, unit_factor
-
-if TYPE_CHECKING:
-    from cmc_lab.pricing.spreads import SpreadDef
 
 _SAME_MONEY = (1.0, 1.0)  # (multiply, divide) of a leg priced in the first leg's money
 _PER_USD = {"USD": 0, "CNH": 1}  # where _per_usd's answer sits in (1.0, usdcnh, usdcnh + basis)
@@ -24,14 +25,21 @@ _LAST_RATES: dict[tuple[int, tuple[tuple[int, int, int], ...]], list[tuple[float
 
 
 def _per_usd(currency: str, usdcnh: PriceLike, basis: PriceLike) -> PriceLike:
-    # FxRates.per_usd without the object: currencies were checked when the SpreadDef was made.
+    # FxRates.per_usd without the object: currencies were checked before the kernel was built.
     if currency == "USD":
         return 1.0
     return usdcnh if currency == "CNH" else usdcnh + basis
 
 
 class SpreadKernel:
-    """The arithmetic of one :class:`SpreadDef`, resolved once: per-leg factors, then ``+ - * /``.
+    """The arithmetic of one spread, resolved once: per-leg factors, then ``+ - * /``.
+
+    Built from plain values, one per leg in leg order (the first leg's money and unit are the
+    spread's): ``weights``, ``currencies``, ``price_units`` and ``costs`` (``(premium, vat,
+    fixed)`` as in ``CostTerms``, or None for none). A formula spread also passes its text,
+    its parsed ``formula_tree`` and ``formula_names`` (name in the formula -> leg index), as
+    :func:`~cmc_lab.pricing.formula.parse_formula` gives them. No checks here: ``SpreadDef``
+    makes them before it builds its kernel.
 
     ``landed`` brings one leg's price to the first leg's money and unit (FX, unit factor, cost
     terms) and ``combine`` joins the landed legs (weighted sum, or first over second for a
@@ -44,10 +52,9 @@ class SpreadKernel:
 
     Examples
     --------
-    >>> from cmc_lab.pricing.spreads import SpreadDef
-    >>> from cmc_lab.core.specs import load_specs
-    >>> specs = load_specs()
-    >>> k = SpreadDef.from_ids("au_gc", {"SHFE.au": 1, "COMEX.GC": -1}, specs.instruments).kernel
+    The gold spread ``au - GC * USDCNH / 31.1034768`` (SHFE au in CNY/g, COMEX GC in USD/oz):
+
+    >>> k = SpreadKernel("au_gc", "diff", (1.0, -1.0), ("CNY", "USD"), ("g", "oz"), (None, None))
     >>> rates = k.rates(7.25)
     >>> round(k.combine([k.landed(0, 620.0, rates[0]), k.landed(1, 2650.0, rates[1])]), 4)
     2.3038
@@ -72,25 +79,32 @@ class SpreadKernel:
         "weights",
     )
 
-    def __init__(self, defn: SpreadDef) -> None:
-        first = defn.legs[0][0]
-        self.name = defn.name
-        self.kind = defn.kind
-        self.formula = defn.formula
-        self.weights = defn.weights
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        weights: Sequence[float],
+        currencies: Sequence[str],
+        price_units: Sequence[str],
+        costs: Sequence[tuple[float, float, float] | None],
+        formula: str | None = None,
+        formula_tree: ast.expr | None = None,
+        formula_names: Mapping[str, int] | None = None,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.formula = formula
+        self.weights = tuple(weights)
         self.positive = tuple(w > 0 for w in self.weights)
-        self.n = len(defn.legs)
-        self._tree = defn._formula_tree
-        self._names = dict(defn._formula_names)
-        money, factors, costs = [], [], []
-        for inst, _ in defn.legs:
-            f, t = inst.currency, first.currency
+        self.n = len(self.weights)
+        self._tree = formula_tree
+        self._names = dict(formula_names or {})
+        money, factors = [], []
+        t, to_unit = currencies[0], price_units[0]  # every leg lands in the first leg's money and unit
+        for f, unit in zip(currencies, price_units, strict=True):
             money.append((f, t, f.upper(), t.upper(), needs_fx(f, t)))
-            factors.append(unit_factor(inst.price_unit, first.price_unit))
-            terms = defn.costs.get(inst.id)
-            costs.append(
-                None if terms is None or terms.is_zero else (terms.premium, 1 + terms.vat, terms.fixed)
-            )
+            factors.append(unit_factor(unit, to_unit))
+        costs = [None if c is None else (c[0], 1 + c[1], c[2]) for c in costs]
         self._money = tuple(money)
         self._factors = tuple(factors)
         self._costs = tuple(costs)

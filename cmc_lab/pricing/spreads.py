@@ -4,7 +4,8 @@ No IO, no engine, no threads. Live spreads, replay and research all call these f
 the number a research notebook computes from recorded quotes is the number the engine would
 have traded on. Every price argument may be a Python float, a numpy array or an xarray
 DataArray: the maths is elementwise (arrays broadcast, DataArrays align on their coordinates).
-Units, FX rates and lot ratios live in :mod:`cmc_lab.pricing.units`; this module re-exports them.
+Units, FX rates and lot ratios live in :mod:`cmc_lab.pricing.units`; :mod:`cmc_lab.pricing`
+gathers the public names of both.
 
 Money conventions: CNY (onshore) and CNH (offshore) are treated as the same money unless
 ``FxRates.cnh_cny_basis`` says otherwise; the one FX rate held is USDCNH. A spread's value is
@@ -26,22 +27,7 @@ import numpy as np
 from cmc_lab.core.model import Instrument, Quote
 from cmc_lab.pricing.formula import FX_NAMES, formula_leg_names, parse_formula
 from cmc_lab.pricing.kernel import SpreadKernel
-from cmc_lab.pricing.units import (
-    BARREL_GAL,
-    POUND_G,
-    TROY_OUNCE_G,
-    UNITS,
-    FxRates,
-    LotRatio,
-    PriceLike,
-    best_lot_ratio,
-    convert_money,
-    exact_lot_ratio,
-    lot_ratios,
-    needs_fx,
-    spread_units,
-    unit_factor,
-)
+from cmc_lab.pricing.units import FxRates, PriceLike, convert_money, needs_fx, spread_units, unit_factor
 
 
 def convert_price(
@@ -160,8 +146,6 @@ class SpreadDef:
     kind: Literal["diff", "ratio"] = "diff"
     costs: Mapping[str, CostTerms] = field(default_factory=dict)
     formula: str | None = None
-    _formula_tree: ast.expr | None = field(default=None, init=False, repr=False, compare=False)
-    _formula_names: Mapping[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
     _kernel: SpreadKernel | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -208,11 +192,22 @@ class SpreadDef:
             if not isinstance(terms, CostTerms):
                 raise ValueError(f"{where}: costs[{leg_id!r}] = {terms!r} is not a CostTerms")
         object.__setattr__(self, "costs", MappingProxyType(costs))
-        if self.formula is not None:
-            self._set_formula(where)
-        object.__setattr__(self, "_kernel", SpreadKernel(self))
+        tree, names = (None, None) if self.formula is None else self._parse_formula(where)
+        leg_costs = [costs.get(inst.id) for inst, _ in legs]
+        kernel = SpreadKernel(
+            self.name,
+            self.kind,
+            self.weights,
+            [inst.currency for inst, _ in legs],
+            [inst.price_unit for inst, _ in legs],
+            [None if c is None or c.is_zero else (c.premium, c.vat, c.fixed) for c in leg_costs],
+            self.formula,
+            tree,
+            names,
+        )
+        object.__setattr__(self, "_kernel", kernel)
 
-    def _set_formula(self, where: str) -> None:
+    def _parse_formula(self, where: str) -> tuple[ast.expr, dict[str, int]]:
         if not isinstance(self.formula, str) or not self.formula.strip():
             raise ValueError(f"{where}: formula {self.formula!r} must be a non-empty string")
         if self.costs:
@@ -228,8 +223,7 @@ class SpreadDef:
                 f"{where}: formula {self.formula!r} does not use leg(s) {', '.join(unused)}; "
                 f"leg names: {', '.join(names)}"
             )
-        object.__setattr__(self, "_formula_tree", tree)
-        object.__setattr__(self, "_formula_names", MappingProxyType(names))
+        return tree, names
 
     @classmethod
     def from_ids(
@@ -355,7 +349,7 @@ def spread_quote(
     ``quotes`` maps a leg id to a :class:`~cmc_lab.core.model.Quote` or ``(bid, ask, bid_size,
     ask_size)`` (sizes in lots). FX converts at ``fx`` (pass the mid). ``lots`` is how many lots
     of each leg make one spread unit (default 1 each, e.g. ``{"SHFE.au": 28, "COMEX.GC": 9}``
-    from :func:`best_lot_ratio`); a size is the minimum over legs of ``size // lots``.
+    from :func:`~cmc_lab.pricing.units.best_lot_ratio`); a size is the minimum over legs of ``size // lots``.
 
     Examples
     --------
@@ -440,27 +434,13 @@ def spread_series(
 
 
 __all__ = [
-    "BARREL_GAL",
     "COPPER_IMPORT_PARITY",
-    "POUND_G",
-    "TROY_OUNCE_G",
-    "UNITS",
     "CostTerms",
-    "FxRates",
-    "LotRatio",
-    "PriceLike",
     "SpreadDef",
     "SpreadQuote",
-    "best_lot_ratio",
-    "convert_money",
     "convert_price",
-    "exact_lot_ratio",
     "landed_price",
-    "lot_ratios",
-    "needs_fx",
     "spread_quote",
     "spread_series",
-    "spread_units",
     "spread_value",
-    "unit_factor",
 ]

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
+from cmc_lab.core.ids import USDCNH_ID
 from cmc_lab.core.model import Instrument, MarginKind, Quote, Side
 from cmc_lab.core.specs import ACCOUNT_CURRENCIES, AccountSpec, Specs
 from cmc_lab.pricing.units import needs_fx
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
-FX_ID = "FX.USDCNH"
 
 
 def to_money(value: object, what: str) -> Decimal:
@@ -232,7 +232,7 @@ class Capital:
             for i in self.instruments.values()
             if i.tradeable
         }
-        fx = specs.instruments.get(FX_ID)
+        fx = specs.instruments.get(USDCNH_ID)
         self.fx_reference = fx.reference_price if fx is not None else Decimal("7.25")
         self._fx: Quote | Decimal | None = None  # the last FX quote, its mid worked out when read
         self._fx_mid: tuple[Quote | None, Decimal | None] = (None, None)
@@ -350,7 +350,7 @@ class Capital:
 
         The marks keep the quote: its Decimal mid is worked out when a figure is next read.
         """
-        if quote.instrument_id == FX_ID:
+        if quote.instrument_id == USDCNH_ID:
             if not _priced(quote):
                 return False
             self._fx, self.fx_ts = quote, quote.ts_event

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
+from cmc_lab.core.ids import venue_of
 from cmc_lab.core.model import (
     Instrument,
     MarginKind,
@@ -528,9 +529,9 @@ class RiskMonitor:
         if key in ("unified", "engine") or key == name:
             return True
         if key in self.capital.accounts:
-            return any(self.capital.venue_accounts.get(iid.split(".", 1)[0]) == key for iid in legs)
+            return any(self.capital.venue_accounts.get(venue_of(iid)) == key for iid in legs)
         if key in self.venues:
-            return any(iid.split(".", 1)[0] == key for iid in legs)
+            return any(venue_of(iid) == key for iid in legs)
         return key in legs
 
     def _reduce_position(self, rule: Rule, c: Crossing, reason: str) -> str:

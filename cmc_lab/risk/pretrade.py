@@ -260,8 +260,13 @@ def _key(order: Order) -> tuple[Any, ...]:
     return (order.side, order.qty, order.price, order.account, order.ticket_id)
 
 
-_DAY_SHIFT: dict[int, tuple[ZoneInfo, timedelta]] = {}
-_DAY_CACHE: dict[int, tuple[int, int, date]] = {}  # id(hours) -> [start, end) ns of a trading day
+# Per hours object: (the hours, zone, shift) and (the hours, [start, end) ns of a trading day, the day).
+# Each entry holds its hours, so their id cannot be freed and reused by other hours while cached
+# (an id alone was: new hours at a freed address read the old ones' day). Looked up by id and
+# checked with ``is``: hashing TradingHours (a dataclass hash over every window) costs four
+# times the whole cached answer, and this runs on every order and cancel.
+_DAY_SHIFT: dict[int, tuple[TradingHours, ZoneInfo, timedelta]] = {}
+_DAY_CACHE: dict[int, tuple[TradingHours, int, int, date]] = {}
 
 
 def trading_day(hours: TradingHours, ts_ns: int) -> date:
@@ -277,21 +282,21 @@ def trading_day(hours: TradingHours, ts_ns: int) -> date:
     """
     key = id(hours)
     cached = _DAY_CACHE.get(key)
-    if cached is not None and cached[0] <= ts_ns < cached[1]:
-        return cached[2]
+    if cached is not None and cached[0] is hours and cached[1] <= ts_ns < cached[2]:
+        return cached[3]
     shifted = _DAY_SHIFT.get(key)
-    if shifted is None:
+    if shifted is None or shifted[0] is not hours:
         opens = [w.open for w in hours.windows if w.overnight]
         shift = timedelta()
         if opens:
             first = min(opens)
             shift = timedelta(days=1) - timedelta(hours=first.hour, minutes=first.minute)
-        shifted = _DAY_SHIFT[key] = (ZoneInfo(hours.timezone), shift)
-    zone, shift = shifted
+        shifted = _DAY_SHIFT[key] = (hours, ZoneInfo(hours.timezone), shift)
+    _, zone, shift = shifted
     day = (datetime.fromtimestamp(ts_ns / 1e9, tz=zone) + shift).date()
     start = datetime.combine(day, time(), tzinfo=zone) - shift
     end = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone) - shift
-    _DAY_CACHE[key] = (int(start.timestamp()) * SECOND_NS, int(end.timestamp()) * SECOND_NS, day)
+    _DAY_CACHE[key] = (hours, int(start.timestamp()) * SECOND_NS, int(end.timestamp()) * SECOND_NS, day)
     return day
 
 

@@ -188,9 +188,13 @@ class Thresholds:
             frame["time"] = pd.to_datetime(frame.pop("ts_ns"), unit="ns", utc=True)
         return frame
 
+    def action_records(self) -> list[ActionRecord]:
+        """Every action run, oldest first, as records (``actions()`` is the same as a DataFrame)."""
+        return list(self._actions)
+
     def actions(self) -> pd.DataFrame:
         """Every action run, with the crossing that caused it and the delay since that crossing."""
-        frame = pd.DataFrame([asdict(a) for a in list(self._actions)])
+        frame = pd.DataFrame([asdict(a) for a in self.action_records()])
         if not frame.empty:
             frame["time"] = pd.to_datetime(frame.pop("ts_ns"), unit="ns", utc=True)
         return frame

@@ -8,24 +8,16 @@ decisions the two ways, and :func:`compare_legs` sets their failures and slippag
 
 from __future__ import annotations
 
-import math
 import random
 import statistics
 from decimal import Decimal
 from typing import Any
 
+from cmc_lab.bench.stats import quantile
 from cmc_lab.engine.facade import Engine
 from cmc_lab.execution.hedge import HedgeTicket
 
 Schedule = list[tuple[float, float]]  # per decision: market seconds to wait first, the hand's gap
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The ``q`` quantile of ``values`` (nearest rank), None when there are none."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
 # =========================================================================== 2. rejected leg
@@ -60,8 +52,8 @@ def rejected_leg_figures(eng: Engine, n: int, rng: random.Random) -> dict[str, A
         "completed": len(completed),
         "reorder_success": len(completed) / len(rejected) if rejected else None,
         "first_reorder_filled": len(first_reorder_filled) / len(rejected) if rejected else None,
-        "completion_s_p50": percentile(completion, 0.5),
-        "completion_s_p95": percentile(completion, 0.95),
+        "completion_s_p50": quantile(completion, 0.5) if completion else None,
+        "completion_s_p95": quantile(completion, 0.95) if completion else None,
         "completion_s_max": max(completion, default=None),
         "reject_to_reorder_market_ms_max": max(reorder_ms, default=None),
         "outcomes": {
@@ -190,5 +182,5 @@ def compare_legs(manual: list[dict[str, Any]], synced: list[dict[str, Any]]) -> 
         "synchronized_slippage_ticks_mean": mean_slip(synced),
         "synchronized_completed": sum(t["outcome"] == "FILLED" for t in synced) / len(synced),
         "manual_left_legged": sum(t["failed"] for t in manual),
-        "synchronized_between_legs_ms_p50": None if not between else statistics.median(between) * 1e3,
+        "synchronized_between_legs_ms_p50": quantile(between, 0.5) * 1e3 if between else None,
     }

@@ -22,13 +22,14 @@ from collections.abc import Callable, Sequence
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from typing import Any
 
+from cmc_lab.core.ids import USDCNH_ID
 from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.specs import Specs
 from cmc_lab.data.market import SimMarket
 from cmc_lab.risk.capital import CENT, Capital, convert
 from cmc_lab.risk.transfers import Transfer, Transfers
 
-AU, GC, FX = "SHFE.au", "COMEX.GC", "FX.USDCNH"
+AU, GC = "SHFE.au", "COMEX.GC"
 AU_LOTS = 3  # au lots per GC lot: the gold spread's lot ratio
 HOUR_NS = 3_600_000_000_000
 
@@ -38,10 +39,10 @@ Marks = list[tuple[float, float, float]]  # (au mid, GC mid, USDCNH) per hourly 
 def price_path(specs: Specs, seed: int, days: int) -> Marks:
     """Hourly fair mids of SHFE au, COMEX GC and USDCNH from the embedded exchange's price model."""
     market = SimMarket(specs, seed, dt=3600.0)
-    marks = [(market.quotes[AU].mid, market.quotes[GC].mid, market.quotes[FX].mid)]
+    marks = [(market.quotes[AU].mid, market.quotes[GC].mid, market.quotes[USDCNH_ID].mid)]
     for _ in range(days * 24):
         q = market.step()
-        marks.append((q[AU].mid, q[GC].mid, q[FX].mid))
+        marks.append((q[AU].mid, q[GC].mid, q[USDCNH_ID].mid))
     return marks
 
 
@@ -161,7 +162,7 @@ def _one_path(
     cn_cash = (total * Decimal(str(cn_share))).quantize(CENT, rounding=ROUND_DOWN)
     us_cash = ((total - cn_cash) / fx0).quantize(CENT, rounding=ROUND_DOWN)
     au, gc = specs.instruments[AU], specs.instruments[GC]
-    cap = Capital(specs, [au, gc, specs.instruments[FX]], {"CN-FUT": cn_cash, "US-FUT": us_cash})
+    cap = Capital(specs, [au, gc, specs.instruments[USDCNH_ID]], {"CN-FUT": cn_cash, "US-FUT": us_cash})
     arriving: list[Callable[[], None]] = []
     clock = [0]
 
@@ -215,7 +216,7 @@ def _one_path(
 
 
 def _mark(cap: Capital, mark: tuple[float, float, float], ts: int) -> None:
-    for iid, mid in zip((AU, GC, FX), mark, strict=True):
+    for iid, mid in zip((AU, GC, USDCNH_ID), mark, strict=True):
         cap.on_quote(Quote(iid, mid, mid, 1, 1, ts, ts))
 
 

@@ -1,4 +1,9 @@
-"""The %cmc line magic: parse, call the library, render. Bad arguments get usage, never a traceback."""
+"""The %cmc line magic: parse, call the library, render.
+
+Whatever %cmc refuses (bad arguments, or the library's error about them) is raised as IPython's
+:class:`~IPython.core.error.UsageError`: the notebook shows its message, never a traceback, and
+the cell counts as failed, so "Run all" stops there.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import shlex
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import display
 
@@ -13,13 +19,9 @@ from cmc_lab.engine.connect import connect
 from cmc_lab.engine.facade import Engine
 
 
-class UsageError(Exception):
-    """Wrong arguments to a %cmc command; the message says what to type instead."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse would sys.exit() the kernel's cell
-        raise UsageError(f"{message}\nusage: %{self.format_usage().removeprefix('usage: ').strip()}")
+        raise UsageError(f"cmc: {message}\nusage: %{self.format_usage().removeprefix('usage: ').strip()}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +88,7 @@ def help_text(topic: str | None = None) -> str:
     helps = {a.dest: a.help or "" for a in PARSER._subparsers._group_actions[0]._choices_actions}  # type: ignore[union-attr]
     if topic:
         if topic not in commands:
-            raise UsageError(f"no command {topic!r}; commands: {', '.join(commands)}")
+            raise UsageError(f"cmc help: no command {topic!r}; commands: {', '.join(commands)}")
         usage = commands[topic].format_help().replace("usage: ", "usage: %")
         return f"%cmc {topic}: {helps.get(topic, '')}\n\n{usage}"
     lines = ["%cmc COMMAND [ARGS]   (%cmc help COMMAND for details)", ""]
@@ -102,21 +104,28 @@ class CmcMagics(Magics):
 
     @line_magic
     def cmc(self, line: str) -> Any:
+        """Run one %cmc command; what it refuses raises IPython's UsageError with the fix in its message."""
         try:
-            args = PARSER.parse_args(shlex.split(line))
-            if args.command is None:
-                raise UsageError(help_text())
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(
+                f"cmc: {exc} in {line!r}; close every quote and end the line without a lone backslash"
+            ) from None
+        args = PARSER.parse_args(words)
+        if args.command is None:
+            print(help_text())
+            return None
+        try:
             return getattr(self, f"_do_{args.command}")(args)
-        except UsageError as exc:
-            print(f"cmc: {exc}")
         except (ValueError, KeyError, LookupError, RuntimeError, OSError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # KeyError quotes
-            print(f"cmc {line.split()[0] if line.split() else ''}: {message}")
-        return None
+            raise UsageError(f"cmc {args.command}: {message}") from None
 
     def _engine(self) -> Engine:
         if self.engine is None:
-            raise UsageError("no engine yet; start one with %cmc connect sim [--seed N] [--journal PATH]")
+            raise UsageError(
+                "cmc: no engine yet; start one with %cmc connect sim [--seed N] [--journal PATH]"
+            )
         return self.engine
 
     def _do_connect(self, args: argparse.Namespace) -> Engine:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -13,9 +12,10 @@ from jupyter_bokeh.widgets import BokehModel
 
 from cmc_lab.execution.hedge import HedgeTicket, TicketState
 from cmc_lab.execution.spread import SpreadSnapshot
-from cmc_lab.pricing.spreads import FxRates, spread_value
+from cmc_lab.pricing.spreads import spread_value
+from cmc_lab.pricing.units import FxRates
 from cmc_lab.ui.assets import load_bokehjs
-from cmc_lab.ui.pump import pump_for
+from cmc_lab.ui.pump import Pump, check_rate, pump_for
 
 if TYPE_CHECKING:
     from cmc_lab.engine.facade import Engine
@@ -24,19 +24,34 @@ if TYPE_CHECKING:
 class SpreadMonitor:
     """A bokeh chart of one spread that streams only new points, throttled by the UI pump.
 
-    ``widget`` is the ipywidget to display. ``updates`` and ``points`` count what was sent.
+    At most ``rate_hz`` patches a second go to the browser, each with every point received
+    since the last one (at most ``window``, the points the chart keeps). ``pump`` refreshes it
+    (default: the engine's, :func:`~cmc_lab.ui.pump.pump_for`). ``widget`` is the ipywidget to
+    display. ``updates`` and ``points`` count what was sent.
     """
 
-    def __init__(self, engine: Engine, spread: str, *, window: int = 3000, rate_hz: float = 10.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        spread: str,
+        *,
+        window: int = 3000,
+        rate_hz: float = 10.0,
+        pump: Pump | None = None,
+    ) -> None:
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(
+                f"window must be a whole number of points >= 1 (the chart keeps them), got {window!r}"
+            )
+        self.rate_hz = check_rate(rate_hz)
         self.engine = engine
         self.spread = engine.spread(spread)
         load_bokehjs()
         self.window = window
         self.updates = 0
         self.points = 0
-        self._lock = threading.Lock()
+        self.pump = pump_for(engine) if pump is None else pump
         self._pending: deque[SpreadSnapshot] = deque(maxlen=window)
-        self._fills: deque[tuple[float, float, str]] = deque(maxlen=500)
         self._seen_tickets: set[str] = set()
         self._levels: tuple[float, ...] = ()
         self.source = ColumnDataSource({"t": [], "bid": [], "ask": [], "mid": [], "z": []})
@@ -74,7 +89,7 @@ class SpreadMonitor:
         self._spans: list[Span] = []
         self.widget = BokehModel(column(self.figure, self.zfigure, sizing_mode="stretch_width"))
         engine.desk.on_spread(self.spread.name, self._on_snapshot)
-        pump_for(engine, rate_hz).add(self._flush)
+        self.pump.add(self._flush, self.rate_hz)
 
     # engine thread: only buffer
     def _on_snapshot(self, snap: SpreadSnapshot) -> None:
@@ -141,7 +156,7 @@ class SpreadMonitor:
 
     def close(self) -> None:
         self.engine.desk.on_spread(self.spread.name, self._on_snapshot, remove=True)
-        pump_for(self.engine).remove(self._flush)
+        self.pump.remove(self._flush)
 
 
 def executed_spread(ticket: HedgeTicket) -> float | None:

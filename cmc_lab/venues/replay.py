@@ -24,8 +24,8 @@ from cmc_lab.core.specs import Specs, VenueSpec
 from cmc_lab.data.history import check_quotes, quote_columns, time_ns
 from cmc_lab.data.recorder import open_quotes
 from cmc_lab.venues.base import EventSink
-from cmc_lab.venues.inproc import InProcessVenue, latency_ranges
 from cmc_lab.venues.sim.faults import Faults
+from cmc_lab.venues.sim.inproc import InProcessVenue, latency_ranges
 from cmc_lab.venues.sim.matching import Item, Listing, Matcher, limit_band
 
 _BLOCK = 4096  # rows converted to Python floats at a time
@@ -282,7 +282,7 @@ class ReplayVenue(InProcessVenue):
     ``VenueDisconnected``, and per order ``OrderAccepted``, ``OrderRejected``, ``OrderFilled``,
     ``OrderCanceled``, ``OrderCancelRejected``, as on the embedded exchange (same checks: sessions,
     tick grid, limit band around the first recorded price, order size; same latency link, see
-    :class:`~cmc_lab.venues.inproc.InProcessVenue`). Quotes show the recorded book, not our own
+    :class:`~cmc_lab.venues.sim.inproc.InProcessVenue`). Quotes show the recorded book, not our own
     resting orders.
 
     Examples

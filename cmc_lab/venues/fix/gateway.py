@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cmc_lab.core.clock import Clock
 from cmc_lab.core.crashpoints import crash_point
+from cmc_lab.core.ids import venue_of
 from cmc_lab.core.model import (
     CancelOrder,
     Instrument,
@@ -272,7 +273,7 @@ class FixGateway(SessionApp):
             self._on_cancel_reject(message)
         elif mt in ("W", "X"):
             for quote in mapping.market_data_quotes(message, self._books, self.clock.now_ns()):
-                sink = self.sinks.get(quote.instrument_id.partition(".")[0])
+                sink = self.sinks.get(venue_of(quote.instrument_id))
                 if sink is not None:
                     sink(quote)
         elif mt == "Y":
@@ -301,7 +302,7 @@ class FixGateway(SessionApp):
             instrument = mapping.instrument_id(
                 msg.require(mapping.SYMBOL), msg.get(mapping.SECURITY_EXCHANGE) or ""
             )
-            venue, client_order_id = instrument.partition(".")[0], cl
+            venue, client_order_id = venue_of(instrument), cl
         else:
             instrument, venue, client_order_id = (
                 sent.command.instrument_id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from cmc_lab.core.ids import split_instrument_id
 from cmc_lab.core.model import (
     OrderAccepted,
     OrderCanceled,
@@ -95,12 +96,6 @@ def instrument_id(symbol: str, exchange: str) -> str:
     return f"{exchange}.{symbol}"
 
 
-def split_instrument(instrument: str) -> tuple[str, str]:
-    """``"COMEX.GC"`` -> ``("GC", "COMEX")``: (Symbol, SecurityExchange)."""
-    exchange, _, symbol = instrument.partition(".")
-    return symbol, exchange
-
-
 def price_text(value: Decimal) -> str:
     """A price as exact decimal text: ``2650`` or ``2650.10``, never an exponent."""
     return format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
@@ -121,7 +116,7 @@ def new_order_single(
     >>> new_order_single(cmd, "US-FUT", "USD", "20261124-14:00:00.000")[:6]
     [(11, 'r1-000001'), (1, 'US-FUT'), (55, 'GC'), (207, 'COMEX'), (54, '2'), (60, '20261124-14:00:00.000')]
     """
-    symbol, exchange = split_instrument(cmd.instrument_id)
+    exchange, symbol = split_instrument_id(cmd.instrument_id)
     fields: list[tuple[int, object]] = [
         (CL_ORD_ID, cmd.client_order_id),
         (ACCOUNT, account),
@@ -150,7 +145,7 @@ def cancel_request(
     transact_time: str,
 ) -> list[tuple[int, object]]:
     """OrderCancelRequest (35=F) for the order now known as ``orig_cl_ord_id``."""
-    symbol, exchange = split_instrument(instrument)
+    exchange, symbol = split_instrument_id(instrument)
     fields: list[tuple[int, object]] = [(ORIG_CL_ORD_ID, orig_cl_ord_id), (CL_ORD_ID, cl_ord_id)]
     if order_id:
         fields.append((ORDER_ID, order_id))
@@ -175,7 +170,7 @@ def replace_request(
     transact_time: str,
 ) -> list[tuple[int, object]]:
     """OrderCancelReplaceRequest (35=G): the order with a new quantity (total, filled included) and price."""
-    symbol, exchange = split_instrument(order.instrument_id)
+    exchange, symbol = split_instrument_id(order.instrument_id)
     fields: list[tuple[int, object]] = [
         (ORIG_CL_ORD_ID, orig_cl_ord_id),
         (CL_ORD_ID, cl_ord_id),
@@ -197,7 +192,7 @@ def status_request(
     cl_ord_id: str, req_id: str, instrument: str, side: Side | None
 ) -> list[tuple[int, object]]:
     """OrderStatusRequest (35=H); Symbol ``[N/A]`` and Side buy stand in when the order is not known here."""
-    symbol, exchange = split_instrument(instrument) if instrument else ("[N/A]", "")
+    exchange, symbol = split_instrument_id(instrument) if instrument else ("", "[N/A]")
     fields: list[tuple[int, object]] = [(CL_ORD_ID, cl_ord_id), (ORD_STATUS_REQ_ID, req_id), (SYMBOL, symbol)]
     if exchange:
         fields.append((SECURITY_EXCHANGE, exchange))
@@ -219,7 +214,7 @@ def market_data_request(
         (NO_RELATED_SYM, len(instruments)),
     ]
     for iid in instruments:
-        symbol, exchange = split_instrument(iid)
+        exchange, symbol = split_instrument_id(iid)
         fields += [(SYMBOL, symbol), (SECURITY_EXCHANGE, exchange)]
     return fields
 
@@ -413,7 +408,6 @@ __all__ = [
     "new_order_single",
     "price_text",
     "replace_request",
-    "split_instrument",
     "status_report",
     "status_request",
 ]

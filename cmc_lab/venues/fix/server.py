@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
 from cmc_lab.core.clock import RealClock
+from cmc_lab.core.ids import symbol_of, venue_of
 from cmc_lab.core.model import (
     CancelOrder,
     Event,
@@ -420,7 +421,7 @@ class ExchangeServer(SessionApp):
         if exchange:
             iid = mapping.instrument_id(symbol, exchange)
             return iid if iid in self.currencies else None
-        matches = [iid for iid in self.currencies if mapping.split_instrument(iid)[0] == symbol]
+        matches = [iid for iid in self.currencies if symbol_of(iid) == symbol]
         return matches[0] if len(matches) == 1 else None
 
     _handlers: ClassVar[dict[str, Callable[[ExchangeServer, FixSession, FixMessage], None]]] = {
@@ -534,7 +535,7 @@ class ExchangeServer(SessionApp):
         return f"{self.sender}-E{self._exec_seq:08d}"
 
     def _venue(self, instrument: str) -> SimVenue:
-        return self.exchange.venue(instrument.partition(".")[0])
+        return self.exchange.venue(venue_of(instrument))
 
     def _now(self) -> int:
         return self.clock.now_ns()

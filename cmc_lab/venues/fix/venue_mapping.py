@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from cmc_lab.core.ids import split_instrument_id, symbol_of
 from cmc_lab.core.model import OrderState, Quote, Side, TimeInForce
 from cmc_lab.venues.fix import codec
 from cmc_lab.venues.fix.codec import FieldProblem, FixMessage
@@ -60,7 +61,6 @@ from cmc_lab.venues.fix.mapping import (
     UNKNOWN_ORDER_TEXT,
     instrument_id,
     price_text,
-    split_instrument,
 )
 
 
@@ -112,7 +112,7 @@ def parse_new_order(msg: FixMessage, currencies: dict[str, str], default_account
     ord_type = msg.require(ORD_TYPE)
     exchange = msg.get(SECURITY_EXCHANGE)
     if exchange is None:
-        matches = [iid for iid in currencies if split_instrument(iid)[0] == symbol]
+        matches = [iid for iid in currencies if symbol_of(iid) == symbol]
         if len(matches) != 1:
             raise OrderRefused(f"Symbol {symbol!r} needs SecurityExchange (207) to name its venue", "1")
         iid = matches[0]
@@ -155,7 +155,7 @@ def execution_report(
     status_req_id: str | None = None,
 ) -> list[tuple[int, object]]:
     """An ExecutionReport (35=8) body for ``order`` as it stands after this execution."""
-    symbol, exchange = split_instrument(order.instrument)
+    exchange, symbol = split_instrument_id(order.instrument)
     fields: list[tuple[int, object]] = [
         (ORDER_ID, order.order_id),
         (CL_ORD_ID, cl_ord_id or order.cl_ord_id),
@@ -261,7 +261,7 @@ def parse_market_data_request(msg: FixMessage) -> tuple[str, str, list[tuple[str
 
 def market_data_snapshot(req_id: str, quote: Quote | None, instrument: str) -> list[tuple[int, object]]:
     """MarketDataSnapshotFullRefresh (35=W) of one instrument's top of book (no entries when no quote)."""
-    symbol, exchange = split_instrument(instrument)
+    exchange, symbol = split_instrument_id(instrument)
     fields: list[tuple[int, object]] = [(MD_REQ_ID, req_id), (SYMBOL, symbol), (SECURITY_EXCHANGE, exchange)]
     if quote is None:
         return [*fields, (NO_MD_ENTRIES, 0)]
@@ -276,7 +276,7 @@ def market_data_snapshot(req_id: str, quote: Quote | None, instrument: str) -> l
 
 def market_data_incremental(req_id: str, quote: Quote) -> list[tuple[int, object]]:
     """MarketDataIncrementalRefresh (35=X): the new bid and offer of one instrument."""
-    symbol, exchange = split_instrument(quote.instrument_id)
+    exchange, symbol = split_instrument_id(quote.instrument_id)
     date, time_of_day = codec.format_date_time(quote.ts_event)
     ids: list[tuple[int, object]] = [(SYMBOL, symbol), (SECURITY_EXCHANGE, exchange)]
     bid = _entry("0", quote.bid, quote.bid_size, date, time_of_day)

@@ -8,13 +8,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cmc_lab.core.clock import Clock
+from cmc_lab.core.ids import venue_of
 from cmc_lab.core.model import Instrument, Side, VenueConnected, VenueDisconnected
 from cmc_lab.core.specs import Specs, VenueSpec
 from cmc_lab.data.market import FairQuote, SimMarket
 from cmc_lab.venues.base import EventSink, VenueNotConnected
-from cmc_lab.venues.inproc import InProcessVenue, latency_ranges
 from cmc_lab.venues.sim.book import OrderBook
 from cmc_lab.venues.sim.faults import FaultHandle, Faults, make_fault
+from cmc_lab.venues.sim.inproc import InProcessVenue, latency_ranges
 from cmc_lab.venues.sim.matching import Matcher
 
 
@@ -106,7 +107,7 @@ class SimExchange:
 
     def book(self, instrument_id: str) -> OrderBook:
         """The order book of one instrument, for inspection."""
-        venue = self.venue(instrument_id.partition(".")[0]) if "." in instrument_id else None
+        venue = self.venue(venue_of(instrument_id)) if "." in instrument_id else None
         if venue is None or instrument_id not in venue._matcher.listings:
             raise KeyError(f"no instrument {instrument_id!r} on the embedded exchange; name it VENUE.SYMBOL")
         return venue._matcher.listings[instrument_id].book
@@ -192,7 +193,7 @@ class SimVenue(InProcessVenue):
 
     Orders and cancels reach the exchange after a one-way latency drawn from ``latency_ms``;
     answers come back the same way, each direction in order (see
-    :class:`~cmc_lab.venues.inproc.InProcessVenue`). Call ``submit``, ``cancel`` and
+    :class:`~cmc_lab.venues.sim.inproc.InProcessVenue`). Call ``submit``, ``cancel`` and
     ``order_status`` on the loop the venue connected on. Faults are scripted with :meth:`inject`
     (any thread).
 
