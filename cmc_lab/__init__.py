@@ -8,7 +8,14 @@ from cmc_lab.core.model import OrderState, Quote, Side, TimeInForce
 from cmc_lab.core.order import Order, OrderNotWorking
 from cmc_lab.core.trading import TradingState
 from cmc_lab.engine.connect import UnsupportedVenue, connect
-from cmc_lab.engine.errors import EngineClosed, EngineError, InvalidOrder, NoQuote
+from cmc_lab.engine.errors import (
+    EngineClosed,
+    EngineError,
+    InvalidOrder,
+    NoQuote,
+    OpenExposureWarning,
+    TradingRefused,
+)
 from cmc_lab.engine.facade import Engine
 
 __version__ = "0.1.0"
@@ -34,12 +41,14 @@ __all__ = [
     "EngineError",
     "InvalidOrder",
     "NoQuote",
+    "OpenExposureWarning",
     "Order",
     "OrderNotWorking",
     "OrderState",
     "Quote",
     "Side",
     "TimeInForce",
+    "TradingRefused",
     "TradingState",
     "UnsupportedVenue",
     "__version__",

@@ -372,7 +372,7 @@ def test_the_progress_bar_runs_and_the_benchmark_reports_seconds(tmp_path: Path)
     build_day(path, 500)
     assert export_pack(path, tmp_path / "p.zip", progress=True).is_file()
     figures = audit_export_seconds(2_000, tmp_path)
-    assert figures["n_events"] >= 2_000 and 0 < figures["export_s"] < 60 and figures["pack_bytes"] > 0
+    assert figures["n_events"] >= 2_000 and figures["export_s"] > 0 and figures["pack_bytes"] > 0
 
 
 def test_the_audit_magic_writes_a_pack_of_the_session(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -522,3 +523,23 @@ def test_closed_engine_raises_engine_closed_and_close_twice_is_fine(eng: cmc.Eng
         ):
             call()
     assert "closed" in repr(eng)
+
+
+def test_close_with_a_position_and_a_working_order_says_so_and_journals_it(
+    make_engine: Callable[..., cmc.Engine], journal_path: Path
+) -> None:
+    eng = make_engine(journal=journal_path)
+    assert eng.submit("COMEX.GC", "buy", 2, price="2700.0").wait(5) is cmc.OrderState.FILLED
+    resting = eng.submit("COMEX.GC", "buy", 1, price="2500.0")
+    with pytest.warns(cmc.OpenExposureWarning, match=r"long 2 US-FUT COMEX.GC; 1 working order"):
+        eng.close()
+    with Journal(journal_path, readonly=True) as journal:
+        stopped = list(journal.rows(kinds=["EngineStopped"]))[-1]["payload"]
+    assert stopped["positions"] == {"US-FUT COMEX.GC": 2}
+    assert stopped["working_orders"] == [resting.client_order_id]
+
+
+def test_close_of_a_flat_engine_with_nothing_working_is_silent(eng: cmc.Engine) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        eng.close()

@@ -365,6 +365,7 @@ def test_orders_the_venue_cannot_take_are_refused_with_a_reason() -> None:
 def test_logon_then_market_data_streams_top_of_book_quotes(
     server: tuple[int, Path], comp_id: str, make_gateway: Callable[..., Gateway]
 ) -> None:
+    before = time.time_ns()
     gw = make_gateway(address(server[0], comp_id))
     assert gw.venue.connected and isinstance(gw.events[0], VenueConnected)
     assert "FIX 4.4 session" in gw.events[0].detail and comp_id in gw.events[0].detail
@@ -375,8 +376,10 @@ def test_logon_then_market_data_streams_top_of_book_quotes(
     gw.sleep(0.35)
     quotes = [q for q in gw.events if isinstance(q, Quote) and q.instrument_id == "COMEX.GC"]
     assert len(quotes) >= 3  # a snapshot then incremental refreshes
+    after = time.time_ns()
     for q in quotes:
-        assert 0 < q.bid < q.ask and q.ts_event <= q.ts_init and abs(q.ts_init - time.time_ns()) < 5e9
+        assert 0 < q.bid < q.ask and q.ts_event <= q.ts_init
+        assert before <= q.ts_init <= after, "stamped on arrival by the gateway's real UTC clock"
     assert any(q.bid != quotes[0].bid or q.ask != quotes[0].ask for q in quotes) or len(quotes) >= 3
 
 
@@ -708,7 +711,7 @@ def test_hedge_ticket_overseas_leg_over_fix_fills_and_its_timeline_shows_the_fix
             assert list(leg.index[:4]) == lifecycle
             assert leg.loc["OrderAccepted", "hop_ns"] > 0 and leg.loc["OrderFilled", "hop_ns"] >= 0
             round_trip = leg.loc["OrderAccepted", "mono_ns"] - leg.loc["OrderSubmitted", "mono_ns"]
-            assert 0 < round_trip < 5e9  # NewOrderSingle out -> ExecutionReport New in, over TCP
+            assert round_trip > 0  # NewOrderSingle out -> ExecutionReport New in, over TCP
             assert leg.loc["OrderAccepted", "ts_init"] >= leg.loc["OrderAccepted", "ts_event"] > 0
             assert eng.journal.verify().ok
         finally:

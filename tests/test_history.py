@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from cmc_lab.data import (
     spread_series,
     synthetic_quotes,
 )
+from cmc_lab.data import synthetic as synthetic_module
 from cmc_lab.data.synthetic import day_seed
 from cmc_lab.execution.spread import default_lots
 from cmc_lab.execution.trigger import RollingZ
@@ -231,13 +232,23 @@ def test_synthetic_days_are_lazy_weekday_chunks_made_independently() -> None:
     xr.testing.assert_equal(lazy.isel(time=slice(600, 1200)).compute(), monday.isel(time=slice(600, 1200)))
 
 
-def test_thirty_days_at_ten_hertz_is_a_lazy_dataset_of_day_chunks() -> None:
-    started = time.perf_counter()
+def test_thirty_days_at_ten_hertz_is_a_lazy_dataset_of_day_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[int] = []
+    make_day = synthetic_module._synthetic_day
+
+    def counted(*args: Any) -> Any:
+        made.append(args[2])  # the day's index
+        return make_day(*args)
+
+    monkeypatch.setattr(synthetic_module, "_synthetic_day", counted)
     ds = synthetic_quotes(days=30, rate_hz=10, seed=7)
-    assert time.perf_counter() - started < 20
+    assert made == [], "a day was made before anybody read it"
     assert ds.sizes == {"time": 30 * 864_000, "instrument": 9}
     assert ds.bid.chunks[0] == (864_000,) * 30  # one day made at a time, only when read
     assert ds.bid.data.nbytes / 1e9 > 1.5  # what it would take eagerly (prices alone)
+    small = synthetic_quotes(days=3, rate_hz=1, seed=7, start="2026-11-24 14:00", day_length="10s")
+    small.bid.isel(time=-1).values  # noqa: B018 - reading is the point
+    assert made == [2], "reading the last row makes its day, and only that one"
 
 
 def test_synthetic_quotes_reject_bad_arguments() -> None:

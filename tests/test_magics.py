@@ -161,7 +161,7 @@ def test_commands_before_connect_say_how_to_connect(
     ("line", "says"),
     [
         ("bogus", "invalid choice: 'bogus'"),
-        ("help nope", "no command 'nope'; commands: connect"),
+        ("help nope", "no command 'nope'; choose one of: connect"),
         ("connect", "the following arguments are required: target"),
         ("connect nowhere", "argument target: invalid choice: 'nowhere'"),
         ("connect sim --seed seven", "argument --seed: invalid int value: 'seven'"),

@@ -311,7 +311,7 @@ def test_parse_price_off_tick_just_below_a_tick_suggests_the_ticks_around_it() -
 
 
 def test_parse_price_below_the_first_tick_suggests_only_positive_price() -> None:
-    with pytest.raises(ValueError, match=r"the lowest valid price is 0\.02") as info:
+    with pytest.raises(ValueError, match=r"use 0\.02, the lowest valid price") as info:
         parse_price(0.01, AU)
     assert "0.00" not in str(info.value)
 

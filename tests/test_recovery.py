@@ -124,7 +124,7 @@ def test_recovery_rebuilds_the_killed_sessions_positions_once_across_two_kills(
     second = make_engine(journal=journal_path)
     assert second.risk.capital.position("US-FUT", "COMEX.GC") == 2
     (recovered,) = payloads(second, "EngineRecovered")
-    assert recovered["fills_replayed"] == 1 and recovered["capital_since_seq"] == 0
+    assert recovered["fills_replayed"] == 1 and recovered["book_from_seq"] == 0
     second.sleep(1.0)
     filled(second, "COMEX.GC", "buy", 1)
     kill(second)
@@ -133,7 +133,7 @@ def test_recovery_rebuilds_the_killed_sessions_positions_once_across_two_kills(
     assert third.risk.activity.messages_last_second(third.now_ns()) == 0  # replays are not traffic
     third.close()
     fourth = make_engine(journal=journal_path)
-    assert fourth.risk.capital.position("US-FUT", "COMEX.GC") == 0  # a clean stop ends the session
+    assert fourth.risk.capital.position("US-FUT", "COMEX.GC") == 3  # a clean stop keeps the book too
 
 
 def test_a_venue_report_for_an_order_the_journal_never_saw_raises_a_critical_alert(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import (
@@ -582,25 +583,35 @@ def next_state(state: OrderState, event: OrderEvent, filled: int, qty: int) -> O
 
 #: A price more than 10**18 ticks away from zero is a typo, not an order.
 _MAX_TICK_DIGITS = 18
+#: A number as text in plain decimal notation with the digits 0-9 (``Decimal`` also reads '１_０').
+PLAIN_DECIMAL = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*", re.ASCII)
 
 
 def parse_price(value: object, instrument: Instrument) -> Decimal:
     """A limit price as Decimal on the instrument's tick grid, or a ValueError saying why."""
     if isinstance(value, bool) or value is None:
         raise ValueError(f"price {value!r} is not a number; pass e.g. price={instrument.tick * 100}")
+    example = f"pass e.g. price={instrument.tick * 100}"
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"price {value!r} is not a finite number")
+        raise ValueError(f"price {value!r} is not a finite number; {example}")
     try:
         price = Decimal(str(value))
     except InvalidOperation:
-        raise ValueError(f"price {value!r} is not a number") from None
+        raise ValueError(f"price {value!r} is not a number; {example}") from None
     if not price.is_finite():
-        raise ValueError(f"price {value!r} is not a finite number")
+        raise ValueError(f"price {value!r} is not a finite number; {example}")
+    if isinstance(value, str) and PLAIN_DECIMAL.fullmatch(value) is None:
+        raise ValueError(
+            f"price {value!r} is not a plain decimal number; write it with the digits 0-9 and a dot, "
+            f"e.g. price='{instrument.tick * 100}'"
+        )
     if price <= 0:
         raise ValueError(f"price {value!r} must be positive")
     tick = instrument.tick
     if price.adjusted() - tick.adjusted() > _MAX_TICK_DIGITS:
-        raise ValueError(f"price {value!r} is out of range for {instrument.id} (tick {tick})")
+        raise ValueError(
+            f"price {value!r} is out of range for {instrument.id} (tick {tick}); check for extra digits"
+        )
     if not instrument.is_on_tick(price):
         with localcontext() as ctx:
             # Rounding the quotient down keeps its floor exact: at most 19 integer digits.
@@ -608,7 +619,7 @@ def parse_price(value: object, instrument: Instrument) -> Decimal:
             ctx.rounding = ROUND_FLOOR
             below = ((price / tick).to_integral_value() * tick).quantize(tick)
         above = (below + tick).quantize(tick)
-        choices = f"use {below} or {above}" if below > 0 else f"the lowest valid price is {above}"
+        choices = f"use {below} or {above}" if below > 0 else f"use {above}, the lowest valid price"
         raise ValueError(f"price {price} is off the tick grid of {instrument.id} (tick {tick}); {choices}")
     return price
 
@@ -617,12 +628,13 @@ def parse_qty(value: object, instrument: Instrument) -> int:
     """A quantity in whole lots (numpy integers welcome), or a ValueError saying why."""
     if isinstance(value, str):
         raise ValueError(f"quantity {value!r} is text; pass a whole number of lots, e.g. qty=3")
+    whole = "pass a whole number of lots, e.g. qty=3"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral | float | Decimal):
-        raise ValueError(f"quantity {value!r} is not a whole number of lots")
+        raise ValueError(f"quantity {value!r} is not a whole number of lots; {whole}")
     if isinstance(value, Decimal) and (not value.is_finite() or value != value.to_integral_value()):
-        raise ValueError(f"quantity {value!r} is not a whole number of lots")
+        raise ValueError(f"quantity {value!r} is not a whole number of lots; {whole}")
     if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
-        raise ValueError(f"quantity {value!r} is not a whole number of lots")
+        raise ValueError(f"quantity {value!r} is not a whole number of lots; {whole}")
     qty = int(value)
     if qty <= 0:
         raise ValueError(f"quantity must be at least 1 lot, got {value!r}")
@@ -699,6 +711,7 @@ _register_events()
 __all__ = [
     "EVENT_TYPES",
     "ORDER_TRANSITIONS",
+    "PLAIN_DECIMAL",
     "TROY_OUNCE_GRAMS",
     "CancelOrder",
     "Event",

@@ -80,7 +80,7 @@ class Specs:
 
 def unknown_instrument_message(instrument_id: str, known: Iterable[str]) -> str:
     known = sorted(known)
-    wanted = symbol_of(instrument_id).lower()
+    wanted = symbol_of(instrument_id).lower() if isinstance(instrument_id, str) else None
     close = [k for k in known if symbol_of(k).lower() == wanted]
     hint = f"did you mean {close[0]!r}? " if close else ""
     return (

@@ -10,7 +10,7 @@ from cmc_lab.core.clock import SIM_START_NS, make_clock
 from cmc_lab.core.ids import FX_VENUE
 from cmc_lab.core.specs import load_specs
 from cmc_lab.engine.facade import Engine
-from cmc_lab.journal import Journal
+from cmc_lab.journal import Journal, JournalError
 from cmc_lab.risk.capital import account_specs
 from cmc_lab.venues.base import Venue
 from cmc_lab.venues.fix.gateway import fix_venues
@@ -33,6 +33,7 @@ def connect(
     quote_interval: float = 0.2,
     instruments: str | Path | Iterable[str | Path] | None = None,
     accounts: Mapping[str, Any] | None = None,
+    accept_damaged_journal: str | None = None,
 ) -> Engine:
     """Start an engine connected to its venues.
 
@@ -66,6 +67,9 @@ def connect(
     accounts
         Starting cash per account over the specs' ``[accounts]``: ``{"US-FUT": 2_000_000}``, or
         ``{"HK-FUT": {"currency": "USD", "cash": 1_000_000}}`` for a new account.
+    accept_damaged_journal
+        A journal whose hash chain does not verify opens with trading HALTED and a critical alert
+        naming the first bad row. To trade on it anyway, say why here; the acceptance is journaled.
 
     Examples
     --------
@@ -105,6 +109,8 @@ def connect(
     # All-sim engines run on the anchored exchange time (sessions open whenever a notebook runs);
     # a FIX counterparty stamps real UTC, so an engine with any FIX venue runs on real time.
     start = min((first_time_ns(ds) for ds in replay_data.values()), default=SIM_START_NS)
+    if not replay_data:  # time moves forward: a reopened journal continues after its last row
+        start = max(start, _last_ts_ns(journal) + 1_000_000_000)
     clk = make_clock(clock, None if fix_addresses else start)
     fix_objects = fix_venues(fix_addresses, specs, clk, journal)  # bad addresses fail before the journal
     replay_objects = replay_venues(replay_addresses, replay_data, specs, clk, latency=latency, seed=seed)
@@ -126,10 +132,26 @@ def connect(
             clock=clk,
             label=target if venues is None else "mixed",
             accounts=accounts,
+            accept_damaged_journal=accept_damaged_journal,
         )
     except BaseException:
         store.close()
         raise
+
+
+def _last_ts_ns(journal: str | Path | None) -> int:
+    """The last row's ``ts_event`` of an existing journal file (0 for a new or unreadable one).
+
+    An unreadable file is reported by the writer's own open, with its fix, right after this.
+    """
+    if journal is None or str(journal) == ":memory:" or not Path(journal).is_file():
+        return 0
+    try:
+        with Journal(journal, readonly=True) as existing:
+            last = existing.tail(1)
+    except JournalError:
+        return 0
+    return int(last["ts_event"].iloc[-1]) if len(last) else 0
 
 
 def _is_fix(address: object) -> bool:

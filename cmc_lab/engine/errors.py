@@ -17,3 +17,11 @@ class NoQuote(LookupError):
 
 class InvalidOrder(ValueError):
     """An order whose arguments cannot be sent at all (unknown symbol, bad price or size)."""
+
+
+class OpenExposureWarning(UserWarning):
+    """``eng.close()`` left positions, working orders or a naked ticket leg open (they are journaled)."""
+
+
+class TradingRefused(EngineError):
+    """``eng.rearm()`` on an engine that may not trade in this session (its journal is damaged)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
 from decimal import Decimal
@@ -25,16 +26,17 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from cmc_lab.core.clock import Clock
-from cmc_lab.core.model import Instrument, Quote, Side, TimeInForce, VenueConnected, VenueDisconnected
+from cmc_lab.core.model import Instrument, Quote, Side, TimeInForce
 from cmc_lab.core.order import Order, OrderNotWorking, register_callback
 from cmc_lab.core.specs import Specs
 from cmc_lab.core.trading import TradingState
+from cmc_lab.engine import lifecycle
 from cmc_lab.engine.alerts import AlertLog
-from cmc_lab.engine.errors import EngineClosed
+from cmc_lab.engine.errors import EngineClosed, OpenExposureWarning
 from cmc_lab.engine.inbox import Inbox, QuoteCallback
 from cmc_lab.engine.journaling import EngineJournal
 from cmc_lab.engine.market import MarketState
-from cmc_lab.engine.recovery import reconcile_recovered, recover, run_owner
+from cmc_lab.engine.recovery import rebuild_order
 from cmc_lab.engine.routing import EventCallback, OrderRouter, orders_frame, parse_tif
 from cmc_lab.engine.runtime import Runtime
 from cmc_lab.execution.desk import Desk
@@ -82,6 +84,7 @@ class Engine:
         checks: PreTradeChecks | None = None,
         connect_timeout: float = 10.0,
         accounts: Mapping[str, Any] | None = None,
+        accept_damaged_journal: str | None = None,
     ) -> None:
         self.label = label
         self.specs = specs
@@ -89,7 +92,8 @@ class Engine:
         self.clock = clock
         self.venues: dict[str, Venue] = dict(venues)
         self._close_callbacks: list[Callable[[], None]] = []
-        prefix = f"r{journal.run_id}" if str(journal.path) != ":memory:" else _memory_prefix()
+        self.accept_damaged_journal = accept_damaged_journal
+        prefix = lifecycle.run_prefix(journal)
         self.runtime = Runtime(clock)  # first: every part below may schedule on its loop
         instruments = {i.id: i for i in specs.instruments.values() if i.venue in self.venues}
         self.market = MarketState(instruments, list(self.venues), clock)
@@ -129,7 +133,7 @@ class Engine:
         self.router.risk = self.risk
         self.inbox = Inbox(self.market, self.router, self.risk, self.desk)
         try:
-            self.runtime.call(self._start(), timeout=connect_timeout)
+            self.runtime.call(lifecycle.start(self), timeout=connect_timeout)
         except BaseException:
             self.runtime.stop()
             raise
@@ -155,10 +159,11 @@ class Engine:
         return self.market.quotes_frame()
 
     def order(self, client_order_id: str) -> Order:
-        try:
-            return self.router.orders[client_order_id]
-        except KeyError:
-            raise KeyError(f"no order {client_order_id!r} in this session") from None
+        """A live order of this session, or one of an earlier run rebuilt from the journal."""
+        order = self.router.orders.get(client_order_id) or rebuild_order(self, client_order_id)
+        if order is None:
+            raise KeyError(f"no order {client_order_id!r} in this session or its journal")
+        return order
 
     def orders(self, working: bool = False) -> pd.DataFrame:
         """One row per order of this session; ``working=True`` keeps the live ones."""
@@ -291,11 +296,11 @@ class Engine:
 
     def disconnect(self, venue: str) -> None:
         """Close one venue's session; its orders stay at the venue and are reconciled on reconnect."""
-        self.runtime.call(self._disconnect_venue(self._venue(venue)))
+        self.runtime.call(lifecycle.disconnect_venue(self, self._venue(venue)))
 
     def reconnect(self, venue: str) -> None:
         """Open one venue's session again and reconcile its working orders."""
-        self.runtime.call(self._connect_venue(self._venue(venue), reconcile=True), advance=True)
+        self.runtime.call(lifecycle.connect_venue(self, self._venue(venue), reconcile=True), advance=True)
 
     def on_event(self, callback: EventCallback, remove: bool = False) -> None:
         register_callback(self.router.event_callbacks, callback, remove)
@@ -312,7 +317,11 @@ class Engine:
         return self.runtime.closed
 
     def close(self) -> None:
-        """Disconnect every venue, stop the engine thread and close the journal. Idempotent."""
+        """Disconnect every venue, stop the engine thread and close the journal. Idempotent.
+
+        Positions, working orders or tickets with a naked leg left open are journaled and said
+        (an :class:`OpenExposureWarning`); a reopen of the journal rebuilds them.
+        """
         if self.runtime.closed:
             return
         for callback in self._close_callbacks:
@@ -321,10 +330,12 @@ class Engine:
             except Exception as exc:
                 self.runtime.report([f"close callback {callback!r} raised {exc!r}"])
         try:
-            self.runtime.call(self._stop(), timeout=10.0)
+            left_open = self.runtime.call(lifecycle.stop(self), timeout=10.0)
         finally:
             self.runtime.stop()
             self.journal.close()
+        if left_open:
+            warnings.warn(left_open, OpenExposureWarning, stacklevel=2)
 
     def __enter__(self) -> Engine:
         return self
@@ -424,8 +435,11 @@ class Engine:
         """Validate in the caller's thread (bad input raises here), then the coroutine both twins run."""
         return self.desk.start(*self.desk.prepare(spread, side, qty, when, policy, dict(options)))
 
-    def ticket(self, ticket_id: str) -> HedgeTicket:
-        return self.desk.ticket(ticket_id)
+    def ticket(self, ticket_id: str) -> HedgeTicket | Receipt:
+        """A ticket of this session; one of an earlier run comes back as its :class:`Receipt`."""
+        if ticket_id in self.desk.tickets or not self.journal.rows_of(ticket_id):
+            return self.desk.ticket(ticket_id)
+        return self.receipt(ticket_id)
 
     def tickets(self) -> pd.DataFrame:
         """One row per hedge ticket of this session: state, reason, fills per leg."""
@@ -540,54 +554,8 @@ class Engine:
     async def _on_loop(fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
 
-    async def _start(self) -> None:
-        self.journal_writer.write_raw(
-            "EngineStarted",
-            {
-                "label": self.label,
-                "venues": {n: v.kind for n, v in self.venues.items()},
-                **run_owner(self.router.id_prefix),
-            },
-        )
-        recovered = recover(self)  # before the venues connect: their first reports must find these orders
-        for venue in self.venues.values():
-            await self._connect_venue(venue, reconcile=False)
-        reconcile_recovered(self, recovered)  # a background task: virtual time runs only while a call waits
-
-    async def _stop(self) -> None:
-        for venue in self.venues.values():
-            await venue.disconnect()  # also stops a reconnecting venue's back-off task
-        working = [o.client_order_id for o in self.working_orders()]
-        self.journal_writer.write_raw(
-            "EngineStopped", {"working_orders": working, "run": self.router.id_prefix}
-        )
-
-    async def _connect_venue(self, venue: Venue, reconcile: bool) -> None:
-        await venue.connect(self.inbox.receive)
-        if not self.market.venue_up[venue.name]:
-            self.router.on_event(VenueConnected(self.now_ns(), self.now_ns(), venue.name, "session opened"))
-        if reconcile:  # the venue's VenueConnected may have started one already: wait for that one
-            await self.router.reconcile_in_background(venue)
-
-    async def _disconnect_venue(self, venue: Venue) -> None:
-        await venue.disconnect()
-        if self.market.venue_up[venue.name]:
-            self.router.on_event(
-                VenueDisconnected(self.now_ns(), self.now_ns(), venue.name, "closed by user")
-            )
-
     def _venue(self, name: str) -> Venue:
         try:
             return self.venues[name]
         except KeyError:
             raise KeyError(f"no venue {name!r}; this engine has {', '.join(self.venues)}") from None
-
-
-def _memory_prefix() -> str:
-    """Client order ids without a journal file: unique per process start (base-36 milliseconds)."""
-    value = time.time_ns() // 1_000_000
-    digits = ""
-    while value:
-        value, rem = divmod(value, 36)
-        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[rem] + digits
-    return "m" + digits[-7:]

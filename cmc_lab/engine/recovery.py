@@ -17,10 +17,11 @@ rely on (no order sent twice, none forgotten):
   decision (``OrderInitialized`` alone) provably never left; it is denied.
 - A venue report for an order the journal has never seen (impossible with commit-before-send)
   raises a critical alert.
-- Capital continues the interrupted session: the order events journaled since the last clean
-  ``EngineStopped`` go once through the engine's own path (``Engine._apply``: order, then the
-  risk hook), so positions, realized P&L, margin held by working orders and the per-day order
-  and cancel counts are what they were; earlier events only rebuild order state.
+- The book survives, clean close or crash: every order event of the journal goes once through
+  the engine's own path (``OrderRouter.apply``: order, then the risk hook), so positions, realized
+  P&L, cash, margin held by working orders and the per-exchange-day order and cancel counts are
+  what they were; margin-rate changes are applied again and transfers rebuilt (one in transit
+  completes or fails after its remaining delay, money conserved).
 - Orders of a run whose process still runs on this host (another notebook on the same journal)
   are left to it. Hedge tickets are not resumed: an open one is named in a critical alert.
 """
@@ -33,22 +34,21 @@ import socket
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from decimal import Decimal
+from typing import Any, Protocol
 
 from cmc_lab.core.model import (
     EVENT_TYPES,
     CancelOrder,
-    IllegalTransition,
+    MarginKind,
     OrderCancelRequested,
     OrderDenied,
     OrderEvent,
     OrderFilled,
     OrderInitialized,
     OrderState,
-    OrderSubmitted,
     SubmitOrder,
     event_from_payload,
-    next_state,
 )
 from cmc_lab.core.order import Order
 from cmc_lab.core.specs import Specs
@@ -58,6 +58,7 @@ from cmc_lab.engine.runtime import Runtime
 from cmc_lab.execution.ticket import TicketState
 from cmc_lab.journal import Journal
 from cmc_lab.risk.monitor import RiskMonitor
+from cmc_lab.risk.transfers import TRANSFER_KINDS
 from cmc_lab.venues.base import Venue
 from cmc_lab.venues.fix.gateway import FixVenue
 
@@ -84,7 +85,8 @@ class Recoverable(Protocol):
 ORDER_KINDS = tuple(
     sorted(kind for kind, cls in EVENT_TYPES.items() if issubclass(cls, OrderEvent) and cls is not OrderEvent)
 )
-_READ = (*ORDER_KINDS, "EngineStarted", "EngineStopped", "EngineRecovered", "HedgeStateChanged")
+_BOOK = ("MarginRateChanged", *TRANSFER_KINDS)
+_READ = (*ORDER_KINDS, *_BOOK, "EngineStarted", "EngineStopped", "EngineRecovered", "HedgeStateChanged")
 _TASKS: set[asyncio.Task[None]] = set()  # background reconciles, kept alive until done
 
 
@@ -115,10 +117,10 @@ def recover(eng: Recoverable) -> Recovered:
     since_ns = eng.now_ns()
     owners: dict[str, dict[str, Any]] = {}
     stopped: set[str] = set()
-    last_stop = 0
     tickets: dict[str, tuple[str, str]] = {}  # ticket id -> (its run, last state)
     reported: set[str] = set()  # open tickets an earlier recovery has alerted about
     traces: dict[str, _Trace] = {}
+    book: list[tuple[str, int, dict[str, Any]]] = []  # margin rates and transfers, in journal order
     unreadable: list[int] = []
     for row in eng.journal.rows(kinds=_READ):
         kind, payload = row["kind"], row["payload"]
@@ -126,13 +128,14 @@ def recover(eng: Recoverable) -> Recovered:
             if isinstance(payload.get("run"), str):
                 owners[payload["run"]] = payload
         elif kind == "EngineStopped":
-            last_stop = row["seq"]
             stopped.add(str(payload.get("run")))
         elif kind == "EngineRecovered":
             reported.update(payload.get("open_tickets") or ())
         elif kind == "HedgeStateChanged":
             if row["ticket_id"]:
                 tickets[row["ticket_id"]] = (_run_of(row["ticket_id"][1:]), str(payload.get("to")))
+        elif kind in _BOOK:
+            book.append((kind, row["ts_event"], payload))
         elif row["order_id"]:
             _trace(traces, row["order_id"], row["seq"], kind, payload, unreadable)
     this_run = eng.router.id_prefix
@@ -141,11 +144,13 @@ def recover(eng: Recoverable) -> Recovered:
         for run, owner in owners.items()
         if run != this_run and run not in stopped and _still_running(owner)
     }
-    events = _events(traces, last_stop, set(elsewhere), unreadable)
-    orders, orphans, fills = _replay(eng, events, last_stop)
+    events = _events(traces, set(elsewhere), unreadable)
+    _restore_rates(eng, book)
+    orders, orphans, fills = _replay(eng, events)
+    in_transit = eng.risk.transfers.restore([row for row in book if row[0] != "MarginRateChanged"])
     left = sum(_run_of(cid) in elsewhere for cid in traces)
     recovered = Recovered(known=set(traces), since_ns=since_ns)
-    recovered.history = bool(traces or tickets)
+    recovered.history = bool(traces or tickets or book)
     if not recovered.history:
         return recovered
     live = [o for o in orders.values() if not o.done]
@@ -170,7 +175,8 @@ def recover(eng: Recoverable) -> Recovered:
             "orders_rebuilt": len(orders),
             "recovered": [o.client_order_id for o in recovered.orders],
             "states": dict(Counter(o.state.value for o in recovered.orders)),
-            "capital_since_seq": last_stop,
+            "book_from_seq": 0,
+            "transfers_in_transit": [tr.transfer_id for tr in in_transit],
             "fills_replayed": fills,
             "never_sent": [o.client_order_id for o in never_sent],
             "on_other_venues": elsewhere_venues,
@@ -277,28 +283,13 @@ def _trace(
     trace.rows.append((seq, kind, payload))
 
 
-def _settled(trace: _Trace) -> bool:
-    """Whether the order's rows lead to a final state, replayed by kind through the transition table."""
-    state, filled = OrderState.INITIALIZED, 0
-    for _, kind, payload in trace.rows[1:]:
-        try:
-            if kind == OrderFilled.kind:
-                filled += int(payload["last_qty"])
-            state = next_state(state, cast(OrderEvent, _Kind(kind)), filled, trace.qty)
-        except IllegalTransition:
-            continue  # the live engine kept its state too (an anomaly of that order)
-        except (KeyError, TypeError, ValueError):
-            return False  # unreadable: rebuild it in full, which reports the row
-    return state.is_terminal
-
-
 def _events(
-    traces: dict[str, _Trace], last_stop: int, elsewhere: set[str], unreadable: list[int]
+    traces: dict[str, _Trace], elsewhere: set[str], unreadable: list[int]
 ) -> list[tuple[int, OrderEvent]]:
-    """The events, in journal order, of the orders that moved since the last clean stop or may be live."""
+    """The events, in journal order, of every order but those of runs whose process still runs."""
     events: list[tuple[int, OrderEvent]] = []
     for cid, trace in traces.items():
-        if _run_of(cid) in elsewhere or (trace.rows[-1][0] <= last_stop and _settled(trace)):
+        if _run_of(cid) in elsewhere:
             continue
         for seq, kind, payload in trace.rows:
             try:
@@ -313,14 +304,12 @@ def _events(
 
 
 def _replay(
-    eng: Recoverable, events: list[tuple[int, OrderEvent]], last_stop: int
+    eng: Recoverable, events: list[tuple[int, OrderEvent]]
 ) -> tuple[dict[str, Order], list[int], int]:
-    """Orders rebuilt from their events; events after ``last_stop`` also go through the risk hook."""
+    """Orders rebuilt from their events, each event once through the router's path (the book with it)."""
     orders: dict[str, Order] = {}
     fills = 0
     orphans: list[int] = []
-    replayed = False
-    booked: set[str] = set()  # orders whose OrderSubmitted went through the risk hook
     for seq, event in events:
         cid = event.client_order_id
         order = orders.get(cid)
@@ -341,29 +330,63 @@ def _replay(
                 event.account,
                 event.ticket_id,
             )
-        if seq > last_stop and order.instrument.venue in eng.venues:
+        if order.instrument.venue in eng.venues:
             eng.router.apply(order, event)
-            replayed = True
             fills += isinstance(event, OrderFilled)
-            if isinstance(event, OrderSubmitted):
-                booked.add(cid)
         else:
             order.apply(event)
-    for order in orders.values():  # working since before the last clean stop: hold its margin again
-        if (
-            order.state.is_working
-            and order.client_order_id not in booked
-            and order.instrument.venue in eng.venues
-        ):
-            submitted = next(e for e in order.events if isinstance(e, OrderSubmitted))
-            eng.risk.on_order_event(order, submitted)
-            replayed = True
-    if replayed:  # replayed messages are not new traffic: keep them out of rate limits and latency series
+    if events:  # replayed messages are not new traffic: keep them out of rate limits and latency series
         risk = eng.risk
         risk.activity.messages.clear()
         for series in (risk.sent, risk.acks, risk.rejects, risk.slippage):
             series.clear()
     return orders, orphans, fills
+
+
+def rebuild_order(eng: Recoverable, client_order_id: str) -> Order | None:
+    """An order of an earlier run, rebuilt from its journal rows (state, fills, log); None if unknown.
+
+    Read-only in effect: its run is over, so it is done, or it is live and registered by recovery.
+    """
+    events = []
+    for row in eng.journal.rows_of(client_order_id):
+        if row["order_id"] != client_order_id or row["kind"] not in ORDER_KINDS:
+            continue
+        try:
+            event = event_from_payload(row["kind"], row["payload"])
+        except (TypeError, ValueError):
+            continue
+        if isinstance(event, OrderEvent):
+            events.append((row["seq"], event))
+    orders: dict[str, Order] = {}
+    for _, event in events:
+        order = orders.get(client_order_id)
+        if order is None:
+            inst = eng.specs.instruments.get(event.instrument_id)
+            if not isinstance(event, OrderInitialized) or inst is None:
+                return None
+            order = orders[client_order_id] = Order(
+                eng.runtime, eng.router.request_cancel, client_order_id, inst, event.side, event.qty,
+                event.price, event.tif, event.account, event.ticket_id,
+            )  # fmt: skip
+        order.apply(event)
+    return orders.get(client_order_id)
+
+
+def _restore_rates(eng: Recoverable, book: list[tuple[str, int, dict[str, Any]]]) -> None:
+    """Margin rates changed by earlier runs hold again (the last change of each instrument wins)."""
+    for kind, _, payload in book:
+        if kind != "MarginRateChanged" or payload.get("instrument") not in eng.specs.instruments:
+            continue
+        try:
+            rate_kind, rate, maintenance = payload["new"]
+            eng.risk.capital.set_rate(
+                payload["instrument"], Decimal(rate), MarginKind(rate_kind), Decimal(maintenance)
+            )
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            eng.runtime.report(
+                [f"recovery: margin rate row {payload!r} unreadable ({exc}); kept the spec's rate"]
+            )
 
 
 def _adopt(eng: Recoverable, order: Order) -> None:

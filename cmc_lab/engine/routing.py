@@ -38,7 +38,6 @@ from cmc_lab.core.model import (
     TimeInForce,
     TradingStateChanged,
     VenueConnected,
-    VenueDisconnected,
     VenueEvent,
     event_payload,
     parse_price,
@@ -50,7 +49,7 @@ from cmc_lab.core.runner import Runner
 from cmc_lab.core.specs import Specs
 from cmc_lab.core.trading import OrderRequest, TradingState
 from cmc_lab.engine.alerts import AlertLog
-from cmc_lab.engine.errors import InvalidOrder
+from cmc_lab.engine.errors import InvalidOrder, TradingRefused
 from cmc_lab.engine.journaling import EngineJournal
 from cmc_lab.engine.market import MarketState
 from cmc_lab.journal import JournalError
@@ -95,7 +94,10 @@ class OrderRouter:
         self.event_callbacks: list[EventCallback] = []
         self.reconciling: dict[str, asyncio.Task[None]] = {}
         self.journal_fault: dict[str, Any] | None = None  # the write failure that HALTED trading
+        self.refusal: str | None = None  # why trading may not resume in this session at all
         self._order_seq = 0
+        self._dropped: set[str] = set()  # venues that went down after being up
+        self.closing: set[str] = set()  # venues whose session the user closed (not a drop)
 
     # ================================================================== the checks' view
 
@@ -107,7 +109,10 @@ class OrderRouter:
 
     @property
     def halt_reason(self) -> str | None:
-        """Why trading is HALTED when the kill switch did not do it (the journal cannot be written)."""
+        """Why trading is HALTED when the kill switch did not do it (a journal that cannot be trusted
+        or written)."""
+        if self.refusal is not None:
+            return self.refusal
         fault = self.journal_fault
         return None if fault is None else f"the journal cannot be written: {fault['error']}"
 
@@ -238,8 +243,16 @@ class OrderRouter:
         self.set_trading_state(TradingState.HALTED, reason, who)
         return await self.cancel_all(None, f"kill switch: {reason}")
 
+    def refuse_trading(self, why: str, details: dict[str, Any]) -> None:
+        """HALT for a reason no re-arm can lift (a damaged journal): journaled, alerted, said on rearm."""
+        self.refusal = why
+        self.alerts.alert("journal", "critical", f"trading HALTED: {why}", details=details)
+        self.set_trading_state(TradingState.HALTED, why, "journal check")
+
     def set_trading_state(self, state: TradingState, reason: str, who: str) -> None:
         """Change the trading state, journaled; re-arming first puts a journal outage on record."""
+        if state is TradingState.ACTIVE and self.refusal is not None:
+            raise TradingRefused(f"cannot re-arm: {self.refusal}")
         if state is TradingState.ACTIVE and self.journal_fault is not None:
             fault, self.journal_fault = self.journal_fault, None
             if not self.writer.write_raw("JournalFault", fault):  # still refused: stay HALTED
@@ -290,10 +303,36 @@ class OrderRouter:
         if order is not None:
             self.apply(order, event)  # type: ignore[arg-type]
         elif isinstance(event, VenueEvent):
-            self.market.venue_up[event.venue] = isinstance(event, VenueConnected)
-            if isinstance(event, VenueDisconnected):
-                self.market.drop_quotes(event.venue)
+            self._venue_health(event)
         self.runner.report(fire_callbacks(self.event_callbacks, event))
+
+    def _venue_health(self, event: VenueEvent) -> None:
+        """A venue that drops alerts at once, and its return alerts again, working ticket or not."""
+        was_up = self.market.venue_up.get(event.venue, False)
+        up = isinstance(event, VenueConnected)
+        self.market.venue_up[event.venue] = up
+        if not up:
+            self.market.drop_quotes(event.venue)
+            if was_up and event.venue not in self.closing:
+                self._dropped.add(event.venue)
+                working = sum(
+                    1 for o in self.orders.values() if not o.done and o.instrument.venue == event.venue
+                )
+                self.alerts.alert(
+                    "venue",
+                    "critical",
+                    f"{event.venue} disconnected ({event.detail or 'no reason given'}): its "
+                    f"quotes are dropped and {working} working order(s) there are unknown until it returns",
+                    venue=event.venue,
+                )
+        elif not was_up and event.venue in self._dropped:
+            self._dropped.discard(event.venue)
+            self.alerts.alert(
+                "venue",
+                "info",
+                f"{event.venue} reconnected; its orders are being reconciled",
+                venue=event.venue,
+            )
 
     def apply(self, order: Order, event: OrderEvent) -> None:
         self.runner.report(order.apply(event))

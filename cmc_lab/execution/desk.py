@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -116,6 +117,10 @@ class Desk:
     def spread(self, name: str | Spread) -> Spread:
         if isinstance(name, Spread):
             return name
+        if not isinstance(name, str):
+            raise ValueError(
+                f"spread {name!r} is not a spread's name; pass a name such as 'au_gc', or a Spread"
+            )
         try:
             return self.spreads[name]
         except KeyError:
@@ -201,8 +206,9 @@ class Desk:
         parsed_side = Side.parse(side)
         first = sp.leg_ids[0]
         per_unit = sp.lots[first]
-        if isinstance(qty, bool) or not isinstance(qty, int) or qty < 1:
+        if isinstance(qty, bool) or not isinstance(qty, numbers.Integral) or qty < 1:
             raise ValueError(f"qty must be a whole number of {first} lots >= 1, got {qty!r}")
+        qty = int(qty)  # numpy integers welcome
         if qty % per_unit:
             ratio = ":".join(str(sp.lots[i]) for i in sp.leg_ids)
             lower = qty // per_unit * per_unit or per_unit
@@ -229,14 +235,16 @@ class Desk:
         repeat = trigger_options.get("repeat", 1)
         if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
             raise ValueError(f"repeat must be a whole number of tickets >= 1, got {repeat!r}")
-        if repeat > 1 and when is None:
+        if when is None and (repeat > 1 or {"dwell_ms", "hysteresis"} & set(trigger_options)):
+            name = "repeat" if repeat > 1 else min({"dwell_ms", "hysteresis"} & set(trigger_options))
             raise ValueError(
-                f"repeat={repeat} needs a trigger: pass when='ask <= ...' (without one it fires once, now)"
+                f"{name}={trigger_options[name]!r} needs a trigger: pass when='ask <= ...' "
+                "(without one the ticket fires once, now)"
             )
         trigger = parse_trigger(
             when,
-            float(trigger_options.get("dwell_ms", 0.0)),
-            float(trigger_options.get("hysteresis", 0.0)),
+            _at_least_zero("dwell_ms", trigger_options.get("dwell_ms", 0.0), "milliseconds"),
+            _at_least_zero("hysteresis", trigger_options.get("hysteresis", 0.0), "in the spread's unit"),
             repeat,
         )
         return sp, parsed_side, qty // per_unit, hedge_policy, trigger
@@ -358,3 +366,10 @@ def _default_costs(instruments: Mapping[str, Any]) -> dict[str, CostTerms]:
     if "SHFE.cu" in ids and "LME.CA" in ids:
         return {"LME.CA": COPPER_IMPORT_PARITY}
     return {}
+
+
+def _at_least_zero(name: str, value: object, unit: str) -> float:
+    number = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
+    if not 0 <= number < math.inf:
+        raise ValueError(f"{name} must be a finite number >= 0 ({unit}), got {value!r}")
+    return number

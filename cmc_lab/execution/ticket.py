@@ -149,8 +149,8 @@ class HedgePolicy:
             "retry_ms",
         ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"{name} must be a number > 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         cover = self.min_top_cover
         if isinstance(cover, bool) or not isinstance(cover, int | float) or not 0 <= cover <= 1:
             raise ValueError(

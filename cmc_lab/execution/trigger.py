@@ -13,7 +13,8 @@ FIELDS = ("bid", "ask", "mid", "ratio", "z")
 _sqrt = math.sqrt
 _OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
 _PATTERN = re.compile(
-    r"^\s*(bid|ask|mid|ratio|z)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+    r"^\s*(bid|ask|mid|ratio|z)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$",
+    re.ASCII,  # the digits 0-9: float() would also read other scripts' digits
 )
 
 

@@ -37,7 +37,7 @@ from cmc_lab.journal.errors import (
     JournalReadOnly,
     JournalWriteError,
 )
-from cmc_lab.journal.verify import VerifyReport, check_rotation, verify_chain
+from cmc_lab.journal.verify import VerifyReport, check_rotation, file_damage, verify_chain
 
 MEMORY = ":memory:"
 
@@ -63,6 +63,7 @@ _INSERT = f"INSERT INTO events ({_ALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 
 _HEAD = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
 _TIMELINE = f"SELECT {_READ_COLUMNS} FROM events WHERE order_id = ?1 OR ticket_id = ?1 ORDER BY seq"
 _TAIL = f"SELECT {_READ_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?"
+_ROWS_OF = f"SELECT {_ALL_COLUMNS} FROM events WHERE order_id = ?1 OR ticket_id = ?1 ORDER BY seq"
 _ROWS_CHUNK = 5_000
 _LAST_ROTATION = "SELECT payload FROM events WHERE kind = 'JournalRotated' ORDER BY seq DESC LIMIT 1"
 
@@ -489,6 +490,22 @@ class Journal:
             rows = conn.execute(_TIMELINE, (id,)).fetchall()
         return _frame(rows)
 
+    def rows_of(self, id: str) -> list[dict[str, Any]]:
+        """Every row of one order or hedge ticket as :meth:`rows` gives them (whole payload), by index.
+
+        Examples
+        --------
+        >>> j = Journal(":memory:")
+        >>> _ = j.append("OrderDenied", ts_event=5, ts_init=6, mono_ns=7, payload={"reason": "x"}, order_id="C-1")
+        >>> [r["kind"] for r in j.rows_of("C-1")]
+        ['OrderDenied']
+        """
+        with self._reading() as conn:
+            found = conn.execute(_ROWS_OF, (id,)).fetchall()
+        return [
+            {**dict(zip(schema.EVENT_COLUMNS, row, strict=True)), "payload": _payload(row)} for row in found
+        ]
+
     def tail(self, n: int = 20) -> pd.DataFrame:
         """The last ``n`` rows, oldest first, shaped as :meth:`timeline` (hops within these rows).
 
@@ -579,6 +596,9 @@ class Journal:
                 report = verify_chain(scan, expected_head, start)
             finally:
                 scan.close()
+            damage = file_damage(conn) if report.ok else ""
+            if damage:
+                return VerifyReport(False, report.rows, None, damage, report.head_hash)
             if start is None or not report.ok or schema.read_meta(conn, schema.ARCHIVE_OF) is not None:
                 return report
             record = conn.execute(_LAST_ROTATION).fetchone()

@@ -54,6 +54,8 @@ class VerifyReport:
     def __str__(self) -> str:
         if self.ok:
             return f"journal intact: {self.rows} rows verified, head hash {self.head_hash}"
+        if self.first_bad_seq is None:
+            return f"journal BROKEN: {self.reason} ({self.rows} rows verified)"
         return (
             f"journal BROKEN at row {self.first_bad_seq}: {self.reason} ({self.rows} rows before it verified)"
         )
@@ -197,6 +199,20 @@ def _walk(
             prev_hash,
         )
     return VerifyReport(True, prev_seq, None, "", prev_hash)
+
+
+def file_damage(conn: sqlite3.Connection) -> str:
+    """What SQLite's quick_check finds wrong in the file beneath the rows (an index, a page), or ''."""
+    try:
+        found = [str(row[0]) for row in conn.execute("PRAGMA quick_check(5)")]
+    except sqlite3.DatabaseError as exc:
+        found = [str(exc)]
+    if found == ["ok"]:
+        return ""
+    return (
+        f"the file is damaged beneath its rows (SQLite: {'; '.join(found)}); the rows verify but reading "
+        "them may fail: restore the file from a copy or an archive"
+    )
 
 
 def check_rotation(report: VerifyReport, start: tuple[int, str], record: str | None) -> VerifyReport:

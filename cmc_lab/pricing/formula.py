@@ -47,7 +47,9 @@ def _formula_help(names: Sequence[str]) -> str:
 def parse_formula(formula: str, names: Sequence[str]) -> tuple[ast.expr, set[str]]:
     """The parsed formula and the names it uses, or a ValueError naming the offending token."""
     if len(formula) > _MAX_FORMULA_CHARS:
-        raise ValueError(f"formula is {len(formula)} characters long; the limit is {_MAX_FORMULA_CHARS}")
+        raise ValueError(
+            f"formula is {len(formula)} characters long; write it in at most {_MAX_FORMULA_CHARS}"
+        )
     try:
         tree = ast.parse(formula.strip(), mode="eval")
     except SyntaxError as exc:

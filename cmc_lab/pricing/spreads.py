@@ -150,8 +150,11 @@ class SpreadDef:
 
     def __post_init__(self) -> None:
         where = f"spread {self.name!r}"
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"spread name {self.name!r} must be a non-empty string")
+        if not isinstance(self.name, str) or not self.name or any(c.isspace() for c in self.name):
+            raise ValueError(
+                f"spread name {self.name!r} must be one word without spaces, e.g. 'au_gc' "
+                "(%cmc hedge NAME ... reads one word)"
+            )
         if isinstance(self.legs, Mapping) or not isinstance(self.legs, Sequence):
             raise ValueError(
                 f"{where}: legs must be a sequence of (Instrument, weight) pairs; "

@@ -15,7 +15,7 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
 from cmc_lab.core.ids import USDCNH_ID
-from cmc_lab.core.model import Instrument, MarginKind, Quote, Side
+from cmc_lab.core.model import PLAIN_DECIMAL, Instrument, MarginKind, Quote, Side
 from cmc_lab.core.specs import ACCOUNT_CURRENCIES, AccountSpec, Specs
 from cmc_lab.pricing.units import needs_fx
 
@@ -25,14 +25,18 @@ CENT = Decimal("0.01")
 
 def to_money(value: object, what: str) -> Decimal:
     """An exact amount of money from an int, str, Decimal or float (through its shortest repr)."""
+    example = "pass e.g. 1_000_000 or '1000000.50'"
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise ValueError(f"{what} = {value!r} is not an amount of money; pass e.g. 1_000_000 or '1000000.50'")
+        raise ValueError(f"{what} = {value!r} is not an amount of money; {example}")
+    text = str(value).replace("_", "")
     try:
-        out = Decimal(str(value).replace("_", ""))
+        out = Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"{what} = {value!r} is not a number") from None
+        raise ValueError(f"{what} = {value!r} is not a number; {example}") from None
     if not out.is_finite():
-        raise ValueError(f"{what} = {value!r} is not a finite amount")
+        raise ValueError(f"{what} = {value!r} is not a finite amount; {example}")
+    if isinstance(value, str) and PLAIN_DECIMAL.fullmatch(text) is None:
+        raise ValueError(f"{what} = {value!r} is not written with the digits 0-9; {example}")
     return out
 
 

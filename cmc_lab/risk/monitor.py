@@ -124,7 +124,7 @@ class RiskMonitor:
             self.thresholds.poke("capital")
 
     def on_order_event(self, order: Order, event: OrderEvent) -> None:
-        now = self.market.now_ns()
+        now = event.ts_init  # when the engine saw it: a restart's replay counts each event on its own day
         cid = order.client_order_id
         if isinstance(event, OrderFilled):
             self._on_fill(order, event, now)

@@ -251,7 +251,7 @@ class Thresholds:
                 if v is not None and v > 5:
                     raise ValueError(
                         f"{metric}: {name}={v:g} looks like a percentage; utilisation is a fraction, "
-                        f"0.8 means 80 %"
+                        f"write 0.8 for 80 %"
                     )
         if metric == "reject_rate":
             for name, v in levels.items():
@@ -503,6 +503,8 @@ def _level_names(rule: Rule) -> list[str]:
 def _number(metric: str, name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ValueError(f"{metric}: {name}={value!r} must be a number")
+    if isinstance(value, Decimal) and not value.is_finite():  # float() refuses a signaling NaN
+        raise ValueError(f"{metric}: {name}={value!r} must be finite")
     out = float(value)
     if not math.isfinite(out):
         raise ValueError(f"{metric}: {name}={value!r} must be finite")
@@ -519,7 +521,14 @@ def _level(metric: str, name: str, value: Any) -> float | None:
 
 
 def _actions(metric: str, spec: Metric, what: str, value: str | Iterable[str]) -> tuple[str, ...]:
-    items = (value,) if isinstance(value, str) else tuple(value)
+    if isinstance(value, str):
+        items: tuple[Any, ...] = (value,)
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = tuple(value)
+    else:
+        raise ValueError(
+            f"{metric}: {what}={value!r} must be an action or a list of them; use {', '.join(spec.actions)}"
+        )
     if not items:
         raise ValueError(f"{metric}: {what} is empty; give one of {', '.join(spec.actions)}")
     for item in items:

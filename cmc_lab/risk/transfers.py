@@ -9,7 +9,8 @@ between currencies converts at the USDCNH rate locked when it was requested, rec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from enum import StrEnum
@@ -21,6 +22,8 @@ from cmc_lab.pricing.units import needs_fx
 from cmc_lab.risk.capital import CENT, ZERO, Account, convert, to_money
 
 TRANSFER_STAGES = ("request", "transit")
+#: The journal rows of a transfer's steps, in the order they can happen.
+TRANSFER_KINDS = ("TransferRequested", "TransferInTransit", "TransferCredited", "TransferFailed")
 
 
 class TransferState(StrEnum):
@@ -326,6 +329,70 @@ class Transfers:
         if self._on_change is not None:
             self._on_change(t)
 
+    def restore(self, rows: Iterable[tuple[str, int, dict[str, Any]]]) -> list[Transfer]:
+        """Rebuild earlier runs' transfers from their journal rows ``(kind, ts_event, payload)``.
+
+        Their money moves again as it did (debit in transit, credit or refund), so cash and the
+        ledger are what they were. Returns the transfers still in transit: each arrives (or fails)
+        after what is left of its delay, as if the engine had never stopped.
+        """
+        for kind, ts, payload in rows:
+            t = self._restored(kind, ts, payload)
+            if t is None:
+                continue
+            if kind == "TransferInTransit":
+                self._move(t.source, -t.debit)
+                t.arrives_ns = t.ts_requested + round(float(payload.get("delay_s", 0.0)) * 1e9)
+            elif kind == "TransferCredited":
+                self._move(t.dest, t.credit)
+                if t.rate is not None:
+                    self.conversions.append(
+                        Conversion(
+                            t.transfer_id, t.debit, t.debit_currency, t.credit, t.credit_currency, t.rate
+                        )
+                    )
+            elif kind == "TransferFailed":
+                t.failure = str(payload.get("failure", ""))
+                if payload.get("refunded"):
+                    self._move(t.source, t.debit)
+        pending = [t for t in self.transfers.values() if t.state is TransferState.IN_TRANSIT]
+        for t in pending:
+            wait = max(0.0, ((t.arrives_ns or 0) - self._now()) / 1e9)
+            self._call_later(wait, functools.partial(self._arrive, t))
+        return pending
+
+    def _restored(self, kind: str, ts: int, payload: dict[str, Any]) -> Transfer | None:
+        tid = payload.get("transfer_id")
+        t = self.transfers.get(tid) if isinstance(tid, str) else None
+        if t is None:
+            if kind != "TransferRequested" or not isinstance(tid, str):
+                return None  # a step whose request is not in this journal (rotated out): nothing to rebuild
+            t = self.transfers[tid] = Transfer(
+                transfer_id=tid,
+                source=str(payload["source"]),
+                dest=str(payload["dest"]),
+                amount=Decimal(payload["amount"]),
+                currency=str(payload["currency"]),
+                reason=str(payload.get("reason", "")),
+                cause=payload.get("cause"),
+                ts_requested=ts,
+                mono_requested=self._mono() - int(payload.get("since_request_ns", 0)),
+            )
+        if "debit" in payload:
+            t.debit, t.debit_currency = Decimal(payload["debit"]), str(payload["debit_currency"])
+            t.credit, t.credit_currency = Decimal(payload["credit"]), str(payload["credit_currency"])
+            t.rate = None if payload.get("rate") is None else Decimal(payload["rate"])
+        t.state = _STATE_OF[kind]
+        t.history.append((ts, t.state.value))
+        if t.done:
+            t.ts_done = ts
+        return t
+
+    def _move(self, account: str, amount: Decimal) -> None:
+        acct = self.accounts.get(account)
+        if acct is not None:
+            acct.cash += amount
+
     # ------------------------------------------------------------------ reading
 
     def in_transit(self) -> dict[str, tuple[Decimal, Decimal]]:
@@ -370,3 +437,11 @@ class Transfers:
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([t.row() for t in self.transfers.values()])
+
+
+_STATE_OF = {
+    "TransferRequested": TransferState.REQUESTED,
+    "TransferInTransit": TransferState.IN_TRANSIT,
+    "TransferCredited": TransferState.CREDITED,
+    "TransferFailed": TransferState.FAILED,
+}

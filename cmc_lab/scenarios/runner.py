@@ -209,8 +209,8 @@ def margin_squeeze(quick: bool = False, seed: int = 7, journal: str | Path | Non
     runs = 2 if quick else 10
     samples: list[dict[str, Any]] = []
     with _journal_path(journal) as path:
-        for i in range(runs - 1):
-            with _squeeze_engine(path, seed + i) as eng:
+        for i in range(runs - 1):  # each run is its own desk: its own journal beside the reported one
+            with _squeeze_engine(path.with_name(f"{path.stem}-run{i + 1}{path.suffix}"), seed + i) as eng:
                 samples.append(_squeeze_once(eng))
         with _squeeze_engine(path, seed + runs - 1) as eng:
             samples.append(_squeeze_once(eng))

@@ -8,6 +8,7 @@ the cell counts as failed, so "Run all" stops there.
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 from typing import Any
 
@@ -20,8 +21,19 @@ from cmc_lab.engine.facade import Engine
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # --w is not --when: a typo must not pass
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> Any:  # argparse would sys.exit() the kernel's cell
         raise UsageError(f"cmc: {message}\nusage: %{self.format_usage().removeprefix('usage: ').strip()}")
+
+
+def _int(text: str) -> int:
+    """A whole number written in the digits 0-9 (``int()`` would also read other scripts' digits)."""
+    if re.fullmatch(r"[-+]?[0-9]+", text.strip()) is None:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("connect", help="start an engine on the embedded exchange", add_help=False)
     p.add_argument("target", choices=["sim"], help="sim: every venue on the embedded exchange")
-    p.add_argument("--seed", type=int, default=7, help="market seed (default 7)")
+    p.add_argument("--seed", type=_int, default=7, help="market seed (default 7)")
     p.add_argument("--journal", default=None, help="SQLite journal path (default: in memory)")
     p.add_argument("--clock", choices=["real", "virtual"], default="real", help="real (default) or virtual")
     sub.add_parser("status", help="venues, sessions, quotes and trading state", add_help=False)
@@ -45,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("hedge", help="trade a spread with legs sent together", add_help=False)
     p.add_argument("spread", help="a spread defined with %%cmc spread or eng.spread")
     p.add_argument("side", choices=["buy", "sell"], help="buy (first leg bought) or sell")
-    p.add_argument("qty", type=int, help="lots of the first leg, a multiple of the spread's lot ratio")
+    p.add_argument("qty", type=_int, help="lots of the first leg, a multiple of the spread's lot ratio")
     p.add_argument("--when", default=None, help='trigger, e.g. "ask <= 2.5"')
     p.add_argument(
         "--policy",
@@ -88,7 +100,7 @@ def help_text(topic: str | None = None) -> str:
     helps = {a.dest: a.help or "" for a in PARSER._subparsers._group_actions[0]._choices_actions}  # type: ignore[union-attr]
     if topic:
         if topic not in commands:
-            raise UsageError(f"cmc help: no command {topic!r}; commands: {', '.join(commands)}")
+            raise UsageError(f"cmc help: no command {topic!r}; choose one of: {', '.join(commands)}")
         usage = commands[topic].format_help().replace("usage: ", "usage: %")
         return f"%cmc {topic}: {helps.get(topic, '')}\n\n{usage}"
     lines = ["%cmc COMMAND [ARGS]   (%cmc help COMMAND for details)", ""]
