@@ -10,8 +10,8 @@ $(BIN)/cmc-lab: pyproject.toml
 demo: $(BIN)/cmc-lab
 	$(BIN)/cmc-lab demo
 
-test: $(BIN)/cmc-lab
-	$(BIN)/python -m pytest
+test:
+	bash scripts/test.sh
 
 lint: $(BIN)/cmc-lab
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy

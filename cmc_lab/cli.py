@@ -131,7 +131,8 @@ def _time_arg(text: str | None) -> str | int | None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from cmc_lab.journal.audit import export_pack, verify_pack
+    from cmc_lab.journal.audit import export_pack
+    from cmc_lab.journal.pack import verify_pack
 
     if args.path == "verify":
         if args.pack is None:
@@ -164,7 +165,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_venue_serve(args: argparse.Namespace) -> int:
-    from cmc_lab.venues.fix.server import serve
+    from cmc_lab.venues.fix.serve import serve
 
     return serve(
         args.fix,

@@ -47,9 +47,7 @@ def cells_01() -> list:
         new_code_cell('t = eng.hedge("au_gc", side="buy", qty=3, policy="chase")\nt.wait(timeout=10)\nt'),
         new_code_cell("t.report()"),
         new_markdown_cell("The ticket's receipt, from the journal: its decision, both legs, every answer."),
-        new_code_cell(
-            "from cmc_lab.ui.receipt import receipt_timeline\n\nreceipt_timeline(eng, t.ticket_id)"
-        ),
+        new_code_cell("from cmc_lab.ui.receipt import receipt_timeline\n\nreceipt_timeline(eng.receipt(t))"),
         new_code_cell(
             "receipt = eng.journal.timeline(t.ticket_id)\n"
             'receipt[["seq", "kind", "order_id", "venue", "hop_ns"]]'
@@ -302,7 +300,9 @@ def cells_05() -> list:
             "import cmc_lab as cmc\n"
             "from cmc_lab.journal import Journal\n"
             "from cmc_lab.journal.archive import rotate, verify_chain\n"
-            "from cmc_lab.journal.audit import ratios, verify_pack\n\n"
+            "from cmc_lab.journal.pack import verify_pack\n"
+            "from cmc_lab.journal.ratios import ratios\n"
+            "from cmc_lab.ui.receipt import receipt_timeline\n\n"
             "output_notebook(resources=INLINE, hide_banner=True)\n"
             'work = Path(tempfile.mkdtemp(prefix="cmc-receipts-"))\n'
             'eng = cmc.connect("sim", seed=7, clock="virtual", journal=work / "day.sqlite")\n'
@@ -343,7 +343,7 @@ def cells_05() -> list:
             'ticket_receipt.decision["quotes"]'
         ),
         new_code_cell("ticket_receipt.legs"),
-        new_code_cell("ticket_receipt.timeline()"),
+        new_code_cell("receipt_timeline(ticket_receipt)"),
         new_markdown_cell("The kill switch is journaled with who used it and why:"),
         new_code_cell('eng.kill("end-of-day drill", who="desk")\neng.rearm(who="desk")'),
         new_markdown_cell(

@@ -14,7 +14,8 @@ import pytest
 import cmc_lab as cmc
 from cmc_lab.journal import Journal, JournalReadOnly, JournalRow
 from cmc_lab.journal.archive import ROTATED, RotationError, rotate, rotations, verify_chain
-from cmc_lab.journal.audit import export_pack, verify_pack
+from cmc_lab.journal.audit import export_pack
+from cmc_lab.journal.pack import verify_pack
 from cmc_lab.journal.receipts import read_receipt
 
 N = 30

@@ -18,8 +18,10 @@ from cmc_lab.bench.audit import audit_export_seconds, build_day
 from cmc_lab.cli import main
 from cmc_lab.execution.hedge import TicketState
 from cmc_lab.journal import Journal, JournalRow
-from cmc_lab.journal.audit import FILES, ORDER_EVENT_FIELDS, export_pack, iso, ratios, to_ns, verify_pack
-from cmc_lab.journal.pack import MANIFEST
+from cmc_lab.journal.audit import FILES, ORDER_EVENT_FIELDS, export_pack
+from cmc_lab.journal.pack import MANIFEST, verify_pack
+from cmc_lab.journal.ratios import ratios
+from cmc_lab.journal.window import iso, to_ns
 
 T0 = 1_795_528_800_000_000_000  # 2026-11-24T14:00:00Z
 DAY = 86_400_000_000_000

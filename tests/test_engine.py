@@ -274,7 +274,7 @@ def test_different_seed_gives_different_fills(make_engine: Callable[..., cmc.Eng
             {"tif": "FOK"},
             "time in force 'FOK' is not valid; use 'GFD' or 'IOC'",
         ),
-        (("FX.USDCNH", "buy", 1, 7.25), {}, r"FX\.USDCNH is a fx rate; it cannot be traded"),
+        (("FX.USDCNH", "buy", 1, 7.25), {}, r"FX\.USDCNH is a fx rate, not a contract; it cannot be traded"),
     ],
 )
 def test_bad_order_arguments_raise_invalid_order_and_journal_nothing(

@@ -101,7 +101,6 @@ def test_disconnect_and_reconnect_keep_a_resting_order_and_reconcile_it(eng: cmc
     assert order.wait(5) is cmc.OrderState.CANCELED
 
 
-
 def test_a_venue_that_drops_alerts_at_once_and_its_return_alerts_again_with_no_ticket_working(
     eng: cmc.Engine,
 ) -> None:
@@ -117,6 +116,7 @@ def test_a_venue_that_drops_alerts_at_once_and_its_return_alerts_again_with_no_t
     assert order.done
     alerts = [r["payload"]["message"] for r in eng.journal.rows(kinds=["Alert"])]
     assert len(alerts) == 2 and alerts[0].startswith("COMEX disconnected")
+
 
 def test_disconnect_with_duration_journals_the_outage_and_reconciles_a_fill_made_during_it(
     eng: cmc.Engine,

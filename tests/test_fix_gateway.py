@@ -45,7 +45,8 @@ from cmc_lab.core.specs import load_specs
 from cmc_lab.venues.base import VenueNotConnected
 from cmc_lab.venues.fix import codec, mapping, venue_mapping
 from cmc_lab.venues.fix.codec import FixMessage, Framer, Garbled, encode, parse
-from cmc_lab.venues.fix.gateway import FixLogonRefused, FixVenue, ReplaceRejected, fix_venues
+from cmc_lab.venues.fix.gateway import FixVenue, fix_venues
+from cmc_lab.venues.fix.initiator import FixLogonRefused, ReplaceRejected
 from cmc_lab.venues.fix.venue_mapping import OrderRefused
 
 T = TypeVar("T")

@@ -15,28 +15,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cmc_lab.core.hours import SessionWindow, TradingHours
+from cmc_lab.core.instruments import Instrument, MarginKind, parse_price, parse_qty
 from cmc_lab.core.model import (
     EVENT_TYPES,
     ORDER_TRANSITIONS,
     Event,
     IllegalTransition,
-    Instrument,
-    MarginKind,
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
     OrderEvent,
     OrderFilled,
     OrderState,
-    SessionWindow,
     Side,
     TimeInForce,
-    TradingHours,
     event_from_payload,
     event_payload,
     next_state,
-    parse_price,
-    parse_qty,
 )
 
 S = OrderState

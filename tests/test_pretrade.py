@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 import cmc_lab as cmc
-from cmc_lab.core.model import SessionWindow, Side, TradingHours
+from cmc_lab.core.hours import SessionWindow, TradingHours
+from cmc_lab.core.model import Side
 from cmc_lab.core.trading import OrderRequest
 from cmc_lab.risk.pretrade import RiskLimits, trading_day
 
@@ -241,8 +242,16 @@ def test_closing_order_passes_the_margin_check_of_an_account_in_deficit(
     assert eng.submit("COMEX.GC", "sell", 1, price="2600.0").wait(5) is cmc.OrderState.FILLED
 
 
-def test_order_for_an_unknown_account_is_denied(eng: cmc.Engine) -> None:
-    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="2700.0", account="HK-FUT"), "margin")
+def test_order_for_an_unknown_account_is_refused_before_anything_is_journaled(eng: cmc.Engine) -> None:
+    rows = eng.journal.head[0]
+    with pytest.raises(cmc.InvalidOrder, match=r"account 'HK-FUT' is not known; use one of CN-FUT, US-FUT"):
+        eng.submit("COMEX.GC", "buy", 1, price="2700.0", account="HK-FUT")
+    assert eng.journal.head[0] == rows
+
+
+def test_a_request_for_an_unknown_account_is_denied_by_the_margin_check(eng: cmc.Engine) -> None:
+    gc = eng.instrument("COMEX.GC")
+    reason, _ = run_checks(eng, OrderRequest(gc, Side.BUY, 1, Decimal("2700.0"), "HK-FUT"))
     assert reason == "margin: account 'HK-FUT' is not known; accounts: CN-FUT, US-FUT"
 
 

@@ -15,7 +15,8 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmc_lab.core.model import Instrument, Quote
+from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.model import Quote
 from cmc_lab.core.specs import ENV_VAR, load_specs
 from cmc_lab.pricing import (
     COPPER_IMPORT_PARITY,

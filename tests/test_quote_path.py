@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cmc_lab as cmc
-from cmc_lab.core.model import Quote, SessionWindow, Side, TradingHours, VenueConnected, VenueDisconnected
+from cmc_lab.core.hours import SessionWindow, TradingHours
+from cmc_lab.core.model import Quote, Side, VenueConnected, VenueDisconnected
 from cmc_lab.core.specs import load_specs
 from cmc_lab.execution.desk import Desk, _trigger_acts
 from cmc_lab.execution.spread import _FIELDS, _RATIO_FIELDS

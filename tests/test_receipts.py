@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -146,9 +148,7 @@ def test_an_unknown_id_says_what_to_pass(eng: cmc.Engine) -> None:
         read_receipt(eng.journal, "")
 
 
-def test_html_and_timeline_render(eng: cmc.Engine) -> None:
-    from jupyter_bokeh.widgets import BokehModel
-
+def test_html_and_repr_of_a_filled_order_render(eng: cmc.Engine) -> None:
     order = eng.submit("COMEX.GC", "buy", 1, price=2700.0)
     order.wait(timeout=5)
     receipt = eng.receipt(order)
@@ -156,9 +156,22 @@ def test_html_and_timeline_render(eng: cmc.Engine) -> None:
     html = receipt._repr_html_()
     assert order.client_order_id in html and "FILLED" in html and "Decision" in html
     assert repr(receipt).startswith(f"Receipt(order {order.client_order_id}: FILLED; 4 events")
-    chart = receipt.timeline()
-    assert isinstance(chart, BokehModel)
-    assert order.client_order_id in str(chart._model.title.text)
+
+
+def test_receipt_html_renders_without_importing_the_ui_or_bokeh() -> None:
+    script = (
+        "import sys\n"
+        "from cmc_lab.journal import Journal, read_receipt\n"
+        "j = Journal(':memory:')\n"
+        "j.append('OrderInitialized', ts_event=1, ts_init=1, mono_ns=0, order_id='C-1', payload="
+        "{'instrument_id': 'COMEX.GC', 'side': 'buy', 'qty': 1, 'price': '2650.10', 'tif': 'GFD'})\n"
+        "html = read_receipt(j, 'C-1')._repr_html_()\n"
+        "assert 'C-1' in html and '<table' in html, html\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('cmc_lab.ui', 'bokeh', 'jupyter_bokeh'))))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]", f"rendering a receipt imported {run.stdout.strip()}"
 
 
 def rows_of_a_restarted_order() -> list[JournalRow]:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cmc_lab.core.clock import SIM_START_NS
-from cmc_lab.core.model import Instrument, MarginKind
+from cmc_lab.core.instruments import Instrument, MarginKind
 from cmc_lab.core.specs import ENV_VAR, SHIPPED, SpecError, Specs, load_specs
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

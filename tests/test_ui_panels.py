@@ -24,7 +24,7 @@ from cmc_lab.execution.spread import SpreadSnapshot
 from cmc_lab.ui.killswitch import KillSwitch, side_channel
 from cmc_lab.ui.panels import AlertsPanel, HedgeTicketPanel
 from cmc_lab.ui.pump import Pump, pump_for
-from cmc_lab.ui.receipt import HOP_COLOURS, receipt_frame, receipt_timeline
+from cmc_lab.ui.receipt import HOP_COLOURS, plot_frame, receipt_timeline
 from cmc_lab.ui.spread_monitor import SpreadMonitor
 from cmc_lab.ui.workbench import Workbench
 
@@ -293,10 +293,11 @@ def test_alerts_panel_refreshes_from_the_pump(live: cmc.Engine) -> None:
 # ---------------------------------------------------------------------------- receipts
 
 
-def test_receipt_frame_has_plot_columns_and_starts_at_zero(virt: cmc.Engine) -> None:
+def test_plot_frame_of_a_ticket_receipt_has_plot_columns_and_starts_at_zero(virt: cmc.Engine) -> None:
     ticket = virt.hedge("au_gc", "buy", 3)
     assert ticket.wait(timeout=10) is TicketState.FILLED
-    frame = receipt_frame(virt, ticket.ticket_id)
+    receipt = virt.receipt(ticket)
+    frame = plot_frame(receipt.frame)
     expected = {"seq", "kind", "order_id", "venue", "hop_ns", "elapsed_ns"}
     expected |= {"t_ms", "hop_ms", "start_ms", "lane", "label", "colour"}
     assert expected <= set(frame.columns)
@@ -306,12 +307,9 @@ def test_receipt_frame_has_plot_columns_and_starts_at_zero(virt: cmc.Engine) -> 
     filled = frame[frame["kind"] == "OrderFilled"]
     assert len(filled) == 2 and set(filled["colour"]) == {HOP_COLOURS["OrderFilled"]}
     assert all(lane.endswith(kind) for lane, kind in zip(frame["lane"], frame["kind"], strict=True))
-    assert isinstance(receipt_timeline(virt, ticket.ticket_id), BokehModel)
-
-
-def test_receipt_of_an_unknown_id_says_what_to_pass(virt: cmc.Engine) -> None:
-    with pytest.raises(KeyError, match="pass a client order id or ticket id"):
-        receipt_frame(virt, "nope")
+    chart = receipt_timeline(receipt)
+    assert isinstance(chart, BokehModel)
+    assert f"receipt {ticket.ticket_id}" in str(chart._model.title.text)
 
 
 # ---------------------------------------------------------------------------- workbench and pump

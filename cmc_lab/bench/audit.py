@@ -11,8 +11,10 @@ from typing import Any
 from cmc_lab.bench.journal import workdir
 from cmc_lab.core.clock import SIM_START_NS
 from cmc_lab.core.ids import venue_of
-from cmc_lab.journal.audit import export_pack, verify_pack
-from cmc_lab.journal.store import Journal, JournalRow
+from cmc_lab.journal.audit import export_pack
+from cmc_lab.journal.pack import verify_pack
+from cmc_lab.journal.rows import JournalRow
+from cmc_lab.journal.store import Journal
 
 _CHECKS = (
     "trading_state,tradeable,venue_connected,session_open,tick,daily_limits,price_band,order_qty,notional,"

@@ -21,7 +21,8 @@ from cmc_lab.core.ids import venue_of
 from cmc_lab.core.model import OrderFilled, Side, event_payload
 from cmc_lab.journal import schema
 from cmc_lab.journal.chain import GENESIS, encode_payload, row_hash
-from cmc_lab.journal.store import Journal, JournalRow
+from cmc_lab.journal.rows import JournalRow
+from cmc_lab.journal.store import Journal
 
 _T0 = SIM_START_NS
 _VENUES = ("COMEX.GC", "SHFE.au", "NYMEX.CL", "INE.sc")

@@ -304,6 +304,7 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
     from cmc_lab.bench.data import replay_events_per_second
     from cmc_lab.bench.quotes import quote_rate
     from cmc_lab.bench.risk import pretrade_cost, threshold_action_latency
+    from cmc_lab.bench.startup import startup_seconds
 
     say = progress or (lambda _msg: None)
     results: dict[str, Any] = {"machine": machine(), "quick": quick}
@@ -320,6 +321,8 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
     results["audit_export"] = audit_export_seconds(10_000 if quick else 100_000)
     say("(d) timeline lookups in a large journal ...")
     results["timeline"] = timeline_latency(100_000 if quick else 5_000_000, n_lookups=100 if quick else 500)
+    say("start-up on a journal with a long history ...")
+    results["startup"] = startup_seconds(100_000 if quick else 1_000_000)
     say("(e) quotes absorbed with 10 spreads and triggers live ...")
     results["quote_rate"] = quote_rate(n=20_000 if quick else 300_000, repeats=3 if quick else 5)
     say("(f) replay through the full engine ...")
@@ -382,6 +385,12 @@ def table(results: dict[str, Any]) -> str:
     if tl:
         label = f"(d) timeline(order) in {tl['n_events']:,} events, DataFrame [p99 2000]"
         lines.append(_row(label, f"{tl['p50_ms'] * 1e3:.1f}", f"{tl['p99_ms'] * 1e3:.1f}"))
+    su = results.get("startup")
+    if su:
+        lines.append(
+            f"start-up on {su['n_events']:,} journaled events: {su['open_s']:.2f} s "
+            f"(verify {su['verify_s']:.2f} s, book rebuilt {su['rebuild_s']:.2f} s)"
+        )
     lines += ["", _row("throughput", "median/s", "reference/s", "ratio")]
 
     def rate(label: str, ours: float, reference: float, digits: int = 2) -> None:

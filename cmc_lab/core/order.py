@@ -9,9 +9,9 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
+from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import (
     IllegalTransition,
-    Instrument,
     OrderEvent,
     OrderFilled,
     OrderInitialized,

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from cmc_lab.core.model import Event, Instrument, Quote, TimeInForce
+from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.model import Event, Quote, TimeInForce
 from cmc_lab.core.order import Order
 from cmc_lab.core.runner import Runner
 from cmc_lab.core.trading import OrderRequest, TradingState

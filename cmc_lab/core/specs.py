@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cmc_lab.core.hours import SessionWindow, TradingHours
 from cmc_lab.core.ids import symbol_of
-from cmc_lab.core.model import Instrument, MarginKind, SessionWindow, TradingHours
+from cmc_lab.core.instruments import Instrument, MarginKind
 
 SHIPPED = Path(__file__).with_name("instruments.toml")
 ENV_VAR = "CMC_LAB_INSTRUMENTS"

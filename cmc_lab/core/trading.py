@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from cmc_lab.core.model import Instrument, Side
+from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.model import Side
 
 
 class TradingState(StrEnum):

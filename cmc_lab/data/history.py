@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from cmc_lab.core.hours import TradingHours
 from cmc_lab.core.ids import USDCNH_ID, symbol_of
-from cmc_lab.core.model import Instrument, TradingHours
+from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.specs import Specs, load_specs
 from cmc_lab.data.layout import (
     DTYPES,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cmc_lab.core.ids import USDCNH_ID
-from cmc_lab.core.model import TROY_OUNCE_GRAMS, Instrument
+from cmc_lab.core.instruments import TROY_OUNCE_GRAMS, Instrument
 from cmc_lab.core.specs import Specs
 
 #: Seconds in a trading year, to turn annualised volatilities into per-second ones.

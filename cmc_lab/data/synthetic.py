@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from cmc_lab.core.model import TradingHours
+from cmc_lab.core.hours import TradingHours
 from cmc_lab.core.specs import Specs, load_specs
 from cmc_lab.data.layout import DTYPES, QUOTE_VARS, duration_ns, quotes_dataset
 from cmc_lab.data.market import SimMarket

@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from cmc_lab.core.clock import Clock
-from cmc_lab.core.model import Instrument, Quote, Side, TimeInForce
+from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.model import Quote, Side, TimeInForce
 from cmc_lab.core.order import Order, OrderNotWorking, register_callback
 from cmc_lab.core.specs import Specs
 from cmc_lab.core.trading import TradingState

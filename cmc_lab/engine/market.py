@@ -8,7 +8,8 @@ import pandas as pd
 
 from cmc_lab.core.clock import Clock
 from cmc_lab.core.ids import venue_of
-from cmc_lab.core.model import Instrument, Quote
+from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.model import Quote
 from cmc_lab.core.specs import unknown_instrument_message
 from cmc_lab.engine.errors import InvalidOrder, NoQuote
 
@@ -28,10 +29,10 @@ class MarketState:
         self.mono_ns = clock.mono_ns
 
     def instrument(self, instrument_id: str) -> Instrument:
-        try:
-            return self.instruments[instrument_id]
-        except KeyError:
-            raise InvalidOrder(unknown_instrument_message(instrument_id, self.instruments)) from None
+        found = self.instruments.get(instrument_id) if isinstance(instrument_id, str) else None
+        if found is None:
+            raise InvalidOrder(unknown_instrument_message(instrument_id, self.instruments))
+        return found
 
     def quote(self, instrument_id: str) -> Quote:
         self.instrument(instrument_id)

@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from cmc_lab.core.instruments import MarginKind
 from cmc_lab.core.model import (
     EVENT_TYPES,
     CancelOrder,
-    MarginKind,
     OrderCancelRequested,
     OrderDenied,
     OrderEvent,

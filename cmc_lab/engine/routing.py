@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from cmc_lab.core.crashpoints import crash_point
+from cmc_lab.core.instruments import parse_price, parse_qty
 from cmc_lab.core.model import (
     CancelOrder,
     Event,
@@ -40,8 +41,6 @@ from cmc_lab.core.model import (
     VenueConnected,
     VenueEvent,
     event_payload,
-    parse_price,
-    parse_qty,
 )
 from cmc_lab.core.order import Order, fire_callbacks
 from cmc_lab.core.ports import CheckResult
@@ -133,14 +132,24 @@ class OrderRouter:
         """Static validation in the caller's thread: bad arguments never reach the journal."""
         instrument = self.market.instrument(instrument_id)
         if not instrument.tradeable:
-            raise InvalidOrder(f"{instrument_id} is a {instrument.kind} rate; it cannot be traded")
+            raise InvalidOrder(
+                f"{instrument_id} is a {instrument.kind} rate, not a contract; it cannot be traded: "
+                "use it in a spread, and trade the futures legs"
+            )
+        default = self.specs.venues[instrument.venue].account
+        known = self.risk.capital.accounts
+        if account is not None and (not isinstance(account, str) or account not in known):
+            raise InvalidOrder(
+                f"account {account!r} is not known; use one of {', '.join(known)} (or leave it out: "
+                f"{instrument.venue} trades in {default})"
+            )
         try:
             return OrderRequest(
                 instrument=instrument,
                 side=Side.parse(side),
                 qty=parse_qty(qty, instrument),
                 price=parse_price(price, instrument),
-                account=account or self.specs.venues[instrument.venue].account,
+                account=account or default,
                 ticket_id=ticket_id,
             )
         except ValueError as exc:

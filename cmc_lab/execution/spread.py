@@ -7,8 +7,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from html import escape
 
+from cmc_lab.core.hours import TradingHours
 from cmc_lab.core.ids import USDCNH_ID
-from cmc_lab.core.model import Instrument, Quote, TradingHours
+from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.model import Quote
 from cmc_lab.core.ports import MarketView
 from cmc_lab.execution.trigger import FIELDS, RollingZ
 from cmc_lab.pricing.spreads import SpreadDef

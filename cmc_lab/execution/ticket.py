@@ -15,7 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 from cmc_lab.core.ids import USDCNH_ID
-from cmc_lab.core.model import Instrument, OrderFilled, Quote, Side, TimeInForce
+from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.model import OrderFilled, Quote, Side, TimeInForce
 from cmc_lab.core.order import Order
 from cmc_lab.pricing.units import FxRates, convert_money
 

@@ -21,7 +21,8 @@ from cmc_lab.journal.errors import (
 )
 from cmc_lab.journal.pack import PackReport, verify_pack
 from cmc_lab.journal.receipts import Receipt, ReceiptNotFound, read_receipt
-from cmc_lab.journal.store import Journal, JournalRow
+from cmc_lab.journal.rows import JournalRow
+from cmc_lab.journal.store import Journal
 from cmc_lab.journal.verify import VerifyReport
 
 __all__ = [

@@ -25,9 +25,10 @@ from typing import Any
 from sqlite_utils import Database
 
 from cmc_lab.journal import schema
-from cmc_lab.journal.chain import GENESIS
+from cmc_lab.journal.chain import GENESIS, chain_rows
 from cmc_lab.journal.errors import JournalError
-from cmc_lab.journal.store import _ALL_COLUMNS, _INSERT, Journal, JournalRow, _chain, _whole, anchor
+from cmc_lab.journal.rows import ALL_COLUMNS, INSERT, JournalRow, whole
+from cmc_lab.journal.store import Journal, anchor
 from cmc_lab.journal.verify import VerifyReport
 from cmc_lab.journal.verify import verify_chain as verify_rows
 
@@ -89,7 +90,7 @@ def rotate(
     >>> verify_chain([rot.archive, journal.path]).ok                  # doctest: +SKIP
     True
     """
-    upto = _whole("upto_seq", upto_seq)
+    upto = whole("upto_seq", upto_seq)
     if str(journal.path) == ":memory:":
         raise RotationError("an in-memory journal cannot be rotated: its archive would be all there is")
     with journal._lock:
@@ -134,9 +135,9 @@ def _write_archive(
             out.execute(f"PRAGMA user_version = {version:d}")
         out.execute(f"PRAGMA application_id = {schema.APPLICATION_ID:d}")
         out.executemany(
-            _INSERT, conn.execute(f"SELECT {_ALL_COLUMNS} FROM events WHERE seq <= ? ORDER BY seq", (upto,))
+            INSERT, conn.execute(f"SELECT {ALL_COLUMNS} FROM events WHERE seq <= ? ORDER BY seq", (upto,))
         )
-        report = verify_rows(out.execute(f"SELECT {_ALL_COLUMNS} FROM events ORDER BY seq"), start=start)
+        report = verify_rows(out.execute(f"SELECT {ALL_COLUMNS} FROM events ORDER BY seq"), start=start)
         if not report.ok or report.rows != upto - start[0]:
             raise RotationError(
                 f"journal {live} does not verify up to row {upto} ({report}); nothing was rotated - "
@@ -189,10 +190,10 @@ def _cut(conn: sqlite3.Connection, rotation: Rotation, start: tuple[int, str], n
                 (f"rotation:{rotation.last_seq:012d}", json.dumps(record, sort_keys=True)),
             ],
         )
-        now = time.time_ns() if now_ns is None else _whole("now_ns", now_ns)
+        now = time.time_ns() if now_ns is None else whole("now_ns", now_ns)
         tip = [Journal._head(conn)]
         row = JournalRow(ROTATED, now, now, time.perf_counter_ns(), record)
-        conn.executemany(_INSERT, _chain([row], tip))
+        conn.executemany(INSERT, chain_rows([row], tip))
         conn.execute("COMMIT")
     except BaseException:
         schema.rollback(conn)
@@ -331,7 +332,7 @@ def _verify(journals: list[Journal], expected_head: tuple[int, str] | None) -> C
         for j in ordered:
             current[0] = j.path
             with j._reading() as conn:
-                yield from conn.execute(f"SELECT {_ALL_COLUMNS} FROM events ORDER BY seq")
+                yield from conn.execute(f"SELECT {ALL_COLUMNS} FROM events ORDER BY seq")
 
     report: VerifyReport = verify_rows(rows(), expected_head)
     return ChainReport(

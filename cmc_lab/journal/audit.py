@@ -1,39 +1,38 @@
-"""Journal audit layer: the self-contained audit pack (zip) of a time window, its verification, ratios.
+"""Journal audit layer: export the self-contained audit pack (zip) of a time window.
 
 A pack holds every order event of the window as CSV and JSON Lines with the fields order-record
 rules ask for, one row per order and per hedge ticket, alerts, kill-switch uses, order-to-trade
 and cancel ratios per contract per day, every journal row of the window with its hashes, the
 chain head and a verification report, a readable HTML summary, and ``manifest.json`` with the
 SHA-256 of every other file. Prices and money are exact decimal strings; times are integer ns
-since the epoch beside ISO 8601 UTC text with nine fractional digits.
+since the epoch beside ISO 8601 UTC text with nine fractional digits. A pack is checked with
+:func:`~cmc_lab.journal.pack.verify_pack`; its ratios come from :mod:`cmc_lab.journal.ratios`.
 """
 
 from __future__ import annotations
 
 import csv
-import functools
 import json
-import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from decimal import Decimal
 from json.encoder import encode_basestring
-from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from cmc_lab.core.model import Instrument
+from cmc_lab.core.instruments import Instrument
 from cmc_lab.journal import schema
 from cmc_lab.journal.chain import GENESIS
-from cmc_lab.journal.pack import PackFile, PackReport, PackWriter, new_workdir, verify_pack
-from cmc_lab.journal.receipts import OrderRecord, order_summary, step_of
+from cmc_lab.journal.pack import PackFile, PackWriter, new_workdir
+from cmc_lab.journal.ratios import ratio_frame, ratio_rows, ratio_text
+from cmc_lab.journal.records import OrderRecord, order_summary, step_of
 from cmc_lab.journal.report import slippage_table, summary_html, verification_text
 from cmc_lab.journal.store import Journal, anchor
+from cmc_lab.journal.window import iso, to_ns, window
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -76,21 +75,12 @@ FILES = {
     "verification.txt": "the verification report, readable",
     "summary.html": "the readable summary",
 }
-_ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ].*)?")
 _CHUNK = 5_000
 _SELECT = (
     "SELECT "
     + ", ".join(schema.EVENT_COLUMNS)
     + " FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
 )
-_RATIOS = """
-SELECT date(ts_event / 1000000000, 'unixepoch') AS day, instrument,
-       sum(kind = 'OrderSubmitted'), sum(kind = 'OrderDenied'), sum(kind = 'OrderCancelRequested'),
-       sum(kind = 'OrderCanceled'), sum(kind = 'OrderFilled'),
-       coalesce(sum(CASE WHEN kind = 'OrderFilled' THEN json_extract(payload, '$.last_qty') END), 0)
-FROM events WHERE seq BETWEEN ? AND ? AND instrument IS NOT NULL AND kind LIKE 'Order%' {}
-GROUP BY day, instrument ORDER BY day, instrument
-"""
 _PURPOSES = (
     "SELECT order_id, json_extract(payload, '$.purpose') FROM events "
     "WHERE seq BETWEEN ? AND ? AND kind = 'HedgeOrderSent'"
@@ -99,64 +89,6 @@ _BEFORE = (
     "SELECT " + ", ".join(schema.EVENT_COLUMNS) + " FROM events WHERE seq < ?1 AND order_id IN "
     "(SELECT DISTINCT order_id FROM events WHERE seq BETWEEN ?1 AND ?2 AND order_id IS NOT NULL) ORDER BY seq"
 )
-
-
-def to_ns(name: str, value: object) -> int | None:
-    """A point in time as int ns since the epoch: from an int (ns), a datetime or date, or ISO text.
-
-    A datetime without a time zone, and ISO text without an offset, are taken as UTC.
-
-    Examples
-    --------
-    >>> to_ns("since", "2026-11-24T14:00:00Z")
-    1795528800000000000
-    >>> from datetime import UTC
-    >>> to_ns("since", datetime(2026, 11, 24, 14, tzinfo=UTC)) == to_ns("since", 1795528800000000000)
-    True
-    """
-    hint = (
-        f"{name}={value!r} is not a time; pass ns since the epoch (an int), a datetime, or ISO 8601 "
-        "text such as '2026-11-24T14:00:00Z'"
-    )
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise TypeError(hint)
-    if isinstance(value, Integral):
-        return int(value)
-    if isinstance(value, str):
-        if not _ISO.fullmatch(value.strip()):
-            raise ValueError(hint)
-        try:
-            stamp = pd.Timestamp(value.strip())
-        except ValueError:
-            raise ValueError(hint) from None
-    elif isinstance(value, datetime):
-        stamp = pd.Timestamp(value)
-    elif isinstance(value, date):
-        stamp = pd.Timestamp(value.isoformat())
-    else:
-        raise TypeError(hint)
-    if stamp is pd.NaT:
-        raise ValueError(hint)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return int(stamp.value)
-
-
-@functools.lru_cache(maxsize=4096)  # rows of one batch share their timestamps
-def iso(ns: int | None) -> str:
-    """ISO 8601 UTC text of int ns, all nine fractional digits: ``2026-11-24T14:00:00.101865313Z``."""
-    if ns is None:
-        return ""
-    sec, frac = divmod(ns, 1_000_000_000)
-    day, rem = divmod(sec, 86_400)
-    hour, rem = divmod(rem, 3_600)
-    return f"{_day(day)}T{hour:02d}:{rem // 60:02d}:{rem % 60:02d}.{frac:09d}Z"
-
-
-@functools.lru_cache(maxsize=64)
-def _day(days: int) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(days * 86_400))
 
 
 # ============================================================================ export
@@ -253,17 +185,17 @@ class _Export:
         """Write every file of the pack; the chain facts (head, window, verification) for the manifest."""
         with self.journal._reading() as conn:
             head = self.journal._head(conn)
-            lo, hi = _window(conn, self.since_ns, self.until_ns, head[0])
+            lo, hi = window(conn, self.since_ns, self.until_ns, head[0])
             start = anchor(conn) or (0, GENESIS)
             self.purposes = dict(conn.execute(_PURPOSES, (lo, hi)).fetchall())
             before = conn.execute(_BEFORE, (lo, hi)).fetchall() if hi >= lo else []
-            ratio_rows = _ratio_rows(conn, lo, hi, self.since_ns, self.until_ns)
+            counts = ratio_rows(conn, lo, hi, self.since_ns, self.until_ns)
             first_prev = conn.execute("SELECT prev_hash FROM events WHERE seq = ?", (lo,)).fetchone()
         for row in before:  # orders that began before the window: their state when it opens
             payload, _ = _decode(row[9])
             if payload is not None:
                 self._record(row[5], row[6]).apply(row[4], payload, row[3], row[1], row[2])
-        window = {
+        span = {
             "since_ns": self.since_ns,
             "until_ns": self.until_ns,
             "since_utc": iso(self.since_ns),
@@ -275,13 +207,13 @@ class _Export:
             "last_hash": "",
         }
         files = {name: self.writer.open(name) for name in FILES}
-        window["last_hash"] = self._stream(files, lo, hi, progress)
+        span["last_hash"] = self._stream(files, lo, hi, progress)
         report = self.journal.verify()
-        self._write_tables(files, ratio_rows)
+        self._write_tables(files, counts)
         chain = {
             "journal": str(self.journal.path),
             "head": {"seq": head[0], "hash": head[1]},
-            "window": window,
+            "window": span,
             "verify": {
                 "ok": report.ok,
                 "rows": report.rows,
@@ -476,7 +408,7 @@ class _Export:
 
     # ------------------------------------------------------------------ the tables
 
-    def _write_tables(self, files: Mapping[str, PackFile], ratio_rows: list[tuple[Any, ...]]) -> None:
+    def _write_tables(self, files: Mapping[str, PackFile], counts: list[tuple[Any, ...]]) -> None:
         orders = [self._order_row(self.records[oid]) for oid in self.in_window]
         order_fields = list(orders[0]) if orders else list(self._order_row(OrderRecord("")))
         _csv(files["orders.csv"], order_fields, ([o[k] for k in order_fields] for o in orders))
@@ -484,8 +416,8 @@ class _Export:
         _csv(files["tickets.csv"], TICKET_FIELDS, tickets)
         _csv(files["alerts.csv"], ALERT_FIELDS, self.alerts)
         _csv(files["kill_switch.csv"], KILL_FIELDS, self.kills)
-        self.ratios = ratio_frame(ratio_rows)
-        _csv(files["ratios.csv"], list(self.ratios.columns), _ratio_text(self.ratios))
+        self.ratios = ratio_frame(counts)
+        _csv(files["ratios.csv"], list(self.ratios.columns), ratio_text(self.ratios))
         self.orders = pd.DataFrame(orders)
 
     def _order_row(self, record: OrderRecord) -> dict[str, Any]:
@@ -563,16 +495,6 @@ def _event_line(row: tuple[Any, ...], payload_json: str) -> str:
     )
 
 
-def _window(conn: Any, since_ns: int | None, until_ns: int | None, head_seq: int) -> tuple[int, int]:
-    """The seq range of the window: first row at or after ``since_ns`` to last row before ``until_ns``."""
-    terms = [(t, v) for t, v in (("ts_event >= ?", since_ns), ("ts_event < ?", until_ns)) if v is not None]
-    where = " AND ".join(["seq <= ?", *(t for t, _ in terms)])
-    lo, hi = conn.execute(
-        f"SELECT min(seq), max(seq) FROM events WHERE {where}", [head_seq, *(v for _, v in terms)]
-    ).fetchone()
-    return (1, 0) if lo is None else (lo, hi)
-
-
 def _bar(total: int, progress: bool) -> Any:
     if not progress:
         return None
@@ -587,59 +509,4 @@ def _csv(handle: PackFile, header: Any, rows: Any) -> None:
     writer.writerows(rows)
 
 
-# ============================================================================ ratios
-
-
-def _ratio_rows(conn: Any, lo: int, hi: int, since_ns: int | None, until_ns: int | None) -> list[Any]:
-    terms = [
-        (t, v) for t, v in (("AND ts_event >= ?", since_ns), ("AND ts_event < ?", until_ns)) if v is not None
-    ]
-    query = _RATIOS.format(" ".join(t for t, _ in terms))
-    return conn.execute(query, [lo, hi, *(v for _, v in terms)]).fetchall()
-
-
-def ratio_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """Per (day, instrument) counts as a DataFrame with order-to-trade and cancel ratios."""
-    columns = ["day", "instrument", "new_orders", "denied", "cancel_requests", "canceled", "trades"]
-    frame = pd.DataFrame(rows, columns=[*columns, "traded_lots"])
-    trades = frame["trades"].where(frame["trades"] > 0)
-    new = frame["new_orders"].where(frame["new_orders"] > 0)
-    frame["order_to_trade"] = (frame["new_orders"] + frame["cancel_requests"]) / trades
-    frame["cancel_ratio"] = frame["cancel_requests"] / new
-    return frame
-
-
-def _ratio_text(frame: pd.DataFrame) -> Iterator[list[Any]]:
-    for row in frame.itertuples(index=False):
-        values = list(row)
-        yield [*values[:-2], *("" if pd.isna(v) else f"{v:.4f}" for v in values[-2:])]
-
-
-def ratios(journal: Journal, since: object = None, until: object = None) -> pd.DataFrame:
-    """Order-to-trade and cancel ratios per contract per day (UTC) of the window (as in the pack).
-
-    ``new_orders`` counts orders that left for the venue (OrderSubmitted), ``denied`` those the
-    pre-trade checks stopped, ``trades`` fills. ``order_to_trade`` is (new orders + cancel
-    requests) / trades; ``cancel_ratio`` is cancel requests / new orders (NaN when undefined).
-
-    Examples
-    --------
-    >>> ratios(eng.journal)                                     # doctest: +SKIP
-    """
-    since_ns, until_ns = to_ns("since", since), to_ns("until", until)
-    with journal._reading() as conn:
-        lo, hi = _window(conn, since_ns, until_ns, journal._head(conn)[0])
-        rows = _ratio_rows(conn, lo, hi, since_ns, until_ns)
-    return ratio_frame(rows)
-
-
-__all__ = [
-    "FILES",
-    "ORDER_EVENT_FIELDS",
-    "PackReport",
-    "export_pack",
-    "iso",
-    "ratios",
-    "to_ns",
-    "verify_pack",
-]
+__all__ = ["FILES", "ORDER_EVENT_FIELDS", "export_pack"]

@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from cmc_lab.core.model import ORDER_TRANSITIONS, Instrument, OrderState
+from cmc_lab.core.instruments import Instrument
+from cmc_lab.journal.records import (
+    VENUE_ANSWERS,
+    OrderRecord,
+    decimal_or_none,
+    order_summary,
+    reference,
+    slippage,
+    step_of,
+)
+from cmc_lab.journal.report import STYLE, as_text, pairs, state_html, table
 
 if TYPE_CHECKING:
     from cmc_lab.journal.store import Journal
@@ -34,169 +45,11 @@ _TICKET_LEGS = (
     "ORDER BY seq DESC LIMIT 1"
 )
 
-#: What each journal kind is in an order's life: the ``step`` column of a receipt.
-STEPS = {
-    "HedgeCreated": "ticket created",
-    "HedgeDecision": "decision",
-    "HedgeChase": "re-order",
-    "HedgeUnwind": "unwind",
-    "HedgeOrderSent": "sent",
-    "HedgeTimeout": "timeout",
-    "HedgeWait": "wait",
-    "HedgeHold": "hold",
-    "HedgeStop": "stop",
-    "HedgeReconcile": "reconcile",
-    "OrderInitialized": "intent",
-    "OrderSubmitted": "checks passed",
-    "OrderDenied": "checks denied",
-    "OrderAccepted": "ack",
-    "OrderRejected": "rejected",
-    "OrderFilled": "fill",
-    "OrderCancelRequested": "cancel request",
-    "OrderCanceled": "canceled",
-    "OrderCancelRejected": "cancel rejected",
-    "OrderExpired": "expired",
-    "DuplicateFillIgnored": "duplicate fill ignored",
-}
 _DECISIONS = frozenset({"HedgeDecision", "HedgeChase", "HedgeUnwind"})
-_TERMINAL = frozenset(s.value for s in OrderState if s.is_terminal)
-_VENUE_ANSWERS = frozenset(
-    {"OrderAccepted", "OrderRejected", "OrderFilled", "OrderCanceled", "OrderCancelRejected", "OrderExpired"}
-)
 
 
 class ReceiptNotFound(KeyError):
     """No journal row names this order or ticket id."""
-
-
-@dataclass(slots=True)
-class OrderRecord:
-    """One order as its journal rows describe it so far; :meth:`apply` each row in journal order.
-
-    Shared by receipts and the audit export: the static fields of the order record (ids,
-    instrument, side, price, quantity, time in force, account), its decision and checks, and the
-    running state, filled quantity and money.
-    """
-
-    client_order_id: str
-    instrument: str | None = None
-    side: str | None = None
-    qty: int | None = None
-    price: str | None = None
-    tif: str | None = None
-    account: str | None = None
-    ticket_id: str | None = None
-    reason: str = ""
-    bid: str | None = None
-    ask: str | None = None
-    quote_ts: int = 0
-    purpose: str = "manual"
-    checks: str = ""
-    denial: str = ""
-    venue_order_id: str | None = None
-    state: str = OrderState.INITIALIZED.value
-    cum_qty: int = 0
-    money: Decimal = Decimal(0)
-    fills: int = 0
-    anomalies: int = 0
-    decision_seq: int | None = None
-    decision: str = ""
-    last_reason: str = ""
-    marks: dict[str, int] = field(default_factory=dict)  # kind -> mono_ns of its first row
-    last_mono: int | None = None
-    venue_lag_ns: int | None = None
-
-    def apply(self, kind: str, payload: Mapping[str, Any], mono_ns: int, ts_event: int, ts_init: int) -> None:
-        """Take one journal row of this order (``kind`` and its decoded payload)."""
-        if kind == "OrderInitialized":
-            self.instrument = payload.get("instrument_id")
-            self.side = payload.get("side")
-            self.qty = payload.get("qty")
-            self.price = payload.get("price")
-            self.tif = payload.get("tif")
-            self.account = payload.get("account")
-            self.ticket_id = payload.get("ticket_id") or self.ticket_id
-            self.reason = payload.get("reason") or ""
-            self.bid, self.ask = payload.get("bid"), payload.get("ask")
-            self.quote_ts = payload.get("quote_ts") or 0
-        elif kind == "HedgeOrderSent":
-            self.purpose = payload.get("purpose") or self.purpose
-            return
-        elif kind == "OrderSubmitted":
-            self.checks = payload.get("checks") or ""
-        elif kind == "OrderDenied":
-            self.denial = payload.get("reason") or ""
-        elif kind == "OrderAccepted":
-            self.venue_order_id = payload.get("venue_order_id") or self.venue_order_id
-        elif kind == "OrderFilled":
-            qty = int(payload.get("last_qty") or 0)
-            self.cum_qty += qty
-            self.money += Decimal(payload.get("last_px") or 0) * qty
-            self.fills += 1
-            self.venue_order_id = payload.get("venue_order_id") or self.venue_order_id
-        if "reason" in payload and kind != "OrderInitialized":
-            self.last_reason = payload.get("reason") or ""
-        if kind in _VENUE_ANSWERS:
-            lag = ts_init - ts_event
-            self.venue_lag_ns = lag if self.venue_lag_ns is None else max(lag, self.venue_lag_ns)
-        self.marks.setdefault(kind, mono_ns)
-        self.last_mono = mono_ns
-        self.state = self._next(kind)
-
-    def _next(self, kind: str) -> str:
-        state = OrderState(self.state)
-        target = ORDER_TRANSITIONS.get((state, kind))
-        if target is None:
-            if kind.startswith("Order") and kind != "OrderInitialized":
-                self.anomalies += 1
-            return self.state
-        if kind == "OrderFilled" and self.qty is not None and self.cum_qty >= self.qty:
-            return OrderState.FILLED.value
-        if kind == "OrderCancelRejected" and state is OrderState.PENDING_CANCEL and self.cum_qty:
-            return OrderState.PARTIALLY_FILLED.value
-        return target.value
-
-    @property
-    def leaves_qty(self) -> int | None:
-        if self.qty is None:
-            return None
-        return 0 if self.state in _TERMINAL else max(self.qty - self.cum_qty, 0)
-
-    @property
-    def avg_px(self) -> Decimal | None:
-        return self.money / self.cum_qty if self.cum_qty else None
-
-    @property
-    def touch(self) -> str | None:
-        """The decision's touch on this order's side: the ask it saw to buy, the bid to sell."""
-        return self.ask if self.side == "buy" else self.bid if self.side == "sell" else None
-
-    def latency(self, start: str, end: str) -> int | None:
-        """``mono_ns`` from the first ``start`` row to the first ``end`` row; None across a restart."""
-        if start in self.marks and end in self.marks and self.marks[end] >= self.marks[start]:
-            return self.marks[end] - self.marks[start]
-        return None
-
-
-def slippage(
-    px: Decimal | None, reference: Decimal | str | None, side: str | None, qty: int, inst: Instrument | None
-) -> tuple[float | None, Decimal | None]:
-    """Slippage of a price against a reference: ``(ticks, money)``, positive = worse for ``side``.
-
-    Money is in the instrument's currency (price difference x lot size x lots), exact.
-
-    Examples
-    --------
-    >>> from cmc_lab.core.specs import load_specs
-    >>> gc = load_specs().instruments["COMEX.GC"]
-    >>> slippage(Decimal("2650.20"), "2650.10", "buy", 2, gc)
-    (1.0, Decimal('20.00'))
-    """
-    if px is None or reference is None or side not in ("buy", "sell") or inst is None:
-        return None, None
-    worse = (px - Decimal(reference)) * (1 if side == "buy" else -1)
-    money = worse * inst.lot_size * qty
-    return float(worse / inst.tick), money if money else money.copy_abs()  # never "-0.00"
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,7 +81,8 @@ class Receipt:
     --------
     >>> r = eng.receipt(ticket.ticket_id)                  # doctest: +SKIP
     >>> r.orders[["client_order_id", "state", "slippage_ticks", "intent_to_ack_ns"]]  # doctest: +SKIP
-    >>> r.timeline()                                       # doctest: +SKIP
+    >>> from cmc_lab.ui.receipt import receipt_timeline      # doctest: +SKIP
+    >>> receipt_timeline(r)                                # the chart (Jupyter)  # doctest: +SKIP
     """
 
     id: str
@@ -259,12 +113,6 @@ class Receipt:
         )
         return out[out["from"].notna()].reset_index(drop=True)
 
-    def timeline(self) -> Any:
-        """A bokeh timeline widget of every hop (needs Jupyter: bokeh and jupyter_bokeh)."""
-        from cmc_lab.ui.receipt import timeline_widget
-
-        return timeline_widget(self)
-
     def __len__(self) -> int:
         return len(self.frame)
 
@@ -275,9 +123,77 @@ class Receipt:
         )
 
     def _repr_html_(self) -> str:
-        from cmc_lab.journal.report import receipt_html
-
-        return receipt_html(self)
+        """The receipt as HTML tables: outcome, decision and its quotes, legs, orders, rows."""
+        r = self
+        parts = [
+            STYLE,
+            '<div class="cmc-report">',
+            f"<h4>Receipt of {escape(r.subject)} {escape(r.id)}: {state_html(r.outcome)} "
+            f"<i>{escape(r.reason)}</i></h4>",
+        ]
+        if r.decision:
+            d = r.decision
+            parts.append(
+                f"<b>Decision</b> (row {d['seq']}, {escape(d['kind'])}, {escape(as_text(d.get('time')))}): "
+                f"{escape(as_text(d.get('action')))} - {escape(as_text(d.get('reason')))}"
+            )
+            if d.get("spread_bid") is not None:
+                parts.append(
+                    pairs(
+                        [
+                            ("spread bid / ask", f"{d['spread_bid']:.6g} / {d['spread_ask']:.6g}"),
+                            ("sizes", f"{d.get('bid_size')} / {d.get('ask_size')}"),
+                            ("USD/CNH", d.get("fx")),
+                        ]
+                    )
+                )
+            parts.append(table(d["quotes"]))
+        if not r.legs.empty:
+            parts += ["<b>Legs</b> (slippage against the decision price, positive = worse)", table(r.legs)]
+        parts += [
+            "<b>Orders</b>",
+            table(
+                r.orders,
+                [
+                    "client_order_id",
+                    "venue_order_id",
+                    "purpose",
+                    "instrument",
+                    "side",
+                    "qty",
+                    "price",
+                    "tif",
+                    "account",
+                    "state",
+                    "filled",
+                    "avg_px",
+                    "slippage_ticks",
+                    "slippage",
+                    "currency",
+                    "intent_to_ack_ns",
+                    "intent_to_first_fill_ns",
+                    "checks",
+                ],
+            ),
+            "<b>Timeline</b> (hop: monotonic ns since the row before; venue lag: ts_init - ts_event)",
+            table(
+                r.frame,
+                [
+                    "seq",
+                    "time",
+                    "step",
+                    "order_id",
+                    "venue",
+                    "state",
+                    "detail",
+                    "hop_ns",
+                    "venue_lag_ns",
+                    "slippage_ticks",
+                ],
+            ),
+            "</div>",
+        ]
+        return "".join(parts)
 
 
 def read_receipt(journal: Journal, id: str, instruments: Mapping[str, Instrument] | None = None) -> Receipt:
@@ -296,8 +212,9 @@ def read_receipt(journal: Journal, id: str, instruments: Mapping[str, Instrument
     >>> _ = j.append("OrderFilled", ts_event=5, ts_init=9, mono_ns=800, order_id="C-1",
     ...              payload={"last_px": "2650.00", "last_qty": 1, "venue_order_id": "V-1"})
     >>> r = read_receipt(j, "C-1")
-    >>> r.orders.loc[0, ["state", "avg_px", "slippage_ticks"]].tolist()
-    ['INITIALIZED', Decimal('2650'), -1.0]
+    >>> order = r.orders.loc[0]
+    >>> order["state"], order["avg_px"], float(order["slippage_ticks"])
+    ('INITIALIZED', Decimal('2650.00'), -1.0)
     """
     if not isinstance(id, str) or not id:
         raise TypeError(f"receipt id {id!r} is not a client order id or ticket id (a non-empty str)")
@@ -366,16 +283,16 @@ def _build(
             "instrument": instrument,
             "side": record.side if record else payload.get("side"),
             "qty": record.qty if record else payload.get("qty"),
-            "price": _dec(record.price if record else payload.get("price")),
+            "price": decimal_or_none(record.price if record else payload.get("price")),
             "venue_order_id": record.venue_order_id if record else None,
             "last_qty": payload.get("last_qty") if kind == "OrderFilled" else None,
-            "last_px": _dec(payload.get("last_px")) if kind == "OrderFilled" else None,
+            "last_px": decimal_or_none(payload.get("last_px")) if kind == "OrderFilled" else None,
             "cum_qty": record.cum_qty if record else None,
             "leaves_qty": record.leaves_qty if record else None,
             "state": record.state if record else payload.get("to"),
             "hop_ns": None if prev_mono is None or mono < prev_mono else mono - prev_mono,
             "elapsed_ns": mono - first_mono,
-            "venue_lag_ns": ts_init - ts_event if kind in _VENUE_ANSWERS else None,
+            "venue_lag_ns": ts_init - ts_event if kind in VENUE_ANSWERS else None,
             "slippage_ticks": None,
             "slippage": None,
             "slippage_ref": None,
@@ -407,19 +324,6 @@ def _build(
         outcome = record.state if record else "UNKNOWN"
         reason = (record.denial or record.last_reason) if record else ""
     return Receipt(id, subject, frame, orders, decision, legs, outcome, reason)
-
-
-def _dec(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
-def step_of(kind: str, payload: Mapping[str, Any], record: OrderRecord | None) -> str:
-    """The ``step`` of a journal row in an order's or ticket's life (see :data:`STEPS`)."""
-    if kind == "OrderFilled" and record is not None:
-        return "fill" if record.leaves_qty == 0 else "partial fill"
-    if kind == "HedgeStateChanged":
-        return f"ticket {payload.get('to', '?')}"
-    return STEPS.get(kind, kind)
 
 
 def _detail(kind: str, payload: Mapping[str, Any]) -> str:
@@ -467,68 +371,17 @@ def _decision(ticket: _Row | None, intent: _Row | None) -> dict[str, Any]:
         seen = intent[2]
         when = pd.Timestamp(seen.get("quote_ts") or 0, unit="ns", tz="UTC")
         rows = [
-            {"instrument": seen.get("instrument_id"), "bid": _dec(seen["bid"]), "ask": _dec(seen.get("ask"))}
+            {
+                "instrument": seen.get("instrument_id"),
+                "bid": decimal_or_none(seen["bid"]),
+                "ask": decimal_or_none(seen.get("ask")),
+            }
             | {"quote_time": when}
         ]
     else:
         rows = []
     out["quotes"] = pd.DataFrame(rows)
     return out
-
-
-def reference(record: OrderRecord, leg_px: Mapping[str, tuple[str, str]]) -> tuple[str | None, str]:
-    """The price a fill's slippage is measured against, and its name.
-
-    An order of a ticket: the leg's decision price (``leg_px``: instrument -> (leg side,
-    price) from the ticket's ``HedgeDecision``); an unwind (the leg's opposite side) has none.
-    A plain order: the touch its decision saw (ask to buy, bid to sell), else its limit price.
-    """
-    leg = leg_px.get(record.instrument or "")
-    if record.ticket_id and leg is not None:
-        if leg[0] != record.side:
-            return None, "unwind"
-        return leg[1], "decision price"
-    if record.touch is not None:
-        return record.touch, "decision ask" if record.side == "buy" else "decision bid"
-    return record.price, "limit price"
-
-
-def order_summary(
-    record: OrderRecord, leg_px: Mapping[str, tuple[str, str]], inst: Instrument | None
-) -> dict[str, Any]:
-    """One order's record: ids, the order-record fields, checks, outcome, slippage, hop latency."""
-    r = record
-    ref, label = reference(r, leg_px)
-    ticks, money = slippage(r.avg_px, ref, r.side, r.cum_qty, inst)
-    return {
-        "client_order_id": r.client_order_id,
-        "venue_order_id": r.venue_order_id,
-        "ticket_id": r.ticket_id,
-        "purpose": r.purpose,
-        "instrument": r.instrument,
-        "side": r.side,
-        "order_type": "LIMIT",
-        "qty": r.qty,
-        "price": _dec(r.price),
-        "tif": r.tif,
-        "account": r.account,
-        "checks": f"DENIED: {r.denial}" if r.denial else r.checks,
-        "state": r.state,
-        "filled": r.cum_qty,
-        "fills": r.fills,
-        "avg_px": r.avg_px,
-        "decision_bid": _dec(r.bid),
-        "decision_ask": _dec(r.ask),
-        "slippage_ref": label if ref is not None else None,
-        "slippage_ticks": ticks,
-        "slippage": money,
-        "currency": inst.currency if inst else None,
-        "intent_to_ack_ns": r.latency("OrderInitialized", "OrderAccepted"),
-        "intent_to_first_fill_ns": r.latency("OrderInitialized", "OrderFilled"),
-        "intent_to_done_ns": _done_latency(r),
-        "venue_lag_ns": r.venue_lag_ns,
-        "reason": r.denial or r.last_reason,
-    }
 
 
 def _orders(
@@ -543,13 +396,6 @@ def _orders(
         if column in frame:
             frame[column] = frame[column].astype("Int64")
     return frame
-
-
-def _done_latency(record: OrderRecord) -> int | None:
-    start = record.marks.get("OrderInitialized")
-    if record.state not in _TERMINAL or start is None or record.last_mono is None or record.last_mono < start:
-        return None
-    return record.last_mono - start
 
 
 def _legs(
@@ -571,7 +417,7 @@ def _legs(
                 "leg": leg,
                 "side": side,
                 "filled": qty,
-                "decision_px": _dec(decision_px),
+                "decision_px": decimal_or_none(decision_px),
                 "avg_px": avg,
                 "slippage_ticks": ticks,
                 "slippage": slip,

@@ -1,18 +1,15 @@
-"""Journal report layer: readable HTML of a receipt and of an audit pack's summary (no IO)."""
+"""Journal report layer: readable HTML pieces (tables, states) and an audit pack's summary (no IO)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-if TYPE_CHECKING:
-    from cmc_lab.journal.receipts import Receipt
-
-_STYLE = (
+STYLE = (
     "<style>.cmc-report table{border-collapse:collapse;margin:4px 0 12px}"
     ".cmc-report th,.cmc-report td{border:1px solid #ddd;padding:2px 6px;text-align:left;font-size:12px}"
     ".cmc-report th{background:#f4f4f4}.cmc-ok{color:#1a7f37}.cmc-bad{color:#cf222e}</style>"
@@ -35,91 +32,19 @@ def table(frame: pd.DataFrame, columns: Sequence[str] | None = None, limit: int 
 
 def pairs(items: Iterable[tuple[str, Any]]) -> str:
     """A two-column HTML table of (label, value); values are escaped."""
-    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(_text(v))}</td></tr>" for k, v in items)
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(as_text(v))}</td></tr>" for k, v in items)
     return f"<table>{body}</table>"
 
 
 def state_html(state: str) -> str:
+    """An order's or ticket's state in bold, green when it ended well, red when it did not."""
     css = "cmc-ok" if state in _OK_STATES else "cmc-bad" if state in _BAD_STATES else ""
     return f'<b class="{css}">{escape(state)}</b>'
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A cell's text: empty for None and pandas' NA."""
     return "" if value is None or value is pd.NA else str(value)
-
-
-def receipt_html(receipt: Receipt) -> str:
-    """The receipt as HTML: outcome, decision and its quotes, orders (checks, slippage, latency), legs, rows."""
-    r = receipt
-    parts = [
-        _STYLE,
-        '<div class="cmc-report">',
-        f"<h4>Receipt of {escape(r.subject)} {escape(r.id)}: {state_html(r.outcome)} "
-        f"<i>{escape(r.reason)}</i></h4>",
-    ]
-    if r.decision:
-        d = r.decision
-        parts.append(
-            f"<b>Decision</b> (row {d['seq']}, {escape(d['kind'])}, {escape(_text(d.get('time')))}): "
-            f"{escape(_text(d.get('action')))} - {escape(_text(d.get('reason')))}"
-        )
-        if d.get("spread_bid") is not None:
-            parts.append(
-                pairs(
-                    [
-                        ("spread bid / ask", f"{d['spread_bid']:.6g} / {d['spread_ask']:.6g}"),
-                        ("sizes", f"{d.get('bid_size')} / {d.get('ask_size')}"),
-                        ("USD/CNH", d.get("fx")),
-                    ]
-                )
-            )
-        parts.append(table(d["quotes"]))
-    if not r.legs.empty:
-        parts += ["<b>Legs</b> (slippage against the decision price, positive = worse)", table(r.legs)]
-    parts += [
-        "<b>Orders</b>",
-        table(
-            r.orders,
-            [
-                "client_order_id",
-                "venue_order_id",
-                "purpose",
-                "instrument",
-                "side",
-                "qty",
-                "price",
-                "tif",
-                "account",
-                "state",
-                "filled",
-                "avg_px",
-                "slippage_ticks",
-                "slippage",
-                "currency",
-                "intent_to_ack_ns",
-                "intent_to_first_fill_ns",
-                "checks",
-            ],
-        ),
-        "<b>Timeline</b> (hop: monotonic ns since the row before; venue lag: ts_init - ts_event)",
-        table(
-            r.frame,
-            [
-                "seq",
-                "time",
-                "step",
-                "order_id",
-                "venue",
-                "state",
-                "detail",
-                "hop_ns",
-                "venue_lag_ns",
-                "slippage_ticks",
-            ],
-        ),
-        "</div>",
-    ]
-    return "".join(parts)
 
 
 def summary_html(summary: Mapping[str, Any], frames: Mapping[str, pd.DataFrame]) -> str:
@@ -134,7 +59,7 @@ def summary_html(summary: Mapping[str, Any], frames: Mapping[str, pd.DataFrame])
     window = summary["window"]
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>cmc_lab audit pack {escape(summary['created_utc'])}</title>{_STYLE}</head>",
+        f"<title>cmc_lab audit pack {escape(summary['created_utc'])}</title>{STYLE}</head>",
         '<body class="cmc-report">',
         f"<h2>Audit pack: {escape(summary['journal'])}</h2>",
         pairs(

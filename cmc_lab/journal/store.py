@@ -8,8 +8,6 @@ one file (two notebooks) still extend a single chain.
 
 from __future__ import annotations
 
-import json
-import operator
 import os
 import sqlite3
 import threading
@@ -18,9 +16,8 @@ from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any
 
-import orjson
 import pandas as pd
 
 from cmc_lab.core.crashpoints import crash_point
@@ -37,33 +34,23 @@ from cmc_lab.journal.errors import (
     JournalReadOnly,
     JournalWriteError,
 )
+from cmc_lab.journal.rows import (
+    ALL_COLUMNS,
+    INSERT,
+    JournalRow,
+    read_payload,
+    timeline_frame,
+    whole,
+)
 from cmc_lab.journal.verify import VerifyReport, check_rotation, file_damage, verify_chain
 
 MEMORY = ":memory:"
 
-#: Columns of :meth:`Journal.timeline` and :meth:`Journal.tail` before the payload fields.
-FRAME_COLUMNS = (
-    "seq",
-    "ts_event",
-    "ts_init",
-    "mono_ns",
-    "kind",
-    "order_id",
-    "ticket_id",
-    "venue",
-    "instrument",
-    "hop_ns",
-    "elapsed_ns",
-)
-_INT_COLUMNS = frozenset({"seq", "ts_event", "ts_init", "mono_ns", "hop_ns", "elapsed_ns"})
-_FRAME_NAMES = frozenset(FRAME_COLUMNS)
 _READ_COLUMNS = ", ".join(schema.EVENT_COLUMNS[:10])
-_ALL_COLUMNS = ", ".join(schema.EVENT_COLUMNS)
-_INSERT = f"INSERT INTO events ({_ALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _HEAD = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
 _TIMELINE = f"SELECT {_READ_COLUMNS} FROM events WHERE order_id = ?1 OR ticket_id = ?1 ORDER BY seq"
 _TAIL = f"SELECT {_READ_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?"
-_ROWS_OF = f"SELECT {_ALL_COLUMNS} FROM events WHERE order_id = ?1 OR ticket_id = ?1 ORDER BY seq"
+_ROWS_OF = f"SELECT {ALL_COLUMNS} FROM events WHERE order_id = ?1 OR ticket_id = ?1 ORDER BY seq"
 _ROWS_CHUNK = 5_000
 _LAST_ROTATION = "SELECT payload FROM events WHERE kind = 'JournalRotated' ORDER BY seq DESC LIMIT 1"
 
@@ -72,94 +59,8 @@ _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
 _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 13, 14, 26
 
 
-class JournalRow(NamedTuple):
-    """One row to append; the fields and defaults of :meth:`Journal.append`'s arguments.
-
-    Examples
-    --------
-    >>> JournalRow("OrderSubmitted", 10, 11, 5, {"qty": 1}, order_id="C-1-1").order_id
-    'C-1-1'
-    """
-
-    kind: str
-    ts_event: int
-    ts_init: int
-    mono_ns: int
-    payload: dict[str, Any]
-    order_id: str | None = None
-    ticket_id: str | None = None
-    venue: str | None = None
-    instrument: str | None = None
-
-
-_Stored = tuple[int, int, int, int, str, str | None, str | None, str | None, str | None, str, str, str]
-
-
-def _chain(rows: Iterable[JournalRow], tip: list[tuple[int, str]]) -> Iterator[_Stored]:
-    """The stored tuples of ``rows`` chained on from ``tip[0]``, a (seq, hash); the hot path of writes.
-
-    A generator fed straight to executemany: each row is hashed just before SQLite reads it,
-    so a batch never sits in memory as a list. Once exhausted, ``tip[0]`` is the new head.
-    """
-    return chain_rows(rows, tip)
-
-
-_FLAT = frozenset({str, int, bool, type(None)})  # what orjson reads exactly
-
-
-def _payload(row: tuple[Any, ...]) -> dict[str, Any]:
-    """A stored row's payload; a damaged one is a CorruptJournal naming the row, not a JSON error.
-
-    orjson reads the common case (a flat object of strings and ints: order events) three times
-    faster. It reads an int beyond 64 bits as a float, so a result holding any float or nested
-    value is read again by the standard parser, as is whatever orjson refuses (a lone surrogate
-    escape): that parser decides.
-    """
-    try:
-        payload = orjson.loads(row[9])
-        if type(payload) is not dict or not _FLAT.issuperset(map(type, payload.values())):
-            raise ValueError("not a flat object of exact values")
-    except (TypeError, ValueError):
-        try:
-            payload = json.loads(row[9])
-        except (TypeError, ValueError) as exc:
-            payload = exc
-    if not isinstance(payload, dict):
-        raise CorruptJournal(
-            f"journal row {row[0]} ({row[4]}) has a damaged payload ({payload!r:.80}); the file was edited "
-            "or damaged: Journal(path, readonly=True).verify() names the first bad row"
-        )
-    return payload
-
-
-def _frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    if not rows:
-        return pd.DataFrame(
-            {c: pd.Series(dtype="int64" if c in _INT_COLUMNS else object) for c in FRAME_COLUMNS}
-        )
-    payloads = [_payload(row) for row in rows]
-    keys: dict[str, None] = {}
-    for payload in payloads:
-        keys.update(dict.fromkeys(k for k in payload if k not in _FRAME_NAMES))
-    first = prev = rows[0][3]
-    records = []
-    for row, payload in zip(rows, payloads, strict=True):
-        mono = row[3]
-        records.append((*row[:9], mono - prev, mono - first, *[payload.get(k) for k in keys]))
-        prev = mono
-    return pd.DataFrame(records, columns=[*FRAME_COLUMNS, *keys])
-
-
-def _whole(name: str, value: object) -> int:
-    """An int from any integer type (numpy's too, which sqlite3 would bind as a BLOB), else TypeError."""
-    try:
-        return operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{name}={value!r} is not a whole number; pass an int") from None
-
-
 def _ns(name: str, value: object) -> int | None:
-    return None if value is None else _whole(name, value)
+    return None if value is None else whole(name, value)
 
 
 def anchor(conn: sqlite3.Connection) -> tuple[int, str] | None:
@@ -182,7 +83,7 @@ def _wal(path: Path) -> Path:
 
 def _scan(conn: sqlite3.Connection) -> Generator[tuple[Any, ...], None, None]:
     """Every row in seq order; lazy, so that a damaged file fails inside the verifier's loop."""
-    cursor = conn.execute(f"SELECT {_ALL_COLUMNS} FROM events ORDER BY seq")
+    cursor = conn.execute(f"SELECT {ALL_COLUMNS} FROM events ORDER BY seq")
     try:
         yield from cursor
     finally:
@@ -361,7 +262,7 @@ class Journal:
                 raise self._write_error(exc) from exc
             try:
                 tip = [self._head(conn)]
-                conn.executemany(_INSERT, _chain(rows, tip))
+                conn.executemany(INSERT, chain_rows(rows, tip))
                 crash_point("mid_commit")
                 conn.execute("COMMIT")
                 if self._checkpoints is not None:
@@ -488,7 +389,7 @@ class Journal:
         """
         with self._reading() as conn:
             rows = conn.execute(_TIMELINE, (id,)).fetchall()
-        return _frame(rows)
+        return timeline_frame(rows)
 
     def rows_of(self, id: str) -> list[dict[str, Any]]:
         """Every row of one order or hedge ticket as :meth:`rows` gives them (whole payload), by index.
@@ -503,7 +404,8 @@ class Journal:
         with self._reading() as conn:
             found = conn.execute(_ROWS_OF, (id,)).fetchall()
         return [
-            {**dict(zip(schema.EVENT_COLUMNS, row, strict=True)), "payload": _payload(row)} for row in found
+            {**dict(zip(schema.EVENT_COLUMNS, row, strict=True)), "payload": read_payload(row)}
+            for row in found
         ]
 
     def tail(self, n: int = 20) -> pd.DataFrame:
@@ -514,13 +416,13 @@ class Journal:
         >>> len(Journal(":memory:").tail())
         0
         """
-        count = _whole("n", n)
+        count = whole("n", n)
         if count < 0:
             raise ValueError(f"tail(n={n!r}): n must be a whole number of rows >= 0")
         with self._reading() as conn:
             rows = conn.execute(_TAIL, (count,)).fetchall()
         rows.reverse()
-        return _frame(rows)
+        return timeline_frame(rows)
 
     def rows(
         self,
@@ -554,7 +456,7 @@ class Journal:
             where.append(f"kind IN ({', '.join('?' * len(wanted))})")
             params.extend(wanted)
         query = (
-            f"SELECT {_ALL_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT {_ROWS_CHUNK}"
+            f"SELECT {ALL_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT {_ROWS_CHUNK}"
         )
         with self._reading() as conn:
             after, last = conn.execute(bounds, [value for _, value in span]).fetchone()
@@ -565,7 +467,7 @@ class Journal:
                 chunk = conn.execute(query, [after, last, *params]).fetchall()
             for row in chunk:
                 out = dict(zip(schema.EVENT_COLUMNS, row, strict=True))
-                out["payload"] = _payload(row)
+                out["payload"] = read_payload(row)
                 yield out
             if len(chunk) < _ROWS_CHUNK:
                 return

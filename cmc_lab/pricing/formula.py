@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from cmc_lab.core.model import Instrument
+from cmc_lab.core.instruments import Instrument
 from cmc_lab.pricing.units import PriceLike
 
 _FUNCTIONS: Mapping[str, tuple[Any, int]] = MappingProxyType(
@@ -48,7 +48,7 @@ def parse_formula(formula: str, names: Sequence[str]) -> tuple[ast.expr, set[str
     """The parsed formula and the names it uses, or a ValueError naming the offending token."""
     if len(formula) > _MAX_FORMULA_CHARS:
         raise ValueError(
-            f"formula is {len(formula)} characters long; write it in at most {_MAX_FORMULA_CHARS}"
+            f"formula is {len(formula)} characters long, over the limit of {_MAX_FORMULA_CHARS}; write it shorter"
         )
     try:
         tree = ast.parse(formula.strip(), mode="eval")

@@ -24,7 +24,8 @@ from typing import Literal, TypeAlias
 
 import numpy as np
 
-from cmc_lab.core.model import Instrument, Quote
+from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.model import Quote
 from cmc_lab.pricing.formula import FX_NAMES, formula_leg_names, parse_formula
 from cmc_lab.pricing.kernel import SpreadKernel
 from cmc_lab.pricing.units import FxRates, PriceLike, convert_money, needs_fx, spread_units, unit_factor

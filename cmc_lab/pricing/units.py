@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
-from cmc_lab.core.model import TROY_OUNCE_GRAMS, Instrument
+from cmc_lab.core.instruments import TROY_OUNCE_GRAMS, Instrument
 
 if TYPE_CHECKING:
     import numpy.typing as npt

@@ -15,7 +15,8 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
 from cmc_lab.core.ids import USDCNH_ID
-from cmc_lab.core.model import PLAIN_DECIMAL, Instrument, MarginKind, Quote, Side
+from cmc_lab.core.instruments import PLAIN_DECIMAL, Instrument, MarginKind
+from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.specs import ACCOUNT_CURRENCIES, AccountSpec, Specs
 from cmc_lab.pricing.units import needs_fx
 

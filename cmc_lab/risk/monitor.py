@@ -16,9 +16,8 @@ from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
 from cmc_lab.core.ids import venue_of
+from cmc_lab.core.instruments import Instrument, MarginKind
 from cmc_lab.core.model import (
-    Instrument,
-    MarginKind,
     OrderAccepted,
     OrderCancelRequested,
     OrderEvent,

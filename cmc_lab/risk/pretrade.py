@@ -17,7 +17,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
-from cmc_lab.core.model import Instrument, Side, TradingHours
+from cmc_lab.core.hours import TradingHours
+from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.model import Side
 from cmc_lab.core.trading import OrderRequest, TradingState
 from cmc_lab.risk.capital import Capital, to_money
 

@@ -18,7 +18,7 @@ from typing import Any
 from cmc_lab.core.order import Order
 from cmc_lab.engine.errors import NoQuote
 from cmc_lab.engine.facade import Engine
-from cmc_lab.journal.audit import verify_pack
+from cmc_lab.journal.pack import verify_pack
 
 #: The cross-market spreads the day trades: domestic leg bought, overseas leg sold.
 SPREADS: dict[str, dict[str, float]] = {
@@ -182,7 +182,7 @@ def audit_pack(eng: Engine, path: Path, since_ns: int, until_ns: int) -> dict[st
     """Write the audit pack of ``[since_ns, until_ns)`` with ``eng.audit`` and time it; then check it.
 
     Returns the seconds ``eng.audit`` took (it verifies the whole chain too), the window's rows,
-    the pack's bytes, and whether :func:`~cmc_lab.journal.audit.verify_pack` finds it intact and
+    the pack's bytes, and whether :func:`~cmc_lab.journal.pack.verify_pack` finds it intact and
     drawn from this journal (checked after the timing).
     """
     t0 = time.perf_counter()

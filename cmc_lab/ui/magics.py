@@ -176,8 +176,10 @@ class CmcMagics(Magics):
         return self._engine().alerts()
 
     def _do_receipts(self, args: argparse.Namespace) -> Any:
+        from cmc_lab.ui.receipt import receipt_timeline
+
         receipt = self._engine().receipt(args.id)
-        display(receipt.timeline())
+        display(receipt_timeline(receipt))
         return receipt
 
     def _do_audit(self, args: argparse.Namespace) -> Any:

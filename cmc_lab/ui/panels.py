@@ -95,7 +95,7 @@ class HedgeTicketPanel:
             self.status.value = html
         if ticket.done and self._shown_receipt != ticket.ticket_id:
             self._shown_receipt = ticket.ticket_id
-            self.receipt.children = (receipt_timeline(self.engine, ticket.ticket_id),)
+            self.receipt.children = (receipt_timeline(self.engine.receipt(ticket)),)
 
 
 class AlertsPanel:

@@ -1,4 +1,4 @@
-"""Receipt timeline: an order's or ticket's hops on a time axis with the latency of each, from the journal."""
+"""Receipt timeline: the hops of a :class:`~cmc_lab.journal.receipts.Receipt` on a time axis, with the latency of each."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from jupyter_bokeh.widgets import BokehModel
 from cmc_lab.ui.assets import load_bokehjs
 
 if TYPE_CHECKING:
-    from cmc_lab.engine.facade import Engine
     from cmc_lab.journal.receipts import Receipt
 
 HOP_COLOURS = {
@@ -27,16 +26,8 @@ HOP_COLOURS = {
 }
 
 
-def receipt_frame(engine: Engine, order_or_ticket: str) -> pd.DataFrame:
-    """The journal timeline of one order or ticket, ready to plot: ms since the first hop and labels."""
-    frame = engine.journal.timeline(order_or_ticket)
-    if frame.empty:
-        raise KeyError(f"no journal events for {order_or_ticket!r}; pass a client order id or ticket id")
-    return plot_frame(frame)
-
-
 def plot_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A timeline (``Journal.timeline`` or ``Receipt.frame``) with the columns the chart plots."""
+    """A timeline (``Receipt.frame`` or ``Journal.timeline``) with the columns the chart plots."""
     frame = frame.copy()
     frame["t_ms"] = frame["elapsed_ns"].astype("float64") / 1e6
     frame["hop_ms"] = frame["hop_ns"].astype("Float64").fillna(0).astype("float64") / 1e6
@@ -51,17 +42,14 @@ def plot_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def receipt_timeline(engine: Engine, order_or_ticket: str) -> BokehModel:
-    """A bokeh timeline widget of every hop (decision, checks, send, ack, fills, re-orders, unwind)."""
-    return _chart(receipt_frame(engine, order_or_ticket), order_or_ticket)
+def receipt_timeline(receipt: Receipt) -> BokehModel:
+    """A bokeh timeline widget of every hop of a receipt (decision, checks, send, ack, fills, re-orders, unwind).
 
-
-def timeline_widget(receipt: Receipt) -> BokehModel:
-    """The bokeh timeline of a :class:`~cmc_lab.journal.receipts.Receipt` (``receipt.timeline()``)."""
-    return _chart(plot_frame(receipt.frame), receipt.id)
-
-
-def _chart(frame: pd.DataFrame, order_or_ticket: str) -> BokehModel:
+    Examples
+    --------
+    >>> receipt_timeline(eng.receipt(ticket))            # doctest: +SKIP
+    """
+    frame = plot_frame(receipt.frame)
     load_bokehjs()
     lanes = list(dict.fromkeys(frame["lane"]))[::-1]
     columns = ["t_ms", "start_ms", "hop_ms", "lane", "label", "colour", "kind"]
@@ -70,7 +58,7 @@ def _chart(frame: pd.DataFrame, order_or_ticket: str) -> BokehModel:
         y_range=lanes,
         height=max(160, 22 * len(lanes) + 60),
         sizing_mode="stretch_width",
-        title=f"receipt {order_or_ticket}: ms since decision",
+        title=f"receipt {receipt.id}: ms since decision",
         tools="xpan,xwheel_zoom,reset",
     )
     fig.hbar(y="lane", left="start_ms", right="t_ms", height=0.35, source=source, color="colour", alpha=0.35)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from cmc_lab.core.model import CancelOrder, Event, Instrument, OrderState, Quote, SubmitOrder
+from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.model import CancelOrder, Event, OrderState, Quote, SubmitOrder
 
 #: Where a venue delivers what it hears: quotes and order/venue events. Called on the
 #: engine's loop thread, in the order the venue received them.

@@ -151,12 +151,12 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if not CHROMIUM.is_file():
         pytest.fail(
             f"{CHROMIUM} is missing: the browser test needs Debian's chromium "
-            "(apt-get install -y chromium; .ci/run installs it)"
+            "(sudo apt-get install chromium; bash scripts/test.sh installs it when it may)"
         )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("playwright is not installed: .venv/bin/pip install playwright (.ci/run installs it)")
+        pytest.fail('playwright is not installed: .venv/bin/pip install -e ".[dev]" (the dev extras have it)')
     profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(

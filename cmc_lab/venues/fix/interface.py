@@ -1,19 +1,17 @@
 """FIX session interface layer: the states, errors and callbacks a session shares with its application.
 
 :class:`~cmc_lab.venues.fix.session.FixSession` runs the protocol; a :class:`SessionApp`
-(the gateway, the served exchange) gives its messages meaning.
+(the gateway, the served exchange) gives its messages meaning, and sees the session that calls
+it as a :class:`Session`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from cmc_lab.venues.fix.codec import FixMessage
-
-if TYPE_CHECKING:
-    from cmc_lab.venues.fix.session import FixSession
 
 
 class SessionState(StrEnum):
@@ -65,37 +63,53 @@ class StoredMessage:
     sent_at: float  # loop time
 
 
+class Session(Protocol):
+    """The session as its application sees it in a callback: the CompIDs and the session's clock."""
+
+    @property
+    def sender(self) -> str:
+        """Our CompID."""
+
+    @property
+    def target(self) -> str:
+        """The counterparty's CompID."""
+
+    def now(self) -> float:
+        """Loop time (monotonic seconds), the clock of ``StoredMessage.sent_at``."""
+
+
 class SessionApp:
     """What a session tells its application; override what you need."""
 
-    def on_logon(self, session: FixSession) -> None:
+    def on_logon(self, session: Session) -> None:
         """The session is ACTIVE (both Logons exchanged)."""
 
-    def on_disconnect(self, session: FixSession, reason: str) -> None:
+    def on_disconnect(self, session: Session, reason: str) -> None:
         """The connection ended (Logout, error, silence or peer gone)."""
 
-    def on_message(self, session: FixSession, message: FixMessage) -> None:
+    def on_message(self, session: Session, message: FixMessage) -> None:
         """An application message, in sequence. Raise FieldProblem, BusinessReject or UnsupportedMessage to refuse it."""
         raise UnsupportedMessage(message.msg_type)
 
-    def on_reject(self, session: FixSession, message: FixMessage) -> None:
+    def on_reject(self, session: Session, message: FixMessage) -> None:
         """A session-level Reject (35=3) of one of our messages."""
 
-    def check_logon(self, session: FixSession, message: FixMessage) -> str | None:
+    def check_logon(self, session: Session, message: FixMessage) -> str | None:
         """Acceptor: a reason to refuse this Logon, or None to accept it."""
         return None
 
-    def may_resend(self, session: FixSession, stored: StoredMessage) -> bool:
+    def may_resend(self, session: Session, stored: StoredMessage) -> bool:
         """Whether to resend ``stored`` (PossDupFlag=Y) when asked; False gap-fills over it."""
         return True
 
-    def not_resent(self, session: FixSession, stored: StoredMessage) -> None:
+    def not_resent(self, session: Session, stored: StoredMessage) -> None:
         """``stored`` was asked for again and gap-filled instead: the counterparty never processed it."""
 
 
 __all__ = [
     "BusinessReject",
     "LogonError",
+    "Session",
     "SessionApp",
     "SessionDown",
     "SessionState",

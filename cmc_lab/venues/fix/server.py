@@ -1,10 +1,10 @@
 """FIX acceptor layer: the embedded exchange served over FIX 4.4 (order entry and market data).
 
-``cmc-lab venue serve --fix 127.0.0.1:9878`` runs :func:`serve`: one :class:`ExchangeServer`
-holding a :class:`~cmc_lab.venues.sim.exchange.SimExchange` (every venue of the specs, no added
-latency) behind a TCP acceptor. Each configured client CompID has one session that lives as
-long as the process: execution reports produced while its client is away are numbered and
-kept, and reach it through a ResendRequest after the next Logon.
+``cmc-lab venue serve --fix 127.0.0.1:9878`` runs :func:`~cmc_lab.venues.fix.serve.serve`: one
+:class:`ExchangeServer` holding a :class:`~cmc_lab.venues.sim.exchange.SimExchange` (every venue
+of the specs, no added latency) behind a TCP acceptor. Each configured client CompID has one
+session that lives as long as the process: execution reports produced while its client is away
+are numbered and kept, and reach it through a ResendRequest after the next Logon.
 """
 
 from __future__ import annotations
@@ -14,19 +14,17 @@ import contextlib
 import dataclasses
 import hmac
 import logging
-import os
-import signal
 import ssl
-import sys
 import time as _time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar, TextIO
+from typing import Any, ClassVar
 
 from cmc_lab.core.clock import RealClock
+from cmc_lab.core.hours import SessionWindow, TradingHours
 from cmc_lab.core.ids import symbol_of, venue_of
 from cmc_lab.core.model import (
     CancelOrder,
@@ -39,15 +37,18 @@ from cmc_lab.core.model import (
     OrderRejected,
     OrderState,
     Quote,
-    SessionWindow,
     SubmitOrder,
-    TradingHours,
 )
 from cmc_lab.core.specs import Specs, load_specs
 from cmc_lab.venues.fix import codec, mapping, venue_mapping
 from cmc_lab.venues.fix.codec import FieldProblem, FixMessage, Framer
-from cmc_lab.venues.fix.config import is_loopback
-from cmc_lab.venues.fix.interface import BusinessReject, SessionApp, StoredMessage, UnsupportedMessage
+from cmc_lab.venues.fix.interface import (
+    BusinessReject,
+    Session,
+    SessionApp,
+    StoredMessage,
+    UnsupportedMessage,
+)
 from cmc_lab.venues.fix.session import FixSession
 from cmc_lab.venues.fix.store import SeqStore
 from cmc_lab.venues.fix.venue_mapping import FixOrder, OrderRefused
@@ -73,17 +74,6 @@ class _Live:
     cancel: tuple[str, str] | None = None  # (cancel ClOrdID, OrigClOrdID) waiting for the matcher
     replace: tuple[str, str, int, Decimal] | None = None  # (new ClOrdID, orig, total qty, price)
     replaced: tuple[str, str] | None = None  # a replacement sent to the matcher, not yet accepted
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``PORT`` (loopback) as (host, port); port 0 picks a free one."""
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        host, port = "127.0.0.1", value
-    host = host.strip("[]") or "127.0.0.1"
-    if not (port.isascii() and port.isdigit()) or len(port) > 5 or not 0 <= int(port) <= 65535:
-        raise ServeError(f"--fix {value!r}: write HOST:PORT, e.g. 127.0.0.1:9878 (port 0 picks a free one)")
-    return host, int(port)
 
 
 def paper_specs(specs: Specs, sessions: str) -> Specs:
@@ -262,7 +252,7 @@ class ExchangeServer(SessionApp):
 
     # ------------------------------------------------------------------ session callbacks
 
-    def check_logon(self, session: FixSession, message: FixMessage) -> str | None:
+    def check_logon(self, session: Session, message: FixMessage) -> str | None:
         if self._password is None:
             return None
         given = message.get(codec.PASSWORD) or ""
@@ -270,13 +260,13 @@ class ExchangeServer(SessionApp):
             return "wrong or missing Password (554)"
         return None
 
-    def on_disconnect(self, session: FixSession, reason: str) -> None:
+    def on_disconnect(self, session: Session, reason: str) -> None:
         self._subs[session.target].clear()
 
-    def may_resend(self, session: FixSession, stored: StoredMessage) -> bool:
+    def may_resend(self, session: Session, stored: StoredMessage) -> bool:
         return stored.msg_type in ("8", "9", "j")  # market data is stale by now: gap-fill it
 
-    def on_message(self, session: FixSession, message: FixMessage) -> None:
+    def on_message(self, session: Session, message: FixMessage) -> None:
         handler = self._handlers.get(message.msg_type)
         if handler is None:
             raise UnsupportedMessage(message.msg_type)
@@ -284,7 +274,7 @@ class ExchangeServer(SessionApp):
 
     # ------------------------------------------------------------------ order entry
 
-    def _new_order(self, session: FixSession, msg: FixMessage) -> None:
+    def _new_order(self, session: Session, msg: FixMessage) -> None:
         client = session.target
         cl_ord_id = msg.require(mapping.CL_ORD_ID)
         if (client, cl_ord_id) in self._by_cl:
@@ -317,7 +307,7 @@ class ExchangeServer(SessionApp):
             )
         )
 
-    def _cancel(self, session: FixSession, msg: FixMessage) -> None:
+    def _cancel(self, session: Session, msg: FixMessage) -> None:
         client = session.target
         cl_ord_id, orig = msg.require(mapping.CL_ORD_ID), msg.require(mapping.ORIG_CL_ORD_ID)
         live = self._by_cl.get((client, orig))
@@ -339,7 +329,7 @@ class ExchangeServer(SessionApp):
             client, "9", venue_mapping.cancel_reject(cl_ord_id, orig, order, "1", reason, why, self._ts())
         )
 
-    def _replace(self, session: FixSession, msg: FixMessage) -> None:
+    def _replace(self, session: Session, msg: FixMessage) -> None:
         client = session.target
         cl_ord_id, orig = msg.require(mapping.CL_ORD_ID), msg.require(mapping.ORIG_CL_ORD_ID)
         qty, price = msg.decimal(mapping.ORDER_QTY), msg.decimal(mapping.PRICE)
@@ -371,7 +361,7 @@ class ExchangeServer(SessionApp):
             CancelOrder(live.internal, live.order.instrument, self._now())
         )
 
-    def _status(self, session: FixSession, msg: FixMessage) -> None:
+    def _status(self, session: Session, msg: FixMessage) -> None:
         client = session.target
         cl_ord_id = msg.require(mapping.CL_ORD_ID)
         req_id = msg.get(mapping.ORD_STATUS_REQ_ID)
@@ -396,7 +386,7 @@ class ExchangeServer(SessionApp):
 
     # ------------------------------------------------------------------ market data
 
-    def _market_data(self, session: FixSession, msg: FixMessage) -> None:
+    def _market_data(self, session: Session, msg: FixMessage) -> None:
         client = session.target
         req_id, kind, symbols = venue_mapping.parse_market_data_request(msg)
         wanted = []
@@ -424,7 +414,7 @@ class ExchangeServer(SessionApp):
         matches = [iid for iid in self.currencies if symbol_of(iid) == symbol]
         return matches[0] if len(matches) == 1 else None
 
-    _handlers: ClassVar[dict[str, Callable[[ExchangeServer, FixSession, FixMessage], None]]] = {
+    _handlers: ClassVar[dict[str, Callable[[ExchangeServer, Session, FixMessage], None]]] = {
         "D": _new_order,
         "F": _cancel,
         "G": _replace,
@@ -544,77 +534,4 @@ class ExchangeServer(SessionApp):
         return codec.format_timestamp(self.clock.now_ns())
 
 
-# --------------------------------------------------------------------------- process entry
-
-
-def serve(
-    listen: str,
-    *,
-    sender: str = "EXECUTOR",
-    targets: Iterable[str] = ("CLIENT1",),
-    reset_on_logon: bool = False,
-    sessions: str = "always",
-    seed: int = 7,
-    quote_interval: float = 0.2,
-    password_env: str | None = None,
-    store_dir: str | None = None,
-    log_path: str | None = None,
-    tls_cert: str | None = None,
-    tls_key: str | None = None,
-    allow_remote: bool = False,
-    out: TextIO = sys.stdout,
-) -> int:
-    """Run the served exchange until SIGINT/SIGTERM; prints ``listening on HOST:PORT`` once bound."""
-    host, port = parse_listen(listen)
-    if not allow_remote and not is_loopback(host):
-        raise ServeError(
-            f"--fix {listen}: {host} is not a loopback address; a paper venue binds 127.0.0.1 unless you "
-            "add --allow-remote (and then set a password with --password-env)"
-        )
-    password = None
-    if password_env:
-        password = os.environ.get(password_env)
-        if not password:
-            raise ServeError(f"--password-env {password_env}: that environment variable is not set or empty")
-    context = None
-    if tls_cert:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(tls_cert, tls_key)
-    if log_path:
-        handler = logging.FileHandler(log_path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.DEBUG)
-    server = ExchangeServer(
-        sender=sender,
-        targets=list(targets),
-        seed=seed,
-        quote_interval=quote_interval,
-        sessions=sessions,
-        reset_on_logon=reset_on_logon,
-        password=password,
-        store_dir=store_dir,
-    )
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        bound_host, bound_port = await server.start(host, port, context)
-        clients = ", ".join(server.sessions)
-        print(
-            f"cmc-lab venue: FIX 4.4 acceptor {sender} listening on {bound_host}:{bound_port} "
-            f"(clients {clients}; sessions {sessions}; reset-on-logon {'on' if reset_on_logon else 'off'})",
-            file=out,
-            flush=True,
-        )
-        await stop.wait()
-        await server.close()
-
-    asyncio.run(main())
-    return 0
-
-
-__all__ = ["ALWAYS_OPEN", "ExchangeServer", "ServeError", "paper_specs", "parse_listen", "serve"]
+__all__ = ["ALWAYS_OPEN", "ExchangeServer", "ServeError", "paper_specs"]

@@ -1,8 +1,9 @@
 """FIX session layer: Logon, heartbeats, sequence numbers, gaps, resends, rejects and Logout over asyncio.
 
 One :class:`FixSession` is one pair of CompIDs. It outlives its TCP connections: the sequence
-numbers (in a :class:`~cmc_lab.venues.fix.store.SeqStore`) and the messages kept for resending
-carry over from one connection to the next. The same class plays the initiator (our gateway)
+numbers (in a :class:`~cmc_lab.venues.fix.store.SeqStore`) and the messages its
+:class:`~cmc_lab.venues.fix.outbox.Outbox` keeps for resending carry over from one connection to
+the next. The same class plays the initiator (our gateway)
 and the acceptor (the served exchange); what the messages mean is the job of its
 :class:`SessionApp`.
 
@@ -28,17 +29,14 @@ from cmc_lab.venues.fix.interface import (
     SessionApp,
     SessionDown,
     SessionState,
-    StoredMessage,
     UnsupportedMessage,
     Writer,
 )
-from cmc_lab.venues.fix.recovery import GapWatch, resend_plan
+from cmc_lab.venues.fix.outbox import Outbox
+from cmc_lab.venues.fix.recovery import GapWatch
 from cmc_lab.venues.fix.store import SeqStore
 
 log = logging.getLogger("cmc_lab.fix")
-
-_KEEP_SENT = 100_000  # application messages kept for resending
-_MAX_WRITE_BUFFER = 32 << 20  # a peer that reads slower than this is cut off
 
 
 class FixSession:
@@ -92,15 +90,14 @@ class FixSession:
         self.reset_on_logon = reset_on_logon
         self.logon_timeout = logon_timeout
         self.state = SessionState.IDLE
-        self.sent: dict[int, StoredMessage] = {}
         self.stats = {"in": 0, "out": 0, "garbled": 0, "rejects_sent": 0, "resent": 0, "gap_fills": 0}
+        self.out = Outbox(sender, target, store, self.stats, self.now, self._disconnect)
         self.internal_errors = 0
         self.last_disconnect = ""
-        self._writer: Writer | None = None
         self._framer = Framer()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._connected_at = self._last_sent = self._last_recv = 0.0
+        self._connected_at = self._last_recv = 0.0
         self._test_req: tuple[str, float] | None = None
         self._logout_at = 0.0
         self._gap = GapWatch()
@@ -119,19 +116,19 @@ class FixSession:
 
     @property
     def attached(self) -> bool:
-        return self._writer is not None
+        return self.out.writer is not None
 
     # ------------------------------------------------------------------ connection
 
     def attach(self, writer: Writer) -> None:
         """Take a fresh connection; the acceptor then waits for Logon, the initiator calls :meth:`logon`."""
-        if self._writer is not None:
+        if self.out.writer is not None:
             raise RuntimeError(f"{self!r} already has a connection")
         self._loop = asyncio.get_running_loop()
-        self._writer = writer
+        self.out.writer = writer
         self._framer = Framer()
         now = self._loop.time()
-        self._connected_at = self._last_sent = self._last_recv = now
+        self._connected_at = self.out.last_sent = self._last_recv = now
         self._test_req = None
         self._gap.clear()
         self._closed = self._loop.create_future()
@@ -142,7 +139,7 @@ class FixSession:
         """Read until the connection ends; returns why it ended."""
         reason = "connection closed by the counterparty"
         try:
-            while self._writer is not None:
+            while self.out.writer is not None:
                 data = await reader.read(65536)
                 if not data:
                     break
@@ -156,11 +153,11 @@ class FixSession:
         self, *, reset: bool = False, username: str | None = None, password: str | None = None
     ) -> None:
         """Initiator: send Logon and wait for the answer; raises :class:`LogonError` if refused."""
-        if self._writer is None or self._loop is None:
+        if self.out.writer is None or self._loop is None:
             raise SessionDown(f"{self!r} has no connection to log on over")
         if reset:
             self.store.reset()
-            self.sent.clear()
+            self.out.sent.clear()
         body: list[tuple[int, object]] = [(codec.ENCRYPT_METHOD, 0), (codec.HEART_BT_INT, self.heartbeat)]
         if reset:
             body.append((codec.RESET_SEQ_NUM, "Y"))
@@ -170,7 +167,7 @@ class FixSession:
             body.append((codec.PASSWORD, password))
         self._logon_waiter = self._loop.create_future()
         self.state = SessionState.LOGON_SENT
-        self._send_admin("A", body)
+        self.out.admin("A", body)
         try:
             await asyncio.wait_for(asyncio.shield(self._logon_waiter), self.logon_timeout)
         except TimeoutError:
@@ -179,11 +176,11 @@ class FixSession:
 
     async def logout(self, text: str = "", timeout: float = 2.0) -> None:
         """Send Logout, wait (bounded) for the answer, then close the connection."""
-        if self._writer is None:
+        if self.out.writer is None:
             return
         closed = self._closed
         if self.state is SessionState.ACTIVE:
-            self._send_admin("5", [(codec.TEXT, text)] if text else [])
+            self.out.admin("5", [(codec.TEXT, text)] if text else [])
             self.state = SessionState.LOGOUT_SENT
             self._logout_at = self.now()
             if closed is not None:
@@ -207,61 +204,10 @@ class FixSession:
             raise SessionDown(
                 f"FIX session {self.sender}->{self.target} is not logged on ({self.state.value})"
             )
-        seq = self._take_seq()
-        stored = StoredMessage(seq, msg_type, tuple(body), self._sending_time(), self.now())
-        self.sent[seq] = stored
-        if len(self.sent) > _KEEP_SENT:
-            del self.sent[next(iter(self.sent))]
+        stored = self.out.keep(msg_type, body)
         if self.state is SessionState.ACTIVE:
-            self._write(self._frame(msg_type, seq, stored.body, stored.sending_time))
-        return seq
-
-    def _send_admin(self, msg_type: str, body: Sequence[tuple[int, object]]) -> int:
-        seq = self._take_seq()
-        self._write(self._frame(msg_type, seq, body, self._sending_time()))
-        return seq
-
-    def _take_seq(self) -> int:
-        seq = self.store.next_out
-        self.store.next_out = seq + 1
-        self.store.save()  # before the message leaves: a restart never reuses a number
-        return seq
-
-    def _frame(
-        self,
-        msg_type: str,
-        seq: int,
-        body: Sequence[tuple[int, object]],
-        sending_time: str,
-        orig_sending_time: str | None = None,
-    ) -> bytes:
-        fields: list[tuple[int, object]] = [
-            (codec.MSG_TYPE, msg_type),
-            (codec.SENDER, self.sender),
-            (codec.TARGET, self.target),
-            (codec.MSG_SEQ_NUM, seq),
-            (codec.SENDING_TIME, sending_time),
-        ]
-        if orig_sending_time is not None:
-            fields += [(codec.POSS_DUP, "Y"), (codec.ORIG_SENDING_TIME, orig_sending_time)]
-        fields += body
-        return codec.encode(fields)
-
-    def _write(self, raw: bytes) -> None:
-        writer = self._writer
-        if writer is None or writer.is_closing():
-            return
-        writer.write(raw)
-        self._last_sent = self.now()
-        self.stats["out"] += 1
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s OUT %s", self._name, codec.printable(raw))
-        transport = getattr(writer, "transport", None)
-        if transport is not None and transport.get_write_buffer_size() > _MAX_WRITE_BUFFER:
-            self._disconnect("the counterparty reads too slowly (write buffer full)")
-
-    def _sending_time(self) -> str:
-        return codec.format_timestamp(time.time_ns())
+            self.out.send(stored)
+        return stored.seq
 
     def now(self) -> float:
         """Loop time (monotonic seconds), the clock of the timers and of ``StoredMessage.sent_at``."""
@@ -271,11 +217,11 @@ class FixSession:
 
     def feed(self, data: bytes) -> None:
         """Process received bytes; never raises (a problem rejects or ends the session)."""
-        if self._writer is None:
+        if self.out.writer is None:
             return
         self._framer.feed(data)
         for item in self._framer.frames():
-            if self._writer is None:
+            if self.out.writer is None:
                 return
             if isinstance(item, Garbled):
                 self.stats["garbled"] += 1
@@ -326,7 +272,7 @@ class FixSession:
             tag = codec.SENDER if msg.get(codec.SENDER) != self.target else codec.TARGET
             text = f"CompID problem: expected {self.target}->{self.sender}, got {msg.get(49)}->{msg.get(56)}"
             if self.state is SessionState.ACTIVE:
-                self._reject(msg, codec.COMPID_PROBLEM, tag, text)
+                self.out.reject(msg, codec.COMPID_PROBLEM, tag, text)
             self._logout_and_close(text)
             return
         sending = msg.get(codec.SENDING_TIME)
@@ -342,7 +288,7 @@ class FixSession:
         skew = abs(time.time_ns() - sent_ns) / 1e9
         if skew > self.max_skew:
             if self.state is SessionState.ACTIVE:
-                self._reject(
+                self.out.reject(
                     msg, codec.SENDING_TIME_ACCURACY, 52, f"SendingTime accuracy problem ({skew:.0f} s off)"
                 )
             self._logout_and_close(
@@ -369,7 +315,7 @@ class FixSession:
                 try:
                     self._on_resend_request(msg)
                 except FieldProblem as exc:
-                    self._reject(msg, exc.reason, exc.tag, exc.text)
+                    self.out.reject(msg, exc.reason, exc.tag, exc.text)
             self._request_resend(expected, seq)
             return
         if seq < expected:
@@ -410,7 +356,7 @@ class FixSession:
                 if self._test_req is not None and msg.get(codec.TEST_REQ_ID) == self._test_req[0]:
                     self._test_req = None
             elif mt == "1":
-                self._send_admin("0", [(codec.TEST_REQ_ID, msg.require(codec.TEST_REQ_ID))])
+                self.out.admin("0", [(codec.TEST_REQ_ID, msg.require(codec.TEST_REQ_ID))])
             elif mt == "2":
                 self._on_resend_request(msg)
             elif mt == "3":
@@ -422,7 +368,7 @@ class FixSession:
             else:
                 self.app.on_message(self, msg)
         except FieldProblem as problem:
-            self._reject(msg, problem.reason, problem.tag, problem.text)
+            self.out.reject(msg, problem.reason, problem.tag, problem.text)
         except UnsupportedMessage:
             self._business_reject(msg, 3, f"unsupported MsgType {mt!r}")
         except BusinessReject as exc:
@@ -440,20 +386,9 @@ class FixSession:
             self.store.next_in = seq + 1
             self.store.save()
         if self.state is SessionState.ACTIVE:
-            self._reject(msg, problem.reason, problem.tag, problem.text)
+            self.out.reject(msg, problem.reason, problem.tag, problem.text)
         else:
             self._logout_and_close(f"Logon refused: {problem.text}")
-
-    def _reject(self, msg: FixMessage, reason: int, tag: int | None, text: str) -> None:
-        body: list[tuple[int, object]] = [(codec.REF_SEQ_NUM, msg.seq or 0)]
-        if tag is not None:
-            body.append((codec.REF_TAG_ID, tag))
-        if msg.msg_type:
-            body.append((codec.REF_MSG_TYPE, msg.msg_type))
-        body += [(codec.SESSION_REJECT_REASON, reason), (codec.TEXT, text)]
-        self.stats["rejects_sent"] += 1
-        log.warning("%s Reject of seq %s: %s", self._name, msg.seq, text)
-        self._send_admin("3", body)
 
     def _business_reject(self, msg: FixMessage, reason: int, text: str, ref_id: str | None = None) -> None:
         body: list[tuple[int, object]] = [
@@ -486,7 +421,7 @@ class FixSession:
             if reset or self.reset_on_logon:
                 self.store.next_out = 1
                 self.store.next_in = 1 if reset else seq
-                self.sent.clear()
+                self.out.sent.clear()
         elif reset:
             self.store.next_in = seq
         expected = self.store.next_in
@@ -497,7 +432,7 @@ class FixSession:
             body: list[tuple[int, object]] = [(codec.ENCRYPT_METHOD, 0), (codec.HEART_BT_INT, self.heartbeat)]
             if reset or self.reset_on_logon:
                 body.append((codec.RESET_SEQ_NUM, "Y"))
-            self._send_admin("A", body)
+            self.out.admin("A", body)
         self.state = SessionState.ACTIVE
         if seq == expected:
             self.store.next_in = seq + 1
@@ -517,36 +452,24 @@ class FixSession:
         if self.state is SessionState.LOGOUT_SENT:
             self._disconnect("logout confirmed")
             return
-        self._send_admin("5", [])
+        self.out.admin("5", [])
         self._disconnect(f"logout by counterparty: {text}" if text else "logout by counterparty")
 
     def _request_resend(self, expected: int, seen: int) -> None:
         if not self._gap.should_request(seen, self.now(), patience=2 * self.heartbeat):
             return
         log.info("%s gap: expected %d, received %d; ResendRequest", self._name, expected, seen)
-        self._send_admin("2", [(codec.BEGIN_SEQ_NO, expected), (codec.END_SEQ_NO, 0)])
+        self.out.admin("2", [(codec.BEGIN_SEQ_NO, expected), (codec.END_SEQ_NO, 0)])
 
     def _on_resend_request(self, msg: FixMessage) -> None:
         begin, end = msg.integer(codec.BEGIN_SEQ_NO), msg.integer(codec.END_SEQ_NO)
-        plan, skipped = resend_plan(
-            begin, end, self.store.next_out, self.sent, lambda stored: self.app.may_resend(self, stored)
+        self.out.answer_resend(
+            begin,
+            end,
+            lambda stored: self.app.may_resend(self, stored),
+            lambda stored: self.app.not_resent(self, stored),
         )
-        for stored in skipped:
-            self.app.not_resent(self, stored)
-        for step in plan:
-            if isinstance(step, StoredMessage):
-                self.stats["resent"] += 1
-                now = self._sending_time()
-                self._write(self._frame(step.msg_type, step.seq, step.body, now, step.sending_time))
-            else:
-                self._send_gap_fill(*step)
         log.info("%s answered ResendRequest %d..%d", self._name, begin, end)
-
-    def _send_gap_fill(self, seq: int, new_seq: int) -> None:
-        self.stats["gap_fills"] += 1
-        now = self._sending_time()
-        body = [(codec.GAP_FILL, "Y"), (codec.NEW_SEQ_NO, new_seq)]
-        self._write(self._frame("4", seq, body, now, now))
 
     def _gap_fill(self, msg: FixMessage) -> None:
         new_seq = msg.integer(codec.NEW_SEQ_NO)
@@ -562,13 +485,13 @@ class FixSession:
     def _sequence_reset(self, msg: FixMessage) -> None:
         value = msg.get(codec.NEW_SEQ_NO)
         if value is None or not codec.is_uint(value):
-            self._reject(
+            self.out.reject(
                 msg, codec.REQUIRED_TAG_MISSING, codec.NEW_SEQ_NO, "NewSeqNo (36) missing or invalid"
             )
             return
         new_seq = int(value)
         if new_seq < self.store.next_in:
-            self._reject(
+            self.out.reject(
                 msg,
                 codec.VALUE_INCORRECT,
                 codec.NEW_SEQ_NO,
@@ -591,7 +514,7 @@ class FixSession:
 
     def _on_timer(self) -> None:
         self._timer = None
-        if self._writer is None:
+        if self.out.writer is None:
             return
         now = self.now()
         hb = self.heartbeat
@@ -604,27 +527,27 @@ class FixSession:
                 self._disconnect("no Logout answer")
                 return
         elif self.state is SessionState.ACTIVE:
-            if now - self._last_sent >= hb:
-                self._send_admin("0", [])
+            if now - self.out.last_sent >= hb:
+                self.out.admin("0", [])
             if self._test_req is not None and self._last_recv > self._test_req[1]:
                 self._test_req = None
             if self._test_req is None and now - self._last_recv >= hb * 1.2:
                 test_id = f"TEST-{time.time_ns()}"
                 self._test_req = (test_id, now)
                 log.info("%s silent for %.1f s: TestRequest", self._name, now - self._last_recv)
-                self._send_admin("1", [(codec.TEST_REQ_ID, test_id)])
+                self.out.admin("1", [(codec.TEST_REQ_ID, test_id)])
             elif self._test_req is not None and now - self._test_req[1] >= hb * 1.2:
                 self._logout_and_close(f"heartbeat timeout: no answer to TestRequest within {hb * 1.2:g} s")
                 return
         self._arm_timer()
 
     def _logout_and_close(self, text: str) -> None:
-        if self._writer is not None and self.state is not SessionState.IDLE:
-            self._send_admin("5", [(codec.TEXT, text)])
+        if self.out.writer is not None and self.state is not SessionState.IDLE:
+            self.out.admin("5", [(codec.TEXT, text)])
         self._disconnect(text)
 
     def _disconnect(self, reason: str) -> None:
-        writer, self._writer = self._writer, None
+        writer, self.out.writer = self.out.writer, None
         if writer is None:
             return
         if self._timer is not None:

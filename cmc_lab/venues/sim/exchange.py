@@ -9,7 +9,8 @@ from typing import Any
 
 from cmc_lab.core.clock import Clock
 from cmc_lab.core.ids import venue_of
-from cmc_lab.core.model import Instrument, Side, VenueConnected, VenueDisconnected
+from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.model import Side, VenueConnected, VenueDisconnected
 from cmc_lab.core.specs import Specs, VenueSpec
 from cmc_lab.data.market import FairQuote, SimMarket
 from cmc_lab.venues.base import EventSink, VenueNotConnected

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from cmc_lab.core.model import Instrument, Side
+from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.model import Side
 
 #: Every kind ``SimVenue.inject`` knows, with the extra keyword parameters it takes.
 FAULT_KINDS: dict[str, dict[str, str]] = {

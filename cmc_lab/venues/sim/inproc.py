@@ -20,7 +20,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from cmc_lab.core.clock import Clock
-from cmc_lab.core.model import CancelOrder, Instrument, SubmitOrder, VenueConnected, VenueDisconnected
+from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.model import CancelOrder, SubmitOrder, VenueConnected, VenueDisconnected
 from cmc_lab.core.specs import Specs, VenueSpec
 from cmc_lab.venues.base import EventSink, OrderStatusReport, VenueNotConnected
 from cmc_lab.venues.sim.matching import Item, Matcher

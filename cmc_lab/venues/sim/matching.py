@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import partial
 
+from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import (
     CancelOrder,
     Event,
-    Instrument,
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
