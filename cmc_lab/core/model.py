@@ -350,14 +350,8 @@ def event_from_payload(kind: str, payload: dict[str, Any]) -> Event:
     cls = EVENT_TYPES.get(kind)
     if cls is None:
         raise ValueError(f"unknown event kind {kind!r}; known: {', '.join(sorted(EVENT_TYPES))}")
-    fields = dataclasses.fields(cls)
-    missing = [
-        f.name
-        for f in fields
-        if f.name not in payload
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
+    fields, required = _fields_of(cls)
+    missing = [name for name in required if name not in payload]
     if missing:
         raise ValueError(f"{kind} payload lacks field(s) {', '.join(missing)}: {payload!r}")
     kwargs: dict[str, Any] = {}
@@ -378,6 +372,24 @@ def event_from_payload(kind: str, payload: dict[str, Any]) -> Event:
             raise ValueError(f"{kind} payload field {f.name} = {raw!r} is not a valid {f.type}") from None
         kwargs[f.name] = value
     return cls(**kwargs)
+
+
+def _fields_of(cls: type[Event]) -> tuple[tuple[dataclasses.Field[Any], ...], tuple[str, ...]]:
+    """An event class's fields and the names a payload must have (read once per class: restarts
+    rebuild every event of the journal through :func:`event_from_payload`)."""
+    known = _FIELDS.get(cls)
+    if known is None:
+        fields = dataclasses.fields(cls)
+        required = tuple(
+            f.name
+            for f in fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
+        known = _FIELDS[cls] = (fields, required)
+    return known
+
+
+_FIELDS: dict[type[Event], tuple[tuple[dataclasses.Field[Any], ...], tuple[str, ...]]] = {}
 
 
 _register_events()
