@@ -16,6 +16,7 @@ from cmc_lab.venues.base import Venue
 from cmc_lab.venues.fix.gateway import fix_venues
 from cmc_lab.venues.replay import first_time_ns, open_replay, replay_venues
 from cmc_lab.venues.sim.exchange import SimExchange
+from cmc_lab.venues.sim.positions import trade_log_path
 
 
 class UnsupportedVenue(ValueError):
@@ -55,6 +56,8 @@ def connect(
         Seed of the embedded exchange: same seed, same market.
     journal
         Path of the SQLite journal (created, or reopened and continued). None keeps it in memory.
+        The embedded exchange keeps its own trades beside it (``<journal>.sim-book.jsonl``), so its
+        positions outlive the engine as a real venue's do, for ``eng.reconcile()`` after a reopen.
     clock
         ``"real"`` (notebooks) or ``"virtual"`` (tests, replay, benchmarks: the market runs
         only while you wait on it, as fast as the CPU allows).
@@ -114,7 +117,10 @@ def connect(
     clk = make_clock(clock, None if fix_addresses else start)
     fix_objects = fix_venues(fix_addresses, specs, clk, journal)  # bad addresses fail before the journal
     replay_objects = replay_venues(replay_addresses, replay_data, specs, clk, latency=latency, seed=seed)
-    exchange = SimExchange(specs, clk, seed=seed, quote_interval=quote_interval, latency=latency)
+    trades = trade_log_path(journal) if journal is not None and str(journal) != ":memory:" else None
+    exchange = SimExchange(
+        specs, clk, seed=seed, quote_interval=quote_interval, latency=latency, trade_log=trades
+    )
     venue_objects: dict[str, Venue] = {
         name: fix_objects[name]
         if name in fix_objects

@@ -4,7 +4,8 @@ The parts, built in this order (each only with what it needs, as ib_async's ``IB
 ``Wrapper`` and ``Client``): ``runtime`` (the loop thread), ``market`` (instruments, quotes,
 sessions), ``journal_writer`` (rows into the journal; a failed write halts trading),
 ``alert_log``, ``router`` (orders out, answers in, the trading state), ``desk`` (spreads and hedge
-tickets), ``risk`` (limits, capital, transfers, thresholds) and ``inbox`` (what venues hand in).
+tickets), ``risk`` (limits, capital, transfers, thresholds), ``inbox`` (what venues hand in) and
+``books`` (reconciliation with the venues and broker statements).
 
 Every public method is a thin delegation: it checks its arguments in the caller's thread (bad
 input raises before anything is journaled), then hands the work to the loop and waits; an
@@ -37,6 +38,7 @@ from cmc_lab.engine.errors import EngineClosed, OpenExposureWarning
 from cmc_lab.engine.inbox import Inbox, QuoteCallback
 from cmc_lab.engine.journaling import EngineJournal
 from cmc_lab.engine.market import MarketState
+from cmc_lab.engine.reconciliation import BookReconciler, Reconciliation
 from cmc_lab.engine.recovery import rebuild_order
 from cmc_lab.engine.routing import EventCallback, OrderRouter, orders_frame, parse_tif
 from cmc_lab.engine.runtime import Runtime
@@ -133,6 +135,15 @@ class Engine:
         )
         self.router.risk = self.risk
         self.inbox = Inbox(self.market, self.router, self.risk, self.desk)
+        self.books = BookReconciler(
+            venues=self.venues,
+            router=self.router,
+            capital=self.risk.capital,
+            writer=self.journal_writer,
+            alerts=self.alert_log,
+            runner=self.runtime,
+        )
+        self.on_close(self.books.stop)
         try:
             self.runtime.call(lifecycle.start(self), timeout=connect_timeout)
         except BaseException:
@@ -302,6 +313,20 @@ class Engine:
     def reconnect(self, venue: str) -> None:
         """Open one venue's session again and reconcile its working orders."""
         self.runtime.call(lifecycle.connect_venue(self, self._venue(venue), reconcile=True), advance=True)
+
+    def reconcile(self) -> Reconciliation:
+        """Compare every venue's positions and working orders with the book; differences are
+        journaled and alerted, never written over it (:mod:`cmc_lab.engine.reconciliation`)."""
+        return self.runtime.call(self.books.reconcile(), advance=True)
+
+    async def reconcile_async(self) -> Reconciliation:
+        """``await`` twin of :meth:`reconcile`."""
+        return await self.runtime.call_async(self.books.reconcile(), advance=True)
+
+    def load_statement(self, path: str | Path) -> Reconciliation:
+        """Reconcile positions and cash with a broker's start-of-day CSV (format:
+        :mod:`cmc_lab.engine.statement`); a bad row raises ``StatementError`` naming line and column."""
+        return self.runtime.call(self.books.reconcile_statement(self.books.read_statement(path)))
 
     def on_event(self, callback: EventCallback, remove: bool = False) -> None:
         register_callback(self.router.event_callbacks, callback, remove)

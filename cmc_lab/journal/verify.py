@@ -202,9 +202,9 @@ def _walk(
 
 
 def file_damage(conn: sqlite3.Connection) -> str:
-    """What SQLite's quick_check finds wrong in the file beneath the rows (an index, a page), or ''."""
+    """What SQLite's integrity_check (indexes against their table too) finds wrong in the file beneath the rows (an index, a page), or ''."""
     try:
-        found = [str(row[0]) for row in conn.execute("PRAGMA quick_check(5)")]
+        found = [str(row[0]) for row in conn.execute("PRAGMA integrity_check(5)")]
     except sqlite3.DatabaseError as exc:
         found = [str(exc)]
     if found == ["ok"]:

@@ -20,7 +20,13 @@ from cmc_lab.core.clock import Clock
 from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import CancelOrder, SubmitOrder
 from cmc_lab.core.specs import Specs
-from cmc_lab.venues.base import EventSink, OrderStatusReport, VenueNotConnected
+from cmc_lab.venues.base import (
+    EventSink,
+    OrderStatusReport,
+    PositionReport,
+    VenueCannotReport,
+    VenueNotConnected,
+)
 from cmc_lab.venues.fix.config import FixConfig
 from cmc_lab.venues.fix.initiator import FixGateway, ReplaceResult
 from cmc_lab.venues.fix.session import FixSession
@@ -105,6 +111,20 @@ class FixVenue:
     async def order_status(self, client_order_ids: Iterable[str]) -> list[OrderStatusReport]:
         """One OrderStatusRequest per order; orders the venue does not know are left out."""
         return await self.gateway.order_status(self.name, client_order_ids)
+
+    async def positions(self) -> list[PositionReport]:
+        """Not over FIX yet: raises :class:`~cmc_lab.venues.base.VenueCannotReport` (never "flat")."""
+        raise VenueCannotReport(self._cannot_report("positions"))
+
+    async def working_orders(self) -> list[OrderStatusReport]:
+        """Not over FIX yet: raises :class:`~cmc_lab.venues.base.VenueCannotReport` (never "none working")."""
+        raise VenueCannotReport(self._cannot_report("working orders"))
+
+    def _cannot_report(self, what: str) -> str:
+        return (
+            f"{self.name} (fix) cannot report {what}: OrderMassStatus/RequestForPositions come with the "
+            "FIX issue; check them with the venue or its statement (eng.load_statement)"
+        )
 
 
 def fix_venues(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from cmc_lab.core.clock import Clock
@@ -18,6 +19,7 @@ from cmc_lab.venues.sim.book import OrderBook
 from cmc_lab.venues.sim.faults import FaultHandle, Faults, make_fault
 from cmc_lab.venues.sim.inproc import InProcessVenue, latency_ranges
 from cmc_lab.venues.sim.matching import Matcher
+from cmc_lab.venues.sim.positions import TradeLog
 
 
 class SimExchange:
@@ -40,6 +42,11 @@ class SimExchange:
     latency
         One-way latency in ms: None for each venue's ``latency_ms``, a number for all venues
         (0: none, for benchmarks), or ``{"COMEX": (60, 120)}`` to override some venues.
+    trade_log
+        A JSON-lines file where the exchange appends every trade it books (``cmc.connect`` puts
+        it beside the journal). Each venue keeps its accounts' positions from its own fills; with
+        a log they outlive the process and a new exchange on the same file starts from them, as
+        a real exchange's book outlives an engine restart. None: in memory only.
 
     Examples
     --------
@@ -65,6 +72,7 @@ class SimExchange:
         *,
         quote_interval: float = 0.2,
         latency: float | Mapping[str, tuple[float, float]] | None = None,
+        trade_log: str | Path | None = None,
     ) -> None:
         if (
             isinstance(quote_interval, bool)
@@ -82,10 +90,17 @@ class SimExchange:
         self._timer: asyncio.TimerHandle | None = None
         self._next_tick = 0.0
         self._open: dict[int, bool] = {}
+        self.trade_log = TradeLog(trade_log) if trade_log is not None else None
         ranges = latency_ranges(specs, latency)
         self.venues: dict[str, SimVenue] = {
             name: SimVenue(self, spec, ranges[name]) for name, spec in specs.venues.items()
         }
+        for trade in self.trade_log.trades() if self.trade_log is not None else ():
+            venue = self.venues.get(trade["venue"])
+            if venue is not None:  # a venue these specs no longer list trades nowhere here
+                venue._matcher.positions.apply(
+                    trade["account"], trade["instrument_id"], Side(trade["side"]), trade["qty"]
+                )
 
     def __repr__(self) -> str:
         up = sum(v.connected for v in self.venues.values())
@@ -215,7 +230,7 @@ class SimVenue(InProcessVenue):
         super().__init__(exchange, spec, latency_ms)
         self._ex = exchange
         self.faults = Faults(self._rng)
-        self._matcher = Matcher(spec.name, self._listed(), self.faults)
+        self._matcher = Matcher(spec.name, self._listed(), self.faults, exchange.trade_log)
         self._link_up = True
         self._outage: FaultHandle | None = None
         self._restore_timer: asyncio.TimerHandle | None = None
@@ -271,6 +286,29 @@ class SimVenue(InProcessVenue):
         else:
             self.faults.add(handle)
         return handle
+
+    def book_trade(self, account: str, instrument: str, side: str | Side, qty: int) -> None:
+        """Book a trade in the venue's own position book that the engine never hears of.
+
+        What a give-up, a broker's allocation or a fill whose report was lost leaves behind: the
+        venue holds the lots, the engine's book does not, and ``eng.reconcile()`` says so. Safe
+        from any thread.
+
+        Examples
+        --------
+        >>> venue.book_trade("US-FUT", "GC", "buy", 1)   # doctest: +SKIP
+        """
+        iid = instrument if "." in instrument else f"{self.name}.{instrument}"
+        if iid not in self._matcher.listings:
+            raise KeyError(
+                f"no instrument {iid!r} on {self.name}; its instruments: {', '.join(self._matcher.listings)}"
+            )
+        if not isinstance(account, str) or not account:
+            raise ValueError(f"account must be an account name such as 'US-FUT', got {account!r}")
+        if isinstance(qty, bool) or not isinstance(qty, int) or qty < 1:
+            raise ValueError(f"qty must be a whole number of lots >= 1, got {qty!r}")
+        parsed = Side.parse(side)
+        self._on_loop(self._matcher.positions.book, account, iid, parsed, qty, self._clock.now_ns())
 
     def shock(self, instrument: str, pct: float) -> None:
         """Move an instrument's fair price by ``pct`` ("GC" or "COMEX.GC"); see :meth:`SimExchange.shock`."""

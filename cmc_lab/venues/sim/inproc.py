@@ -15,7 +15,7 @@ import zlib
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -23,8 +23,10 @@ from cmc_lab.core.clock import Clock
 from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import CancelOrder, SubmitOrder, VenueConnected, VenueDisconnected
 from cmc_lab.core.specs import Specs, VenueSpec
-from cmc_lab.venues.base import EventSink, OrderStatusReport, VenueNotConnected
+from cmc_lab.venues.base import EventSink, OrderStatusReport, PositionReport, VenueNotConnected
 from cmc_lab.venues.sim.matching import Item, Matcher
+
+T = TypeVar("T")
 
 
 class Host(Protocol):
@@ -98,8 +100,9 @@ class InProcessVenue(ABC):
     ``latency_ms`` by the venue's own generator (seeded by the host's seed and the venue's name,
     so each venue draws the same latencies on every run whatever the others do); answers come
     back the same way, each direction in order. Messages carry the session's epoch: whatever is
-    in flight when the session ends is dropped. Call ``submit``, ``cancel`` and ``order_status``
-    on the loop the venue connected on.
+    in flight when the session ends is dropped. Call ``submit``, ``cancel`` and the queries
+    (``order_status``, ``positions``, ``working_orders``) on the loop the venue connected on; a
+    query's answer is the exchange's view when the query reached it.
 
     A subclass sets ``kind`` and ``_matcher`` and fills in the session hooks (what happens as a
     session opens and closes, what it sees first).
@@ -118,7 +121,7 @@ class InProcessVenue(ABC):
         self._sink: EventSink | None = None
         self._client_connected = False
         self._epoch = 0
-        self._pending: set[asyncio.Future[list[OrderStatusReport]]] = set()
+        self._pending: dict[asyncio.Future[Any], str] = {}  # queries in flight, and what each asks
         self._to_exchange = _Channel(self._arrive)
         self._to_client = _Channel(self._deliver)
 
@@ -177,13 +180,32 @@ class InProcessVenue(ABC):
         >>> [r.state for r in await venue.order_status(["c1"])]   # doctest: +SKIP
         [<OrderState.FILLED: 'FILLED'>]
         """
-        future: asyncio.Future[list[OrderStatusReport]] = asyncio.get_running_loop().create_future()
-        self._send(self._on_status, (list(client_order_ids), future))
-        self._pending.add(future)
+        wanted = list(client_order_ids)
+        return await self._ask("order_status", lambda: self._matcher.status(wanted))
+
+    async def positions(self) -> list[PositionReport]:
+        """Every non-flat position the venue books for its accounts, long and short apart (one round trip).
+
+        Examples
+        --------
+        >>> [(p.account, p.instrument_id, p.net_qty) for p in await venue.positions()]   # doctest: +SKIP
+        [('US-FUT', 'COMEX.GC', 2)]
+        """
+        return await self._ask("positions", lambda: self._matcher.positions.reports(self._clock.now_ns()))
+
+    async def working_orders(self) -> list[OrderStatusReport]:
+        """Every order still working at the venue, with its side and account (one round trip)."""
+        return await self._ask("working_orders", self._matcher.working)
+
+    async def _ask(self, what: str, query: Callable[[], T]) -> T:
+        """Run ``query`` on the exchange side after the one-way latency; its answer comes back the same way."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._send(self._on_query, (query, future))
+        self._pending[future] = what
         try:
             return await future
         finally:
-            self._pending.discard(future)
+            self._pending.pop(future, None)
 
     # ------------------------------------------------------------------ session hooks
 
@@ -239,11 +261,9 @@ class InProcessVenue(ABC):
                 sink(message)
 
     def _fail_pending(self, why: str) -> None:
-        for future in self._pending:
+        for future, what in self._pending.items():
             if not future.done():
-                future.set_exception(
-                    VenueNotConnected(f"venue {self.name!r}: {why} before order_status answered")
-                )
+                future.set_exception(VenueNotConnected(f"venue {self.name!r}: {why} before {what} answered"))
 
     # ------------------------------------------------------------------ exchange side
 
@@ -256,13 +276,13 @@ class InProcessVenue(ABC):
     def _on_cancel(self, command: CancelOrder) -> None:
         self._emit(self._matcher.cancel(command, self._clock.now_ns()))
 
-    def _on_status(self, request: tuple[list[str], asyncio.Future[list[OrderStatusReport]]]) -> None:
-        ids, future = request
-        reports = self._matcher.status(ids)
+    def _on_query(self, request: tuple[Callable[[], Any], asyncio.Future[Any]]) -> None:
+        query, future = request
+        result = query()
 
         def answer(ts_init: int) -> None:
             if not future.done():
-                future.set_result(reports)
+                future.set_result(result)
 
         self._emit([answer])
 

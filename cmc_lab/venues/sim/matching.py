@@ -31,6 +31,7 @@ from cmc_lab.data.market import FairQuote
 from cmc_lab.venues.base import OrderStatusReport
 from cmc_lab.venues.sim.book import BookOrder, Match, OrderBook
 from cmc_lab.venues.sim.faults import Faults
+from cmc_lab.venues.sim.positions import PositionBook, TradeLog
 
 #: Price levels of simulated liquidity on each side of every book.
 MM_LEVELS = 5
@@ -91,6 +92,7 @@ class SimOrder:
     state: OrderState
     filled: int = 0
     notional: Decimal = Decimal(0)
+    account: str = ""
 
     def report(self) -> OrderStatusReport:
         leaves = 0 if self.state.is_terminal else self.qty - self.filled
@@ -103,17 +105,26 @@ class SimOrder:
             self.filled,
             avg,
             leaves,
+            self.side,
+            self.account,
         )
 
 
 class Matcher:
-    """The books and order records of one venue, and the exchange's answer to each message."""
+    """The books, order records and positions of one venue, and the exchange's answer to each message.
 
-    def __init__(self, venue: str, instruments: Iterable[Instrument], faults: Faults) -> None:
+    ``positions`` is the venue's own book of every account's lots, moved by its fills (and kept in
+    ``log`` when given, so it outlives the process).
+    """
+
+    def __init__(
+        self, venue: str, instruments: Iterable[Instrument], faults: Faults, log: TradeLog | None = None
+    ) -> None:
         self.venue = venue
         self.faults = faults
         self.listings: dict[str, Listing] = {inst.id: Listing.of(inst) for inst in instruments}
         self.orders: dict[str, SimOrder] = {}
+        self.positions = PositionBook(venue, log)
         self._by_key: dict[str, SimOrder] = {}
         self._order_seq = self._trade_seq = 0
 
@@ -185,7 +196,7 @@ class Matcher:
             return self._reject(cmd, reason, now)
         self._order_seq += 1
         voi = f"{self.venue}-{self._order_seq:08d}"
-        order = SimOrder(cid, voi, iid, cmd.side, cmd.qty, OrderState.ACCEPTED)
+        order = SimOrder(cid, voi, iid, cmd.side, cmd.qty, OrderState.ACCEPTED, account=cmd.account)
         self.orders[cid] = self._by_key[voi] = order
         items: list[Item] = []
         if not self.faults.take("no_ack", iid, cmd.side, lost=False):
@@ -245,10 +256,16 @@ class Matcher:
         """Reports of the orders this venue knows, in the order asked; unknown ids are left out."""
         return [self.orders[cid].report() for cid in client_order_ids if cid in self.orders]
 
+    def working(self) -> list[OrderStatusReport]:
+        """Reports of every order still working here, oldest first."""
+        return [order.report() for order in self.orders.values() if not order.state.is_terminal]
+
     def _reject(self, cmd: SubmitOrder, reason: str, now: int) -> list[Item]:
         cid = cmd.client_order_id
         if cid not in self.orders:  # a duplicate id must not overwrite the first order's record
-            self.orders[cid] = SimOrder(cid, None, cmd.instrument_id, cmd.side, cmd.qty, OrderState.REJECTED)
+            self.orders[cid] = SimOrder(
+                cid, None, cmd.instrument_id, cmd.side, cmd.qty, OrderState.REJECTED, account=cmd.account
+            )
         return [
             partial(
                 OrderRejected,
@@ -313,6 +330,7 @@ class Matcher:
         order.filled += qty
         order.notional += px * qty
         order.state = OrderState.FILLED if order.filled >= order.qty else OrderState.PARTIALLY_FILLED
+        self.positions.book(order.account, order.instrument_id, order.side, qty, now)
         self._trade_seq += 1
         item = partial(
             OrderFilled,
