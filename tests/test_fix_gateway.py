@@ -562,8 +562,10 @@ def test_reset_on_logon_acceptor_starts_every_logon_at_one(
         served_exchange("--reset-on-logon") as (port, _),
         caplog.at_level(logging.INFO, logger="cmc_lab.fix"),
     ):
-        for _ in range(2):  # the second logon carries on the numbers the first one left in the store
-            gw = make_gateway(address(port, "CLIENT1"), journal=tmp_path / "run.sqlite")
+        # A reset-on-logon acceptor resets silently (no 141=Y unless asked), so the client that
+        # works with it asks for the reset itself, every logon, past what its store says.
+        for _ in range(2):
+            gw = make_gateway(address(port, "CLIENT1", reset=1), journal=tmp_path / "run.sqlite")
             gw.close()
     logons = [r.getMessage() for r in caplog.records if "logged on (" in r.getMessage()]
     assert len(logons) == 2 and all(m.endswith("in=2)") for m in logons)  # the acceptor's Logon was seq 1

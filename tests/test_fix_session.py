@@ -9,6 +9,7 @@ itself so it can send what a correct FIX engine never would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import socket
@@ -24,7 +25,7 @@ from cmc_lab.core.clock import VirtualClock
 from cmc_lab.venues.fix import codec
 from cmc_lab.venues.fix.codec import FixMessage, Framer, encode
 from cmc_lab.venues.fix.config import FixConfig, FixConfigError
-from cmc_lab.venues.fix.interface import SessionApp
+from cmc_lab.venues.fix.interface import LogonError, Session, SessionApp
 from cmc_lab.venues.fix.session import FixSession
 from cmc_lab.venues.fix.store import SeqStore, SeqStoreError, store_path
 
@@ -63,7 +64,7 @@ class RawClient:
             self.seq += 1
         header: list[tuple[int, object]] = [
             (35, msg_type),
-            (49, sender or self.sender),
+            (49, self.sender if sender is None else sender),
             (56, self.target),
             (34, number),
             (52, sending_time or codec.format_timestamp(time.time_ns())),
@@ -635,3 +636,302 @@ def test_paper_venue_opens_every_instrument_all_day_unless_told_to_honour_sessio
     assert paper_specs(specs, "honour") is specs
     with pytest.raises(ServeError, match="use 'always'"):
         paper_specs(specs, "sometimes")
+
+
+# --------------------------------------------------------------------------- issue 16: both roles, in process
+#
+# The same case against our acceptor and our initiator: a FixSession on an in-memory Wire, driven
+# by a Peer that writes the counterparty's bytes, on a virtual clock (no timing thresholds).
+
+ROLES = ["acceptor", "initiator"]
+
+
+class Peer:
+    """The counterparty of the session under test: numbers and frames its messages."""
+
+    def __init__(self, sender: str, target: str) -> None:
+        self.sender, self.target = sender, target
+        self.seq = 1
+
+    def msg(
+        self,
+        msg_type: str,
+        body: list[tuple[int, object]] | None = None,
+        *,
+        seq: int | None = None,
+        header: list[tuple[int, object]] | None = None,
+        sending_time: str | None = None,
+        sender: str | None = None,
+        begin_string: str = "FIX.4.4",
+    ) -> bytes:
+        number = self.seq if seq is None else seq
+        if seq is None:
+            self.seq += 1
+        fields: list[tuple[int, object]] = [
+            (35, msg_type),
+            (49, self.sender if sender is None else sender),
+            (56, self.target),
+            (34, number),
+            (52, sending_time or codec.format_timestamp(time.time_ns())),
+            *(header or []),
+            *(body or []),
+        ]
+        return encode(fields, begin_string=begin_string)
+
+
+def logon_body(heartbeat: int = 1, reset: bool = False) -> list[tuple[int, object]]:
+    return [(98, 0), (108, heartbeat), *([(141, "Y")] if reset else [])]
+
+
+def run_case(role: str, case: Any, **session_options: Any) -> tuple[FixSession, Wire]:
+    """Run ``case(session, peer, wire, clock)`` against a fresh session playing ``role``."""
+    clock = VirtualClock()
+    loop = clock.new_loop()
+    us, them = ("EXECUTOR", "CLIENT1") if role == "acceptor" else ("CLIENT1", "EXECUTOR")
+
+    async def main() -> tuple[FixSession, Wire]:
+        wire = Wire(loop)
+        options = {"heartbeat": 1, **session_options}
+        session = FixSession(us, them, role, SessionApp(), SeqStore(None), **options)
+        session.attach(wire)
+        await case(session, Peer(them, us), wire, clock)
+        return session, wire
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+async def log_on(session: FixSession, peer: Peer, answer: bytes) -> None:
+    """The counterparty's Logon (acceptor) or its answer to ours (initiator)."""
+    if session.role == "acceptor":
+        session.feed(answer)
+        return
+    pending = asyncio.ensure_future(session.logon())
+    await asyncio.sleep(0)
+    session.feed(answer)
+    with contextlib.suppress(LogonError):
+        await pending
+
+
+def after_logon(wire: Wire) -> list[FixMessage]:
+    """What the session wrote after its Logon (the initiator's own, or the acceptor's answer)."""
+    assert wire.sent and wire.sent[0][1].msg_type == "A"
+    return [m for _, m in wire.sent[1:]]
+
+
+@pytest.mark.parametrize("asked", [False, True], ids=["not-asked", "asked"])
+def test_1B_reset_on_logon_resets_silently_and_echoes_141_only_when_the_client_asked(asked: bool) -> None:
+    async def case(session: FixSession, peer: Peer, wire: Wire, clock: VirtualClock) -> None:
+        session.store.next_out, session.store.next_in = 7, 7
+        await log_on(session, peer, peer.msg("A", logon_body(reset=asked)))
+
+    session, wire = run_case("acceptor", case, reset_on_logon=True)
+    answer = wire.sent[0][1]
+    assert answer.msg_type == "A" and answer.seq == 1 and session.logged_on
+    assert answer.get(141) == ("Y" if asked else None)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_1B_b_logon_with_seq_too_high_is_accepted_answered_then_a_resend_request_follows(role: str) -> None:
+    async def case(session: FixSession, peer: Peer, wire: Wire, clock: VirtualClock) -> None:
+        await log_on(session, peer, peer.msg("A", logon_body(), seq=5))
+
+    session, wire = run_case(role, case)
+    kinds = [m.msg_type for _, m in wire.sent]
+    assert session.logged_on and kinds == ["A", "2"], kinds
+    resend = wire.sent[1][1]
+    assert (resend.get(7), resend.get(16)) == ("1", "0")
+
+
+BAD_FIRST: dict[str, dict[str, Any]] = {
+    "not-logon": {"msg_type": "1", "body": [(112, "hello")]},
+    "begin-string": {"begin_string": "FIX.4.2"},
+    "unknown-sender": {"sender": "NOBODY"},
+    "stale-sending-time": {"sending_time": "20200101-00:00:00.000"},
+    "tag-without-value": {"body": [(98, 0), (108, "")]},
+}
+
+
+@pytest.mark.parametrize("kind", BAD_FIRST)
+@pytest.mark.parametrize("role", ROLES)
+def test_1B_d_a_bad_first_message_disconnects_without_opening_the_session(role: str, kind: str) -> None:
+    async def case(session: FixSession, peer: Peer, wire: Wire, clock: VirtualClock) -> None:
+        options: dict[str, Any] = dict(BAD_FIRST[kind])
+        msg_type, body = options.pop("msg_type", "A"), options.pop("body", logon_body())
+        await log_on(session, peer, peer.msg(msg_type, body, **options))
+
+    session, wire = run_case(role, case)
+    assert not session.logged_on and wire.closed
+    kinds = [m.msg_type for _, m in wire.sent]
+    own_logon = ["A"] if role == "initiator" else []
+    assert kinds in (own_logon, [*own_logon, "5"]), kinds  # never a Logon answer
+
+
+def test_1B_a_second_connection_for_a_logged_on_session_is_refused_and_the_first_kept(
+    server: tuple[int, Path], logged_on: RawClient
+) -> None:
+    second = RawClient(server[0], logged_on.sender)
+    try:
+        second.send("A", [*logon_body(reset=True), (554, PASSWORD)], seq=1)
+        assert "already logged on from another connection" in (second.expect("5").get(58) or "")
+        assert second.closed() == []
+    finally:
+        second.close()
+    logged_on.test_request("first-kept")
+    assert logged_on.expect("0").get(112) == "first-kept"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_1B_logon_with_141_while_logged_on_resets_both_sequences_in_session(role: str) -> None:
+    async def case(session: FixSession, peer: Peer, wire: Wire, clock: VirtualClock) -> None:
+        await log_on(session, peer, peer.msg("A", logon_body()))
+        session.feed(peer.msg("1", [(112, "before")]))
+        session.feed(peer.msg("A", logon_body(reset=True), seq=1))
+        peer.seq = 2
+        session.feed(peer.msg("1", [(112, "after")]))
+
+    session, wire = run_case(role, case)
+    answer, beat = after_logon(wire)[-2:]
+    assert (answer.msg_type, answer.seq, answer.get(141)) == ("A", 1, "Y")
+    assert (beat.msg_type, beat.seq, beat.get(112)) == ("0", 2, "after")
+    assert session.logged_on and (session.store.next_out, session.store.next_in) == (3, 3)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_1B_logon_without_141_while_logged_on_is_logged_out(role: str) -> None:
+    async def case(session: FixSession, peer: Peer, wire: Wire, clock: VirtualClock) -> None:
+        await log_on(session, peer, peer.msg("A", logon_body()))
+        session.feed(peer.msg("A", logon_body()))
+
+    session, wire = run_case(role, case)
+    logout = after_logon(wire)[-1]
+    assert logout.msg_type == "5" and "already logged on" in (logout.get(58) or "")
+    assert wire.closed and not session.logged_on
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_5_a_test_request_not_answered_in_time_disconnects(role: str) -> None:
+    async def case(session: FixSession, peer: Peer, wire: Wire, clock: VirtualClock) -> None:
+        await log_on(session, peer, peer.msg("A", logon_body(heartbeat=1)))
+        await clock.advance(asyncio.sleep(10.0))
+
+    session, wire = run_case(role, case)
+    kinds = [m.msg_type for m in after_logon(wire) if m.msg_type != "0"]
+    assert kinds == ["1", "5"], kinds
+    assert "heartbeat timeout" in (after_logon(wire)[-1].get(58) or "")
+    assert wire.closed and session.last_disconnect.startswith("heartbeat timeout")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_7_resend_request_over_admin_messages_only_is_one_gap_fill(role: str) -> None:
+    async def case(session: FixSession, peer: Peer, wire: Wire, clock: VirtualClock) -> None:
+        await log_on(session, peer, peer.msg("A", logon_body()))
+        session.feed(peer.msg("1", [(112, "admin")]))
+        session.feed(peer.msg("2", [(7, 1), (16, 0)]))
+
+    session, wire = run_case(role, case)
+    sent = [m for _, m in wire.sent]
+    assert [m.msg_type for m in sent] == ["A", "0", "4"], [m.msg_type for m in sent]
+    fill = sent[-1]
+    assert (fill.seq, fill.get(123), fill.get(36), fill.get(43)) == (1, "Y", "3", "Y")
+    assert fill.get(122) is not None and session.logged_on
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_2e_possdup_below_the_expected_seq_is_ignored_not_logged_out(role: str) -> None:
+    async def case(session: FixSession, peer: Peer, wire: Wire, clock: VirtualClock) -> None:
+        await log_on(session, peer, peer.msg("A", logon_body()))
+        earlier = codec.format_timestamp(time.time_ns() - 1_000_000_000)
+        session.feed(peer.msg("1", [(112, "dup")], seq=1, header=[(43, "Y"), (122, earlier)]))
+        session.feed(peer.msg("1", [(112, "fresh")]))
+
+    session, wire = run_case(role, case)
+    assert [(m.msg_type, m.get(112)) for m in after_logon(wire)] == [("0", "fresh")]
+    assert session.logged_on
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_11_a_sequence_reset_that_lowers_the_number_is_rejected_value_incorrect(role: str) -> None:
+    async def case(session: FixSession, peer: Peer, wire: Wire, clock: VirtualClock) -> None:
+        await log_on(session, peer, peer.msg("A", logon_body()))
+        session.feed(peer.msg("4", [(36, 10)]))
+        session.feed(peer.msg("4", [(36, 3)], seq=10))
+
+    session, wire = run_case(role, case)
+    reject = after_logon(wire)[-1]
+    assert (reject.msg_type, reject.get(373), reject.get(371)) == ("3", "5", "36")
+    assert session.logged_on and session.store.next_in == 10
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_message_for_a_deliver_to_comp_id_we_do_not_serve_is_rejected_in_both_roles(role: str) -> None:
+    class Recorder(SessionApp):
+        def __init__(self) -> None:
+            self.got: list[FixMessage] = []
+
+        def on_message(self, session: Session, message: FixMessage) -> None:
+            self.got.append(message)
+
+    app = Recorder()
+
+    async def case(session: FixSession, peer: Peer, wire: Wire, clock: VirtualClock) -> None:
+        session.app = app
+        await log_on(session, peer, peer.msg("A", logon_body()))
+        session.feed(peer.msg("B", [(128, "ELSEWHERE"), (148, "routed")]))
+        session.feed(peer.msg("B", [(128, session.sender), (148, "ours")]))
+
+    session, wire = run_case(role, case)
+    reject = after_logon(wire)[-1]
+    assert (reject.msg_type, reject.get(373), reject.get(371), reject.get(45)) == ("3", "5", "128", "2")
+    assert [m.get(148) for m in app.got] == ["ours"] and session.logged_on
+
+
+# --------------------------------------------------------------------------- issue 16: reject reasons, routing, serve
+
+
+def test_14_an_empty_sender_comp_id_is_a_tag_without_value_not_a_compid_problem(logged_on: RawClient) -> None:
+    logged_on.send("1", [(112, "x")], sender="")
+    reject = logged_on.expect("3")
+    assert (reject.get(373), reject.get(371)) == ("4", "49")
+    logged_on.test_request("still-on")
+    assert logged_on.expect("0").get(112) == "still-on"
+
+
+def test_14_a_header_field_after_the_body_is_out_of_order_not_missing(logged_on: RawClient) -> None:
+    fields: list[tuple[int, object]] = [(35, "1"), (49, logged_on.sender), (56, "EXECUTOR"), (34, logged_on.seq),
+                                        (112, "late"), (52, codec.format_timestamp(time.time_ns()))]  # fmt: skip
+    logged_on.seq += 1
+    logged_on.sock.sendall(encode(fields))
+    reject = logged_on.expect("3")
+    assert (reject.get(373), reject.get(371)) == ("14", "52")
+    logged_on.test_request("in-order")
+    assert logged_on.expect("0").get(112) == "in-order"
+
+
+def test_an_order_for_a_deliver_to_comp_id_we_do_not_serve_is_rejected_not_executed(
+    server: tuple[int, Path], logged_on: RawClient
+) -> None:
+    logged_on.send("D", [(128, "ELSEWHERE"), *order("dlv-1")])
+    reject = logged_on.expect("3")
+    assert (reject.get(373), reject.get(371), reject.get(372)) == ("5", "128", "D")
+    logged_on.test_request("after-deliver-to")
+    assert logged_on.expect("0").get(112) == "after-deliver-to"
+    assert f"order in: {logged_on.sender} dlv-1" not in server[1].read_text()
+
+
+def test_venue_serve_refuses_a_remote_acceptor_without_a_password(capsys: pytest.CaptureFixture[str]) -> None:
+    from cmc_lab.cli import main
+
+    assert main(["venue", "serve", "--fix", "0.0.0.0:0", "--allow-remote"]) == 2
+    assert "set a password with --password-env" in capsys.readouterr().err
+
+
+def test_venue_serve_store_creates_a_missing_directory(tmp_path: Path) -> None:
+    from cmc_lab.venues.fix.server import ExchangeServer
+
+    store = tmp_path / "not" / "yet"
+    server = ExchangeServer(targets=["CLIENT1"], store_dir=store)
+    server.sessions["CLIENT1"].store.save()
+    assert (store / "EXECUTOR-CLIENT1.json").exists()

@@ -1,7 +1,7 @@
 """FIX codec layer: tag=value framing, BodyLength, CheckSum, repeating groups, timestamps. Pure, no IO.
 
 >>> raw = encode([(35, "0"), (49, "A"), (56, "B"), (34, 1), (52, "20261124-14:00:00.000")])
->>> raw[:14]
+>>> raw[:15]
 b'8=FIX.4.4\\x019=45\\x01'
 >>> framer = Framer()
 >>> framer.feed(raw)
@@ -28,12 +28,18 @@ SENDER, TARGET, SENDING_TIME, POSS_DUP, ORIG_SENDING_TIME, POSS_RESEND = 49, 56,
 TEST_REQ_ID, BEGIN_SEQ_NO, END_SEQ_NO, NEW_SEQ_NO, GAP_FILL = 112, 7, 16, 36, 123
 REF_SEQ_NUM, REF_TAG_ID, REF_MSG_TYPE, SESSION_REJECT_REASON, TEXT = 45, 371, 372, 373, 58
 ENCRYPT_METHOD, HEART_BT_INT, RESET_SEQ_NUM, USERNAME, PASSWORD = 98, 108, 141, 553, 554
+DELIVER_TO = 128
 
 #: Tags whose values are secrets: never logged, never journaled (RawData, Password, NewPassword).
 SECRET_TAGS = frozenset({96, PASSWORD, 925})
 
 #: Header tags in the order they are written after BeginString and BodyLength.
 HEADER_TAGS = frozenset({MSG_TYPE, SENDER, TARGET, MSG_SEQ_NUM, SENDING_TIME, POSS_DUP, ORIG_SENDING_TIME})
+
+#: Every tag of the FIX 4.4 standard header (routing, resend, XML and signature fields included):
+#: each comes before the first body tag, else Reject 373=14.
+_MORE_HEADER = (50, 57, 90, 91, 115, 116, 129, 142, 143, 144, 145, 212, 213, 347, 369)
+STANDARD_HEADER = HEADER_TAGS | {BEGIN, BODY_LENGTH, POSS_RESEND, DELIVER_TO, *_MORE_HEADER}
 
 #: Tags whose value must be an integer wherever they appear.
 INT_TAGS = frozenset(
@@ -209,7 +215,8 @@ def parse(raw: bytes) -> FixMessage:
 
     The framer has already checked BeginString, BodyLength and CheckSum. Checked here: every
     field is ``tag=value``, the tag is a positive integer, the value is not empty, MsgType is
-    the third field, header tags are not repeated and integer tags hold integers.
+    the third field, header tags are not repeated and come before the body, and integer tags
+    hold integers.
     """
     text = raw.decode("latin-1")
     if not text.endswith("\x01"):
@@ -239,6 +246,14 @@ def parse(raw: bytes) -> FixMessage:
         if tag in INT_TAGS and not is_uint(value):
             raise _with_message(
                 FieldProblem(INCORRECT_FORMAT, tag, f"tag {tag} must be an integer, got {value!r}"), message
+            )
+    in_body = False
+    for tag, _ in fields[3:]:
+        if tag not in STANDARD_HEADER:
+            in_body = True
+        elif in_body:
+            raise _with_message(
+                FieldProblem(TAG_OUT_OF_ORDER, tag, f"header tag {tag} comes after the body"), message
             )
     return message
 

@@ -57,6 +57,11 @@ def serve(
             f"--fix {listen}: {host} is not a loopback address; a paper venue binds 127.0.0.1 unless you "
             "add --allow-remote (and then set a password with --password-env)"
         )
+    if not is_loopback(host) and not password_env:
+        raise ServeError(
+            f"--fix {listen}: an acceptor on {host} is reachable from other machines; set a password with "
+            "--password-env VAR (the Logon must carry it in 554) or bind 127.0.0.1"
+        )
     password = None
     if password_env:
         password = os.environ.get(password_env)

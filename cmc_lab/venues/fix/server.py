@@ -139,6 +139,13 @@ class ExchangeServer(SessionApp):
         self.logon_timeout = logon_timeout
         self._password = password
         self.sessions: dict[str, FixSession] = {}
+        if store_dir is not None:
+            try:
+                Path(store_dir).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ServeError(
+                    f"--store {store_dir}: cannot create that directory ({exc}); name another"
+                ) from None
         for target in targets:
             path = Path(store_dir) / f"{sender}-{target}.json" if store_dir is not None else None
             self.sessions[target] = FixSession(

@@ -268,7 +268,10 @@ class FixSession:
             else:
                 self._disconnect(f"first message was MsgType {mt!r}, not Logon")
             return
-        if msg.get(codec.SENDER) != self.target or msg.get(codec.TARGET) != self.sender:
+        empty = problem.tag if problem is not None and problem.reason == codec.TAG_WITHOUT_VALUE else None
+        if empty not in (codec.SENDER, codec.TARGET) and (
+            msg.get(codec.SENDER) != self.target or msg.get(codec.TARGET) != self.sender
+        ):  # an empty CompID is a tag without a value (373=4), rejected below
             tag = codec.SENDER if msg.get(codec.SENDER) != self.target else codec.TARGET
             text = f"CompID problem: expected {self.target}->{self.sender}, got {msg.get(49)}->{msg.get(56)}"
             if self.state is SessionState.ACTIVE:
@@ -352,6 +355,13 @@ class FixSession:
             if mt not in codec.FIX44_MSG_TYPES:
                 raise FieldProblem(codec.INVALID_MSG_TYPE, 35, f"invalid MsgType {mt!r}")
             codec.check_repeats(msg)
+            deliver_to = msg.get(codec.DELIVER_TO)
+            if deliver_to is not None and deliver_to != self.sender:
+                raise FieldProblem(
+                    codec.VALUE_INCORRECT,
+                    codec.DELIVER_TO,
+                    f"DeliverToCompID {deliver_to!r} is not served: {self.sender} routes to no third party",
+                )
             if mt == "0":
                 if self._test_req is not None and msg.get(codec.TEST_REQ_ID) == self._test_req[0]:
                     self._test_req = None
@@ -404,7 +414,10 @@ class FixSession:
 
     def _on_logon(self, msg: FixMessage) -> None:
         if self.state is SessionState.ACTIVE:
-            self._logout_and_close("Logon received while already logged on")
+            if msg.get(codec.RESET_SEQ_NUM) == "Y" and msg.seq == 1:
+                self._reset_in_session()
+            else:
+                self._logout_and_close("Logon received while already logged on, without ResetSeqNumFlag=Y")
             return
         heartbeat = msg.get(codec.HEART_BT_INT)
         if heartbeat is None or not codec.is_uint(heartbeat) or int(heartbeat) < 1:
@@ -430,7 +443,7 @@ class FixSession:
             return
         if self.role == "acceptor":
             body: list[tuple[int, object]] = [(codec.ENCRYPT_METHOD, 0), (codec.HEART_BT_INT, self.heartbeat)]
-            if reset or self.reset_on_logon:
+            if reset:  # echoed only when asked: a configured reset-on-logon resets silently
                 body.append((codec.RESET_SEQ_NUM, "Y"))
             self.out.admin("A", body)
         self.state = SessionState.ACTIVE
@@ -443,6 +456,16 @@ class FixSession:
         if seq > expected:
             self._request_resend(expected, seq)
         self.app.on_logon(self)
+
+    def _reset_in_session(self) -> None:
+        """A Logon with ResetSeqNumFlag=Y while logged on: both sequences start again, ours with the answer."""
+        self.store.next_out, self.store.next_in = 1, 2
+        self.out.sent.clear()
+        self._gap.clear()
+        self.out.admin(
+            "A", [(codec.ENCRYPT_METHOD, 0), (codec.HEART_BT_INT, self.heartbeat), (codec.RESET_SEQ_NUM, "Y")]
+        )
+        log.info("%s sequence numbers reset in session", self._name)
 
     def _on_logout(self, msg: FixMessage) -> None:
         text = msg.get(codec.TEXT) or ""
