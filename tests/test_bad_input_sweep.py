@@ -351,7 +351,7 @@ HEDGE_OPTIONS: dict[str, tuple[Callable[[Any], bool], tuple[str, ...]]] = {
     "chase_window_ms": (positive_finite, ("chase_window_ms",)),
     "leg_timeout_ms": (positive_finite, ("leg_timeout_ms",)),
     "max_legged_ms": (positive_finite, ("max_legged_ms",)),
-    "max_legged_exposure": (positive_finite, ("max_legged_exposure",)),
+    "max_legged_exposure": (lambda v: v is None or positive_finite(v), ("max_legged_exposure",)),
     "time_limit_ms": (positive_finite, ("time_limit_ms",)),
     "retry_ms": (positive_finite, ("retry_ms",)),
     "min_top_cover": (

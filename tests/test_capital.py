@@ -160,11 +160,12 @@ def test_a_closing_fill_realizes_pnl_into_cash(eng: cmc.Engine) -> None:
     eng.sleep(1.0)
     sell = fill(eng, "COMEX.GC", "sell", 2)
     realized = (sell.avg_px - buy.avg_px) * 2 * 100
+    fees = Decimal("2.47") * 4  # COMEX GC per contract, 2 lots in and 2 out
     accounts, _ = eng.capital()
     assert realized > 0
-    assert accounts.loc["US-FUT", "cash"] == (Decimal(5_000_000) + realized).quantize(Decimal("0.01"))
+    assert accounts.loc["US-FUT", "cash"] == (Decimal(5_000_000) + realized - fees).quantize(Decimal("0.01"))
     assert accounts.loc["US-FUT", "initial_margin"] == 0
-    assert eng.risk.transfers.ledger()["USD"]["settled"] == realized
+    assert eng.risk.transfers.ledger()["USD"]["settled"] == realized - fees
 
 
 def test_working_orders_hold_margin_until_they_end(eng: cmc.Engine) -> None:
@@ -238,10 +239,12 @@ def test_capital_view_before_any_fx_quote_says_it_uses_the_reference_rate() -> N
 def test_position_flip_realizes_the_closed_part_and_opens_the_rest_at_the_fill_price() -> None:
     gc = load_specs().instrument("COMEX.GC")
     pos = Position("US-FUT", gc)
-    assert pos.apply_fill(Side.BUY, Decimal("2650.0"), 2) == 0
-    assert pos.apply_fill(Side.BUY, Decimal("2660.0"), 2) == 0
+    assert pos.apply_fill(Side.BUY, Decimal("2650.0"), 2).realized == 0
+    assert pos.apply_fill(Side.BUY, Decimal("2660.0"), 2).realized == 0
     assert pos.avg_px == Decimal("2655.0")
-    assert pos.apply_fill(Side.SELL, Decimal("2665.0"), 6) == Decimal("4000.0")  # 4 lots x 10 x 100 oz
+    flip = pos.apply_fill(Side.SELL, Decimal("2665.0"), 6)
+    assert flip.realized == Decimal("4000.0")  # 2 lots x 15 + 2 lots x 5, x 100 oz
+    assert (flip.opened, flip.closed_today + flip.closed_yesterday) == (2, 4)
     assert (pos.qty, pos.avg_px) == (-2, Decimal("2665.0"))
     pos.mark = Decimal("2660.0")
     assert pos.unrealized == Decimal("1000.0")

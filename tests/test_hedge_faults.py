@@ -96,7 +96,7 @@ def check_invariants(run: Run, t: HedgeTicket, expected: set[TicketState]) -> No
     if t.state is TS.BROKEN:
         assert ticket_alerts, "a BROKEN ticket must raise an alert"
         # (2) when BROKEN: the naked exposure is within the limit and named in the alert
-        assert t.legged_exposure() <= t.policy.max_legged_exposure
+        assert t.exposure_limit is not None and t.legged_exposure() <= t.exposure_limit
     else:
         # (2) legs within one lot of the ratio: for whole-lot ratios that means balanced to the lot
         assert t.is_balanced(), f"{t.ticket_id} {t.state}: naked {t.imbalance_lots()}"
@@ -431,35 +431,51 @@ def reject_storm(run: Run) -> HedgeTicket:
     return t
 
 
-def _waited_for_rearm(run: Run, t: HedgeTicket) -> None:
-    waits = [r["payload"]["reason"] for r in run.eng.journal.rows(kinds=["HedgeWait"])]
-    assert any("HALTED" in w for w in waits)
+def _unwound_through_the_kill_switch(run: Run, t: HedgeTicket) -> None:
+    """The kill switch blocks what adds exposure, never the unwind (issue 13, finding 2)."""
+    unwind = t.legs[0].orders[-1]
+    checks = next(
+        r["payload"]["checks"]
+        for r in run.eng.journal.rows(kinds=["OrderSubmitted"])
+        if r["order_id"] == unwind.client_order_id
+    )
+    assert checks.startswith("trading_state: exempt (reduces long 3 SHFE.au in CN-FUT)")
     unwound(run, t)
 
 
-@scenario(TS.UNWOUND, check=_waited_for_rearm)
+@scenario(TS.UNWOUND, check=_unwound_through_the_kill_switch)
 def kill_switch_during_ticket_then_rearm(run: Run) -> HedgeTicket:
     run.venue("COMEX").inject("reject", times=1)
     t = run.eng.hedge("au_gc", "buy", 3, policy="hold", max_legged_ms=1000)
     run.eng.sleep(0.5)
     run.eng.kill("desk risk check")
     run.eng.sleep(2.0)
-    assert t.state is TS.UNWINDING  # wants to unwind, the kill switch holds it
+    assert t.state is TS.UNWOUND  # the unwind reduces exposure: the kill switch lets it out
     run.eng.rearm()
     settle(t)
     return t
 
 
-def _broken_by_kill(run: Run, t: HedgeTicket) -> None:
-    assert "time limit" in t.reason and t.imbalance_lots()["SHFE.au"] == 3
-
-
-@scenario(TS.BROKEN, check=_broken_by_kill)
+@scenario(TS.UNWOUND, check=_unwound_through_the_kill_switch)
 def kill_switch_during_ticket_never_rearmed(run: Run) -> HedgeTicket:
     run.venue("COMEX").inject("reject", times=1)
     t = run.eng.hedge("au_gc", "buy", 3, policy="hold", max_legged_ms=1000, time_limit_ms=4000)
     run.eng.sleep(0.5)
     run.eng.kill("desk risk check")
+    settle(t)
+    return t
+
+
+def _broken_with_its_venue_down(run: Run, t: HedgeTicket) -> None:
+    assert "time limit" in t.reason and t.imbalance_lots()["SHFE.au"] == 3
+
+
+@scenario(TS.BROKEN, check=_broken_with_its_venue_down)
+def unwind_venue_down_until_the_time_limit(run: Run) -> HedgeTicket:
+    run.venue("COMEX").inject("reject", times=1)
+    t = run.eng.hedge("au_gc", "buy", 3, policy="hold", max_legged_ms=1000, time_limit_ms=4000)
+    run.eng.sleep(0.5)
+    run.venue("SHFE").inject("disconnect", duration=60.0)  # the unwind has nowhere to go
     settle(t)
     return t
 
@@ -535,18 +551,25 @@ def crude_overseas_leg_rejected_unwind(run: Run) -> HedgeTicket:
     return t
 
 
-def _unresolved(run: Run, t: HedgeTicket) -> None:
-    assert "orders unresolved" in t.reason
-    assert any("BROKEN" in a for a in t.alerts)
+def _unwound_while_down_then_resumed(run: Run, t: HedgeTicket) -> None:
+    kinds = kinds_of(run, t)
+    assert "HedgeVenueDown" in kinds and "HedgeResume" in kinds
+    assert any("unresolved" in a for a in t.alerts) and any(
+        "resumes after COMEX returned" in a for a in t.alerts
+    )
+    assert not any("BROKEN" in a for a in t.alerts)
+    unwound(run, t)
 
 
-@scenario(TS.BROKEN, check=_unresolved)
+@scenario(TS.UNWOUND, check=_unwound_while_down_then_resumed)
 def lost_order_while_venue_stays_down(run: Run) -> HedgeTicket:
     run.venue("COMEX").inject("no_ack", lost=True)
     t = run.eng.hedge("au_gc", "buy", 3, time_limit_ms=6000)
     run.eng.sleep(0.3)
     run.venue("COMEX").inject("disconnect", duration=60.0)
-    settle(t)
+    run.eng.sleep(t.policy.max_legged_ms / 1000 + 0.5)
+    assert t.legs[0].net == 0 and not t.done  # the au is unwound while the GC order's fate is unknown
+    settle(t, 90.0)
     return t
 
 

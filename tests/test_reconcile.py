@@ -321,21 +321,21 @@ def test_a_statement_with_a_position_and_cash_mismatch_alerts_each(eng: cmc.Engi
     by_item = {d.item: d for d in result.differences}
     assert by_item["COMEX.GC"].difference == -1 and by_item["COMEX.GC"].action == "buy 1 COMEX.GC"
     assert by_item["SHFE.au"].difference == -3 and by_item["SHFE.au"].action == "buy 3 SHFE.au"
-    assert by_item["USD"].difference == Decimal("-1000.00")
+    assert by_item["USD"].difference == Decimal("-995.06")  # the book's cash is net of 2 x 2.47 USD of fees
     levels = dict(zip(eng.alerts()["check"], eng.alerts()["level"], strict=True))
     assert levels == {"position": "critical", "cash": "warning"}
     assert "the statement holds long 1, the engine's book long 2" in eng.alerts()["message"].iloc[0]
     rows = payloads(eng, "ReconcileDifference")
     assert {r["source"] for r in rows} == {"statement"} and len(rows) == 3
     cash = next(r for r in rows if r["check"] == "cash")
-    assert cash["reported"] == "4999000.00" and cash["engine"] == "5000000"  # money as text
+    assert cash["reported"] == "4999000.00" and cash["engine"] == "4999995.06"  # money as text
     summary = payloads(eng, "BookReconciled")[-1]
     assert (
         summary["source"] == "statement sod.csv"
         and summary["differences"] == 3
         and len(summary["sha256"]) == 64
     )
-    assert eng.risk.capital.accounts["US-FUT"].cash == Decimal("5000000")  # never overwritten
+    assert eng.risk.capital.accounts["US-FUT"].cash == Decimal("4999995.06")  # never overwritten
 
 
 def test_a_statement_that_agrees_journals_book_reconciled_clean(eng: cmc.Engine, tmp_path: Path) -> None:
@@ -344,7 +344,7 @@ def test_a_statement_that_agrees_journals_book_reconciled_clean(eng: cmc.Engine,
     statement = write(
         tmp_path,
         "\ufeffCurrency,Cash,Short,Long,Instrument,Account,Desk\n"  # a BOM, any order, an extra column
-        "USD,5000000,1,0,COMEX.GC,US-FUT,metals\n",
+        "USD,4999997.53,1,0,COMEX.GC,US-FUT,metals\n",  # less the fill's 2.47 USD fee
     )
     result = eng.load_statement(statement)
     assert result.clean and len(result.lines) == 2

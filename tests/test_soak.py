@@ -87,7 +87,7 @@ def on_fill_event(watch: Watch) -> Any:
             if t.done or t.is_balanced():
                 continue
             exposure = t.legged_exposure()
-            if exposure > t.policy.max_legged_exposure and t.state is not TS.UNWINDING:
+            if t.exposure_limit is not None and exposure > t.exposure_limit and t.state is not TS.UNWINDING:
                 watch.violations.append(
                     f"{t.ticket_id}: naked {exposure:,.0f} CNY above its limit and {t.state.value}"
                 )

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cmc_lab.core.fees import FeeBasis, FeeEntry, FeeSchedule, fee_schedule
 from cmc_lab.core.hours import SessionWindow, TradingHours
-from cmc_lab.core.ids import symbol_of
+from cmc_lab.core.ids import split_instrument_id, symbol_of
 from cmc_lab.core.instruments import Instrument, MarginKind
 
 SHIPPED = Path(__file__).with_name("instruments.toml")
+#: The shipped fee schedule, read after the instruments file (``[[fee]]`` entries, see the file).
+SHIPPED_FEES = Path(__file__).with_name("fees.toml")
 ENV_VAR = "CMC_LAB_INSTRUMENTS"
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -71,6 +75,8 @@ class Specs:
     capital: CapitalSpec = CapitalSpec()
     #: instrument id -> maintenance margin as a share of initial (from ``margin = { maintenance = ... }``)
     maintenance: dict[str, Decimal] = field(default_factory=dict)
+    #: dated trading fees per instrument (``[[fee]]`` entries of ``fees.toml`` and any extra file)
+    fees: FeeSchedule = field(default_factory=lambda: FeeSchedule({}))
 
     def instrument(self, instrument_id: str) -> Instrument:
         try:
@@ -93,7 +99,9 @@ def unknown_instrument_message(instrument_id: str, known: Iterable[str]) -> str:
 def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
     """Read the shipped specs, then each extra file (and ``$CMC_LAB_INSTRUMENTS``) over them.
 
-    A later file's ``[[instrument]]`` with the same venue and symbol replaces the earlier one;
+    The shipped fee schedule (``fees.toml``) is read right after the shipped instruments. A later
+    file's ``[[instrument]]`` with the same venue and symbol replaces the earlier one, a later
+    ``[[fee]]`` with the same instrument and ``as_of`` the earlier one;
     a later ``[sessions.X]``, ``[venues.X]`` or ``[accounts.X]`` replaces X, shipped or not; keys
     of a later ``[capital]`` table replace the earlier ones.
 
@@ -103,7 +111,7 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
     >>> specs.instrument("SHFE.au").tick
     Decimal('0.02')
     """
-    paths: list[Path] = [SHIPPED]
+    paths: list[Path] = [SHIPPED, SHIPPED_FEES]
     env = os.environ.get(ENV_VAR)
     if env:
         paths += [Path(p) for p in env.split(os.pathsep) if p]
@@ -119,6 +127,7 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
     accounts: dict[str, AccountSpec] = {}
     capital: dict[str, Any] = {}
     raw_instruments: list[tuple[dict[str, Any], str]] = []
+    fees: list[tuple[FeeEntry, str]] = []
     for path in paths:
         data = _read(path)
         for name, raw in _tables(data, "accounts", str(path)).items():
@@ -138,6 +147,12 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
         for i, raw in enumerate(entries):
             where = f"{path}: [[instrument]] #{i + 1}"
             raw_instruments.append((_table(raw, where), where))
+        fee_entries = data.get("fee", [])
+        if not isinstance(fee_entries, list):
+            raise SpecError(f"{path}: 'fee' must be an array of tables, written [[fee]]")
+        for i, raw in enumerate(fee_entries):
+            where = f"{path}: [[fee]] #{i + 1}"
+            fees.append((_fee(_table(raw, where), where), where))
     instruments: dict[str, Instrument] = {}
     maintenance: dict[str, Decimal] = {}
     for raw, where in raw_instruments:
@@ -161,12 +176,14 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
                 f"[accounts.{venue.account}] table; add one with currency and cash, e.g. "
                 f'[accounts.{venue.account}] currency = "USD", cash = "1000000"'
             )
+    _check_fees(fees, instruments)
     return Specs(
         instruments=instruments,
         venues=venues,
         accounts=accounts,
         capital=_capital(capital),
         maintenance=maintenance,
+        fees=fee_schedule([entry for entry, _ in fees]),
     )
 
 
@@ -375,3 +392,80 @@ def _instrument(raw: dict[str, Any], sessions: dict[str, TradingHours], where: s
         reference_price=_decimal(raw, "reference_price", where),
         max_order_qty=max_order_qty,
     )
+
+
+_FEE_KEYS = {"instrument", "currency", "as_of", "source", "per_lot", "notional", "per_contract"}
+_FEE_RATES = ("open", "close_today", "close_yesterday")
+
+
+def _fee(raw: dict[str, Any], where: str) -> FeeEntry:
+    unknown = sorted(set(raw) - _FEE_KEYS)
+    if unknown:
+        raise SpecError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(sorted(_FEE_KEYS))}")
+    instrument = _require(raw, "instrument", where)
+    try:
+        split_instrument_id(instrument)
+    except ValueError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    where = f"{where} ({instrument})"
+    source = raw.get("source")
+    if not isinstance(source, str) or not source.strip():
+        raise SpecError(f'{where}: give the source of the numbers, e.g. source = "SHFE notice of 2021-05-14"')
+    as_of = _require(raw, "as_of", where)
+    if isinstance(as_of, str):
+        with contextlib.suppress(ValueError):
+            as_of = date.fromisoformat(as_of)
+    if not isinstance(as_of, date) or hasattr(as_of, "hour"):
+        raise SpecError(f"{where}: as_of = {as_of!r} must be a date, written as_of = 2026-01-31")
+    bases = [b for b in FeeBasis if b.value in raw]
+    if len(bases) != 1:
+        raise SpecError(
+            f"{where}: give exactly one of per_lot, notional or per_contract (found "
+            f"{', '.join(b.value for b in bases) or 'none'})"
+        )
+    basis = bases[0]
+    table = _table(raw[basis.value], f"{where} {basis.value}")
+    here = f"{where} {basis.value}"
+    components: tuple[tuple[str, Decimal], ...] = ()
+    if basis is FeeBasis.PER_CONTRACT:
+        if not table:
+            raise SpecError(
+                f'{here}: name the parts of the fee, e.g. {{ exchange = "1.60", broker = "0.85" }}'
+            )
+        components = tuple((name, _decimal(table, name, here)) for name in table)
+        total = sum((value for _, value in components), Decimal(0))
+        rates = (total, total, total)
+    else:
+        unknown = sorted(set(table) - set(_FEE_RATES))
+        if unknown:
+            raise SpecError(f"{here}: unknown key {unknown[0]!r}; give open, close_today and close_yesterday")
+        rates = (_decimal(table, "open", here), _decimal(table, "close_today", here),
+                 _decimal(table, "close_yesterday", here))  # fmt: skip
+        if basis is FeeBasis.NOTIONAL and any(r >= 1 for r in rates):
+            raise SpecError(f'{here}: a share of notional must be below 1: write 0.05 per mille as "0.00005"')
+    return FeeEntry(
+        instrument_id=instrument,
+        currency=str(_require(raw, "currency", where)).upper(),
+        basis=basis,
+        open=rates[0],
+        close_today=rates[1],
+        close_yesterday=rates[2],
+        as_of=as_of,
+        source=source.strip(),
+        components=components,
+    )
+
+
+def _check_fees(fees: list[tuple[FeeEntry, str]], instruments: dict[str, Instrument]) -> None:
+    for entry, where in fees:
+        inst = instruments.get(entry.instrument_id)
+        if inst is None:
+            raise SpecError(
+                f"{where}: {unknown_instrument_message(entry.instrument_id, instruments)}; a fee needs its "
+                "[[instrument]]"
+            )
+        if entry.currency != inst.currency.upper():
+            raise SpecError(
+                f"{where} ({entry.instrument_id}): currency {entry.currency!r} is not the instrument's "
+                f"({inst.currency}); fees are charged in the currency the contract trades in"
+            )

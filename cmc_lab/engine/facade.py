@@ -49,6 +49,7 @@ from cmc_lab.journal import Journal, Receipt, read_receipt
 from cmc_lab.journal.audit import export_pack
 from cmc_lab.pricing.spreads import CostTerms
 from cmc_lab.risk.capital_view import CapitalView
+from cmc_lab.risk.flatten import flatten
 from cmc_lab.risk.monitor import RiskMonitor
 from cmc_lab.risk.pretrade import PreTradeChecks, RiskLimits
 from cmc_lab.risk.thresholds import Thresholds
@@ -285,13 +286,23 @@ class Engine:
         return self.runtime.call(self.router.cancel_all(instrument_id, "cancel all"))
 
     def kill(self, reason: str, who: str = "user") -> int:
-        """The kill switch: block new orders, cancel every working order, journal who and why.
-
-        Returns the number of orders cancelled. Trading stays HALTED until :meth:`rearm`.
-        """
+        """The kill switch: cancel every working order, block orders that add exposure (reducing
+        ones pass, exemption journaled), journal who and why; returns how many were cancelled.
+        Trading stays HALTED until :meth:`rearm`."""
         if not isinstance(reason, str) or not reason.strip():
             raise ValueError("say why: eng.kill(reason='...') is journaled for the auditor")
         return self.runtime.call(self.router.kill(reason, who))
+
+    def flatten(self, instrument_id: str, account: str | None = None) -> list[Order]:
+        """Close what is held with reduce-only IOC orders, ``[]`` if nothing is (risk/flatten.py)."""
+        return self.runtime.call(self._flatten(instrument_id, account))
+
+    async def flatten_async(self, instrument_id: str, account: str | None = None) -> list[Order]:
+        """``await`` twin of :meth:`flatten`."""
+        return await self.runtime.call_async(self._flatten(instrument_id, account))
+
+    def _flatten(self, instrument_id: str, account: str | None) -> Coroutine[Any, Any, list[Order]]:
+        return flatten(self.risk, self.market.instrument(instrument_id), account)
 
     def rearm(self, reason: str = "re-armed", who: str = "user") -> None:
         """Leave HALTED (or REDUCING) and accept orders again; journaled."""

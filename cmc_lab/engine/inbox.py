@@ -35,5 +35,6 @@ class Inbox:
                 self._router.runner.report(fire_callbacks(self.quote_callbacks, message))
             return
         self._router.on_event(message)
+        self._desk.on_venue_event(message)
         if isinstance(message, VenueConnected) and message.venue in self._router.venues:
             self._router.reconcile_in_background(self._router.venues[message.venue])

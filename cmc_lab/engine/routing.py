@@ -311,6 +311,8 @@ class OrderRouter:
         crash_point("after_answer_journaled")
         if order is not None:
             self.apply(order, event)  # type: ignore[arg-type]
+            if isinstance(event, OrderFilled):
+                self.risk.journal_booking(order, event)
         elif isinstance(event, VenueEvent):
             self._venue_health(event)
         self.runner.report(fire_callbacks(self.event_callbacks, event))

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from cmc_lab.core.ids import USDCNH_ID
-from cmc_lab.core.model import Quote, Side
+from cmc_lab.core.model import Event, Quote, Side, VenueConnected, VenueDisconnected
 from cmc_lab.core.order import fire_callbacks, register_callback
 from cmc_lab.core.ports import AlertSink, JournalWriter, MarketView, OrderSender
 from cmc_lab.core.runner import Runner
@@ -190,6 +190,21 @@ class Desk:
                     ticket._on_quote_snapshot(snap)
             self._shared.pass_no += 1
 
+    def on_venue_event(self, event: Event) -> None:
+        """A venue dropped or came back (engine loop, after the router journaled it; other events
+        are not the desk's): a ticket's orders working there are unresolved until the venue
+        returns; then the ticket reconciles them and resumes."""
+        if not isinstance(event, VenueConnected | VenueDisconnected):
+            return
+        with self.journal.batch():
+            for ticket in list(self.tickets.values()):
+                if ticket.done:
+                    continue
+                if isinstance(event, VenueDisconnected):
+                    ticket.on_venue_down(event.venue)
+                else:
+                    ticket.on_venue_up(event.venue)
+
     # ------------------------------------------------------------------ tickets
 
     def prepare(
@@ -304,6 +319,7 @@ class Desk:
                 "reason": t.reason,
                 "attempts": t.attempts,
                 "series": t.series[0].ticket_id,
+                "naked": t.naked_text(),
             }
             for leg in t.legs:
                 row[f"{leg.id} filled"] = f"{leg.net}/{leg.target}"

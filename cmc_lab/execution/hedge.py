@@ -18,8 +18,12 @@ from typing import Any
 
 from cmc_lab.core.model import OrderFilled, Side
 from cmc_lab.core.order import register_callback
+from cmc_lab.core.ports import CheckResult
+from cmc_lab.core.trading import OrderRequest
 from cmc_lab.execution.context import DeskContext
-from cmc_lab.execution.flow import TicketCallback, TicketFlow
+from cmc_lab.execution.flow import TicketFlow
+from cmc_lab.execution.limits import exposure_limit
+from cmc_lab.execution.position import TicketCallback
 from cmc_lab.execution.spread import Spread, SpreadSnapshot
 from cmc_lab.execution.ticket import (
     MODES,
@@ -30,6 +34,10 @@ from cmc_lab.execution.ticket import (
     Leg,
     TicketNotArmed,
     TicketState,
+    decision_payload,
+    lead_leg,
+    limit_price,
+    size_shortfall,
 )
 from cmc_lab.execution.trigger import Condition, TriggerRule
 
@@ -44,7 +52,8 @@ class HedgeTicket(TicketFlow):
 
     A ticket with a trigger waits ARMED; ``disarm()`` pauses it and ``arm()`` resumes it. With
     ``repeat=N`` each fire is one ticket and the next waits ARMED, up to N: ``series`` lists them.
-    ``report()`` gives the per-ticket figures: slippage per leg, time between legs, outcome.
+    ``report()`` gives the per-ticket figures: every order, slippage per leg, naked lots as the
+    account holds them, the unwind's cost, realised P&L, the limits that changed its course.
 
     Examples
     --------
@@ -112,6 +121,48 @@ class HedgeTicket(TicketFlow):
 
     def on_state(self, callback: TicketCallback, remove: bool = False) -> None:
         register_callback(self._state_callbacks, callback, remove)
+
+    # ================================================================== on the loop: firing
+
+    def _fire(self, why: str, snap: SpreadSnapshot | None = None) -> None:
+        """Check both legs; send them only if every check passes, else DENIED and nothing leaves."""
+        self._set(TS.CHECKING, why)
+        self._t_decision = self._desk.market.mono_ns()
+        denials: list[str] = []
+        requests: list[OrderRequest] = []
+        checked: list[CheckResult] = []  # each request's check result, handed on: the checks run once
+        unquotable = self.spread.not_quotable_reason()
+        if unquotable:
+            denials.append(f"spread {self.spread.name!r} is not quotable: {unquotable}")
+        else:
+            snap = self.decision = snap or self.spread.quote()
+            for leg, quote in zip(self.legs, snap.legs, strict=True):
+                px = quote.ask if leg.side is Side.BUY else quote.bid
+                leg.decision_px = leg.instrument.round_to_tick(px)
+                price = limit_price(leg, leg.side, leg.decision_px, self.policy.allowance_ticks)
+                requests.append(self._request(leg, leg.side, leg.target, price))
+            checked = [self._desk.orders.check(request) for request in requests]
+            for request, (denial, _) in zip(requests, checked, strict=True):
+                if denial:
+                    denials.append(f"{request.instrument.id}: {denial}")
+            short = size_shortfall(self.policy, self.side, self.units, snap.bid_size, snap.ask_size)
+            denials += [short] if short else []
+        self.exposure_limit, basis = exposure_limit(self.policy, self.legs, snap.fx if snap else None)
+        payload = decision_payload(self.decision, self.legs, why, denials)
+        self._journal(
+            "HedgeDecision", {**payload, "exposure_limit": self.exposure_limit, "exposure_limit_basis": basis}
+        )
+        if denials:
+            self._set(TS.DENIED, "; ".join(denials))
+            return
+        self._set(TS.WORKING, f"{self.policy.mode}: both legs checked")
+        self._arm_timer(self.policy.time_limit_ms, self._on_time_limit)
+        if self.policy.mode == "lead_lag":
+            lead = self._lead = lead_leg(self.legs, self._desk.market.quotes)
+            i = self.legs.index(lead)
+            self._send([(lead, requests[i])], "lead", "lead leg first", [checked[i]])
+        else:
+            self._send(list(zip(self.legs, requests, strict=True)), "leg", "legs sent together", checked)
 
     # ================================================================== on the loop: the trigger
 
@@ -191,7 +242,7 @@ class HedgeTicket(TicketFlow):
         return (
             f"<div class='cmc-ticket'><b>{escape(self.ticket_id)}</b> {escape(self.spread.name)} "
             f"{self.side.value} {self.units} unit(s): <b>{self.state.value}</b> "
-            f"<i>{escape(self.reason)}</i><table><tr><th>leg</th><th>side</th><th>filled</th>"
+            f"<i>{escape(self.reason)}</i> ({escape(self.naked_text())})<table><tr><th>leg</th><th>side</th><th>filled</th>"
             f"<th>decision px</th><th>orders</th></tr>{rows}</table></div>"
         )
 

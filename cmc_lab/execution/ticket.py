@@ -92,7 +92,10 @@ class HedgePolicy:
     max_legged_ms
         The longest a ticket may carry naked exposure: then it unwinds, whatever its policy.
     max_legged_exposure
-        Naked notional (CNY, at the quotes) beyond which the ticket unwinds at once.
+        Naked notional (CNY, at the quotes) beyond which the ticket unwinds at once. None (the
+        default) derives it from the ticket's own size: 1.25 x its notional (every leg at the
+        decision prices; :func:`cmc_lab.execution.limits.exposure_limit`), so a whole leg left
+        naked by one reject is chased, not unwound, at any size.
     time_limit_ms
         From firing: the ticket stops chasing and unwinds; ``max_legged_ms`` later an unfinished
         ticket goes BROKEN with an alert.
@@ -116,7 +119,7 @@ class HedgePolicy:
     chase_window_ms: float = 3000.0
     leg_timeout_ms: float = 1500.0
     max_legged_ms: float = 5000.0
-    max_legged_exposure: float = 5_000_000.0
+    max_legged_exposure: float | None = None
     time_limit_ms: float = 20_000.0
     unwind_ticks: int = 20
     max_unwind_attempts: int = 10
@@ -150,8 +153,11 @@ class HedgePolicy:
             "retry_ms",
         ):
             value = getattr(self, name)
+            if value is None and name == "max_legged_exposure":
+                continue  # derived from the ticket's size when it fires
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+                unset = " (or None: derived from the ticket's size)" if name == "max_legged_exposure" else ""
+                raise ValueError(f"{name} must be a finite number > 0{unset}, got {value!r}")
         cover = self.min_top_cover
         if isinstance(cover, bool) or not isinstance(cover, int | float) or not 0 <= cover <= 1:
             raise ValueError(
@@ -218,38 +224,6 @@ class Leg:
 # --------------------------------------------------------------------------- pure figures and decisions
 
 
-def leg_figures(legs: Sequence[Leg]) -> tuple[dict[str, dict[str, Any]], int | None]:
-    """Per leg: fills, average price, slippage against the decision price (ticks and money in the
-    leg's currency, positive = worse); and the ns between the legs' first fills (None if < 2)."""
-    figures: dict[str, dict[str, Any]] = {}
-    first_fill: dict[str, int] = {}
-    for leg in legs:
-        fills = leg.forward_fills()
-        qty = sum(f.last_qty for f in fills)
-        avg = leg.avg_forward_px()
-        slip_ticks = slip_money = None
-        if avg is not None and leg.decision_px:
-            worse = (avg - leg.decision_px) * leg.side.sign
-            slip_ticks = float(worse / leg.instrument.tick)
-            slip_money = worse * leg.instrument.lot_size * qty
-        if fills:
-            first_fill[leg.id] = min(f.ts_init for f in fills)
-        figures[leg.id] = {
-            "side": leg.side.value,
-            "target": leg.target,
-            "filled": qty,
-            "net": leg.net,
-            "decision_px": leg.decision_px,
-            "avg_px": avg,
-            "slippage_ticks": slip_ticks,
-            "slippage_money": slip_money,
-            "currency": leg.instrument.currency,
-            "orders": len(leg.orders),
-        }
-    between = max(first_fill.values()) - min(first_fill.values()) if len(first_fill) > 1 else None
-    return figures, between
-
-
 @dataclass(frozen=True, slots=True)
 class Planned:
     """One order a ticket decided to send: which leg, side, lots and limit price."""
@@ -266,7 +240,9 @@ def hedged_units(legs: Sequence[Leg]) -> int:
 
 
 def imbalance(legs: Sequence[Leg]) -> dict[str, int]:
-    """Per leg, lots beyond the balanced (hedged) position: the naked part."""
+    """Per leg, lots beyond the balanced (hedged) position, in the leg's own direction (+3 on a
+    sell leg is 3 lots sold too many): what the plans below work with. State it to a person as the
+    account holds it: :func:`cmc_lab.execution.figures.naked_positions`."""
     hedged = hedged_units(legs)
     return {leg.id: leg.net - hedged * leg.lots_per_unit for leg in legs}
 

@@ -1,9 +1,11 @@
-"""Capital and margin: accounts, positions marked to market, margin per position, the unified view.
+"""Capital and margin: accounts, positions marked to market, fees, margin per position, the unified view.
 
 State layer: :class:`Capital` holds the accounts of one engine and is changed only on the engine
 loop (fills, quotes, margin-rate edits, transfers). Money is ``Decimal`` throughout; a quote's
-float mid becomes a mark through ``Decimal(str(mid))``. The read side, a snapshot turned into
-DataFrames in the caller's thread, is :class:`cmc_lab.risk.capital_view.CapitalView`.
+float mid becomes a mark through ``Decimal(str(mid))``. Each fill is booked per lot, first in
+first out (:class:`cmc_lab.risk.positions.Position`), and pays its fee from the dated schedule
+(:mod:`cmc_lab.core.fees`) out of cash. The read side, a snapshot turned into DataFrames in the
+caller's thread, is :class:`cmc_lab.risk.capital_view.CapitalView`.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
+from cmc_lab.core.fees import FillFee
 from cmc_lab.core.ids import USDCNH_ID
 from cmc_lab.core.instruments import PLAIN_DECIMAL, Instrument, MarginKind
 from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.specs import ACCOUNT_CURRENCIES, AccountSpec, Specs
 from cmc_lab.pricing.units import needs_fx
+from cmc_lab.risk.positions import FillEffect, Position, lazy_mid, priced
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
@@ -72,83 +77,56 @@ class MarginRate:
 
 
 @dataclass(slots=True)
-class Position:
-    """Net lots of one instrument in one account, its average price, realized P&L and mark.
-
-    ``mark`` (the last mid, or the first fill's price) is exact money; a quote's mid is turned
-    into it when first read, as most quotes are never looked at.
-    """
-
-    account: str
-    instrument: Instrument
-    qty: int = 0
-    avg_px: Decimal = ZERO
-    realized: Decimal = ZERO
-    mark_ts: int = 0
-    _marked: Quote | Decimal | None = None
-    _mark_cache: tuple[Quote | None, Decimal | None] = field(default=(None, None), repr=False, compare=False)
-
-    @property
-    def mark(self) -> Decimal | None:
-        mid, self._mark_cache = _lazy_mid(self._marked, self._mark_cache)
-        return mid
-
-    @mark.setter
-    def mark(self, value: Decimal | None) -> None:
-        self._marked = value
-
-    def mark_on(self, quote: Quote) -> None:
-        """Mark at ``quote``'s mid (one side of it has a price)."""
-        self._marked, self.mark_ts = quote, quote.ts_event
-
-    def apply_fill(self, side: Side, px: Decimal, qty: int) -> Decimal:
-        """Apply a fill; returns the P&L it realized (instrument currency)."""
-        signed = side.sign * qty
-        lot = self.instrument.lot_size
-        realized = ZERO
-        if self.qty == 0 or (self.qty > 0) == (signed > 0):
-            total = abs(self.qty) + qty
-            self.avg_px = (self.avg_px * abs(self.qty) + px * qty) / total
-            self.qty += signed
-        else:
-            closed = min(qty, abs(self.qty))
-            direction = 1 if self.qty > 0 else -1
-            realized = (px - self.avg_px) * closed * lot * direction
-            self.qty += signed
-            if self.qty == 0:
-                self.avg_px = ZERO
-            elif (self.qty > 0) != (direction > 0):  # flipped: the rest opened at this price
-                self.avg_px = px
-        self.realized += realized
-        if self.mark is None:
-            self.mark = px
-        return realized
-
-    @property
-    def price(self) -> Decimal:
-        return self.mark if self.mark is not None else self.avg_px
-
-    @property
-    def unrealized(self) -> Decimal:
-        if not self.qty:
-            return ZERO
-        return (self.price - self.avg_px) * self.qty * self.instrument.lot_size
-
-    @property
-    def notional(self) -> Decimal:
-        return self.price * self.instrument.lot_size * abs(self.qty)
-
-
-@dataclass(slots=True)
 class Account:
     """A broker account: cash in its currency, its positions and the margin its working orders hold."""
 
     name: str
     currency: str
     cash: Decimal
-    settled: Decimal = ZERO  # realized trading P&L paid into (or out of) cash
+    settled: Decimal = ZERO  # realized trading P&L less fees, paid into (or out of) cash
+    fees: Decimal = ZERO  # trading fees paid out of cash (included in settled)
     positions: dict[str, Position] = field(default_factory=dict)
     reserved: dict[str, Decimal] = field(default_factory=dict)  # client order id -> margin held
+
+
+@dataclass(frozen=True, slots=True)
+class FillBooking:
+    """One fill as the book took it: lots opened and closed, P&L realized, the fee, cash moved.
+
+    ``realized`` and ``fee.amount`` are in the instrument's currency; ``cash`` is what the fill
+    moved in the account's cash (realized P&L less the fee, in cents of the account's currency).
+    """
+
+    account: str
+    instrument_id: str
+    side: Side
+    qty: int
+    px: Decimal
+    effect: FillEffect
+    fee: FillFee
+    cash: Decimal
+    position: int
+
+    def payload(self) -> dict[str, Any]:
+        """The journal's ``FillBooked`` row (money as text)."""
+        e, f = self.effect, self.fee
+        return {
+            "account": self.account,
+            "instrument": self.instrument_id,
+            "side": self.side.value,
+            "qty": self.qty,
+            "px": str(self.px),
+            "opened": e.opened,
+            "closed_today": e.closed_today,
+            "closed_yesterday": e.closed_yesterday,
+            "realized": str(e.realized),
+            "fee": str(f.amount),
+            "fee_currency": f.currency,
+            "fee_detail": f.detail,
+            "fee_as_of": f.as_of.isoformat() if f.as_of else None,
+            "cash": str(self.cash),
+            "position": self.position,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +192,7 @@ class Capital:
     >>> specs = load_specs()
     >>> cap = Capital(specs, specs.instruments.values())
     >>> gc = specs.instrument("COMEX.GC")
-    >>> cap.apply_fill("US-FUT", gc, Side.BUY, Decimal("2650.0"), 2)
+    >>> _ = cap.apply_fill("US-FUT", gc, Side.BUY, Decimal("2650.0"), 2)
     >>> cap.figures("US-FUT").initial_margin
     Decimal('33000')
     """
@@ -237,6 +215,8 @@ class Capital:
             for i in self.instruments.values()
             if i.tradeable
         }
+        self.fees = specs.fees
+        self.bookings: dict[str, list[FillBooking]] = {}  # client order id -> its fills as booked
         fx = specs.instruments.get(USDCNH_ID)
         self.fx_reference = fx.reference_price if fx is not None else Decimal("7.25")
         self._fx: Quote | Decimal | None = None  # the last FX quote, its mid worked out when read
@@ -265,7 +245,7 @@ class Capital:
     @property
     def fx(self) -> Decimal | None:
         """The live USDCNH mid (None before the first FX quote)."""
-        mid, self._fx_mid = _lazy_mid(self._fx, self._fx_mid)
+        mid, self._fx_mid = lazy_mid(self._fx, self._fx_mid)
         return mid
 
     @fx.setter
@@ -332,8 +312,25 @@ class Capital:
         for acct in self.accounts.values():
             yield from acct.positions.values()
 
-    def apply_fill(self, account: str, inst: Instrument, side: Side, px: Decimal, qty: int) -> None:
-        """A fill moves the position; the P&L it realizes is settled into the account's cash."""
+    def holders(self, instrument_id: str) -> list[Position]:
+        """Every account's position in one instrument (flat ones included)."""
+        return list(self._held.get(instrument_id, ()))
+
+    def apply_fill(
+        self,
+        account: str,
+        inst: Instrument,
+        side: Side,
+        px: Decimal,
+        qty: int,
+        *,
+        day: date | None = None,
+        order_id: str | None = None,
+    ) -> FillBooking:
+        """A fill on trading day ``day`` moves the position (FIFO lots); the P&L it realizes, less
+        its fee (SHFE/INE: open, close today or close yesterday; CME/LME: per contract), is settled
+        into the account's cash in cents. Kept for :meth:`bookings_of` when ``order_id`` is given.
+        """
         acct = self.accounts.get(account)
         if acct is None:  # an order the checks never saw (reconcile): keep the money visible
             acct = self.accounts[account] = Account(account, inst.currency, ZERO)
@@ -341,14 +338,38 @@ class Capital:
         if pos is None:
             pos = acct.positions[inst.id] = Position(account, inst)
             self._held.setdefault(inst.id, []).append(pos)
-        realized = pos.apply_fill(side, px, qty)
-        if realized:
-            # Cash settles in cents: an average price can be a repeating decimal, and cash that
-            # carried it would drift from the ledger at Decimal's 28-digit precision.
-            money = self.convert(realized, inst.currency, acct.currency).quantize(CENT)
-            acct.cash += money
-            acct.settled += money
+        effect = pos.apply_fill(side, px, qty, day)
+        fee = self.fees.fee(
+            inst, px, opened=effect.opened, closed_today=effect.closed_today,
+            closed_yesterday=effect.closed_yesterday, day=day,
+        )  # fmt: skip
+        # Cash settles in cents, each amount on its own: a P&L of many lots converted at a live
+        # rate can carry more digits than money has.
+        money = self.convert(effect.realized, inst.currency, acct.currency).quantize(CENT)
+        paid = self.convert(fee.amount, fee.currency, acct.currency).quantize(CENT)
+        acct.cash += money - paid
+        acct.settled += money - paid
+        acct.fees += paid
         self.version += 1
+        booking = FillBooking(account, inst.id, side, qty, px, effect, fee, money - paid, pos.qty)
+        if order_id is not None:
+            self.bookings.setdefault(order_id, []).append(booking)
+        return booking
+
+    def bookings_of(self, client_order_id: str) -> list[FillBooking]:
+        """The fills of one order as the book took them (fee, P&L, lots), in fill order.
+
+        Examples
+        --------
+        >>> from cmc_lab.core.specs import load_specs
+        >>> specs = load_specs()
+        >>> cap = Capital(specs, specs.instruments.values())
+        >>> _ = cap.apply_fill("US-FUT", specs.instrument("COMEX.GC"), Side.BUY, Decimal("2650.0"), 2,
+        ...                    order_id="r1-000001")
+        >>> [(b.fee.amount, b.fee.currency) for b in cap.bookings_of("r1-000001")]
+        [(Decimal('4.94'), 'USD')]
+        """
+        return list(self.bookings.get(client_order_id, ()))
 
     def on_quote(self, quote: Quote) -> bool:
         """Mark held positions (and the FX rate); True when something changed.
@@ -356,13 +377,13 @@ class Capital:
         The marks keep the quote: its Decimal mid is worked out when a figure is next read.
         """
         if quote.instrument_id == USDCNH_ID:
-            if not _priced(quote):
+            if not priced(quote):
                 return False
             self._fx, self.fx_ts = quote, quote.ts_event
             self.version += 1
             return True
         held = self._held.get(quote.instrument_id)
-        if not held or not _priced(quote):
+        if not held or not priced(quote):
             return False
         for pos in held:
             pos.mark_on(quote)
@@ -474,37 +495,6 @@ def utilisation(margin: Decimal, equity: Decimal) -> float:
 
 def ceil_money(amount: Decimal, step: Decimal = Decimal(1)) -> Decimal:
     return (amount / step).to_integral_value(rounding=ROUND_CEILING) * step
-
-
-def _priced(quote: Quote) -> bool:
-    """Whether :func:`_mid` has a price to give (a positive, finite bid or ask)."""
-    return 0.0 < quote.bid < math.inf or 0.0 < quote.ask < math.inf
-
-
-def _mid(quote: Quote) -> Decimal | None:
-    bid, ask = quote.bid, quote.ask
-    ok_bid, ok_ask = bid > 0 and math.isfinite(bid), ask > 0 and math.isfinite(ask)
-    if ok_bid and ok_ask:
-        return Decimal(str(bid)) + (Decimal(str(ask)) - Decimal(str(bid))) / 2
-    if ok_bid or ok_ask:
-        return Decimal(str(bid if ok_bid else ask))
-    return None
-
-
-MidCache = tuple[Quote | None, Decimal | None]
-
-
-def _lazy_mid(held: Quote | Decimal | None, cache: MidCache) -> tuple[Decimal | None, MidCache]:
-    """The Decimal mid of a held quote (a held Decimal or None as is), and the cache to keep.
-
-    Quotes are stored as they come and turned into a Decimal only when a figure is read: most
-    quotes are never looked at. ``cache`` is the (quote, mid) of the last conversion.
-    """
-    if not isinstance(held, Quote):
-        return held, cache
-    if cache[0] is not held:
-        cache = (held, _mid(held))
-    return cache[1], cache
 
 
 def _row(f: AccountFigures) -> dict[str, Any]:

@@ -31,10 +31,11 @@ from cmc_lab.core.model import (
 from cmc_lab.core.ports import AlertSink, JournalWriter, MarketView, OrderSender, TicketBook
 from cmc_lab.core.runner import Runner
 from cmc_lab.core.specs import Specs
-from cmc_lab.core.trading import OrderRequest, TradingState
+from cmc_lab.core.trading import TradingState
 from cmc_lab.risk.capital import CENT, Capital, ceil_money, to_money
 from cmc_lab.risk.capital_view import CapitalView
-from cmc_lab.risk.pretrade import OrderActivity, RiskLimits
+from cmc_lab.risk.flatten import CannotFlatten, closing_requests
+from cmc_lab.risk.pretrade import OrderActivity, RiskLimits, trading_day
 from cmc_lab.risk.rules import Crossing, Rule
 from cmc_lab.risk.thresholds import Thresholds
 from cmc_lab.risk.transfers import Transfer, Transfers, TransferState
@@ -166,7 +167,17 @@ class RiskMonitor:
 
     def _on_fill(self, order: Order, fill: OrderFilled, now: int) -> None:
         cap = self.capital
-        cap.apply_fill(order.account, order.instrument, fill.side, fill.last_px, fill.last_qty)
+        inst = order.instrument
+        day = trading_day(inst.hours, fill.ts_event)  # close today vs close yesterday, fees in force
+        cap.apply_fill(
+            order.account,
+            inst,
+            fill.side,
+            fill.last_px,
+            fill.last_qty,
+            day=day,
+            order_id=order.client_order_id,
+        )
         cid = order.client_order_id
         opening = self._opening.get(cid)
         if opening is not None and not order.done:
@@ -180,6 +191,17 @@ class RiskMonitor:
             self.slippage.append((now, order.instrument_id, float(worse)))
         self.thresholds.poke("capital")
         self.thresholds.poke("fills")
+
+    def journal_booking(self, order: Order, fill: OrderFilled) -> None:
+        """Journal how the book took a live fill (``FillBooked``: lots, P&L, fee, cash; the order and
+        trade in the payload, so an order's own timeline stays its events); a restart's replay books
+        fills again without journaling them twice."""
+        booked = self.capital.bookings.get(order.client_order_id)
+        if booked:
+            ids = {"order_id": order.client_order_id, "trade_id": fill.trade_id, "ticket_id": order.ticket_id}
+            self._journal.write_raw(
+                "FillBooked", {**ids, **booked[-1].payload()}, instrument=order.instrument_id
+            )
 
     def _on_cancel_requested(self, order: Order, now: int) -> None:
         count = self.activity.on_cancel_requested(order, now)
@@ -535,21 +557,15 @@ class RiskMonitor:
 
     def _reduce_position(self, rule: Rule, c: Crossing, reason: str) -> str:
         inst = self.market.instruments[c.key]
-        quote = self.market.quotes.get(inst.id)
-        if quote is None:
-            return f"no quote for {inst.id}: cannot price a reducing order"
         floor = int(rule.warn) if rule.warn is not None else 0
-        sent = []
-        for pos in list(self.capital._held.get(inst.id, ())):
-            excess = abs(pos.qty) - floor
-            if excess <= 0:
-                continue
-            side = Side.SELL if pos.qty > 0 else Side.BUY
-            touch = quote.bid if side is Side.SELL else quote.ask
-            price = max(inst.round_to_tick(touch) + side.sign * inst.tick * 5, inst.tick)
-            req = OrderRequest(inst, side, excess, price, pos.account)
-            order = self.orders.submit_now(req, TimeInForce.IOC, reason)
-            sent.append(f"{order.client_order_id} {side.value} {excess} {inst.id} IOC: {order.state.value}")
+        try:
+            requests = closing_requests(
+                inst, self.capital, self.activity, self.market.quotes.get(inst.id), keep=floor
+            )
+        except CannotFlatten as exc:
+            return str(exc)
+        orders = self.orders.submit_batch(requests, TimeInForce.IOC, reason) if requests else []
+        sent = [f"{o.client_order_id} {o.side.value} {o.qty} {inst.id} IOC: {o.state.value}" for o in orders]
         return "; ".join(sent) or f"{inst.id} already at or below {floor} lots"
 
 

@@ -2,16 +2,23 @@
 
 Each check is a plain function ``check(request, ctx) -> reason | None`` that reads engine state
 through ``ctx`` (the engine) and ``ctx.risk`` (limits, order activity, capital); none raises and
-none changes state. :class:`RiskLimits` holds the editable limits (``eng.limits``) and
-:class:`OrderActivity` the order and cancel counters the checks need, fed from the engine loop.
+none changes state. :class:`~cmc_lab.risk.limits.RiskLimits` holds the editable limits
+(``eng.limits``) and :class:`OrderActivity` the order and cancel counters the checks need, fed
+from the engine loop.
+
+No control that exists to limit risk may trap a leg: an order that only reduces a position
+(:func:`reduction`) passes the kill switch, REDUCING, the caps and the rate limits
+(:data:`RISK_CONTROLS`), and the check it passed that way is journaled as its exemption
+(``trading_state: exempt (reduces short 3 SHFE.au in CN-FUT)``). The checks of what can be sent
+at all (venue up, session open, tick, daily limits, price band, no trade with ourselves) hold for
+every order.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,152 +28,13 @@ from cmc_lab.core.hours import TradingHours
 from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import Side
 from cmc_lab.core.trading import OrderRequest, TradingState
-from cmc_lab.risk.capital import Capital, to_money
+from cmc_lab.risk.capital import Capital
+from cmc_lab.risk.limits import RiskLimits
 
 if TYPE_CHECKING:
     from cmc_lab.core.order import Order
 
 SECOND_NS = 1_000_000_000
-
-
-# --------------------------------------------------------------------------- limits
-
-_INT_LIMITS = {
-    "max_order_qty": 1,
-    "max_position": 0,
-    "max_working_orders": 0,
-    "max_messages_per_s": 1,
-    "cancel_warn_per_day": 1,
-    "max_cancels_per_day": 1,
-}
-_PER_INSTRUMENT = ("price_band", "max_order_qty", "max_order_notional", "max_position", "max_cancels_per_day")
-
-
-@dataclass
-class RiskLimits:
-    """The limits the pre-trade checks enforce; edit them live at ``eng.limits`` (None: no limit).
-
-    Attributes
-    ----------
-    price_band
-        Largest distance of a limit price from the reference price (the last quote's mid, or the
-        instrument's reference price before the first quote), as a fraction: 0.05 is ±5 %.
-    max_order_qty
-        Lots per order; None uses each instrument's ``max_order_qty`` from the specs.
-    max_order_notional
-        Notional per order in the base currency (CNY).
-    max_position
-        Net lots per instrument and account, counting working orders on the same side.
-    max_working_orders
-        Orders working at once, across venues.
-    max_messages_per_s
-        Orders plus cancels sent in any one second.
-    duplicate_window_s
-        An order identical (instrument, side, qty, price, account, ticket) to one still working
-        and sent less than this long ago is a duplicate.
-    cancel_warn_per_day, max_cancels_per_day
-        Cancels per contract per trading day: an alert at the first, new orders on that contract
-        denied at the second. SHFE, DCE and ZCE treat 500 as abnormal trading.
-    check_margin
-        Deny an order whose initial margin is above the account's available funds.
-
-    Examples
-    --------
-    >>> limits = RiskLimits()
-    >>> limits.max_position = 50
-    >>> limits.set("COMEX.GC", max_position=10)
-    >>> limits.get("max_position", "COMEX.GC"), limits.get("max_position", "SHFE.au")
-    (10, 50)
-    >>> limits.max_position = -1
-    Traceback (most recent call last):
-    ...
-    ValueError: max_position = -1 must be a whole number >= 0, or None for no limit
-    """
-
-    price_band: float | None = 0.08
-    max_order_qty: int | None = None
-    max_order_notional: Decimal | None = Decimal("200000000")
-    max_position: int | None = 500
-    max_working_orders: int | None = 200
-    max_messages_per_s: int | None = 500
-    duplicate_window_s: float | None = 1.0
-    cancel_warn_per_day: int | None = 400
-    max_cancels_per_day: int | None = 480
-    check_margin: bool = True
-    per_instrument: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name != "per_instrument":
-            value = _limit_value(name, value)
-        old = getattr(self, name, _UNSET)
-        object.__setattr__(self, name, value)
-        if getattr(self, "per_instrument", _UNSET) is _UNSET:
-            return
-        try:
-            self._cross_check()
-        except ValueError:
-            object.__setattr__(self, name, old)
-            raise
-
-    def _cross_check(self) -> None:
-        warn, most = self.cancel_warn_per_day, self.max_cancels_per_day
-        if warn is not None and most is not None and warn >= most:
-            raise ValueError(
-                f"cancel_warn_per_day ({warn}) must be below max_cancels_per_day ({most}): the warning "
-                "comes first"
-            )
-
-    def set(self, instrument_id: str, **limits: Any) -> None:
-        """Limits for one instrument over the global ones (a value of None removes the override)."""
-        unknown = sorted(set(limits) - set(_PER_INSTRUMENT))
-        if unknown:
-            raise ValueError(
-                f"{unknown[0]!r} cannot be set per instrument; per-instrument limits: {', '.join(_PER_INSTRUMENT)}"
-            )
-        own = self.per_instrument.setdefault(instrument_id, {})
-        for name, value in limits.items():
-            if value is None:
-                own.pop(name, None)
-            else:
-                own[name] = _limit_value(name, value)
-
-    def get(self, name: str, instrument_id: str) -> Any:
-        own = self.per_instrument.get(instrument_id)
-        if own and name in own:
-            return own[name]
-        return getattr(self, name)
-
-
-_UNSET = object()
-
-
-def _limit_value(name: str, value: Any) -> Any:
-    known = {f.name for f in fields(RiskLimits)}
-    if name not in known:
-        raise ValueError(f"RiskLimits has no limit {name!r}; limits: {', '.join(sorted(known))}")
-    if name == "check_margin":
-        if not isinstance(value, bool):
-            raise ValueError(f"check_margin = {value!r} must be True or False")
-        return value
-    if value is None:
-        return None
-    if name in _INT_LIMITS:
-        least = _INT_LIMITS[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"{name} = {value!r} must be a whole number >= {least}, or None for no limit")
-        return value
-    if name == "max_order_notional":
-        money = to_money(value, name)
-        if money <= 0:
-            raise ValueError(f"{name} = {value!r} must be above zero (base currency), or None for no limit")
-        return money
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} = {value!r} must be a number, or None for no limit")
-    if name == "price_band" and not 0 < value < 1:
-        raise ValueError(f"price_band = {value!r} must be a fraction above 0 and below 1: 0.05 is ±5 %")
-    if value < 0:
-        raise ValueError(f"{name} = {value!r} must be >= 0 seconds, or None for no limit")
-    return float(value)
 
 
 # --------------------------------------------------------------------------- activity
@@ -342,21 +210,33 @@ def _what(req: OrderRequest) -> str:
     return f"{req.side.value} {req.qty} {req.instrument.id} @ {req.price}"
 
 
-def reduces_position(req: OrderRequest, ctx: CheckContext) -> bool:
-    """True when the order (with the working orders on its side) only closes part of a position."""
+def reduction(req: OrderRequest, ctx: CheckContext) -> str | None:
+    """What the order reduces ("short 3 SHFE.au in CN-FUT"), or None when it would add exposure.
+
+    Decided from the account's signed position and the working orders on the order's side: the
+    order and those orders together must not close more than is held. An order above the
+    exchange's own maximum size is never exempt (the exchange would refuse it anyway).
+    """
     risk = ctx.risk
-    pos = risk.capital.position(req.account, req.instrument.id)
-    if pos * req.side.sign >= 0:
-        return False
-    pending = risk.activity.working_leaves(req.account, req.instrument.id, req.side)
-    return req.qty + pending <= abs(pos)
+    inst = req.instrument
+    pos = risk.capital.position(req.account, inst.id)
+    if pos * req.side.sign >= 0 or req.qty > inst.max_order_qty:
+        return None
+    pending = risk.activity.working_leaves(req.account, inst.id, req.side)
+    if req.qty + pending > abs(pos):
+        return None
+    held = f"{'long' if pos > 0 else 'short'} {abs(pos)} {inst.id} in {req.account}"
+    return f"reduces {held}" + (f" with {pending} more working" if pending else "")
 
 
 def check_trading_state(req: OrderRequest, ctx: CheckContext) -> str | None:
     if ctx.trading_state is TradingState.HALTED:
         why = getattr(ctx, "halt_reason", None) or "kill switch"
-        return f"trading is HALTED ({why}); call eng.rearm() to resume"
-    if ctx.trading_state is TradingState.REDUCING and not reduces_position(req, ctx):
+        return (
+            f"trading is HALTED ({why}): only orders that reduce a position pass, and {_what(req)} would "
+            "not; call eng.rearm() to resume"
+        )
+    if ctx.trading_state is TradingState.REDUCING:
         pos = ctx.risk.capital.position(req.account, req.instrument.id)
         return (
             f"trading is REDUCING: only orders that reduce a position are accepted, and {_what(req)} "
@@ -529,7 +409,7 @@ def check_margin(req: OrderRequest, ctx: CheckContext) -> str | None:
     cap = risk.capital
     if req.account not in cap.accounts:
         return f"account {req.account!r} is not known; accounts: {', '.join(cap.accounts)}"
-    if not risk.limits.check_margin or reduces_position(req, ctx):
+    if not risk.limits.check_margin:
         return None
     pos = cap.position(req.account, req.instrument.id)
     opening = req.qty if pos * req.side.sign >= 0 else max(0, req.qty - abs(pos))
@@ -564,25 +444,59 @@ DEFAULT_CHECKS: tuple[tuple[str, Check], ...] = (
 )
 
 
+#: The controls that exist to limit risk: an order that only reduces a position passes each of
+#: them, with its exemption journaled. The others say what can be sent at all and hold for all.
+RISK_CONTROLS = frozenset(
+    {
+        "trading_state",
+        "order_qty",
+        "notional",
+        "position",
+        "working_orders",
+        "message_rate",
+        "duplicate",
+        "cancel_count",
+        "margin",
+    }
+)
+
+
 class PreTradeChecks:
     """An ordered list of named checks; the first failure denies the order.
+
+    A failed check named in ``exempt`` (default :data:`RISK_CONTROLS`) does not deny an order that
+    only reduces a position: it is passed as ``"name: exempt (reduces ...)"`` instead, which the
+    router journals in ``OrderSubmitted`` with the other checks passed.
 
     Examples
     --------
     >>> checks = PreTradeChecks()
     >>> [name for name, _ in checks.checks][:2]
     ['trading_state', 'tradeable']
+    >>> "self_match" in checks.exempt, "cancel_count" in checks.exempt
+    (False, True)
     """
 
-    def __init__(self, checks: tuple[tuple[str, Check], ...] = DEFAULT_CHECKS) -> None:
+    def __init__(
+        self,
+        checks: tuple[tuple[str, Check], ...] = DEFAULT_CHECKS,
+        exempt: frozenset[str] = RISK_CONTROLS,
+    ) -> None:
         self.checks: list[tuple[str, Check]] = list(checks)
+        self.exempt = exempt
 
     def run(self, req: OrderRequest, ctx: CheckContext) -> tuple[str | None, tuple[str, ...]]:
-        """``(reason, passed)``: reason is None when every check passed."""
+        """``(reason, passed)``: reason is None when every check passed (exemptions included)."""
         passed: list[str] = []
+        reduces: str | None = None
         for name, check in self.checks:
             reason = check(req, ctx)
             if reason is not None:
+                if name in self.exempt:
+                    reduces = reduces or reduction(req, ctx)
+                    if reduces is not None:
+                        passed.append(f"{name}: exempt ({reduces})")
+                        continue
                 return f"{name}: {reason}", tuple(passed)
             passed.append(name)
         return None, tuple(passed)

@@ -413,7 +413,7 @@ class Transfers:
         """Per currency: cash in accounts, money in transit, start cash, trading P&L, conversions.
 
         ``cash + in_transit == start + settled + bought - sold`` holds for every currency, always
-        (``settled`` is realized trading P&L paid into cash).
+        (``settled`` is realized trading P&L less fees, paid into cash).
         """
         out: dict[str, dict[str, Decimal]] = {}
 

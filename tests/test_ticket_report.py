@@ -1,0 +1,113 @@
+"""A ticket's report carries every order, the unwind's prices and what it cost, and the ticket's
+realised P&L, in the leg's money and CNY as Decimal (issue 13, finding 7)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import cmc_lab as cmc
+from cmc_lab.execution.hedge import HedgeTicket, TicketState
+
+TS = TicketState
+
+
+@pytest.fixture
+def eng(make_engine: Callable[..., cmc.Engine], tmp_path: Path) -> cmc.Engine:
+    engine = make_engine(journal=tmp_path / "j.sqlite")
+    engine.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
+    return engine
+
+
+def avg(fills: list) -> Decimal:
+    return sum((f.last_px * f.last_qty for f in fills), Decimal(0)) / sum(f.last_qty for f in fills)
+
+
+def final_report(eng: cmc.Engine, t: HedgeTicket) -> dict:
+    rows = [r for r in eng.journal.rows(kinds=["HedgeStateChanged"]) if r["ticket_id"] == t.ticket_id]
+    return rows[-1]["payload"]["report"]
+
+
+def test_unwound_ticket_report_shows_unwind_orders_and_their_cost(eng: cmc.Engine) -> None:
+    eng.venues["COMEX"].inject("reject", times=1)
+    t = eng.hedge("au_gc", "buy", 3, policy="unwind")
+    assert t.wait(timeout=30) is TS.UNWOUND
+    report = t.report()
+    au_buy, gc_sell, au_sell = t.orders[0], t.legs[1].orders[0], t.legs[0].orders[1]
+    assert [o["client_order_id"] for o in report["orders"]] == [
+        au_buy.client_order_id,
+        gc_sell.client_order_id,
+        au_sell.client_order_id,
+    ]
+    first, rejected, unwind = report["orders"]
+    assert first == {
+        "client_order_id": au_buy.client_order_id,
+        "leg": "SHFE.au",
+        "purpose": "leg",
+        "side": "buy",
+        "qty": 3,
+        "price": au_buy.price,
+        "state": "FILLED",
+        "filled": 3,
+        "avg_px": au_buy.avg_px,
+        "fills": [
+            {"trade_id": f.trade_id, "px": f.last_px, "qty": f.last_qty, "ts": f.ts_event}
+            for f in au_buy.fills
+        ],
+    }
+    assert rejected["purpose"] == "leg" and rejected["state"] == "REJECTED" and rejected["filled"] == 0
+    assert unwind["purpose"] == "unwind" and unwind["side"] == "sell" and unwind["filled"] == 3
+    bought, sold = avg(au_buy.fills), avg(au_sell.fills)
+    cost = (bought - sold) * 3 * 1000
+    assert report["unwind"] == {
+        "SHFE.au": {
+            "orders": [au_sell.client_order_id],
+            "side": "sell",
+            "qty": 3,
+            "avg_px": sold,
+            "forward_avg_px": bought,
+            "currency": "CNY",
+            "cost": cost,
+            "cost_cny": cost,
+        }
+    }
+    assert report["unwind_cost_cny"] == cost and isinstance(cost, Decimal) and cost > 0
+    assert report["realised_pnl_cny"] == -cost
+    assert report["realised_pnl"] == {"CNY": -cost}
+    assert "fees" not in report  # no fee schedule is known to the desk yet: no number invented
+    journaled = final_report(eng, t)
+    assert Decimal(journaled["unwind_cost_cny"]) == cost
+    assert Decimal(journaled["unwind"]["SHFE.au"]["avg_px"]) == sold
+    assert [o["client_order_id"] for o in journaled["orders"]] == [
+        o["client_order_id"] for o in report["orders"]
+    ]
+
+
+def test_unwind_of_a_dollar_leg_costs_in_dollars_and_in_cny_at_the_decision_rate(eng: cmc.Engine) -> None:
+    eng.venues["SHFE"].inject("reject", times=1)
+    t = eng.hedge("au_gc", "buy", 3, policy="unwind")
+    assert t.wait(timeout=30) is TS.UNWOUND
+    report = t.report()
+    gc_sell, gc_buy = t.legs[1].orders
+    cost = (avg(gc_buy.fills) - avg(gc_sell.fills)) * 100
+    fx = Decimal(str(report["fx_usdcnh"]))
+    figures = report["unwind"]["COMEX.GC"]
+    assert figures["currency"] == "USD" and figures["side"] == "buy" and figures["cost"] == cost
+    assert figures["cost_cny"] == cost * fx
+    assert report["unwind_cost_cny"] == cost * fx
+    assert report["realised_pnl"] == {"USD": -cost} and report["realised_pnl_cny"] == -cost * fx
+
+
+def test_filled_ticket_report_lists_both_legs_and_no_unwind(eng: cmc.Engine) -> None:
+    t = eng.hedge("au_gc", "buy", 3)
+    assert t.wait(timeout=30) is TS.FILLED
+    report = t.report()
+    assert [(o["leg"], o["purpose"], o["state"]) for o in report["orders"]] == [
+        ("SHFE.au", "leg", "FILLED"),
+        ("COMEX.GC", "leg", "FILLED"),
+    ]
+    assert report["unwind"] == {} and report["unwind_cost_cny"] == Decimal(0)
+    assert report["realised_pnl_cny"] == Decimal(0)
