@@ -106,7 +106,7 @@ def cmd_journal_tail(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from cmc_lab.bench import runner as bench
 
-    results = bench.run(quick=args.quick, progress=lambda m: print(m, file=sys.stderr))
+    results = bench.run(quick=args.quick, progress=lambda m: print(m, file=sys.stderr), peer=args.peer)
     print(json.dumps(results, indent=2, default=str) if args.json else bench.table(results))
     return 0
 
@@ -222,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="small sizes: a smoke test that every benchmark runs"
     )
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.add_argument(
+        "--peer",
+        metavar="PYTHON",
+        help="the Python of an environment with nautilus_trader (bash scripts/peer/setup.sh): "
+        "replay the gold spread through it too and print our ratio",
+    )
     bench.set_defaults(func=cmd_bench)
 
     scen = sub.add_parser(

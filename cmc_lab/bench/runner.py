@@ -299,8 +299,14 @@ def _fresh_process(name: str, **kwargs: Any) -> dict[str, Any]:
     return result
 
 
-def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Every benchmark; ``quick`` shrinks the sizes to a smoke test that proves each runs (~30 s)."""
+def run(
+    quick: bool = False, progress: Callable[[str], None] | None = None, peer: str | None = None
+) -> dict[str, Any]:
+    """Every benchmark; ``quick`` shrinks the sizes to a smoke test that proves each runs (~30 s).
+
+    ``peer``: the Python of an environment with nautilus_trader (``scripts/peer/setup.sh``): the
+    gold-spread replay is then also run through it and our figure given as a ratio of theirs.
+    """
     from cmc_lab.bench.data import replay_events_per_second
     from cmc_lab.bench.quotes import quote_rate
     from cmc_lab.bench.risk import pretrade_cost, threshold_action_latency
@@ -327,6 +333,11 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
     results["quote_rate"] = quote_rate(n=20_000 if quick else 300_000, repeats=3 if quick else 5)
     say("(f) replay through the full engine ...")
     results["replay"] = replay_events_per_second(minutes=1.0 if quick else 60.0)
+    if peer:
+        from cmc_lab.bench.peer import compare
+
+        say("(f) the same replay through nautilus_trader (peer) ...")
+        results["peer"] = compare(peer, minutes=5.0 if quick else 60.0)
     say("(g) memory over a simulated trading day (a fresh process) ...")
     results["memory"] = _fresh_process(
         "memory_day", hours=1 / 60 if quick else 4.0, samples=4 if quick else 16
@@ -418,6 +429,15 @@ def table(results: dict[str, Any]) -> str:
             rp["armed"]["events_per_s"],
             rp["quotes_only"]["events_per_s"],
         )
+    peer = results.get("peer")
+    if peer:
+        for what, label in (("armed", "spread + trigger armed"), ("quotes_only", "quotes only")):
+            fig = peer[what]
+            rate(
+                f"    vs nautilus_trader, {label} [2.00]",
+                fig["cmc_lab"]["quotes_per_s"],
+                fig["nautilus_trader"]["quotes_per_s"],
+            )
     ae = results.get("audit_export")
     if ae:
         lines += [
