@@ -52,12 +52,18 @@ class RealClock:
         return "RealClock()" if self._start_ns is None else "RealClock(anchored)"
 
 
+#: The longest a virtual loop runs jumps (VirtualTimeLoop.jump_to) without polling real IO, in ns.
+_POLL_EVERY_NS = 1_000_000
+
+
 class _VirtualSelector(selectors.DefaultSelector):
     """Polls real IO without blocking; when idle, moves the loop's virtual time instead."""
 
     loop: VirtualTimeLoop | None = None
+    polled_ns = 0  # perf_counter_ns of the last real poll
 
     def select(self, timeout: float | None = None) -> list[Any]:
+        self.polled_ns = time.perf_counter_ns()
         if timeout is not None and timeout <= 0:
             return super().select(0)
         ready = super().select(0)
@@ -83,6 +89,26 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self.virtual_now
+
+    def jump_to(self, when: float) -> bool:
+        """Move virtual time to ``when`` now, if the loop would get there next anyway; else False.
+
+        For a producer of timed events (a replay's tape) that would otherwise schedule one timer
+        per event: the loop's turn, its real-IO poll and the timer cost more than the event. The
+        jump is refused while time is paused, when a callback is ready, when a timer is due before
+        ``when``, or when real IO has not been polled for a millisecond, so the order of events is
+        exactly the loop's own and threads and sockets are still heard.
+        """
+        if self.advancing <= 0 or self._ready or when < self.virtual_now:  # type: ignore[attr-defined]
+            return False
+        scheduled = self._scheduled  # type: ignore[attr-defined]
+        if scheduled and scheduled[0].when() <= when:
+            return False
+        selector = self._selector  # type: ignore[attr-defined]
+        if time.perf_counter_ns() - selector.polled_ns > _POLL_EVERY_NS:
+            return False
+        self.virtual_now = when
+        return True
 
 
 class VirtualClock:
