@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -132,7 +133,7 @@ class ReplayFeed:
         self._timer: asyncio.TimerHandle | None = None
         self._t0 = (0.0, 0)  # (loop time, clock ns) when the feed attached
         self._block_start = -_BLOCK  # no block loaded yet
-        self._block: tuple[list[list[float]], ...] = ()
+        self._block: tuple[list[list[Any]], ...] = ()  # bids, asks, sizes, stamps: one list per instrument
         ranges = latency_ranges(specs, latency)
         self.venues: dict[str, ReplayVenue] = {
             name: ReplayVenue(self, spec, ranges[name]) for name, spec in specs.venues.items()
@@ -225,11 +226,11 @@ class ReplayFeed:
                 self._load_block(row)
             r = row - self._block_start
             bids, asks, bid_sizes, ask_sizes, stamps = self._block
-            row_bids = bids[r]
-            for j, bid in enumerate(row_bids):
+            for j, column in enumerate(bids):
+                bid = column[r]
                 if bid != bid:  # NaN: this instrument did not quote in this row
                     continue
-                state = (bid, asks[r][j], int(bid_sizes[r][j]), int(ask_sizes[r][j]), int(stamps[r][j]))
+                state = (bid, asks[j][r], int(bid_sizes[j][r]), int(ask_sizes[j][r]), stamps[j][r])
                 latest[j] = state
                 if deliver:
                     venues[j]._on_quote(ids[j], state, ts_init)
@@ -241,12 +242,14 @@ class ReplayFeed:
             stamps = np.repeat(self._t[row:end, None], len(self.ids), axis=1)
         else:
             stamps = np.where(stamps > 0, stamps, self._t[row:end, None])
+        # Column by column (one list per instrument): a list of floats is one object for the
+        # garbage collector to track, where a list per row would be thousands of them.
         self._block = (
-            self._bid[row:end].tolist(),
-            self._ask[row:end].tolist(),
-            np.nan_to_num(self._bid_size[row:end]).tolist(),
-            np.nan_to_num(self._ask_size[row:end]).tolist(),
-            stamps.tolist(),
+            self._bid[row:end].T.tolist(),
+            self._ask[row:end].T.tolist(),
+            np.nan_to_num(self._bid_size[row:end]).T.tolist(),
+            np.nan_to_num(self._ask_size[row:end]).T.tolist(),
+            stamps.astype(np.int64).T.tolist(),
         )
         self._block_start = row
 
