@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 
 class Side(StrEnum):
@@ -88,9 +88,12 @@ _TERMINAL_STATES = frozenset(
 # --------------------------------------------------------------------------- market data
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
-    """Top of book of one instrument; floats because quotes feed analytics, not books."""
+class Quote(NamedTuple):
+    """Top of book of one instrument; floats because quotes feed analytics, not books.
+
+    A named tuple rather than a frozen dataclass: every quote of every venue is one, and a tuple
+    is built in a third of the time (immutable, hashable, fields by name all the same).
+    """
 
     instrument_id: str
     bid: float
