@@ -64,7 +64,7 @@ def test_rotation_moves_old_rows_into_a_read_only_archive_that_chains_on(journal
 
     assert (rot.first_seq, rot.last_seq, rot.rows, rot.seq) == (1, 20, 20, N + 1)
     assert rot.archive == journal.path.with_name("run.archive-000000001-000000020.sqlite")
-    assert stat.S_IMODE(rot.archive.stat().st_mode) == 0o444
+    assert stat.S_IMODE(rot.archive.stat().st_mode) == 0o400
     with Journal(rot.archive, readonly=True) as archive:
         assert [r["seq"] for r in archive.rows()] == list(range(1, 21))
         assert archive.head == (20, rot.head_hash) and archive.verify().ok

@@ -126,6 +126,7 @@ def _write_archive(
     """Copy and verify rows ``start+1..upto`` into a new archive file (made read-only); its last hash."""
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # owner-only from the start
     out = sqlite3.connect(partial, isolation_level=None)
     try:
         out.execute("BEGIN")
@@ -164,7 +165,7 @@ def _write_archive(
     with partial.open("rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(partial, target)
-    target.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    target.chmod(stat.S_IRUSR)  # the desk's record: its owner reads it, nobody writes it
     return report.head_hash
 
 

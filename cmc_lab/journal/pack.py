@@ -112,7 +112,8 @@ def _assemble(path: Path, members: Any) -> None:
     dos_time = (now.tm_hour << 11) | (now.tm_min << 5) | (now.tm_sec // 2)
     dos_date = ((now.tm_year - 1980) << 9) | (now.tm_mon << 5) | now.tm_mday
     central: list[bytes] = []
-    with path.open("wb") as out:
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:  # owner-only
         for m in members:
             name = m.name.encode()
             compressed = m.path.stat().st_size

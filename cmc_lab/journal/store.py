@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Generator, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -157,6 +157,9 @@ class Journal:
             raise
 
     def _open_writer(self) -> sqlite3.Connection:
+        if not self._memory:  # a new journal is the desk's record: owner-only (0600)
+            with suppress(OSError):  # exists already, or unwritable: SQLite says so below
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         try:
             conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
