@@ -21,7 +21,7 @@ from cmc_lab.core.specs import load_specs
 from cmc_lab.data.history import quotes_dataset
 from cmc_lab.data.recorder import save_quotes
 from cmc_lab.engine.statement import StatementError
-from cmc_lab.venues.base import VenueCannotReport
+from cmc_lab.venues.base import VenueNotConnected
 from cmc_lab.venues.fix.gateway import fix_venues
 from cmc_lab.venues.sim.exchange import SimExchange, SimVenue
 from cmc_lab.venues.sim.positions import PositionBook, TradeLog, trade_log_path
@@ -267,36 +267,26 @@ def test_a_replay_venue_answers_positions_and_working_orders_from_its_matcher(
     assert frame.loc["SHFE.au", "reported"] == 2 and frame.loc[resting.client_order_id, "reported"] == 1
 
 
-def test_a_fix_venue_says_it_cannot_report_positions_and_is_never_read_as_flat(
+def test_a_fix_venue_reports_positions_over_fix_and_is_never_read_as_flat_while_down(
     tmp_path: Path, open_hours: Path
 ) -> None:
     venue = fix_venues({"COMEX": "fix://127.0.0.1:9?sender=C&target=E"}, load_specs(), VirtualClock())[
         "COMEX"
     ]
-    with pytest.raises(VenueCannotReport, match=r"COMEX \(fix\) cannot report positions: OrderMassStatus"):
+    with pytest.raises(VenueNotConnected, match="venue 'COMEX' is not connected"):
         asyncio.run(venue.positions())
-    with pytest.raises(VenueCannotReport, match="cannot report working orders"):
+    with pytest.raises(VenueNotConnected, match="venue 'COMEX' is not connected"):
         asyncio.run(venue.working_orders())
     with served_exchange() as (port, _):
         address = f"fix://127.0.0.1:{port}?sender=CLIENT1&target=EXECUTOR"
         eng = cmc.connect(venues={"COMEX": address}, instruments=open_hours, journal=tmp_path / "fix.sqlite")
         try:
             result = eng.reconcile()
-            eng.reconcile()
             said = [a for a in eng.alerts().to_dict("records") if a["source"] == "reconcile"]
             unverified = payloads(eng, "BookReconciled")[-1]["unverified"]
         finally:
             eng.close()
-    assert not result.clean and result.differences == []
-    assert (
-        "COMEX (fix) cannot report positions: OrderMassStatus/RequestForPositions come with the FIX issue"
-        in result.unverified["COMEX"]
-    )
-    assert result.frame.set_index("source").loc["COMEX", "status"] == "unverified"
-    assert (
-        len(said) == 1 and said[0]["level"] == "warning" and "COMEX is not reconciled" in said[0]["message"]
-    )
-    assert "COMEX" in unverified and "FX" not in unverified
+    assert result.clean and result.differences == [] and said == [] and unverified == {}
 
 
 # --------------------------------------------------------------------------- the broker's statement

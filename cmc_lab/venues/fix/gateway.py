@@ -12,21 +12,17 @@ Events delivered to a venue's sink: quotes (from MarketData snapshot and increme
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 
 from cmc_lab.core.clock import Clock
+from cmc_lab.core.ids import venue_of
 from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import CancelOrder, SubmitOrder
 from cmc_lab.core.specs import Specs
-from cmc_lab.venues.base import (
-    EventSink,
-    OrderStatusReport,
-    PositionReport,
-    VenueCannotReport,
-    VenueNotConnected,
-)
+from cmc_lab.venues.base import EventSink, OrderStatusReport, PositionReport, VenueNotConnected
 from cmc_lab.venues.fix.config import FixConfig
 from cmc_lab.venues.fix.initiator import FixGateway, ReplaceResult
 from cmc_lab.venues.fix.session import FixSession
@@ -113,18 +109,43 @@ class FixVenue:
         return await self.gateway.order_status(self.name, client_order_ids)
 
     async def positions(self) -> list[PositionReport]:
-        """Not over FIX yet: raises :class:`~cmc_lab.venues.base.VenueCannotReport` (never "flat")."""
-        raise VenueCannotReport(self._cannot_report("positions"))
+        """The venue's positions in this venue's account, asked with RequestForPositions (35=AN).
+
+        With ``account=`` in the address, the venue's account of that name is reported as the
+        desk's account of this venue (the name the engine books it under). Raises
+        :class:`~cmc_lab.venues.base.VenueCannotReport` when the venue refuses the request.
+        """
+        self.gateway.require_up(self.name)
+        held = await self.gateway.queries.positions([self._accounts[0]])
+        return [
+            dataclasses.replace(p, account=self._desk_account(p.account))
+            for p in held
+            if venue_of(p.instrument_id) == self.name
+        ]
 
     async def working_orders(self) -> list[OrderStatusReport]:
-        """Not over FIX yet: raises :class:`~cmc_lab.venues.base.VenueCannotReport` (never "none working")."""
-        raise VenueCannotReport(self._cannot_report("working orders"))
+        """Every order of the session still working on this venue, asked with OrderMassStatusRequest (35=AF).
 
-    def _cannot_report(self, what: str) -> str:
-        return (
-            f"{self.name} (fix) cannot report {what}: OrderMassStatus/RequestForPositions come with the "
-            "FIX issue; check them with the venue or its statement (eng.load_statement)"
-        )
+        Raises :class:`~cmc_lab.venues.base.VenueCannotReport` when the venue refuses the request.
+        """
+        self.gateway.require_up(self.name)
+        working = await self.gateway.queries.working_orders()
+        return [
+            dataclasses.replace(r, account=self._desk_account(r.account or ""))
+            for r in working
+            if venue_of(r.instrument_id) == self.name
+        ]
+
+    @property
+    def _accounts(self) -> tuple[str, str]:
+        """(the account at the venue, the desk's account of this venue)."""
+        spec = self.gateway.specs.venues.get(self.name)
+        desk = spec.account if spec is not None else ""
+        return self.gateway.config.account or desk, desk
+
+    def _desk_account(self, account: str) -> str:
+        at_venue, desk = self._accounts
+        return desk if account == at_venue and desk else account
 
 
 def fix_venues(

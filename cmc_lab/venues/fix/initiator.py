@@ -35,6 +35,7 @@ from cmc_lab.venues.fix import codec, mapping
 from cmc_lab.venues.fix.codec import FixMessage
 from cmc_lab.venues.fix.config import FixConfig, env_suffix
 from cmc_lab.venues.fix.interface import LogonError, Session, SessionApp, StoredMessage, UnsupportedMessage
+from cmc_lab.venues.fix.queries import VenueQueries
 from cmc_lab.venues.fix.session import FixSession
 from cmc_lab.venues.fix.store import SeqStore
 
@@ -96,6 +97,7 @@ class FixGateway(SessionApp):
         self._status: dict[str, tuple[asyncio.Future[OrderStatusReport | None], str, str]] = {}
         self._replaces: dict[str, asyncio.Future[ReplaceResult]] = {}
         self._books: dict[str, mapping.TopOfBook] = {}
+        self.queries = VenueQueries(self._send, lambda cl: self._root.get(cl, cl), config.timeout)
         self._requests = 0
         self._reader: asyncio.Task[str] | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -230,6 +232,7 @@ class FixGateway(SessionApp):
             if not pending.done():
                 pending.set_exception(failure)
         self._replaces.clear()
+        self.queries.fail_all(failure)
         was_up, self._was_up = self._was_up, False
         if not was_up:  # a refused or unanswered Logon: the venues were down already
             return
@@ -262,6 +265,8 @@ class FixGateway(SessionApp):
             self._fail(entry[0], entry[1], f"session Reject: {message.get(codec.TEXT) or 'no reason given'}")
 
     def on_message(self, session: Session, message: FixMessage) -> None:
+        if self.queries.take(message):  # mass status and positions answers
+            return
         mt = message.msg_type
         if mt == "8":
             self._on_execution_report(message)
@@ -369,6 +374,9 @@ class FixGateway(SessionApp):
             entry = self._status.pop(key, None)
             if entry is not None and not entry[0].done():
                 entry[0].set_exception(VenueNotConnected(f"order status of {entry[1]} not answered: {why}"))
+            return
+        if msg_type in ("AF", "AN"):
+            self.queries.refuse(key, why)
             return
         if msg_type == "G":
             future = self._replaces.pop(key, None)

@@ -16,7 +16,7 @@ import hmac
 import logging
 import ssl
 import time as _time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import time
 from decimal import Decimal
@@ -41,6 +41,7 @@ from cmc_lab.core.model import (
 )
 from cmc_lab.core.specs import Specs, load_specs
 from cmc_lab.venues.fix import codec, mapping, venue_mapping
+from cmc_lab.venues.fix import report_mapping as reports
 from cmc_lab.venues.fix.codec import FieldProblem, FixMessage, Framer
 from cmc_lab.venues.fix.interface import (
     BusinessReject,
@@ -387,7 +388,56 @@ class ExchangeServer(SessionApp):
                 await venue.order_status([live.internal])
             self._send_er(client, live.order, "I", cl_ord_id=cl_ord_id, status_req_id=req_id)
 
-        task = asyncio.get_running_loop().create_task(answer())
+        self._later(answer())
+
+    def _mass_status(self, session: Session, msg: FixMessage) -> None:
+        """OrderMassStatusRequest: one ExecutionReport (150=I) per working order of this client, numbered."""
+        client, req_id = session.target, msg.require(reports.MASS_STATUS_REQ_ID)
+        kind = msg.get(reports.MASS_STATUS_REQ_TYPE)
+        if kind != reports.ALL_ORDERS:
+            raise BusinessReject(
+                0, f"MassStatusReqType {kind!r} is not supported; send 7 (all orders)", req_id
+            )
+
+        async def answer() -> None:
+            for venue in self.exchange.venues.values():  # sync with the matchers: earlier reports go first
+                with contextlib.suppress(Exception):
+                    await venue.working_orders()
+            lives = {id(lv): lv for lv in self._by_cl.values() if lv.owner == client}
+            working = [lv for lv in lives.values() if not lv.order.state.is_terminal]
+            if not working:
+                self._send(client, "8", reports.no_orders_report(req_id, self._exec_id(), self._ts()))
+            for n, live in enumerate(working, start=1):
+                extra = reports.numbered(req_id, len(working), n == len(working))
+                self._send_er(client, live.order, "I", extra=extra)
+
+        self._later(answer())
+
+    def _positions(self, session: Session, msg: FixMessage) -> None:
+        """RequestForPositions: RequestForPositionsAck, then one PositionReport per instrument held."""
+        client, req_id, account = session.target, msg.require(reports.POS_REQ_ID), msg.get(mapping.ACCOUNT)
+        kind = msg.get(reports.POS_REQ_TYPE)
+        if kind != reports.POSITIONS:
+            why = f"PosReqType {kind!r} is not supported; send 0 (positions)"
+            self._send(client, "AO", reports.positions_ack(msg, self._exec_id(), 0, why))
+            return
+
+        async def answer() -> None:
+            held = []
+            for venue in self.exchange.venues.values():
+                with contextlib.suppress(Exception):
+                    held += [p for p in await venue.positions() if account in (None, p.account)]
+            self._send(client, "AO", reports.positions_ack(msg, self._exec_id(), len(held)))
+            date = reports.business_date(self._now())
+            for p in held:
+                mid = self._quotes[p.instrument_id].mid if p.instrument_id in self._quotes else 0.0
+                body = reports.position_report(req_id, self._exec_id(), len(held), p, mid, date)
+                self._send(client, "AP", body)
+
+        self._later(answer())
+
+    def _later(self, answer: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(answer)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -427,6 +477,8 @@ class ExchangeServer(SessionApp):
         "G": _replace,
         "H": _status,
         "V": _market_data,
+        "AF": _mass_status,
+        "AN": _positions,
     }
 
     # ------------------------------------------------------------------ exchange events

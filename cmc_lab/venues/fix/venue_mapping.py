@@ -153,8 +153,9 @@ def execution_report(
     text: str | None = None,
     ord_rej_reason: str | None = None,
     status_req_id: str | None = None,
+    extra: list[tuple[int, object]] | None = None,
 ) -> list[tuple[int, object]]:
-    """An ExecutionReport (35=8) body for ``order`` as it stands after this execution."""
+    """An ExecutionReport (35=8) body for ``order`` as it stands after this execution; ``extra`` fields appended."""
     exchange, symbol = split_instrument_id(order.instrument)
     fields: list[tuple[int, object]] = [
         (ORDER_ID, order.order_id),
@@ -195,7 +196,7 @@ def execution_report(
     ]
     if text:
         fields.append((codec.TEXT, text))
-    return fields
+    return fields + (extra or [])
 
 
 def unknown_order_report(
