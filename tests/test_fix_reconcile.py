@@ -164,3 +164,10 @@ def test_mass_status_reports_map_to_working_orders_and_the_no_orders_report_to_n
     assert (report.client_order_id, report.instrument_id, report.side, report.leaves_qty, report.state) == (
         "c9", "COMEX.GC", Side.SELL, 2, OrderState.PARTIALLY_FILLED,
     )  # fmt: skip
+
+
+def test_the_reconcile_benchmark_gets_whole_answers_over_loopback() -> None:
+    from cmc_lab.bench.fix import fix_reconcile_round_trip
+
+    figure = fix_reconcile_round_trip(5, working=2)
+    assert figure["n"] == 5 and 0 < figure["p50_us"] <= figure["max_us"]

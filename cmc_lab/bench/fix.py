@@ -1,4 +1,4 @@
-"""FIX benchmarks for ``cmc-lab bench``: order round trip and message rate against a served exchange.
+"""FIX benchmarks for ``cmc-lab bench``: order and reconciliation round trips, message rate, against a served exchange.
 
 Both start ``cmc-lab venue serve --fix 127.0.0.1:0`` in a subprocess (a free loopback port),
 drive a :class:`~cmc_lab.venues.fix.gateway.FixVenue` on a private event loop, and stop the
@@ -161,6 +161,59 @@ def fix_round_trip(n: int = 500) -> dict[str, Any]:
     return _with_driver(run)
 
 
+def fix_reconcile_round_trip(n: int = 200, working: int = 5) -> dict[str, Any]:
+    """Positions (35=AN -> AO, AP) and working orders (35=AF -> ExecutionReports 150=I) asked together,
+    as ``eng.reconcile()`` asks one venue, until both whole answers are in: p50/p99/max in µs.
+
+    The session holds a position and ``working`` resting orders, so each answer carries reports.
+
+    Examples
+    --------
+    >>> fix_reconcile_round_trip(20)["p50_us"] > 0     # doctest: +SKIP
+    True
+    """
+
+    def run(driver: _Driver) -> dict[str, Any]:
+        venue = driver.venue
+
+        async def prepare() -> None:
+            await driver.order()  # a crossing IOC: the account holds a position
+            inst = driver.specs.instruments[INSTRUMENT]
+            low = inst.round_to_tick(inst.reference_price * (1 - inst.daily_limit / 2))  # rests below any bid
+            for i in range(working):
+                venue.submit(
+                    SubmitOrder(
+                        f"rest-{i}", INSTRUMENT, Side.BUY, 1, low, TimeInForce.GFD, "US-FUT", time.time_ns()
+                    )
+                )
+            while len(await venue.working_orders()) < working:
+                await asyncio.sleep(0.01)
+
+        async def once() -> int:
+            t0 = time.perf_counter_ns()
+            held, orders = await asyncio.gather(venue.positions(), venue.working_orders())
+            elapsed = time.perf_counter_ns() - t0
+            if not held or len(orders) < working:
+                raise RuntimeError(
+                    f"the reconcile answer lost reports: {len(held)} positions, {len(orders)} orders"
+                )
+            return elapsed
+
+        async def many(count: int) -> list[int]:
+            return [await once() for _ in range(count)]
+
+        driver.loop.run_until_complete(prepare())
+        driver.loop.run_until_complete(many(max(10, n // 10)))
+        result: dict[str, Any] = percentiles(driver.loop.run_until_complete(many(n)))
+        result["what"] = (
+            f"FIX RequestForPositions + OrderMassStatusRequest ({working} working orders) -> whole answers, "
+            "loopback TCP, served exchange"
+        )
+        return result
+
+    return _with_driver(run)
+
+
 def fix_messages_per_second(seconds: float = 2.0, window: int = 64) -> dict[str, Any]:
     """FIX messages in and out per second with ``window`` orders in flight for ``seconds``."""
 
@@ -195,4 +248,4 @@ def fix_messages_per_second(seconds: float = 2.0, window: int = 64) -> dict[str,
     return _with_driver(run)
 
 
-__all__ = ["fix_messages_per_second", "fix_round_trip", "served_exchange"]
+__all__ = ["fix_messages_per_second", "fix_reconcile_round_trip", "fix_round_trip", "served_exchange"]

@@ -342,12 +342,13 @@ def run(
     results["memory"] = _fresh_process(
         "memory_day", hours=1 / 60 if quick else 4.0, samples=4 if quick else 16
     )
-    say("FIX order round trip and message rate over loopback (served exchange) ...")
-    from cmc_lab.bench.fix import fix_messages_per_second, fix_round_trip
+    say("FIX order and reconciliation round trips and message rate over loopback (served exchange) ...")
+    from cmc_lab.bench.fix import fix_messages_per_second, fix_reconcile_round_trip, fix_round_trip
 
     results["fix"] = {
         "round_trip": fix_round_trip(100 if quick else 2_000),
         "throughput": fix_messages_per_second(1.0 if quick else 5.0),
+        "reconcile": fix_reconcile_round_trip(20 if quick else 500),
     }
     say("dask sweep wall time with 1 and 2 workers ...")
     from cmc_lab.bench.data import sweep_wall_time
@@ -479,6 +480,10 @@ def table(results: dict[str, Any]) -> str:
             f"{'FIX messages/s (orders/s) with 64 orders in flight':<68}"
             f"{tp['messages_per_second']:>12,.0f}{tp['orders_per_second']:>14,.0f}",
         ]
+        rec = fix.get("reconcile")
+        if rec:
+            label = "FIX reconcile: positions + mass status, loopback (µs)"
+            lines.append(f"{label:<68}{rec['p50_us']:>12.1f}{rec['p99_us']:>14.1f}")
     sweep = results.get("sweep")
     if sweep:
         walls = ", ".join(f"{w} worker(s) {t:.2f} s" for w, t in sweep["wall_s"].items())
