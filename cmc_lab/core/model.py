@@ -148,6 +148,18 @@ class CancelOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplaceOrder:
+    """Change a working order's total quantity and/or limit price (FIX OrderCancelReplaceRequest)."""
+
+    client_order_id: str
+    instrument_id: str
+    qty: int
+    price: Decimal
+    ts_init: int
+    venue_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """Base of every journaled fact. ``kind`` is the class name, used as the journal kind."""
 
@@ -234,6 +246,31 @@ class OrderExpired(OrderEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class OrderReplaceRequested(OrderEvent):
+    """A replace on its way to the venue (pending replace): the new total quantity and limit price."""
+
+    qty: int
+    price: Decimal
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReplaced(OrderEvent):
+    """The venue replaced the order: it now works ``qty`` in total (fills included) at ``price``."""
+
+    qty: int
+    price: Decimal
+    venue_order_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReplaceRejected(OrderEvent):
+    """The replace was refused (by a check or the venue); the order works on as it was."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class VenueEvent(Event):
     venue: str
     detail: str = ""
@@ -301,6 +338,12 @@ ORDER_TRANSITIONS: dict[tuple[OrderState, str], OrderState] = {
     (S.PENDING_CANCEL, "OrderRejected"): S.REJECTED,
     (S.ACCEPTED, "OrderCancelRejected"): S.ACCEPTED,
     (S.PARTIALLY_FILLED, "OrderCancelRejected"): S.PARTIALLY_FILLED,
+    # a replace leaves the state as it is; its answer may come after a cancel was asked
+    **{
+        (state, kind): state
+        for state in (S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL)
+        for kind in ("OrderReplaceRequested", "OrderReplaced", "OrderReplaceRejected")
+    },
 }
 
 
@@ -413,9 +456,13 @@ __all__ = [
     "OrderFilled",
     "OrderInitialized",
     "OrderRejected",
+    "OrderReplaceRejected",
+    "OrderReplaceRequested",
+    "OrderReplaced",
     "OrderState",
     "OrderSubmitted",
     "Quote",
+    "ReplaceOrder",
     "Side",
     "SubmitOrder",
     "TimeInForce",

@@ -15,6 +15,7 @@ from cmc_lab.core.model import (
     OrderEvent,
     OrderFilled,
     OrderInitialized,
+    OrderReplaced,
     OrderState,
     Side,
     TimeInForce,
@@ -23,6 +24,8 @@ from cmc_lab.core.model import (
 from cmc_lab.core.runner import Runner
 
 FillCallback = Callable[["Order", OrderFilled], None]
+#: Hands ``order.replace(price=, qty=)`` to the engine; returns the outcome event (None if unanswered in time).
+ReplaceCall = Callable[["Order", Any, Any, float], "OrderEvent | None"]
 StateCallback = Callable[["Order", OrderState], None]
 
 
@@ -38,6 +41,10 @@ class Order:
 
     - ``on_fill(callback(order, fill))``: each fill, after it is journaled.
     - ``on_state(callback(order, state))``: each change of state.
+
+    ``replace(price=..., qty=...)`` amends a working order: the engine journals
+    ``OrderReplaceRequested``, then the venue's ``OrderReplaced`` (``qty`` and ``price`` change) or
+    ``OrderReplaceRejected`` (the order works on as it was).
 
     Examples
     --------
@@ -57,9 +64,12 @@ class Order:
         tif: TimeInForce,
         account: str,
         ticket_id: str | None,
+        *,
+        replace: ReplaceCall | None = None,
     ) -> None:
         self._runner = runner
         self._cancel = cancel
+        self._replace = replace
         self.client_order_id = client_order_id
         self.venue_order_id: str | None = None
         self.instrument = instrument
@@ -132,6 +142,32 @@ class Order:
             )
         self._cancel(self)
 
+    def replace(
+        self, price: float | str | Decimal | None = None, qty: int | None = None, timeout: float = 10.0
+    ) -> OrderEvent | None:
+        """Change the limit price and/or the total quantity (fills included) of this working order.
+
+        Waits for the venue's answer: ``OrderReplaced`` (``order.price`` and ``order.qty`` are the
+        new ones) or ``OrderReplaceRejected`` with its reason (a pre-trade check or the venue
+        refused; the order works on unchanged); None if no answer came within ``timeout``. A
+        replace that only lowers the quantity reduces exposure and passes every risk control.
+
+        Examples
+        --------
+        >>> o = eng.submit("COMEX.GC", "buy", 2, price=2600.0)    # doctest: +SKIP
+        >>> o.replace(price=2601.0, qty=1)                          # doctest: +SKIP
+        OrderReplaced(..., qty=1, price=Decimal('2601.0'), ...)
+        """
+        if self.done:
+            raise OrderNotWorking(
+                f"order {self.client_order_id} is {self.state.value}; only working orders can be replaced"
+            )
+        if self._replace is None:
+            raise OrderNotWorking(
+                f"order {self.client_order_id} was rebuilt from the journal; cancel it and submit a new one"
+            )
+        return self._replace(self, price, qty, timeout)
+
     def on_fill(self, callback: FillCallback, remove: bool = False) -> None:
         register_callback(self._fill_callbacks, callback, remove)
 
@@ -146,6 +182,8 @@ class Order:
         if isinstance(event, OrderInitialized):  # the order's first log entry, not a transition
             return []
         errors: list[str] = []
+        if isinstance(event, OrderReplaced):
+            self.qty, self.price = event.qty, event.price
         if isinstance(event, OrderFilled):
             self._trade_ids.add(event.trade_id)
             self.fills.append(event)

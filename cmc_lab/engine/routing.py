@@ -31,9 +31,13 @@ from cmc_lab.core.model import (
     OrderFilled,
     OrderInitialized,
     OrderRejected,
+    OrderReplaced,
+    OrderReplaceRejected,
+    OrderReplaceRequested,
     OrderState,
     OrderSubmitted,
     Quote,
+    ReplaceOrder,
     Side,
     SubmitOrder,
     TimeInForce,
@@ -54,7 +58,7 @@ from cmc_lab.engine.market import MarketState
 from cmc_lab.journal import JournalError
 from cmc_lab.risk.monitor import RiskMonitor
 from cmc_lab.risk.pretrade import PreTradeChecks
-from cmc_lab.venues.base import Venue
+from cmc_lab.venues.base import Amends, Venue
 
 EventCallback = Callable[[Event], None]
 
@@ -95,6 +99,7 @@ class OrderRouter:
         self.journal_fault: dict[str, Any] | None = None  # the write failure that HALTED trading
         self.refusal: str | None = None  # why trading may not resume in this session at all
         self._order_seq = 0
+        self._replacing: dict[str, asyncio.Future[OrderEvent]] = {}  # orders with a replace on its way
         self._dropped: set[str] = set()  # venues that went down after being up
         self.closing: set[str] = set()  # venues whose session the user closed (not a drop)
 
@@ -179,7 +184,7 @@ class OrderRouter:
             inst = req.instrument
             order = Order(
                 self.runner, self.request_cancel, cid, inst, req.side, req.qty, req.price, tif,
-                req.account, req.ticket_id,
+                req.account, req.ticket_id, replace=self.request_replace,
             )  # fmt: skip
             self.orders[cid] = order
             init = _initialized(now, cid, req, tif, reason, self.market.quotes.get(inst.id))
@@ -238,6 +243,71 @@ class OrderRouter:
             self.runner.report([f"cancel of {order.client_order_id} not sent: {exc}"])
             return False
         return True
+
+    def request_replace(self, order: Order, price: Any, qty: Any, timeout: float) -> OrderEvent | None:
+        """``order.replace()`` from a notebook: validated here, sent from the loop, the answer awaited."""
+        inst = order.instrument
+        try:
+            new_price = order.price if price is None else parse_price(price, inst)
+            new_qty = order.qty if qty is None else parse_qty(qty, inst)
+        except ValueError as exc:
+            raise InvalidOrder(str(exc)) from None
+        if (new_qty, new_price) == (order.qty, order.price):
+            raise InvalidOrder(
+                f"order {order.client_order_id} already works {new_qty} @ {new_price}; nothing to replace"
+            )
+        return self.runner.call(
+            self.replace(order, new_price, new_qty, timeout), advance=True, timeout=timeout
+        )
+
+    async def replace(self, order: Order, price: Decimal, qty: int, timeout: float) -> OrderEvent | None:
+        """Check, journal ``OrderReplaceRequested``, hand ``ReplaceOrder`` to the venue, await its answer.
+
+        Only a change that lowers the quantity at the same price reduces exposure: it passes every
+        check. Any other change passes the pre-trade checks as the order it would become.
+        """
+        cid, iid, inst = order.client_order_id, order.instrument_id, order.instrument
+        if order.state not in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED) or cid in self._replacing:
+            why = (
+                "a replace is already on its way" if cid in self._replacing else f"it is {order.state.value}"
+            )
+            raise InvalidOrder(f"order {cid} cannot be replaced now: {why}; wait for the venue's answer")
+        if qty <= order.filled_qty:
+            raise InvalidOrder(
+                f"the new quantity {qty} of {cid} must be above the {order.filled_qty} filled; cancel it instead"
+            )
+        now = self.market.now_ns()
+        venue = self.venues[inst.venue]
+        refused = (
+            None if isinstance(venue, Amends) else f"{inst.venue} cannot replace orders; cancel and resubmit"
+        )
+        if price == order.price and qty < order.qty:
+            reason = f"reduces: quantity {order.qty} -> {qty}, every check passed as exempt"
+        else:
+            request = OrderRequest(
+                instrument=inst, side=order.side, qty=qty - order.filled_qty, price=price,
+                account=order.account, ticket_id=order.ticket_id,
+            )  # fmt: skip
+            denial, passed = self.checks.run(request, self)
+            refused = refused or (f"denied: {denial}" if denial else None)
+            reason = ",".join(passed)
+        if refused is not None:
+            rejected = OrderReplaceRejected(now, now, cid, iid, refused)
+            self.on_event(rejected)
+            return rejected
+        answer: asyncio.Future[OrderEvent] = self.runner.loop.create_future()
+        self._replacing[cid] = answer
+        self.on_event(OrderReplaceRequested(now, now, cid, iid, qty, price, reason))
+        try:
+            venue.amend(ReplaceOrder(cid, iid, qty, price, now, order.venue_order_id))  # type: ignore[attr-defined]
+        except Exception as exc:
+            self.on_event(OrderReplaceRejected(now, now, cid, iid, f"not sent: {exc}"))
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), timeout)
+        except TimeoutError:
+            return None
+        finally:
+            self._replacing.pop(cid, None)
 
     async def cancel_all(self, instrument_id: str | None, reason: str) -> int:
         count = 0
@@ -313,6 +383,10 @@ class OrderRouter:
             self.apply(order, event)  # type: ignore[arg-type]
             if isinstance(event, OrderFilled):
                 self.risk.journal_booking(order, event)
+            elif isinstance(event, OrderReplaced | OrderReplaceRejected):
+                answer = self._replacing.get(order.client_order_id)
+                if answer is not None and not answer.done():
+                    answer.set_result(event)
         elif isinstance(event, VenueEvent):
             self._venue_health(event)
         self.runner.report(fire_callbacks(self.event_callbacks, event))

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 from cmc_lab.core.instruments import Instrument
-from cmc_lab.core.model import CancelOrder, Event, OrderState, Quote, Side, SubmitOrder
+from cmc_lab.core.model import CancelOrder, Event, OrderState, Quote, ReplaceOrder, Side, SubmitOrder
 
 #: Where a venue delivers what it hears: quotes and order/venue events. Called on the
 #: engine's loop thread, in the order the venue received them.
@@ -95,3 +95,14 @@ class Venue(Protocol):
         """Every order of our accounts still working at the venue, known to us or not (raises
         :class:`VenueCannotReport` when the venue cannot say)."""
         ...
+
+
+@runtime_checkable
+class Amends(Protocol):
+    """A venue that can replace a working order (FIX OrderCancelReplaceRequest; the embedded exchange).
+
+    ``amend`` hands the command over and returns at once; ``OrderReplaced`` or
+    ``OrderReplaceRejected`` comes back through the sink, in order with the order's fills.
+    """
+
+    def amend(self, command: ReplaceOrder) -> None: ...

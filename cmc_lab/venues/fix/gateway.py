@@ -20,7 +20,7 @@ from pathlib import Path
 from cmc_lab.core.clock import Clock
 from cmc_lab.core.ids import venue_of
 from cmc_lab.core.instruments import Instrument
-from cmc_lab.core.model import CancelOrder, SubmitOrder
+from cmc_lab.core.model import CancelOrder, ReplaceOrder, SubmitOrder
 from cmc_lab.core.specs import Specs
 from cmc_lab.venues.base import EventSink, OrderStatusReport, PositionReport, VenueNotConnected
 from cmc_lab.venues.fix.config import FixConfig
@@ -85,6 +85,10 @@ class FixVenue:
     def cancel(self, command: CancelOrder) -> None:
         """Send an OrderCancelRequest; OrderCanceled or OrderCancelRejected comes back."""
         self.gateway.cancel(self.name, command)
+
+    def amend(self, command: ReplaceOrder) -> None:
+        """Send an OrderCancelReplaceRequest; OrderReplaced or OrderReplaceRejected comes back (35=9 434=2)."""
+        self.gateway.amend(self.name, command)
 
     def adopt(self, command: SubmitOrder, *, amendments: int = 0) -> None:
         """Take over an order an earlier process sent (restart recovery); nothing is sent.

@@ -25,6 +25,9 @@ from cmc_lab.core.model import (
     CancelOrder,
     OrderCancelRejected,
     OrderRejected,
+    OrderReplaced,
+    OrderReplaceRejected,
+    ReplaceOrder,
     SubmitOrder,
     VenueConnected,
     VenueDisconnected,
@@ -335,6 +338,12 @@ class FixGateway(SessionApp):
         sent.current = cl
         sent.order_id = msg.get(mapping.ORDER_ID) or sent.order_id
         sent.command = dataclasses.replace(sent.command, qty=qty, price=price)
+        cmd = sent.command
+        sink = self._order_sink(sent.venue)
+        if sink is not None:  # in order with the fills of the replaced order that follow
+            ts = mapping.event_time(msg)
+            sink(OrderReplaced(ts, self.clock.now_ns(), cmd.client_order_id, cmd.instrument_id, qty, price,
+                               sent.order_id or ""))  # fmt: skip
         if future is not None and not future.done():
             future.set_result(
                 ReplaceResult(sent.command.client_order_id, cl, sent.order_id or "", qty, price)
@@ -344,9 +353,7 @@ class FixGateway(SessionApp):
         cl = msg.require(mapping.CL_ORD_ID)
         text = msg.get(codec.TEXT) or "rejected"
         if msg.get(mapping.CXL_REJ_RESPONSE_TO) == "2":
-            future = self._replaces.pop(cl, None)
-            if future is not None and not future.done():
-                future.set_exception(ReplaceRejected(f"replace refused by {self.config.target}: {text}"))
+            self._fail("G", cl, f"replace refused by {self.config.target}: {text}")
             return
         root = self._root.get(cl) or self._root.get(msg.get(mapping.ORIG_CL_ORD_ID) or "")
         sent = self._orders.get(root) if root else None
@@ -382,6 +389,12 @@ class FixGateway(SessionApp):
             future = self._replaces.pop(key, None)
             if future is not None and not future.done():
                 future.set_exception(ReplaceRejected(why))
+            root = self._root.get(key)
+            replaced = self._orders.get(root) if root else None
+            sink = self._order_sink(replaced.venue) if replaced is not None else None
+            if replaced is not None and sink is not None:
+                ts, cmd = self.clock.now_ns(), replaced.command
+                sink(OrderReplaceRejected(ts, ts, cmd.client_order_id, cmd.instrument_id, why))
             return
         sent = self._orders.get(key)
         if sent is None:
@@ -459,29 +472,36 @@ class FixGateway(SessionApp):
         )
         self._send("F", body, cmd.client_order_id)
 
+    def amend(self, venue: str, cmd: ReplaceOrder) -> str:
+        """Send an OrderCancelReplaceRequest; OrderReplaced or OrderReplaceRejected comes to the sink. Its ClOrdID."""
+        self.require_up(venue)
+        sent = self._known(cmd.client_order_id)
+        sent.amendments += 1
+        cl = f"{cmd.client_order_id}.R{sent.amendments}"
+        self._root[cl] = cmd.client_order_id
+        order = sent.command
+        currency = self.specs.instruments[order.instrument_id].currency
+        account = self.config.account or order.account
+        body = mapping.replace_request(
+            cl, sent.current, order, cmd.qty, cmd.price, account, currency, _now_text()
+        )
+        self._send("G", body, cl)
+        return cl
+
     async def replace(
         self, venue: str, client_order_id: str, qty: int | None, price: Decimal | None
     ) -> ReplaceResult:
-        self.require_up(venue)
-        sent = self._known(client_order_id)
-        sent.amendments += 1
-        cl = f"{client_order_id}.R{sent.amendments}"
-        self._root[cl] = client_order_id
-        order = sent.command
-        future: asyncio.Future[ReplaceResult] = asyncio.get_running_loop().create_future()
-        self._replaces[cl] = future
-        currency = self.specs.instruments[order.instrument_id].currency
-        body = mapping.replace_request(
-            cl,
-            sent.current,
-            order,
+        order = self._known(client_order_id).command
+        cmd = ReplaceOrder(
+            client_order_id,
+            order.instrument_id,
             order.qty if qty is None else qty,
             order.price if price is None else price,
-            self.config.account or order.account,
-            currency,
-            _now_text(),
+            self.clock.now_ns(),
         )
-        self._send("G", body, cl)
+        cl = self.amend(venue, cmd)
+        future: asyncio.Future[ReplaceResult] = asyncio.get_running_loop().create_future()
+        self._replaces[cl] = future
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.config.timeout)
         except TimeoutError:

@@ -21,7 +21,7 @@ import numpy as np
 
 from cmc_lab.core.clock import Clock
 from cmc_lab.core.instruments import Instrument
-from cmc_lab.core.model import CancelOrder, SubmitOrder, VenueConnected, VenueDisconnected
+from cmc_lab.core.model import CancelOrder, ReplaceOrder, SubmitOrder, VenueConnected, VenueDisconnected
 from cmc_lab.core.specs import Specs, VenueSpec
 from cmc_lab.venues.base import EventSink, OrderStatusReport, PositionReport, VenueNotConnected
 from cmc_lab.venues.sim.matching import Item, Matcher
@@ -172,6 +172,10 @@ class InProcessVenue(ABC):
         """Ask to cancel an order; ``OrderCanceled`` or ``OrderCancelRejected`` comes back."""
         self._send(self._on_cancel, command)
 
+    def amend(self, command: ReplaceOrder) -> None:
+        """Ask to replace a resting order's quantity and price; ``OrderReplaced`` or ``OrderReplaceRejected`` comes back."""
+        self._send(self._on_amend, command)
+
     async def order_status(self, client_order_ids: Iterable[str]) -> list[OrderStatusReport]:
         """What the venue knows of these orders (one round trip); unknown ids are left out.
 
@@ -275,6 +279,9 @@ class InProcessVenue(ABC):
 
     def _on_cancel(self, command: CancelOrder) -> None:
         self._emit(self._matcher.cancel(command, self._clock.now_ns()))
+
+    def _on_amend(self, command: ReplaceOrder) -> None:
+        self._emit(self._matcher.replace(command, self._clock.now_ns()))
 
     def _on_query(self, request: tuple[Callable[[], Any], asyncio.Future[Any]]) -> None:
         query, future = request

@@ -21,8 +21,11 @@ from cmc_lab.core.model import (
     OrderCancelRejected,
     OrderFilled,
     OrderRejected,
+    OrderReplaced,
+    OrderReplaceRejected,
     OrderState,
     Quote,
+    ReplaceOrder,
     Side,
     SubmitOrder,
     TimeInForce,
@@ -250,6 +253,36 @@ class Matcher:
         items.append(
             partial(OrderCancelRejected, ts_event=now, client_order_id=cid, instrument_id=iid, reason=reason)
         )
+        return items
+
+    def replace(self, cmd: ReplaceOrder, now: int) -> list[Item]:
+        """Give a resting order a new total quantity and price (it loses its time priority), or say why not."""
+        cid, iid = cmd.client_order_id, cmd.instrument_id
+        order, listing = self.orders.get(cid), self.listings.get(iid)
+        resting = None
+        if order is not None and order.venue_order_id is not None and listing is not None:
+            resting = listing.book.get(order.venue_order_id)
+        reason = None
+        if order is None or resting is None or listing is None:
+            reason = "unknown order" if order is None else f"too late to replace: {order.state.value.lower()}"
+        elif cmd.qty <= order.filled:
+            reason = f"the new quantity {cmd.qty} must be above the {order.filled} filled"
+        else:
+            as_new = SubmitOrder(  # checked as the order it would become, under an id of its own
+                f"{cid}#replace", iid, order.side, cmd.qty, cmd.price, TimeInForce.GFD, order.account, now
+            )
+            reason = self._check(as_new, listing, now)
+        if reason is not None or listing is None or resting is None or order is None:
+            return [partial(OrderReplaceRejected, ts_event=now, client_order_id=cid, instrument_id=iid,
+                            reason=f"{reason} ({self.venue})")]  # fmt: skip
+        listing.book.cancel(resting.key)
+        order.qty = cmd.qty
+        items: list[Item] = [partial(OrderReplaced, ts_event=now, client_order_id=cid, instrument_id=iid,
+                                     qty=cmd.qty, price=cmd.price, venue_order_id=order.venue_order_id or "")]  # fmt: skip
+        incoming = BookOrder(
+            resting.key, "user", order.side, int(cmd.price / listing.inst.tick), cmd.qty - order.filled
+        )
+        self._report_matches(listing, listing.book.add(incoming), order, now, items)
         return items
 
     def status(self, client_order_ids: Iterable[str]) -> list[OrderStatusReport]:
