@@ -60,6 +60,17 @@ def cells_01() -> list:
             "    print(exc)"
         ),
         new_markdown_cell(
+            "A resting order can be amended: `replace` returns the venue's answer, `OrderReplaced` (the "
+            "order now works the new size at the new price) or `OrderReplaceRejected` with the reason."
+        ),
+        new_code_cell(
+            'o = eng.submit("COMEX.GC", "buy", 1, price=2600.0)   # below the bid: it rests\n'
+            "o.wait(timeout=0.5)\n"
+            "print(o.replace(price=2600.5, qty=2))\n"
+            "o.cancel()\n"
+            "o.wait(timeout=2)"
+        ),
+        new_markdown_cell(
             "The journal's hash chain verifies. The engine keeps running for the workbench; "
             "`eng.close()` stops it."
         ),
