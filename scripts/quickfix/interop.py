@@ -6,7 +6,8 @@ Run it with a Python that has ``quickfix`` installed (``scripts/quickfix/setup.s
     /tmp/qf/bin/python scripts/quickfix/interop.py --cmc-python .venv/bin/python
 
 QuickFIX validates every message it receives against its FIX 4.4 data dictionary. Steps, each
-checked: log on; buy 2 COMEX.GC with a crossing IOC (filled); rest a sell; log out; reconnect with
+checked: log on; buy 2 COMEX.GC with a crossing IOC (filled); rest a sell and replace it
+(35=G, one tick lower); log out; reconnect with
 a gap both ways (our next MsgSeqNum 5 too high, the acceptor's 3 too low, so each side sends a
 ResendRequest and is answered by resend or gap fill); reset the sequence numbers in session (a
 Logon with 141=Y while logged on, answered with 141=Y); reconcile (OrderMassStatusRequest lists
@@ -179,7 +180,27 @@ def run(cmc_python: str) -> list[str]:
                 lambda: app.find("8", lambda m: m.get(11) == "qf-rest-1" and m.get(150) == "0"),
                 "the rest ack",
             )
-            passed.append("trade: a crossing IOC filled, a resting order acknowledged")
+            lower = f"{float(price) - 0.1:.2f}"  # one tick lower: still above any bid, so it rests
+            app.send(
+                message(
+                    "G",
+                    (41, "qf-rest-1"),
+                    (11, "qf-rest-1.R1"),
+                    (1, ACCOUNT),
+                    (55, "GC"),
+                    (207, "COMEX"),
+                    (54, "2"),
+                    (60, time.strftime("%Y%m%d-%H:%M:%S", time.gmtime())),
+                    (38, 1),
+                    (40, "2"),
+                    (44, lower),
+                )
+            )
+            until(
+                lambda: app.find("8", lambda m: m.get(11) == "qf-rest-1.R1" and m.get(150) == "5"),
+                "the replace",
+            )
+            passed.append("trade: a crossing IOC filled, a resting order acknowledged, then replaced (35=G)")
 
             initiator.stop()
             until(lambda: not app.logged_on, "the Logout")
@@ -211,7 +232,9 @@ def run(cmc_python: str) -> list[str]:
                 lambda: app.find("8", lambda m: m.get(584) == "qf-ms-1" and m.get(912) == "Y"), "mass status"
             )
             listed = app.find("8", lambda m: m.get(584) == "qf-ms-1")
-            if [(m.get(11), m.get(150), m.get(911)) for m in listed] != [("qf-rest-1", "I", "1")]:
+            if [(m.get(11), m.get(150), m.get(911), m.get(44)) for m in listed] != [
+                ("qf-rest-1.R1", "I", "1", lower)
+            ]:
                 raise AssertionError(f"mass status listed {listed}")
             stamp = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime())
             ask = message(
@@ -227,7 +250,7 @@ def run(cmc_python: str) -> list[str]:
             (held,) = app.find("AP", lambda m: m.get(710) == "qf-pos-1")
             if (ack.get(727), held.get(55), held.get(704), held.get(705)) != ("1", "GC", "2", "0"):
                 raise AssertionError(f"positions answered {ack} then {held}")
-            passed.append("reconcile: mass status lists the resting order, positions say long 2 GC")
+            passed.append("reconcile: mass status lists the replaced resting order, positions say long 2 GC")
 
             rejects = app.find("3") + app.find("j")
             if rejects:
