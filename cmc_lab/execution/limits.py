@@ -5,6 +5,7 @@ that changed what a ticket does (which limit, its value, what was seen and by ho
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from cmc_lab.core.model import Quote
@@ -15,11 +16,17 @@ from cmc_lab.pricing.units import FxRates, convert_money
 EXPOSURE_HEADROOM = 1.25
 
 
+@lru_cache(maxsize=16)
+def _rates(fx: float) -> FxRates:
+    """The rate of a decision, built once (each decision converts every leg with it)."""
+    return FxRates(fx)
+
+
 def leg_notional_cny(leg: Leg, fx: float | None) -> float:
     """The whole leg (its target lots) at its decision price, in CNY (unconverted without a rate)."""
     notional = leg.target * float(leg.instrument.lot_size) * float(leg.decision_px)
     try:
-        return float(convert_money(notional, leg.instrument.currency, "CNY", FxRates(fx) if fx else None))
+        return float(convert_money(notional, leg.instrument.currency, "CNY", _rates(fx) if fx else None))
     except ValueError:
         return notional
 
