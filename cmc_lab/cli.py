@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cmc_lab.journal import Journal, JournalError
+from cmc_lab.journal import CorruptJournal, Journal, JournalError
 
 QUICKSTART = "01_quickstart.ipynb"
 
@@ -69,14 +69,20 @@ def _open_journal(path: str) -> Journal:
 
 
 def cmd_journal_verify(args: argparse.Namespace) -> int:
-    with _open_journal(args.path) as journal:
-        expected = None
-        if args.expect_head:
-            seq, _, digest = args.expect_head.partition(":")
-            if not seq.isdigit() or len(digest) != 64:
-                raise CliError("--expect-head takes SEQ:SHA256, as printed by a previous verify")
-            expected = (int(seq), digest)
-        report = journal.verify(expected_head=expected)
+    expected = None
+    if args.expect_head:
+        seq, _, digest = args.expect_head.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise CliError("--expect-head takes SEQ:SHA256, as printed by a previous verify")
+        expected = (int(seq), digest)
+    try:
+        with _open_journal(args.path) as journal:
+            report = journal.verify(expected_head=expected)
+    except (
+        CorruptJournal
+    ) as exc:  # damaged beneath the rows (cut short, overwritten): a finding, not a usage error
+        print(f"journal BROKEN: {exc}")
+        return 1
     print(report)
     return 0 if report.ok else 1
 
@@ -151,6 +157,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         )
     if not args.journal:
         raise CliError(f"cmc-lab audit {args.path} needs --journal JOURNAL: the journal to export")
+    if Path(args.path).exists() and not Path(args.path).is_dir() and not args.overwrite:
+        raise CliError(f"{args.path} exists; pass another path, or --overwrite to replace it")
     with _open_journal(args.journal) as journal:
         pack = export_pack(
             journal,

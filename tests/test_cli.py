@@ -185,3 +185,30 @@ def test_installed_console_script_verifies_a_journal(session: tuple[Path, str]) 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("journal intact:")
+
+
+def test_audit_on_an_existing_pack_names_the_cli_flag_not_the_python_argument(
+    session: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal, _ = session
+    pack = tmp_path / "pack.zip"
+    assert main(["audit", str(pack), "--journal", str(journal), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["audit", str(pack), "--journal", str(journal), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "overwrite=True" not in err
+    assert main(["audit", str(pack), "--journal", str(journal), "--quiet", "--overwrite"]) == 0
+
+
+def test_journal_verify_of_a_truncated_file_says_broken_and_suggests_a_way_that_works(
+    session: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal, _ = session
+    with journal.open("r+b") as fh:  # cut the file in half, as a full disk or a bad copy would
+        fh.truncate(journal.stat().st_size // 2)
+    assert main(["journal", "verify", str(journal)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("journal BROKEN")
+    assert "verify()" in out and "cannot read it either" in out
+    assert ".recover" in out  # what the hint suggests is a real sqlite3 command, not the call that failed
+    assert "run Journal(path, readonly=True).verify()" not in out

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from cmc_lab.journal.ratios import ratio_frame, ratio_rows, ratio_text
 from cmc_lab.journal.records import OrderRecord, order_summary, step_of
 from cmc_lab.journal.report import slippage_table, summary_html, verification_text
 from cmc_lab.journal.store import Journal, anchor
-from cmc_lab.journal.window import iso, to_ns, window
+from cmc_lab.journal.window import EmptyAuditWindow, empty_window_note, iso, to_ns, window
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -148,6 +149,8 @@ def export_pack(
     finally:
         if source is not journal:
             source.close()
+    if chain["window"].get("empty"):
+        warnings.warn(EmptyAuditWindow(f"{target}: {chain['window']['empty']}"), stacklevel=2)
     return target
 
 
@@ -191,6 +194,7 @@ class _Export:
             before = conn.execute(_BEFORE, (lo, hi)).fetchall() if hi >= lo else []
             counts = ratio_rows(conn, lo, hi, self.since_ns, self.until_ns)
             first_prev = conn.execute("SELECT prev_hash FROM events WHERE seq = ?", (lo,)).fetchone()
+            spans = conn.execute("SELECT MIN(ts_event), MAX(ts_event) FROM events").fetchone()
         for row in before:  # orders that began before the window: their state when it opens
             payload, _ = _decode(row[9])
             if payload is not None:
@@ -206,6 +210,8 @@ class _Export:
             "first_prev_hash": first_prev[0] if first_prev and hi >= lo else "",
             "last_hash": "",
         }
+        if hi < lo:
+            span["empty"] = empty_window_note(self.since_ns, self.until_ns, spans)
         files = {name: self.writer.open(name) for name in FILES}
         span["last_hash"] = self._stream(files, lo, hi, progress)
         report = self.journal.verify()

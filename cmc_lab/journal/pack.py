@@ -169,6 +169,10 @@ class PackReport:
         return self.ok
 
     def __str__(self) -> str:
+        if self.ok and self.window.get("empty"):
+            return (
+                f"audit pack intact but EMPTY: {self.files} files match manifest.json; {self.window['empty']}"
+            )
         if self.ok:
             w = self.window
             rows = f"rows {w.get('first_seq')} to {w.get('last_seq')}" if w.get("rows") else "no rows"

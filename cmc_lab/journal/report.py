@@ -75,6 +75,7 @@ def summary_html(summary: Mapping[str, Any], frames: Mapping[str, pd.DataFrame])
                 ("created (UTC)", summary["created_utc"]),
             ]
         ),
+        f'<p><b class="cmc-bad">EMPTY</b>: {escape(window["empty"])}</p>' if window.get("empty") else "",
         "<h3>Hash chain</h3>",
         f"<p>Journal {status}: {verify['rows']} rows verified. Head at export: row "
         f"{summary['head']['seq']}, <code>{escape(summary['head']['hash'])}</code>.</p>",

@@ -327,8 +327,9 @@ class Journal:
             damaged = getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
             if damaged or "decode" in str(exc):
                 raise CorruptJournal(
-                    f"journal {self.path} could not be read ({exc}); "
-                    "run Journal(path, readonly=True).verify() to find the damaged row"
+                    f"journal {self.path} could not be read ({exc}): the file is damaged beneath the "
+                    "rows, so verify() cannot read it either; restore it from a copy or archive, or "
+                    f"salvage the readable rows with: sqlite3 {self.path} .recover > rows.sql"
                 ) from exc
             raise JournalError(f"reading journal {self.path} failed ({exc}); try again") from exc
 

@@ -15,6 +15,8 @@ from numbers import Integral
 
 import pandas as pd
 
+from cmc_lab.core.clock import SIM_START_NS
+
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ].*)?")
 
 
@@ -89,3 +91,22 @@ def window(
 
 
 __all__ = ["iso", "to_ns", "window"]
+
+
+class EmptyAuditWindow(UserWarning):
+    """An audit pack's window holds no journal rows: the pack is intact but proves nothing."""
+
+
+def empty_window_note(since_ns: int | None, until_ns: int | None, spans: tuple[int | None, ...]) -> str:
+    """Why a window is empty, saying where the journal's rows are (and the simulated day)."""
+    first, last = (spans or (None, None))[:2]
+    held = (
+        f"the journal's rows run from {iso(first)} to {iso(last)}"
+        if first is not None
+        else "the journal has no rows"
+    )
+    return (
+        f"the window {iso(since_ns) or 'start'} to {iso(until_ns) or 'end'} holds no journal rows; "
+        f"{held} (the embedded exchange simulates {iso(SIM_START_NS)[:10]} from "
+        f"{iso(SIM_START_NS)[11:16]} UTC); pass since/until around them"
+    )

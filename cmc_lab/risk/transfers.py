@@ -21,6 +21,10 @@ import pandas as pd
 from cmc_lab.pricing.units import needs_fx
 from cmc_lab.risk.capital import CENT, ZERO, Account, convert, to_money
 
+#: The largest amount a transfer may name: money has 28 significant digits (cents included) in
+#: the default decimal context, so anything near it is a typo, not a wire.
+MAX_TRANSFER = Decimal(10) ** 18
+
 TRANSFER_STAGES = ("request", "transit")
 #: The journal rows of a transfer's steps, in the order they can happen.
 TRANSFER_KINDS = ("TransferRequested", "TransferInTransit", "TransferCredited", "TransferFailed")
@@ -177,6 +181,10 @@ class Transfers:
         money = to_money(amount, "amount")
         if money <= 0:
             raise ValueError(f"amount {money} must be above zero; swap source and dest to move money back")
+        if money >= MAX_TRANSFER:
+            raise ValueError(
+                f"amount {money} is beyond any account (it must be below {MAX_TRANSFER:,}); check the figure"
+            )
         if money != money.quantize(CENT):
             raise ValueError(f"amount {money} has fractions of a cent; round it to 2 decimals")
         src_ccy, dst_ccy = self.accounts[src].currency, self.accounts[dst].currency

@@ -1,0 +1,58 @@
+"""Errors a newcomer meets in the first hour say what to fix (issue 17's smaller items)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import cmc_lab as cmc
+from cmc_lab.journal.pack import verify_pack
+from cmc_lab.journal.window import EmptyAuditWindow
+
+
+@pytest.mark.parametrize("amount", [1e30, "1e30", 10**40])
+def test_a_transfer_of_an_absurd_amount_is_refused_with_what_to_fix(eng: cmc.Engine, amount: object) -> None:
+    before = eng.capital()
+    with pytest.raises(ValueError, match=r"beyond any account .*check the figure"):
+        eng.transfer("CN-FUT", "US-FUT", amount)  # type: ignore[arg-type]
+    assert str(eng.capital()) == str(before)  # nothing moved
+
+
+def test_a_large_but_real_transfer_still_passes_the_check(eng: cmc.Engine) -> None:
+    src, dst, money, _ = eng.risk.transfers.parse("CN-FUT", "US-FUT", "123456789012345.67", None)
+    assert (src, dst, str(money)) == ("CN-FUT", "US-FUT", "123456789012345.67")
+
+
+def test_the_kill_switch_as_the_readme_shows_it_needs_a_reason_and_rearms(eng: cmc.Engine) -> None:
+    with pytest.raises(TypeError):
+        eng.kill()  # type: ignore[call-arg]
+    assert eng.kill(reason="desk stop") == 0
+    assert eng.trading_state.value == "HALTED"
+    eng.rearm()
+    assert eng.trading_state.value == "ACTIVE"
+
+
+def test_an_audit_pack_of_a_window_without_rows_warns_and_says_empty_when_verified(
+    eng: cmc.Engine, tmp_path: Path
+) -> None:
+    eng.submit("COMEX.GC", "buy", 1, price="2600.0").wait(5)
+    with pytest.warns(EmptyAuditWindow, match=r"holds no journal rows.*simulates 2026-11-24 from 14:00 UTC"):
+        pack = eng.audit(tmp_path / "today.zip", since="2030-01-01", until="2030-01-02", progress=False)
+    report = verify_pack(pack)
+    assert report.ok  # nothing altered ...
+    assert str(report).startswith("audit pack intact but EMPTY")  # ... but nothing proven either
+    with zipfile.ZipFile(pack) as zf:
+        assert "EMPTY" in zf.read("summary.html").decode()
+        assert "holds no journal rows" in json.loads(zf.read("manifest.json"))["window"]["empty"]
+
+
+def test_an_audit_pack_with_rows_carries_no_empty_mark(eng: cmc.Engine, tmp_path: Path) -> None:
+    eng.submit("COMEX.GC", "buy", 1, price="2600.0").wait(5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EmptyAuditWindow)
+        pack = eng.audit(tmp_path / "day.zip", progress=False)
+    assert str(verify_pack(pack)).startswith("audit pack intact: ")
