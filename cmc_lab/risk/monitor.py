@@ -498,7 +498,7 @@ class RiskMonitor:
             return False, f"{incoming:,.2f} {f.currency} already in transit to {target} covers it"
         best: tuple[Decimal, str, Decimal] | None = None  # (room in base, account, room in its currency)
         for name, acct in cap.accounts.items():
-            if name == target:
+            if name == target or (rule.source is not None and name != rule.source):
                 continue
             src = cap.figures(name)
             buffer = cap.convert(rule.min_buffer, cap.base, acct.currency)
@@ -506,6 +506,13 @@ class RiskMonitor:
             if room > 0 and (best is None or cap.to_base(room, acct.currency) > best[0]):
                 best = (cap.to_base(room, acct.currency), name, room)
         if best is None:
+            if rule.source is not None:
+                why = (
+                    "is the account in trouble"
+                    if rule.source == target
+                    else "has no funds above its minimum buffer"
+                )
+                return False, f"source {rule.source} {why} ({rule.min_buffer:,} {cap.base})"
             return False, f"no account has funds above its minimum buffer of {rule.min_buffer:,} {cap.base}"
         _, source, room = best
         ccy = cap.accounts[source].currency

@@ -33,6 +33,7 @@ class Rule:
     min_buffer: Decimal
     target: float | None
     reduce_fraction: float
+    source: str | None = None  # transfer: the one account money comes from (None: most headroom)
 
     @property
     def spec(self) -> Metric:

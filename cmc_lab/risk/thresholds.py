@@ -88,6 +88,7 @@ class Thresholds:
         min_buffer: float | str | Decimal = 0,
         target: float | None = None,
         reduce_fraction: float = 0.5,
+        source: str | None = None,
     ) -> Rule:
         """Watch ``metric`` against its levels; a rule for the same metric and scope is replaced.
 
@@ -121,6 +122,9 @@ class Thresholds:
             ``transfer``: available funds (base currency) the source account keeps after it.
         target
             ``transfer``: utilisation to bring the account back to (default: warn less hysteresis).
+        source
+            ``transfer``: the account the money comes from, e.g. ``"CN-FUT"`` (default: the
+            account with the most headroom above ``min_buffer``).
         reduce_fraction
             ``reduce``: share of each open spread position to unwind (at least one unit).
 
@@ -144,6 +148,7 @@ class Thresholds:
             min_buffer=min_buffer,
             target=target,
             reduce_fraction=reduce_fraction,
+            source=source,
         )
         return self._runner.call(self._install(rule))
 
@@ -309,6 +314,22 @@ class Thresholds:
                     f"{metric}: target={target:g} must be above 0 and below the act level {limit:g}: the "
                     "transfer brings utilisation back down to it"
                 )
+        source = kw["source"]
+        if source is not None:
+            accounts = [a for a in self._monitor.scope_names("account") if a != "unified"]
+            if not transfers and "transfer" not in on_liq:
+                raise ValueError(
+                    f"{metric}: source={source!r} names where a transfer takes money from; add action='transfer'"
+                )
+            if source not in accounts:
+                raise ValueError(
+                    f"{metric}: source={source!r} is not an account; use one of {', '.join(sorted(accounts))}"
+                )
+            source = self._monitor.canonical_scope("account", source)
+            if source == scope:
+                raise ValueError(
+                    f"{metric}: source {source!r} is the account the rule watches; name another one"
+                )
         fraction = _number(metric, "reduce_fraction", kw["reduce_fraction"])
         if not 0 < fraction <= 1:
             raise ValueError(f"{metric}: reduce_fraction={fraction:g} must be above 0 and at most 1")
@@ -328,6 +349,7 @@ class Thresholds:
             min_buffer=buffer,
             target=target,
             reduce_fraction=fraction,
+            source=source,
         )
 
     def _scope(self, metric: str, spec: Metric, scope: Any) -> str:
