@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -32,6 +33,8 @@ NEEDS_ENGINE = {
     "receipts": "receipts r1-000001",
     "audit": "audit pack.zip",
     "kill": "kill",
+    "rearm": "rearm",
+    "close": "close",
     "workbench": "workbench",
 }
 
@@ -45,8 +48,12 @@ def shell() -> InteractiveShell:
 
 
 @pytest.fixture
-def ip(shell: InteractiveShell) -> Iterator[InteractiveShell]:
-    """The test shell with ``%cmc`` loaded and no engine; any engine a test connects is closed after."""
+def ip(
+    shell: InteractiveShell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[InteractiveShell]:
+    """The test shell with ``%cmc`` loaded and no engine, in a temporary notebook folder (where
+    ``%cmc connect`` writes its journal); any engine a test connects is closed after."""
+    monkeypatch.chdir(tmp_path)
     magics = shell.magics_manager.registry["CmcMagics"]
     magics.engine = None
     yield shell
@@ -304,3 +311,76 @@ def test_engine_errors_are_messages_not_tracebacks(
     eng = connect(ip, capsys)
     eng.close()
     assert "this engine is closed" in refused(ip, capsys, "kill")
+
+
+# ---------------------------------------------------------------------------- journal, rearm, close, options
+
+
+def test_connect_keeps_the_journal_in_a_new_file_of_the_notebook_folder_and_says_where(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    first, out = run(ip, capsys, "connect sim --clock virtual")
+    path = Path(first.journal.path).resolve()
+    assert path.parent == tmp_path.resolve() and re.fullmatch(r"cmc-\d{8}-\d{6}(-\d+)?\.sqlite", path.name)
+    assert f"journal: {path}" in out
+    second, _ = run(ip, capsys, "connect sim --clock virtual")
+    assert Path(second.journal.path).resolve() != path, "a new file per connect"
+    assert first.journal.path.exists()  # the first session's audit trail stays
+
+
+def test_connect_with_a_named_journal_or_in_memory_when_asked(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    named, out = run(ip, capsys, "connect sim --clock virtual --journal desk.sqlite")
+    assert Path(named.journal.path).resolve() == (tmp_path / "desk.sqlite").resolve()
+    assert f"journal: {(tmp_path / 'desk.sqlite').resolve()}" in out
+    memory, out = run(ip, capsys, "connect sim --clock virtual --memory")
+    assert str(memory.journal.path) == ":memory:" and "journal: in memory" in out
+    message = refused(ip, capsys, "connect sim --memory --journal x.sqlite")
+    assert message == "cmc connect: pass --journal PATH or --memory, not both"
+
+
+def test_rearm_after_kill_and_close_then_commands_ask_for_a_connect(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eng = connect(ip, capsys)
+    run(ip, capsys, "kill end of day")
+    message, _ = run(ip, capsys, "rearm margin restored")
+    assert message == "ACTIVE: orders accepted again"
+    assert eng.trading_state is cmc.TradingState.ACTIVE
+    row = list(eng.journal.rows(kinds=["TradingStateChanged"]))[-1]
+    assert (row["payload"]["reason"], row["payload"]["who"]) == ("margin restored", "%cmc rearm")
+    closed, _ = run(ip, capsys, "close")
+    assert closed.startswith("closed; the journal stays at ") and eng.closed
+    assert "no engine yet" in refused(ip, capsys, "status")
+
+
+def test_hedge_options_reach_the_ticket(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    connect(ip, capsys)
+    run(ip, capsys, "spread au_gc SHFE.au COMEX.GC")
+    line = 'hedge au_gc sell 3 --when "bid >= 1000" --dwell 250 --repeat 2 --timeout 900 --time-limit 9000'
+    ticket, _ = run(ip, capsys, line + " --max-attempts 4 --chase-ticks 5 --allowance-ticks 1 --tif IOC")
+    assert ticket.state.value == "ARMED"
+    assert (ticket.trigger.dwell_ns, ticket.trigger.max_count) == (250_000_000, 2)
+    policy = ticket.policy
+    assert (policy.leg_timeout_ms, policy.time_limit_ms, policy.max_attempts) == (900, 9000, 4)
+    assert (policy.chase_ticks, policy.allowance_ticks, policy.tif) == (5, 1, "IOC")
+    assert "invalid int value" in refused(ip, capsys, "hedge au_gc buy 3 --repeat two")
+
+
+def test_thresholds_add_installs_a_rule_with_its_source(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eng = connect(ip, capsys)
+    line = "thresholds add margin_utilisation --warn 0.6 --act 0.8 --action alert,transfer --scope US-FUT"
+    rule, _ = run(ip, capsys, line + " --source CN-FUT")
+    assert (rule.metric, rule.scope, rule.warn, rule.act, rule.source) == (
+        "margin_utilisation",
+        "US-FUT",
+        0.6,
+        0.8,
+        "CN-FUT",
+    )
+    assert "transfer" in rule.action and eng.thresholds.rules()["rule_id"].tolist() == [rule.rule_id]
+    assert "name the metric" in refused(ip, capsys, "thresholds add")
+    assert "unknown metric" in refused(ip, capsys, "thresholds add no_such_metric --warn 1")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import time
+from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -43,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("connect", help="start an engine on the embedded exchange", add_help=False)
     p.add_argument("target", choices=["sim"], help="sim: every venue on the embedded exchange")
     p.add_argument("--seed", type=_int, default=7, help="market seed (default 7)")
-    p.add_argument("--journal", default=None, help="SQLite journal path (default: in memory)")
+    p.add_argument(
+        "--journal",
+        default=None,
+        help="SQLite journal path (default: a new cmc-YYYYMMDD-HHMMSS.sqlite in the notebook's folder)",
+    )
+    p.add_argument("--memory", action="store_true", help="keep the journal in memory (lost on restart)")
     p.add_argument("--clock", choices=["real", "virtual"], default="real", help="real (default) or virtual")
     sub.add_parser("status", help="venues, sessions, quotes and trading state", add_help=False)
     sub.add_parser("instruments", help="the instruments with lot, tick, margin and sessions", add_help=False)
@@ -68,8 +75,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mode", choices=["concurrent", "lead_lag"], default="concurrent", help="legs together or lead first"
     )
+    p.add_argument("--dwell", type=float, metavar="MS", help="the trigger holds this long before it fires")
+    p.add_argument("--hysteresis", type=float, help="the trigger re-arms only this far past its level")
+    p.add_argument("--repeat", type=_int, metavar="N", help="one ticket per fire, at most N")
+    p.add_argument("--timeout", type=float, metavar="MS", help="how long a leg may work (leg_timeout_ms)")
+    p.add_argument("--time-limit", type=float, metavar="MS", help="the whole ticket's limit (time_limit_ms)")
+    p.add_argument("--max-attempts", type=_int, metavar="N", help="chase attempts for a missing leg")
+    p.add_argument("--chase-ticks", type=_int, metavar="N", help="how far a chase may move the price")
+    p.add_argument("--allowance-ticks", type=_int, metavar="N", help="price allowance past the touch")
+    p.add_argument("--tif", choices=["IOC", "GFD"], help="legs' time in force (default IOC)")
     sub.add_parser("capital", help="accounts and the unified view with margin utilisation", add_help=False)
-    sub.add_parser("thresholds", help="the threshold rules and their levels", add_help=False)
+    p = sub.add_parser("thresholds", help="the threshold rules and their levels, or add one", add_help=False)
+    p.add_argument(
+        "op", nargs="?", choices=["add"], help="add: a rule for METRIC (see eng.thresholds.metrics())"
+    )
+    p.add_argument("metric", nargs="?", help="e.g. margin_utilisation")
+    p.add_argument("--warn", type=float, help="level that raises an alert")
+    p.add_argument("--act", type=float, help="level that runs --action")
+    p.add_argument("--liquidation", type=float, help="margin metrics: level that runs halt")
+    p.add_argument("--action", default="alert", help="comma-separated: alert, block, cancel, transfer, ...")
+    p.add_argument("--scope", default="*", help="an account, or * for every one (default)")
+    p.add_argument("--source", default=None, help="transfer action: the account the money comes from")
     sub.add_parser("alerts", help="alerts raised in this session", add_help=False)
     p = sub.add_parser("receipts", help="receipt timeline of an order or ticket", add_help=False)
     p.add_argument("id", help="client order id or ticket id")
@@ -79,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", default=None, help="window end (exclusive): ISO 8601 or ns")
     p = sub.add_parser("kill", help="kill switch: cancel everything, block new orders", add_help=False)
     p.add_argument("reason", nargs="*", help="why (journaled)")
+    p = sub.add_parser("rearm", help="leave HALTED (or REDUCING): accept orders again", add_help=False)
+    p.add_argument("reason", nargs="*", help="why (journaled)")
+    sub.add_parser("close", help="disconnect the venues and close the journal", add_help=False)
     sub.add_parser("workbench", help="the whole dashboard", add_help=False)
     p = sub.add_parser("help", help="this help, or one command's", add_help=False)
     p.add_argument("topic", nargs="?", help="a command")
@@ -86,6 +115,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 PARSER = build_parser()
+
+#: %cmc hedge's options and the eng.hedge keywords they set.
+HEDGE_OPTIONS = {
+    "dwell": "dwell_ms",
+    "hysteresis": "hysteresis",
+    "repeat": "repeat",
+    "timeout": "leg_timeout_ms",
+    "time_limit": "time_limit_ms",
+    "max_attempts": "max_attempts",
+    "chase_ticks": "chase_ticks",
+    "allowance_ticks": "allowance_ticks",
+    "tif": "tif",
+}
+
+
+def new_journal_path(folder: Path) -> Path:
+    """A journal file name not yet taken in ``folder``: ``cmc-YYYYMMDD-HHMMSS.sqlite`` (UTC now)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    path, n = folder / f"cmc-{stamp}.sqlite", 1
+    while path.exists():
+        n += 1
+        path = folder / f"cmc-{stamp}-{n}.sqlite"
+    return path
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
@@ -141,10 +193,17 @@ class CmcMagics(Magics):
         return self.engine
 
     def _do_connect(self, args: argparse.Namespace) -> Engine:
+        if args.memory and args.journal:
+            raise UsageError("cmc connect: pass --journal PATH or --memory, not both")
+        journal = ":memory:" if args.memory else args.journal or new_journal_path(Path.cwd())
         if self.engine is not None:
             self.engine.close()
-        self.engine = connect(args.target, seed=args.seed, journal=args.journal, clock=args.clock)
+        self.engine = connect(args.target, seed=args.seed, journal=journal, clock=args.clock)
         self.shell.user_ns["eng"] = self.engine  # type: ignore[union-attr]
+        if args.memory:
+            print("journal: in memory (lost when the kernel stops; --journal PATH keeps it)")
+        else:
+            print(f"journal: {Path(journal).resolve()}")
         return self.engine
 
     def _do_status(self, args: argparse.Namespace) -> Engine:
@@ -162,15 +221,39 @@ class CmcMagics(Magics):
         return SpreadMonitor(self._engine(), args.spread).widget
 
     def _do_hedge(self, args: argparse.Namespace) -> Any:
+        options = {
+            key: getattr(args, name) for name, key in HEDGE_OPTIONS.items() if getattr(args, name) is not None
+        }
         return self._engine().hedge(
-            args.spread, args.side, args.qty, when=args.when, policy=args.policy, mode=args.mode
+            args.spread, args.side, args.qty, when=args.when, policy=args.policy, mode=args.mode, **options
         )
 
     def _do_capital(self, args: argparse.Namespace) -> Any:
         return self._engine().capital()
 
     def _do_thresholds(self, args: argparse.Namespace) -> Any:
-        return self._engine().thresholds
+        thresholds = self._engine().thresholds
+        if args.op is None:
+            if args.metric is not None:
+                raise UsageError(
+                    f"cmc thresholds: {args.metric!r} needs add first: %cmc thresholds add METRIC ..."
+                )
+            return thresholds
+        if args.metric is None:
+            raise UsageError(
+                "cmc thresholds add: name the metric, e.g. %cmc thresholds add margin_utilisation --warn 0.8"
+            )
+        actions = [a.strip() for a in args.action.split(",") if a.strip()]
+        extra = {} if args.source is None else {"source": args.source}
+        return thresholds.add(
+            args.metric,
+            warn=args.warn,
+            act=args.act,
+            liquidation=args.liquidation,
+            action=actions,
+            scope=args.scope,
+            **extra,
+        )
 
     def _do_alerts(self, args: argparse.Namespace) -> Any:
         return self._engine().alerts()
@@ -190,6 +273,20 @@ class CmcMagics(Magics):
         reason = " ".join(args.reason) or "kill from %cmc kill"
         cancelled = self._engine().kill(reason, who="%cmc kill")
         return f"HALTED: {cancelled} working order(s) cancelled; eng.rearm() to resume"
+
+    def _do_rearm(self, args: argparse.Namespace) -> str:
+        engine = self._engine()
+        engine.rearm(" ".join(args.reason) or "re-armed from %cmc rearm", who="%cmc rearm")
+        return f"{engine.trading_state.value}: orders accepted again"
+
+    def _do_close(self, args: argparse.Namespace) -> str:
+        engine = self._engine()
+        engine.close()
+        self.engine = None
+        where = engine.journal.path
+        return (
+            f"closed; the journal stays at {Path(where).resolve()}" if str(where) != ":memory:" else "closed"
+        )
 
     def _do_workbench(self, args: argparse.Namespace) -> Any:
         from cmc_lab.ui.workbench import workbench
