@@ -256,3 +256,14 @@ def test_disarming_a_series_pauses_its_next_ticket(eng: cmc.Engine) -> None:
     assert waiting.state is TS.CANCELLED and len(first.series) == 2
     with pytest.raises(TicketNotArmed):
         first.arm()
+
+
+def test_the_z_window_is_set_per_spread(eng: cmc.Engine) -> None:
+    short = eng.spread("au_gc_short", legs={"SHFE.au": 1, "COMEX.GC": -1}, z_window=5)
+    assert (short.z_window, eng.spread("au_gc").z_window) == (5, 300)
+    quick = eng.hedge("au_gc_short", "sell", 3, when="z > -1000")
+    slow = eng.hedge("au_gc", "sell", 3, when="z > -1000")
+    assert quick.wait(10) is TS.FILLED  # a z-score after 5 updates ...
+    assert slow.state is TS.ARMED  # ... while the default window still waits for its 30th
+    with pytest.raises(ValueError, match=r"z_window=1 must be a whole number of updates >= 2"):
+        eng.spread("bad", legs={"SHFE.au": 1, "COMEX.GC": -1}, z_window=1)

@@ -393,13 +393,15 @@ class Engine:
         formula: str | None = None,
         ratio_tolerance: float = 0.04,
         stale_after_ms: float = 3000.0,
+        z_window: int = 300,
     ) -> Spread:
         """Define a spread (or fetch one by name when ``legs`` is omitted).
 
         Units and currency convert from the instrument specs: SHFE au (CNY/g) against COMEX GC
         (USD/oz) through USD/CNH; SHFE cu against LME copper with the import-parity terms
         (13 % VAT, bonded premium) unless ``costs`` says otherwise. ``lots`` defaults to the
-        smallest whole ratio of equal physical quantity within ``ratio_tolerance``.
+        smallest whole ratio of equal physical quantity within ``ratio_tolerance``. The trigger
+        field ``z`` is the z-score of the spread's mid over its last ``z_window`` updates.
 
         Examples
         --------
@@ -408,16 +410,9 @@ class Engine:
         """
         if legs is None:
             return self.desk.spread(name)
-        return self.desk.add_spread(
-            name,
-            legs,
-            kind,
-            lots=lots,
-            costs=costs,
-            formula=formula,
-            ratio_tolerance=ratio_tolerance,
-            stale_after_ms=stale_after_ms,
-        )
+        options: dict[str, Any] = {"ratio_tolerance": ratio_tolerance, "stale_after_ms": stale_after_ms}
+        options["z_window"] = z_window
+        return self.desk.add_spread(name, legs, kind, lots=lots, costs=costs, formula=formula, **options)
 
     @property
     def spreads(self) -> dict[str, Spread]:

@@ -88,6 +88,7 @@ class Desk:
         formula: str | None = None,
         ratio_tolerance: float = 0.04,
         stale_after_ms: float = 3000.0,
+        z_window: int = 300,
     ) -> Spread:
         if kind not in ("diff", "ratio"):
             raise ValueError(f"spread kind {kind!r} is not known; use 'diff' or 'ratio'")
@@ -104,7 +105,9 @@ class Desk:
             isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in chosen.values()
         ):
             raise ValueError(f"lots must give a whole number >= 1 for each leg: {', '.join(defn.ids)}")
-        spread = Spread(self.market, defn, chosen, stale_after_ms=stale_after_ms, shared=self._shared)
+        spread = Spread(
+            self.market, defn, chosen, stale_after_ms=stale_after_ms, z_window=z_window, shared=self._shared
+        )
         old = self.spreads.get(name)
         if old is not None:  # a redefinition replaces the old spread everywhere, FX included
             for leg, spreads in self._by_leg.items():

@@ -149,6 +149,11 @@ class Spread:
         self._market = market
         self.defn = defn
         self.lots = dict(lots)
+        if isinstance(z_window, bool) or not isinstance(z_window, int) or z_window < 2:
+            raise ValueError(
+                f"z_window={z_window!r} must be a whole number of updates >= 2 (the z-score's window; default 300)"
+            )
+        self.z_window = z_window
         self._z = RollingZ(z_window, min_samples=min(30, z_window))
         self.needs_fx = len({i.currency.replace("CNH", "CNY") for i in defn.instruments}) > 1
         self._kernel = defn.kernel
