@@ -43,9 +43,7 @@ def test_conditions_parse(text: str, expected: Condition) -> None:
     assert Condition.parse(text) == expected
 
 
-@pytest.mark.parametrize(
-    "text", ["spread < 2", "ask == 2", "ask <= ", "ask <= 2 and bid > 1", "ask <= inf", ""]
-)
+@pytest.mark.parametrize("text", ["spread < 2", "ask == 2", "ask <= ", "ask <= 2 and bid", "ask <= inf", ""])
 def test_unreadable_conditions_show_the_form_to_use(text: str) -> None:
     with pytest.raises(BadCondition, match=r"FIELD OP NUMBER|finite"):
         Condition.parse(text)
@@ -267,3 +265,43 @@ def test_the_z_window_is_set_per_spread(eng: cmc.Engine) -> None:
     assert slow.state is TS.ARMED  # ... while the default window still waits for its 30th
     with pytest.raises(ValueError, match=r"z_window=1 must be a whole number of updates >= 2"):
         eng.spread("bad", legs={"SHFE.au": 1, "COMEX.GC": -1}, z_window=1)
+
+
+def test_conditions_combine_with_and_or_read_by_pattern() -> None:
+    both = Condition.parse("z <= -1.5 and ask <= 3")
+    assert str(both) == "z <= -1.5 and ask <= 3"
+    assert both.read({"z": -2.0, "ask": 2.5}.get) == 1.0
+    assert both.read({"z": -1.0, "ask": 2.5}.get) == 0.0
+    assert both.read({"z": None, "ask": 2.5}.get) is None  # no z-score yet: not judged
+    either = Condition.parse("bid >= 9 or ask <= 1")
+    assert either.read({"bid": 1.0, "ask": 0.5}.get) == 1.0
+    assert either.read({"bid": 1.0, "ask": 2.0}.get) == 0.0
+    with pytest.raises(BadCondition, match="mixes 'and' with 'or'"):
+        Condition.parse("z <= -1 and ask <= 3 or bid >= 2")
+    for bad in ("ask <= 3 and __import__('os')", "ask <= 3 and", "and ask <= 3", "ask <= 3 && z < 1"):
+        with pytest.raises(BadCondition, match="is not understood"):
+            Condition.parse(bad)
+
+
+def test_a_combined_trigger_waits_for_every_part_then_fires(eng: cmc.Engine) -> None:
+    ask = eng.spread("au_gc").quote().ask
+    never = eng.hedge("au_gc", "buy", 3, when=f"ask <= {ask + 100:.4f} and bid >= 1000")
+    either = eng.hedge("au_gc", "buy", 3, when=f"ask <= {ask + 100:.4f} or bid >= 1000")
+    both = eng.hedge("au_gc", "sell", 3, when=f"z > -1000 and ask <= {ask + 100:.4f}")
+    assert either.wait(10) is TS.FILLED
+    assert both.state is TS.ARMED  # no z-score before 30 updates: the 'and' waits
+    assert both.wait(30) is TS.FILLED
+    assert "trigger z > -1000 and ask <=" in decision_reason(eng, both)
+    assert never.state is TS.ARMED
+
+
+def test_the_readme_trigger_waits_on_seed_7_then_fires(make_engine: Callable[..., cmc.Engine]) -> None:
+    eng = make_engine(seed=7)
+    eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
+    assert eng.spread("au_gc").quote().ask > 2.2  # the ask opens above the level ...
+    t = eng.hedge("au_gc", side="buy", qty=3, when="z <= -1.5 and ask <= 2.2", policy="chase")
+    eng.sleep(5)
+    assert t.state is TS.ARMED  # ... so the ticket waits
+    assert t.wait(60) is TS.FILLED
+    fired_at = t.history[1][0] - t.history[0][0]
+    assert 5e9 < fired_at < 30e9

@@ -371,7 +371,7 @@ def _trigger_acts(ticket: HedgeTicket, spread: Spread, quotable: bool) -> bool:
     if trigger.max_count is not None and trigger.count >= trigger.max_count:  # exhausted
         return False
     condition = trigger.condition
-    value = spread._value(condition.field) if quotable else None
+    value = condition.read(spread._value) if quotable else None
     if value is None or not math.isfinite(value):
         return trigger._pending_since is not None
     if trigger._needs_release:

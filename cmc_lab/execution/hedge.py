@@ -203,7 +203,7 @@ class HedgeTicket(TicketFlow):
         trigger = self.trigger
         if self.state is not TS.ARMED or trigger is None:
             return
-        value = snap.value(trigger.condition.field) if snap is not None else None
+        value = trigger.condition.read(snap.value) if snap is not None else None
         if trigger.update(value, snap.ts_ns if snap is not None else self._desk.market.now_ns()):
             why = f"trigger {trigger.condition} met at {value:.6g}"
             if trigger.max_count != 1:

@@ -40,17 +40,37 @@ class Condition:
     level: float
 
     @classmethod
-    def parse(cls, text: str) -> Condition:
-        match = _PATTERN.match(str(text))
+    def parse(cls, text: str) -> Condition | Combined:
+        """One ``FIELD OP NUMBER``, or several joined by ``and`` / ``or`` (one kind per condition:
+        ``"z <= -1.5 and ask <= 3"``); read by pattern, never evaluated as code."""
+        words = re.split(r"\s+(and|or)\s+", str(text).strip())
+        if len(words) == 1:
+            return cls._one(words[0], str(text))
+        joiners = set(words[1::2])
+        if len(joiners) > 1:
+            raise BadCondition(
+                f"condition {text!r} mixes 'and' with 'or'; use one of them (e.g. 'z <= -1.5 and ask <= 3'), "
+                "or one ticket per alternative"
+            )
+        return Combined(joiners.pop(), tuple(cls._one(w, str(text)) for w in words[0::2]))
+
+    @classmethod
+    def _one(cls, part: str, text: str) -> Condition:
+        match = _PATTERN.match(part)
         if not match:
             raise BadCondition(
                 f"condition {text!r} is not understood; write FIELD OP NUMBER, e.g. 'ask <= 2.5', "
-                f"with FIELD one of {', '.join(FIELDS)} and OP one of <, <=, >, >="
+                f"with FIELD one of {', '.join(FIELDS)} and OP one of <, <=, >, >=, and join several "
+                "with 'and' or 'or'"
             )
         level = float(match.group(3))
         if not math.isfinite(level):
             raise BadCondition(f"condition {text!r} needs a finite level")
         return cls(match.group(1), match.group(2), level)
+
+    def read(self, value_of: Callable[[str], float | None]) -> float | None:
+        """The value this condition is judged on, from a spread's ``value(field)``."""
+        return value_of(self.field)
 
     def holds(self, value: float) -> bool:
         return bool(_OPS[self.op](value, self.level))
@@ -63,6 +83,43 @@ class Condition:
 
     def __str__(self) -> str:
         return f"{self.field} {self.op} {self.level:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Combined:
+    """Conditions joined by ``and`` (all hold) or ``or`` (any holds), judged on one quote.
+
+    Its value is 1.0 while it holds and 0.0 while not (None while a field it needs is missing),
+    so dwell works as for one condition; a repeat re-arms once the whole stops holding
+    (``hysteresis`` applies to single conditions only).
+
+    Examples
+    --------
+    >>> cond = Condition.parse("z <= -1.5 and ask <= 3")
+    >>> cond.read({"z": -2.0, "ask": 2.5}.get), cond.read({"z": -2.0, "ask": 3.5}.get)
+    (1.0, 0.0)
+    """
+
+    joiner: str
+    parts: tuple[Condition, ...]
+    field = ""  # no single field: panels that draw a level skip it
+    level = math.nan
+
+    def read(self, value_of: Callable[[str], float | None]) -> float | None:
+        values = [value_of(c.field) for c in self.parts]
+        if any(v is None or not math.isfinite(v) for v in values):
+            return None
+        met = [c.holds(v) for c, v in zip(self.parts, values, strict=True)]  # type: ignore[arg-type]
+        return 1.0 if (all(met) if self.joiner == "and" else any(met)) else 0.0
+
+    def holds(self, value: float) -> bool:
+        return value >= 1.0
+
+    def released(self, value: float, hysteresis: float) -> bool:
+        return value < 1.0
+
+    def __str__(self) -> str:
+        return f" {self.joiner} ".join(str(c) for c in self.parts)
 
 
 class TriggerRule:
@@ -78,7 +135,7 @@ class TriggerRule:
 
     def __init__(
         self,
-        condition: Condition,
+        condition: Condition | Combined,
         *,
         dwell_ns: int = 0,
         hysteresis: float = 0.0,
@@ -100,7 +157,12 @@ class TriggerRule:
         self._needs_release = False
         # What the desk looks at on each quote: while the rule waits (nothing pending, no release
         # owed) the condition resolved as (place in FIELDS, field, comparison, level), else None.
-        self._probe = (FIELDS.index(condition.field), condition.field, _OPS[condition.op], condition.level)
+        # A combined condition has no probe: the desk asks it on every recomputation.
+        self._probe = (
+            (FIELDS.index(condition.field), condition.field, _OPS[condition.op], condition.level)
+            if isinstance(condition, Condition)
+            else None
+        )
         self._waiting: tuple[int, str, Callable[[float, float], bool], float] | None = self._probe
 
     @property
