@@ -54,7 +54,7 @@ def test_buying_the_gold_spread_buys_three_au_and_sells_one_gc(eng: cmc.Engine) 
     assert (au.id, au.side, au.net, au.target) == ("SHFE.au", Side.BUY, 3, 3)
     assert (gc.id, gc.side, gc.net, gc.target) == ("COMEX.GC", Side.SELL, 1, 1)
     assert [s for _, s, _ in t.history] == ["CHECKING", "WORKING", "FILLED"]
-    assert t.is_balanced() and t.hedged_units() == 1 and t.qty == 3
+    assert t.is_balanced and t.hedged_units() == 1 and t.qty == 3
 
 
 def test_hedge_async_and_wait_async_fill_the_ticket_under_asyncio_run(eng: cmc.Engine) -> None:
@@ -159,7 +159,7 @@ def test_minimum_size_check_can_be_switched_off(eng: cmc.Engine) -> None:
     t = eng.hedge("au_gc", "buy", 60, min_top_cover=0)
     assert t.state is not TS.DENIED
     t.wait(30)
-    assert t.done and t.is_balanced()
+    assert t.done and t.is_balanced
 
 
 def test_kill_switch_denies_both_legs_before_anything_is_sent(eng: cmc.Engine) -> None:

@@ -99,7 +99,7 @@ def check_invariants(run: Run, t: HedgeTicket, expected: set[TicketState]) -> No
         assert t.exposure_limit is not None and t.legged_exposure() <= t.exposure_limit
     else:
         # (2) legs within one lot of the ratio: for whole-lot ratios that means balanced to the lot
-        assert t.is_balanced(), f"{t.ticket_id} {t.state}: naked {t.imbalance_lots()}"
+        assert t.is_balanced, f"{t.ticket_id} {t.state}: naked {t.imbalance_lots()}"
         assert all(o.done for o in t.orders), f"{t.ticket_id} ended with working orders"
     assert all(abs(v) <= 1 for v in t.imbalance_lots().values()) or t.state is TS.BROKEN
     # (3) the journal holds the ticket's complete chain

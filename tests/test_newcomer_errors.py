@@ -56,3 +56,12 @@ def test_an_audit_pack_with_rows_carries_no_empty_mark(eng: cmc.Engine, tmp_path
         warnings.simplefilter("error", EmptyAuditWindow)
         pack = eng.audit(tmp_path / "day.zip", progress=False)
     assert str(verify_pack(pack)).startswith("audit pack intact: ")
+
+
+def test_is_balanced_is_a_documented_property_like_fills(eng: cmc.Engine) -> None:
+    eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
+    t = eng.hedge("au_gc", side="buy", qty=3)
+    assert t.wait(10).value == "FILLED"
+    assert t.is_balanced is True
+    doc = type(t).is_balanced.__doc__
+    assert isinstance(type(t).is_balanced, property) and doc and "naked" in doc

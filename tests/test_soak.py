@@ -68,7 +68,7 @@ def ticket_problems(eng: cmc.Engine, t: HedgeTicket, now_mono: int) -> list[str]
     age_ms = (now_mono - t._t_decision) / 1e6
     if age_ms > p.time_limit_ms + p.max_legged_ms + SLACK_MS:
         out.append(f"{t.ticket_id} still {t.state.value} {age_ms:.0f} ms after firing: {t.history[-3:]}")
-    if not t.is_balanced() and t._legged_since is not None and t.state is not TS.UNWINDING:
+    if not t.is_balanced and t._legged_since is not None and t.state is not TS.UNWINDING:
         legged_ms = (now_mono - t._legged_since) / 1e6
         if legged_ms > p.max_legged_ms + SLACK_MS:
             out.append(f"{t.ticket_id} legged {legged_ms:.0f} ms and {t.state.value}, not unwinding")
@@ -84,7 +84,7 @@ def on_fill_event(watch: Watch) -> Any:
             return
         watch.fills_checked += 1
         for t in list(eng.desk.tickets.values()):
-            if t.done or t.is_balanced():
+            if t.done or t.is_balanced:
                 continue
             exposure = t.legged_exposure()
             if t.exposure_limit is not None and exposure > t.exposure_limit and t.state is not TS.UNWINDING:
@@ -156,7 +156,7 @@ def test_an_accelerated_day_with_random_faults_keeps_every_invariant(tmp_path: P
         assert all(t.done for t in tickets), {t.ticket_id: t.state.value for t in tickets if not t.done}
         for t in tickets:
             if t.state is not TS.BROKEN:
-                assert t.is_balanced(), f"{t.ticket_id} {t.state.value}: naked {t.imbalance_lots()}"
+                assert t.is_balanced, f"{t.ticket_id} {t.state.value}: naked {t.imbalance_lots()}"
                 assert all(o.done for o in t.orders), f"{t.ticket_id} ended with working orders"
         assert outcomes[TS.FILLED] > len(tickets) / 3, outcomes
         assert len(watch.sent) == len(set(watch.sent)), "a client order id was handed to a venue twice"

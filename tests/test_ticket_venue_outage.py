@@ -105,7 +105,7 @@ def test_reconnect_that_cancels_the_missing_leg_resumes_the_ticket_with_a_new_al
         assert any("BROKEN" in a and FLATTEN_AU in a for a in ticket_alerts(eng, t)[before:])
         assert eng.risk.capital.net_position("SHFE.au") == 3
     else:
-        assert t.is_balanced() and all(o.done for o in t.orders)
+        assert t.is_balanced and all(o.done for o in t.orders)
 
 
 def test_venue_that_drops_again_before_answering_keeps_the_order_unresolved_until_its_next_return(

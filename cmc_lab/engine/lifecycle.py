@@ -93,7 +93,7 @@ async def stop(eng: Running) -> str | None:
         await venue.disconnect()  # also stops a reconnecting venue's back-off task
     working = [o.client_order_id for o in eng.router.orders.values() if not o.done]
     positions = {f"{p.account} {p.instrument.id}": p.qty for p in eng.risk.capital.positions() if p.qty}
-    legged = [t.ticket_id for t in eng.desk.tickets.values() if t.orders and not t.is_balanced()]
+    legged = [t.ticket_id for t in eng.desk.tickets.values() if t.orders and not t.is_balanced]
     eng.journal_writer.write_raw(
         "EngineStopped",
         {

@@ -348,7 +348,7 @@ class Desk:
         return out
 
     def legged_exposure(self) -> float:
-        return sum(t.legged_exposure() for t in list(self.tickets.values()) if not t.is_balanced())
+        return sum(t.legged_exposure() for t in list(self.tickets.values()) if not t.is_balanced)
 
     def unwind(self, spread: str, units: int, reason: str) -> str:
         """Start a ticket (policy unwind) that closes ``units`` of a spread: > 0 sells, < 0 buys."""

@@ -160,7 +160,7 @@ class TicketFlow(TicketPosition):
 
     def _track_legged(self) -> None:
         """Start (or end) a legged episode; each one is bounded by max_legged_ms."""
-        if self.is_balanced():
+        if self.is_balanced:
             self._legged_since = None
             return
         if self._legged_since is None:
@@ -200,7 +200,7 @@ class TicketFlow(TicketPosition):
             self._end(TS.FILLED, "all legs filled")
         elif self._unknown():
             self._settle_unresolved()
-        elif self.is_balanced():
+        elif self.is_balanced:
             self._settle_balanced()
         elif self._stopping:
             self._start_unwind(self._stopping, self._stop_limit)
@@ -241,7 +241,7 @@ class TicketFlow(TicketPosition):
     def _settle_unresolved(self) -> None:
         """Some order's fate is unknown: never chase or end on a guess. The filled lots stay bounded
         by the legged limits (max_legged_ms, the exposure limit), which unwind on a venue that is up."""
-        if self.is_balanced():
+        if self.is_balanced:
             self._wait_for_venues("balanced on its fills")
         elif self._stopping or self.policy.policy == "unwind":
             self._start_unwind(self._stopping or "policy unwind", self._stop_limit)
@@ -307,7 +307,7 @@ class TicketFlow(TicketPosition):
             self._after_unwind()  # otherwise _settle comes back here once the cancels are answered
 
     def _after_unwind(self) -> None:
-        if self.is_balanced():
+        if self.is_balanced:
             units = self.hedged_units()
             if all(leg.net == leg.target for leg in self.legs):
                 self._end(TS.FILLED, "all legs filled (while unwinding)")
@@ -461,7 +461,7 @@ class TicketFlow(TicketPosition):
         self._journal("HedgeResume", {"venue": venue, "orders": outcome, "reason": why, "then": then})
         self._alert(
             f"ticket {self.ticket_id} resumes after {why}",
-            "critical" if not self.is_balanced() else "warning",
+            "critical" if not self.is_balanced else "warning",
         )
         if self._overdue and not self._unknown():
             self._overdue = False  # its deadline passed while it could not know: a fresh one
@@ -474,7 +474,7 @@ class TicketFlow(TicketPosition):
         """What :meth:`_settle_now` will do next, in words (it mirrors its branches)."""
         if self._unknown():
             return f"still waiting: {self._unknown_text()}"
-        if self.is_balanced():
+        if self.is_balanced:
             return "balanced: settling"
         if self.state is TS.UNWINDING or self._stopping or self.policy.policy == "unwind":
             return "unwinding"
@@ -503,7 +503,7 @@ class TicketFlow(TicketPosition):
     def _on_legged_limit(self, episode: int) -> None:
         if self.done or episode != self._legged_episode or self._legged_since is None:
             return
-        if self.state is TS.UNWINDING or self.is_balanced():
+        if self.state is TS.UNWINDING or self.is_balanced:
             return
         hit = limit_hit("max_legged_ms", self.policy.max_legged_ms, self._legged_ms(), self.policy, "unwind")
         why = f"legged for {hit['seen']:,.0f} ms: time limit {limit_text(hit, 'ms')}; {self.naked_text()}"

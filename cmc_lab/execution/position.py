@@ -115,7 +115,9 @@ class TicketPosition:
         lots = imbalance(self.legs)
         return {leg.id: lots[leg.id] * leg.side.sign for leg in self.legs}
 
+    @property
     def is_balanced(self) -> bool:
+        """True when every leg holds its hedge: no naked lots (:meth:`imbalance_lots` all zero)."""
         return all(v == 0 for v in imbalance(self.legs).values())
 
     def legged_exposure(self) -> float:
