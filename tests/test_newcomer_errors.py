@@ -65,3 +65,22 @@ def test_is_balanced_is_a_documented_property_like_fills(eng: cmc.Engine) -> Non
     assert t.is_balanced is True
     doc = type(t).is_balanced.__doc__
     assert isinstance(type(t).is_balanced, property) and doc and "naked" in doc
+
+
+def test_empty_alerts_orders_and_tickets_are_tables_with_their_columns(eng: cmc.Engine) -> None:
+    alerts, orders, working, tickets = eng.alerts(), eng.orders(), eng.orders(working=True), eng.tickets()
+    assert alerts.empty and list(alerts.columns) == [
+        "id",
+        "source",
+        "level",
+        "message",
+        "acknowledged",
+        "time",
+    ]
+    assert orders.empty and working.empty and list(orders.columns) == list(working.columns)
+    assert {"client_order_id", "instrument", "side", "qty", "price", "state", "filled"} <= set(orders.columns)
+    assert tickets.empty and {"ticket", "spread", "state", "naked"} <= set(tickets.columns)
+    for frame in (alerts, orders, tickets):
+        assert "<th>" in frame._repr_html_()  # a table with a header row, not a blank box
+    eng.submit("COMEX.GC", "buy", 1, price="2600.0").wait(5)
+    assert list(eng.orders().columns) == list(orders.columns)

@@ -9,6 +9,9 @@ import pandas as pd
 
 from cmc_lab.core.ports import JournalWriter
 
+#: The columns every alert has (details and ids add their own).
+ALERT_COLUMNS = ("id", "ts", "source", "level", "message", "acknowledged")
+
 
 class AlertLog:
     """Alerts of one engine (the :class:`~cmc_lab.core.ports.AlertSink` port); engine loop only.
@@ -54,7 +57,7 @@ class AlertLog:
         return len(open_ids)
 
     def frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame(list(self.records))
-        if not frame.empty:
-            frame["time"] = pd.to_datetime(frame.pop("ts"), unit="ns", utc=True)
+        """One row per alert; with no alerts yet, an empty table that still has its columns."""
+        frame = pd.DataFrame(list(self.records), columns=None if self.records else list(ALERT_COLUMNS))
+        frame["time"] = pd.to_datetime(frame.pop("ts"), unit="ns", utc=True)
         return frame

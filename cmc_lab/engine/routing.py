@@ -526,7 +526,22 @@ def orders_frame(orders: list[Order]) -> pd.DataFrame:
         }
         for o in orders
     ]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(ORDER_COLUMNS))
+
+
+#: The columns of :func:`orders_frame`, there even when no order is.
+ORDER_COLUMNS = (
+    "client_order_id",
+    "instrument",
+    "side",
+    "qty",
+    "price",
+    "state",
+    "filled",
+    "avg_px",
+    "ticket",
+    "reason",
+)
 
 
 def parse_tif(tif: str | TimeInForce) -> TimeInForce:

@@ -327,7 +327,8 @@ class Desk:
             for leg in t.legs:
                 row[f"{leg.id} filled"] = f"{leg.net}/{leg.target}"
             rows.append(row)
-        return pd.DataFrame(rows)
+        columns = ("ticket", "spread", "side", "units", "state", "reason", "attempts", "series", "naked")
+        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(columns))
 
     def working(self) -> list[HedgeTicket]:
         waiting = (TicketState.NEW, TicketState.ARMED, TicketState.DISARMED)
