@@ -84,3 +84,16 @@ def test_empty_alerts_orders_and_tickets_are_tables_with_their_columns(eng: cmc.
         assert "<th>" in frame._repr_html_()  # a table with a header row, not a blank box
     eng.submit("COMEX.GC", "buy", 1, price="2600.0").wait(5)
     assert list(eng.orders().columns) == list(orders.columns)
+
+
+def test_timeline_keeps_payload_nanoseconds_exact(eng: cmc.Engine) -> None:
+    eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
+    t = eng.hedge("au_gc", side="buy", qty=3)
+    assert t.wait(10).value == "FILLED"
+    frame = eng.journal.timeline(t.ticket_id)
+    assert str(frame["quote_ts"].dtype) == "Int64"  # was float64: 1.795529e+18, nanoseconds lost
+    stamps = [
+        r["payload"]["quote_ts"] for r in eng.journal.rows_of(t.ticket_id) if "quote_ts" in r["payload"]
+    ]
+    assert stamps and frame["quote_ts"].dropna().tolist() == stamps
+    assert frame["quote_ts"].dropna().min() > 1_700_000_000_000_000_000

@@ -97,7 +97,13 @@ def timeline_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
         mono = row[3]
         records.append((*row[:9], mono - prev, mono - first, *[payload.get(k) for k in keys]))
         prev = mono
-    return pd.DataFrame(records, columns=[*FRAME_COLUMNS, *keys])
+    frame = pd.DataFrame(records, columns=[*FRAME_COLUMNS, *keys])
+    for key in keys:  # a payload int (quote_ts ns, qty) missing from some rows stays exact: Int64, not float
+        if frame[key].dtype == "float64":
+            given = [p[key] for p in payloads if p.get(key) is not None]
+            if given and all(type(v) is int for v in given):
+                frame[key] = pd.array([p.get(key) for p in payloads], dtype="Int64")
+    return frame
 
 
 def whole(name: str, value: object) -> int:
