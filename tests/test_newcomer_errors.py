@@ -97,3 +97,18 @@ def test_timeline_keeps_payload_nanoseconds_exact(eng: cmc.Engine) -> None:
     ]
     assert stamps and frame["quote_ts"].dropna().tolist() == stamps
     assert frame["quote_ts"].dropna().min() > 1_700_000_000_000_000_000
+
+
+def test_a_fault_left_armed_by_a_denied_ticket_is_the_venues_and_remove_ends_it(eng: cmc.Engine) -> None:
+    doc = type(eng.venues["COMEX"]).inject.__doc__ or ""
+    assert "stays armed and hits the next" in doc and "remove()" in doc
+    handle = eng.venues["COMEX"].inject("reject", times=1)
+    eng.kill(reason="deny the next order")
+    denied = eng.submit("COMEX.GC", "buy", 1, price="2600.0")
+    assert denied.wait(5).value == "DENIED"
+    eng.rearm()
+    assert handle.active  # the denied order never reached the venue: the fault still waits
+    handle.remove()
+    plain = eng.submit("COMEX.GC", "buy", 1, price="2600.0")
+    plain.wait(1)
+    assert plain.state.value != "REJECTED"

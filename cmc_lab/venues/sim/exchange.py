@@ -259,6 +259,12 @@ class SimVenue(InProcessVenue):
         ("GC" or "COMEX.GC") and ``side`` narrow them. State faults last ``duration`` seconds
         (a disconnect 1 s by default, the others until cleared).
 
+        An order fault belongs to the venue, not to a ticket: it waits for the next matching order
+        that reaches this venue, whoever sends it. An order the engine denies never reaches the
+        venue, so a fault meant for a ticket that was then denied stays armed and hits the next
+        plain order; narrow it (``instrument``, ``side``) or end it with the returned handle's
+        ``remove()``.
+
         Examples
         --------
         >>> venue.inject("partial", ratio=0.3, instrument="GC")   # doctest: +SKIP
