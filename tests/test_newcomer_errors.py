@@ -112,3 +112,11 @@ def test_a_fault_left_armed_by_a_denied_ticket_is_the_venues_and_remove_ends_it(
     plain = eng.submit("COMEX.GC", "buy", 1, price="2600.0")
     plain.wait(1)
     assert plain.state.value != "REJECTED"
+
+
+def test_spreads_index_like_a_dict_and_call_like_tickets_and_alerts(eng: cmc.Engine) -> None:
+    sp = eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1}, z_window=120)
+    assert eng.spreads["au_gc"] is sp and list(eng.spreads) == ["au_gc"]  # notebooks that index keep working
+    table = eng.spreads()
+    assert list(table.index) == ["au_gc"] and table.loc["au_gc", "z_window"] == 120
+    assert table.loc["au_gc", "bid"] < table.loc["au_gc", "ask"]

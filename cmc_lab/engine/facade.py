@@ -44,7 +44,7 @@ from cmc_lab.engine.routing import EventCallback, OrderRouter, orders_frame, par
 from cmc_lab.engine.runtime import Runtime
 from cmc_lab.execution.desk import Desk
 from cmc_lab.execution.hedge import HedgeTicket
-from cmc_lab.execution.spread import Spread
+from cmc_lab.execution.spread import Spread, SpreadBook
 from cmc_lab.journal import Journal, Receipt, read_receipt
 from cmc_lab.journal.audit import export_pack
 from cmc_lab.pricing.spreads import CostTerms
@@ -415,8 +415,9 @@ class Engine:
         return self.desk.add_spread(name, legs, kind, lots=lots, costs=costs, formula=formula, **options)
 
     @property
-    def spreads(self) -> dict[str, Spread]:
-        return dict(self.desk.spreads)
+    def spreads(self) -> SpreadBook:
+        """The spreads by name (``eng.spreads["au_gc"]``); ``eng.spreads()`` is their table."""
+        return SpreadBook(self.desk.spreads)
 
     def hedge(
         self,

@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from html import escape
 
+import pandas as pd
+
 from cmc_lab.core.hours import TradingHours
 from cmc_lab.core.ids import USDCNH_ID
 from cmc_lab.core.instruments import Instrument
@@ -555,3 +557,28 @@ def default_lots(defn: SpreadDef, tolerance: float) -> dict[str, int]:
     except ValueError:
         return dict.fromkeys(defn.ids, 1)
     return {instruments[0].id: ratio.a_lots, instruments[1].id: ratio.b_lots}
+
+
+class SpreadBook(dict[str, Spread]):
+    """``eng.spreads``: the spreads by name (``eng.spreads["au_gc"]``), and called like
+    ``eng.tickets()`` / ``eng.alerts()`` a table of them: ``eng.spreads()``."""
+
+    def __call__(self) -> pd.DataFrame:
+        rows = []
+        for name, sp in self.items():
+            try:
+                snap: SpreadSnapshot | None = sp.quote()
+            except SpreadNotQuotable:  # a leg stale or closed: the row says so with no prices
+                snap = None
+            rows.append(
+                {
+                    "spread": name,
+                    "legs": " / ".join(f"{i} x{sp.lots[i]}" for i in sp.leg_ids),
+                    "kind": sp.defn.kind,
+                    "bid": snap.bid if snap is not None else None,
+                    "ask": snap.ask if snap is not None else None,
+                    "z_window": sp.z_window,
+                }
+            )
+        columns = ["spread", "legs", "kind", "bid", "ask", "z_window"]
+        return pd.DataFrame(rows, columns=columns).set_index("spread")
