@@ -170,13 +170,18 @@ def one_of_words(*words: str, case: Callable[[str], str] = str) -> Callable[[Any
 
 
 def condition_ok(v: Any) -> bool:
-    """``FIELD OP NUMBER``: FIELD bid/ask/mid/ratio/z, OP < <= > >=, a finite ASCII number."""
+    """``FIELD OP NUMBER``: FIELD bid/ask/mid/ratio/z, OP < <= > >=, a finite ASCII number; several
+    joined by one of ``and`` / ``or`` (not both)."""
     if not isinstance(v, str):
         return False
-    m = re.fullmatch(r"\s*(?:bid|ask|mid|ratio|z)\s*(?:<=|>=|<|>)\s*(\S+)\s*", v, re.ASCII)
-    return (
-        m is not None and PLAIN_NUMBER.fullmatch(m.group(1)) is not None and math.isfinite(float(m.group(1)))
-    )
+    words = re.split(r"\s+(and|or)\s+", v.strip())
+    if len(set(words[1::2])) > 1:
+        return False
+    for part in words[0::2]:
+        m = re.fullmatch(r"\s*(?:bid|ask|mid|ratio|z)\s*(?:<=|>=|<|>)\s*(\S+)\s*", part, re.ASCII)
+        if m is None or PLAIN_NUMBER.fullmatch(m.group(1)) is None or not math.isfinite(float(m.group(1))):
+            return False
+    return True
 
 
 def whole_at_least(low: int) -> Callable[[Any], bool]:
@@ -325,7 +330,9 @@ def hedge_junk(eng: cmc.Engine) -> dict[str, Junk]:
                         "ask == 2",
                         "z >= 1e400",
                         "",
-                        "ask <= 2.5 or bid > 1",
+                        "ask <= 2.5 or",
+                        "ask <= 2.5 and bid > 1 or z < 1",
+                        "ask <= 2.5 && bid > 1",
                     ]
                 ),
             ),
