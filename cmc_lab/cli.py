@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -19,19 +20,38 @@ class CliError(Exception):
     """A problem the user can fix; printed without a traceback."""
 
 
-def find_notebooks() -> Path:
-    """notebooks/ of the current directory or of the source tree this package runs from."""
-    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
-        candidate = base / "notebooks"
+def shipped_notebooks() -> Path:
+    """The notebooks this install carries: ``cmc_lab/_notebooks`` in a wheel (copied there from the
+    repository's ``notebooks/`` at build time), the repository's ``notebooks/`` in a clone."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "_notebooks", package.parent / "notebooks"):
         if (candidate / QUICKSTART).is_file():
             return candidate
     raise CliError(
-        "cannot find notebooks/01_quickstart.ipynb; run cmc-lab demo from a clone of the cmc_lab repository"
+        f"this install of cmc_lab has no notebooks ({package / '_notebooks'} is missing); reinstall it "
+        "from its wheel (pip install cmc_lab) or from a clone (pip install -e .)"
     )
 
 
+def demo_folder(folder: Path) -> Path:
+    """The working folder of the demo: the shipped notebooks copied in on first run; a notebook
+    already there is kept as the user left it (delete it to get the shipped one again)."""
+    source = shipped_notebooks()
+    if folder.resolve() == source.resolve():
+        return folder
+    if folder.exists() and not folder.is_dir():
+        raise CliError(f"demo folder {folder} is a file; pass another with --dir")
+    folder.mkdir(parents=True, exist_ok=True)
+    copied = [nb.name for nb in sorted(source.glob("*.ipynb")) if not (folder / nb.name).exists()]
+    for name in copied:
+        shutil.copyfile(source / name, folder / name)
+    if copied:
+        print(f"copied {len(copied)} notebook(s) into {folder.resolve()}")
+    return folder
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    notebooks = find_notebooks()
+    notebooks = demo_folder(Path(args.dir))
     notebook = notebooks / QUICKSTART
     if args.headless:
         out = Path(args.output).resolve()
@@ -39,8 +59,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         command = [
             sys.executable,
             "-m",
-            "jupyter",
-            "nbconvert",
+            "nbconvert",  # the module, not the jupyter-nbconvert script: found without PATH
             "--to",
             "html",
             "--execute",
@@ -54,12 +73,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             raise CliError(f"the quickstart notebook failed (exit {done.returncode}); see the output above")
         print(f"executed {notebook.name}; HTML copy at {out / notebook.with_suffix('.html').name}")
         return 0
-    command = [sys.executable, "-m", "jupyter", "lab", str(notebook), f"--port={args.port}"]
+    command = [sys.executable, "-m", "jupyterlab", QUICKSTART, f"--port={args.port}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
     if args.no_browser:
         command.append("--no-browser")
-    return subprocess.call(command, cwd=notebooks.parent)
+    return subprocess.call(command, cwd=notebooks)
 
 
 def _open_journal(path: str) -> Journal:
@@ -202,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--output", default="demo-output", help="where --headless writes the HTML (default demo-output)"
+    )
+    demo.add_argument(
+        "--dir",
+        default="cmc-lab-demo",
+        help="working folder: the notebooks are copied there on first run (default cmc-lab-demo)",
     )
     demo.add_argument("--timeout", type=int, default=300, help="seconds per cell with --headless")
     demo.add_argument("--port", type=int, default=8888, help="JupyterLab port")
