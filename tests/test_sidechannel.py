@@ -45,7 +45,7 @@ def live(make_engine: Callable[..., cmc.Engine]) -> cmc.Engine:
 
 @pytest.fixture
 def channel(live: cmc.Engine) -> Iterator[SideChannel]:
-    chan = SideChannel(live)
+    chan = SideChannel(live, origins=["http://localhost:8888"])
     yield chan
     chan.close()
 
@@ -204,6 +204,54 @@ def test_cors_preflight_answers_with_allow_origin_and_the_token_header(channel: 
 def test_responses_carry_cors_headers_so_the_browser_can_read_them(channel: SideChannel) -> None:
     _, _, headers = call(channel, "GET", "/state", headers={"Origin": "http://localhost:8888"})
     assert headers["Access-Control-Allow-Origin"] == "http://localhost:8888"
+
+
+@pytest.mark.parametrize("path", ["/kill", "/rearm"])
+@pytest.mark.parametrize("origin", ["http://evil.example", "http://localhost:9999", "null"])
+def test_a_request_from_another_origin_is_refused_even_with_the_token(
+    channel: SideChannel, live: cmc.Engine, origin: str, path: str
+) -> None:
+    status, body, headers = call(channel, "POST", path, {"reason": "cross-site"}, headers={"Origin": origin})
+    assert status == 403
+    assert "origin" in body["error"] and origin in body["error"]
+    assert "Access-Control-Allow-Origin" not in headers
+    assert live.trading_state is cmc.TradingState.ACTIVE
+    assert kill_rows(live) == []
+    status, _, headers = call(
+        channel,
+        "OPTIONS",
+        path,
+        token=None,
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+    )
+    assert status == 403
+    assert "Access-Control-Allow-Origin" not in headers
+
+
+def test_the_servers_own_origin_and_its_loopback_alias_are_answered(channel: SideChannel) -> None:
+    for origin in ("http://localhost:8888", "http://127.0.0.1:8888"):
+        status, _, headers = call(channel, "GET", "/state", headers={"Origin": origin})
+        assert status == 200
+        assert headers["Access-Control-Allow-Origin"] == origin
+
+
+def test_by_default_the_allowed_origin_is_a_running_jupyter_servers(
+    live: cmc.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    chan = SideChannel(live)
+    try:
+        assert not chan.allows("http://localhost:8890")  # no server running: no browser origin
+        info = {"url": "http://localhost:8890/lab/", "pid": os.getpid(), "port": 8890, "token": ""}
+        (runtime / f"jpserver-{os.getpid()}.json").write_text(json.dumps(info))
+        assert chan.allows("http://localhost:8890") and chan.allows("http://127.0.0.1:8890")
+        assert not chan.allows("http://localhost:8891")
+        status, _, _ = call(chan, "GET", "/state", headers={"Origin": "http://elsewhere.example"})
+        assert status == 403
+    finally:
+        chan.close()
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.com"])

@@ -6,6 +6,12 @@ the per-session secret token. The browser reaches it directly when it runs on th
 host, or through the Jupyter server's ``cmc-lab/`` route (``cmc_lab.ui.server_ext``) on a
 remote hub such as Binder; every answer carries ``X-CMC-Side-Channel`` so that route can tell
 a side channel from any other service on loopback.
+
+A browser request is answered only from the Jupyter server's own origin (the origins of the
+servers listed in Jupyter's runtime folder, with ``localhost`` and ``127.0.0.1`` standing for
+each other, or the ``origins`` given): any other ``Origin`` gets 403 and no CORS grant, so a
+page on another site cannot drive the kill switch even if it learns the token. A request with
+no ``Origin`` (the server's own route, a script) still needs the token.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import secrets
 import socket
 import sys
 import threading
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from cmc_lab.engine.facade import Engine
@@ -40,10 +48,13 @@ class SideChannel:
     >>> channel.url, len(channel.token)     # doctest: +SKIP
     """
 
-    def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, engine: Engine, host: str = "127.0.0.1", port: int = 0, origins: Iterable[str] | None = None
+    ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"the kill-switch side channel binds to loopback only, not {host!r}")
         self.engine = engine
+        self.origins = None if origins is None else frozenset(_with_aliases(origins))
         self.token = secrets.token_urlsafe(24)
         self.errors: list[str] = []
         server = _Server6 if ":" in host else _Server
@@ -53,6 +64,12 @@ class SideChannel:
         self.url = f"http://{where}:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="cmc-killswitch", daemon=True)
         self._thread.start()
+
+    def allows(self, origin: str) -> bool:
+        """Whether a browser page at ``origin`` may call this channel (the Jupyter server's own)."""
+        if self.origins is not None:
+            return origin in self.origins
+        return origin in _with_aliases(_jupyter_origins())
 
     def state(self) -> dict[str, Any]:
         eng = self.engine
@@ -70,6 +87,33 @@ class SideChannel:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _with_aliases(urls: Iterable[str]) -> set[str]:
+    """Origins of ``urls``; ``localhost`` and ``127.0.0.1`` name the same loopback server."""
+    found = set()
+    for url in urls:
+        origin = _origin(url)
+        found.add(origin)
+        for a, b in (("//localhost", "//127.0.0.1"), ("//127.0.0.1", "//localhost")):
+            if a + ":" in origin or origin.endswith(a):
+                found.add(origin.replace(a, b, 1))
+    return found
+
+
+def _jupyter_origins() -> list[str]:
+    """The origins of the Jupyter servers running on this host (their runtime files)."""
+    try:
+        from jupyter_server.serverapp import list_running_servers
+
+        return [str(info["url"]) for info in list_running_servers() if info.get("url")]
+    except Exception:  # no jupyter_server, or an unreadable runtime folder: no browser origin allowed
+        return []
 
 
 class _Server(ThreadingHTTPServer):
@@ -101,15 +145,33 @@ def _handler_for(channel: SideChannel) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _common_headers(self) -> None:  # the signature and CORS
+        def _common_headers(self) -> None:  # the signature and CORS (only for an allowed origin)
             self.send_header(SIGNATURE, "1")
-            self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")
+            origin = self.headers.get("Origin")
+            if origin is None or not channel.allows(origin):
+                return
+            self.send_header("Access-Control-Allow-Origin", origin)
             self.send_header("Access-Control-Allow-Headers", "Content-Type, X-CMC-Token")
             self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
             self.send_header("Access-Control-Allow-Private-Network", "true")
             self.send_header("Vary", "Origin")
 
+        def _origin_refused(self) -> bool:
+            origin = self.headers.get("Origin")
+            if origin is None or channel.allows(origin):
+                return False
+            self._send(
+                403,
+                {
+                    "error": f"origin {origin!r} is not this Jupyter server's: the side channel answers "
+                    "pages of the Jupyter server that runs this kernel only (SideChannel(origins=...))"
+                },
+            )
+            return True
+
         def _authorised(self) -> bool:
+            if self._origin_refused():
+                return False
             given = self.headers.get("X-CMC-Token", "")
             if hmac.compare_digest(given.encode(), channel.token.encode()):
                 return True
@@ -117,6 +179,8 @@ def _handler_for(channel: SideChannel) -> type[BaseHTTPRequestHandler]:
             return False
 
         def do_OPTIONS(self) -> None:
+            if self._origin_refused():
+                return
             self.send_response(204)
             self._common_headers()
             self.end_headers()
