@@ -8,6 +8,7 @@ import math
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
@@ -508,3 +509,35 @@ def test_widget_stream_rate_benchmark_reports_its_figures() -> None:
     assert result["pump_errors"] == []
     assert result["seconds"] == 0.5
     assert all(result[k] >= 0 for k in expected - {"pump_errors", "seconds"})
+
+
+def test_a_saved_notebook_holds_no_side_channel_token_and_the_page_gets_it_by_message(
+    virt: cmc.Engine, tmp_path: Path
+) -> None:
+    import ipywidgets
+    import nbformat
+
+    board = cmc.workbench(virt)
+    token = side_channel(virt).token
+    # Widget state as JupyterLab saves it into the notebook's metadata.
+    state = ipywidgets.Widget.get_manager_state(drop_defaults=False)
+    assert board.kill.model_id in state["state"]
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": state}
+    saved = tmp_path / "shared.ipynb"
+    nbformat.write(nb, saved)
+    text = saved.read_text()
+    assert board.kill.url in text  # the widget state is there ...
+    assert token not in text  # ... without the secret
+    assert "token" not in state["state"][board.kill.model_id]["state"]
+    # The page asks for the token in a custom message and gets it in the reply.
+    sent: list[object] = []
+    board.kill.comm.publish_msg = lambda msg_type, data=None, **kw: sent.append(data)
+    board.kill._handle_msg(
+        {"content": {"data": {"method": "custom", "content": {"ask": "token"}}}, "buffers": []}
+    )
+    assert sent == [{"method": "custom", "content": {"token": token}}]
+    board.kill._handle_msg(
+        {"content": {"data": {"method": "custom", "content": {"ask": "other"}}}, "buffers": []}
+    )
+    assert len(sent) == 1

@@ -31,8 +31,26 @@ function request(url, token, body, extra) {
   return fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
 }
 
+// The side channel's secret: asked of the kernel by message on each page load, kept in memory
+// only (never a model trait, so it is not saved with the widget state into the notebook).
+const tokens = new WeakMap();
+function tokenOf(model) {
+  let pending = tokens.get(model);
+  if (!pending) {
+    pending = new Promise((resolve) => {
+      const got = (msg) => {
+        if (msg && typeof msg.token === "string") { model.off("msg:custom", got); resolve(msg.token); }
+      };
+      model.on("msg:custom", got);
+      model.send({ ask: "token" });
+    });
+    tokens.set(model, pending);
+  }
+  return pending;
+}
+
 async function call(model, path, body) {
-  const token = model.get("token");
+  const token = await tokenOf(model);
   let response = null;
   if (server) {
     const port = new URL(model.get("url")).port;

@@ -27,6 +27,10 @@ class KillSwitch(anywidget.AnyWidget):
     route (same origin as the page, so it works on Binder and JupyterHub), or directly to ``url``
     when that route is missing (404). ``state`` and ``working_orders`` mirror the engine.
 
+    The secret is not a widget trait, so it is never saved with the widget state into the
+    notebook: each page load asks for it in a custom message (``{"ask": "token"}``) and keeps
+    the answer in memory only.
+
     Examples
     --------
     >>> KillSwitch(eng)          # doctest: +SKIP
@@ -35,15 +39,24 @@ class KillSwitch(anywidget.AnyWidget):
     _esm = asset("killswitch.js")
     _css = asset("cmc.css")
     url = traitlets.Unicode("").tag(sync=True)
-    token = traitlets.Unicode("").tag(sync=True)
     reason = traitlets.Unicode("kill switch pressed in the workbench").tag(sync=True)
     state = traitlets.Unicode("ACTIVE").tag(sync=True)
     working_orders = traitlets.Int(0).tag(sync=True)
 
     def __init__(self, engine: Engine, **kwargs: object) -> None:
         channel = side_channel(engine)
-        super().__init__(url=channel.url, token=channel.token, state=engine.trading_state.value, **kwargs)
+        super().__init__(url=channel.url, state=engine.trading_state.value, **kwargs)
         self.channel = channel
+        self.on_msg(self._answer)
+
+    @property
+    def token(self) -> str:
+        """The side channel's secret (kernel side only; the page gets it by message)."""
+        return self.channel.token
+
+    def _answer(self, _: object, content: object, buffers: object) -> None:
+        if isinstance(content, dict) and content.get("ask") == "token":
+            self.send({"token": self.channel.token})
 
 
 def side_channel(engine: Engine) -> SideChannel:
