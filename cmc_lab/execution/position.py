@@ -12,6 +12,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from cmc_lab.core.display import Readable
 from cmc_lab.core.model import Side
 from cmc_lab.core.order import Order, fire_callbacks
 from cmc_lab.core.ports import CheckResult
@@ -124,7 +125,7 @@ class TicketPosition:
         """Notional of the naked lots in CNY, at the legs' last quotes (or decision prices)."""
         return legged_exposure(self.legs, self._desk.market.quotes)
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> Readable:
         """Per-ticket figures: every order, slippage per leg, naked lots as the account holds them
         and the order that flattens each, the unwind's prices and cost, realised P&L, the limits
         that changed what it did, time between legs, outcome. Money is Decimal; CNY at the
@@ -136,7 +137,7 @@ class TicketPosition:
         naked = naked_positions(self.legs)
         fx = self.decision.fx if self.decision else None
         usdcnh = Decimal(str(fx)) if fx else None
-        return {
+        figures = {
             "ticket": self.ticket_id,
             "spread": self.spread.name,
             "side": self.side.value,
@@ -158,6 +159,7 @@ class TicketPosition:
             "orders": order_rows(self.legs, self.purposes),
             **money_figures(self.legs, self.purposes, usdcnh),
         }
+        return Readable(figures)  # shown as a table in a notebook; a dict for code
 
     def naked_text(self) -> str:
         """What is naked, as the account holds it, and the order that flattens each leg:
