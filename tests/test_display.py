@@ -67,3 +67,23 @@ def test_a_ticket_report_is_a_dict_for_code_and_a_readable_table_in_a_notebook(
 def test_nested_rows_render_as_tables_and_empty_as_none() -> None:
     page = html_table({"legs": {"A": {"avg_px": Decimal("1000.5"), "currency": "USD"}}, "limits": []})
     assert "<th>avg px</th>" in page and "1,000.5" in page and "none" in page
+
+
+def test_a_timeline_shows_hops_in_ms_and_no_nan_while_its_columns_stay_raw(
+    make_engine: Callable[..., cmc.Engine],
+) -> None:
+    eng = make_engine()
+    eng.sleep(1.0)
+    eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
+    t = eng.hedge("au_gc", side="buy", qty=3, policy="chase")
+    t.wait(timeout=10)
+    receipt = eng.journal.timeline(t.ticket_id)
+    assert receipt["hop_ns"].dtype == "int64"  # raw for code
+    assert receipt["order_id"].isna().any()  # ticket rows have no order: blank, not NaN, on screen
+    shown = receipt[["seq", "kind", "order_id", "venue", "hop_ns"]]
+    page = shown._repr_html_()
+    assert "NaN" not in page and "nan" not in page and "<NA>" not in page
+    big = int(receipt["hop_ns"].max())
+    assert str(big) not in page
+    assert re.search(r"<td>\d[\d,]*\.\d (ms|µs)</td>", page)
+    assert "ticket" in receipt._repr_html_().lower()

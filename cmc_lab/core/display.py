@@ -18,6 +18,8 @@ import math
 from decimal import Decimal
 from typing import Any
 
+import pandas as pd
+
 DASH = "—"
 
 
@@ -89,6 +91,46 @@ def cell(key: str, value: Any, currency: str = "") -> str:
     if isinstance(value, int | float):
         return number(value)
     return str(value)
+
+
+def frame_cell(column: str, value: Any) -> str:
+    """One DataFrame cell as text: blanks for missing (never NaN), times and durations by name."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if column in ("ts", "ts_event", "ts_init") or column.endswith("_ts"):
+            return timestamp(int(value))
+        if column.endswith("_ns") and column != "mono_ns":
+            return duration(value)
+    if isinstance(value, dict | list):
+        return str(value)
+    return cell(column, value)
+
+
+def frame_html(frame: pd.DataFrame, max_rows: int = 60) -> str:
+    """A DataFrame as a trader reads it; the frame itself is left as it is."""
+    shown = frame.head(max_rows)
+    columns = [str(c) for c in shown.columns]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape(frame_cell(c, v))}</td>" for c, v in zip(columns, row, strict=True))
+        + "</tr>"
+        for row in shown.itertuples(index=False, name=None)
+    )
+    more = f"<p>… {len(frame) - max_rows:,} more rows</p>" if len(frame) > max_rows else ""
+    return f"<table class='dataframe'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
+
+
+class Frame(pd.DataFrame):
+    """A DataFrame that shows ms/µs, UTC times and blanks in a notebook; its columns stay raw."""
+
+    @property
+    def _constructor(self) -> type[Frame]:
+        return Frame
+
+    def _repr_html_(self) -> str:
+        return frame_html(self)
 
 
 def html_table(value: Any, key: str = "") -> str:

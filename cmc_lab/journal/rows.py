@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import orjson
 import pandas as pd
 
+from cmc_lab.core.display import Frame
 from cmc_lab.journal.errors import CorruptJournal
 from cmc_lab.journal.schema import EVENT_COLUMNS
 
@@ -103,7 +104,7 @@ def timeline_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
             given = [p[key] for p in payloads if p.get(key) is not None]
             if given and all(type(v) is int for v in given):
                 frame[key] = pd.array([p.get(key) for p in payloads], dtype="Int64")
-    return frame
+    return Frame(frame)  # shows ms/µs and blanks in a notebook; the columns stay raw for code
 
 
 def whole(name: str, value: object) -> int:
