@@ -313,6 +313,23 @@ def test_plot_frame_of_a_ticket_receipt_has_plot_columns_and_starts_at_zero(virt
     assert f"receipt {ticket.ticket_id}" in str(chart._model.title.text)
 
 
+def test_receipt_labels_one_per_row_in_ms_or_us_and_the_chart_leaves_room_for_them(virt: cmc.Engine) -> None:
+    ticket = virt.hedge("au_gc", "buy", 3)
+    assert ticket.wait(timeout=10) is TicketState.FILLED
+    receipt = virt.receipt(ticket)
+    frame = plot_frame(receipt.frame)
+    labelled = frame[frame["label"] != ""]
+    assert labelled["lane"].is_unique  # never two labels on one row
+    assert all(
+        re.fullmatch(r"\+[\d,]+\.\d (ms|µs|s)(, \+[\d,]+\.\d (ms|µs|s))?( \(last of \d+\))?", t)
+        for t in labelled["label"]
+    )
+    assert "0.00 ms" not in " ".join(frame["label"])
+    chart = receipt_timeline(receipt)
+    fig = chart._model
+    assert fig.x_range.end >= 1.25 * frame["t_ms"].max()  # the rightmost label is not clipped
+
+
 # ---------------------------------------------------------------------------- workbench and pump
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from bokeh.models import ColumnDataSource, HoverTool, LabelSet
+from bokeh.models import ColumnDataSource, HoverTool, LabelSet, Range1d
 from bokeh.plotting import figure
 from jupyter_bokeh.widgets import BokehModel
 
+from cmc_lab.core.display import duration
 from cmc_lab.ui.assets import load_bokehjs
 
 if TYPE_CHECKING:
@@ -34,12 +35,31 @@ def plot_frame(frame: pd.DataFrame) -> pd.DataFrame:
     frame["start_ms"] = frame["t_ms"] - frame["hop_ms"]
     order = frame["order_id"].fillna("ticket").astype(str)
     frame["lane"] = [f"{o} {k}" for o, k in zip(order, frame["kind"], strict=True)]
-    frame["label"] = [f"+{h:.2f} ms" if h else "" for h in frame["hop_ms"]]
+    frame["label"] = lane_labels(frame)
     frame["colour"] = [
         next((c for prefix, c in HOP_COLOURS.items() if kind.startswith(prefix)), "#bcbd22")
         for kind in frame["kind"]
     ]
     return frame
+
+
+def lane_labels(frame: pd.DataFrame) -> list[str]:
+    """One label per lane, on its last event: its hops in ms/µs (``+172.1 ms``, ``+10.0 µs, +2.1 ms``),
+    so events close together on one row never print over each other."""
+    hops: dict[str, list[str]] = {}
+    last: dict[str, int] = {}
+    for i, (lane, hop_ms) in enumerate(zip(frame["lane"], frame["hop_ms"], strict=True)):
+        if hop_ms:
+            hops.setdefault(lane, []).append("+" + duration(hop_ms * 1e6))
+        last[lane] = i
+    labels = [""] * len(frame)
+    for lane, i in last.items():
+        texts = hops.get(lane, [])
+        if len(texts) > 2:
+            labels[i] = f"{texts[-1]} (last of {len(texts)})"
+        else:
+            labels[i] = ", ".join(texts)
+    return labels
 
 
 def receipt_timeline(receipt: Receipt) -> BokehModel:
@@ -54,8 +74,10 @@ def receipt_timeline(receipt: Receipt) -> BokehModel:
     lanes = list(dict.fromkeys(frame["lane"]))[::-1]
     columns = ["t_ms", "start_ms", "hop_ms", "lane", "label", "colour", "kind"]
     source = ColumnDataSource({c: frame[c].tolist() for c in columns})  # a DataFrame: deprecated pandas call
+    span = max(float(frame["t_ms"].max()), 1e-3)
     fig = figure(
         y_range=lanes,
+        x_range=Range1d(-0.02 * span, span * 1.3),  # room on the right for the last labels
         height=max(160, 22 * len(lanes) + 60),
         sizing_mode="stretch_width",
         title=f"receipt {receipt.id}: ms since decision",
