@@ -87,3 +87,15 @@ def test_a_timeline_shows_hops_in_ms_and_no_nan_while_its_columns_stay_raw(
     assert str(big) not in page
     assert re.search(r"<td>\d[\d,]*\.\d (ms|µs)</td>", page)
     assert "ticket" in receipt._repr_html_().lower()
+
+
+def test_capital_view_never_shows_a_negative_zero(make_engine: Callable[..., cmc.Engine]) -> None:
+    from cmc_lab.risk.capital_view import _fmt
+
+    assert _fmt(Decimal("-0.001")) == "0.00"
+    assert _fmt(Decimal("-1234.5")) == "-1,234.50"
+    eng = make_engine()
+    eng.sleep(1.0)
+    page = eng.capital()._repr_html_()
+    assert "Decimal(" not in page and not re.search(r"-0\.00\b", page)
+    assert re.search(r"\d{1,3}(,\d{3})+\.\d\d", page)  # money with thousands separators

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from cmc_lab.core.display import number
 from cmc_lab.risk.capital import CENT
 
 _MONEY = (
@@ -137,8 +138,8 @@ class CapitalView:
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "∞" if math.isinf(value) else f"{value:.1%}"
-    if isinstance(value, Decimal):
-        return f"{value:,.2f}"
+    if isinstance(value, Decimal):  # never "-0.00"
+        return number(value.quantize(Decimal("0.01")))
     return escape(str(value))
 
 
