@@ -310,7 +310,8 @@ def test_ratios_per_contract_per_day(tmp_path: Path) -> None:
         first_day = ratios(journal, until=T0 + DAY)
 
     by = frame.set_index(["day", "instrument"])
-    au = by.loc[("2026-11-24", "SHFE.au")]
+    # T0 is 22:00 in Shanghai (Tuesday's night session: Wednesday's trading day) and 08:00 in Chicago.
+    au = by.loc[("2026-11-25", "SHFE.au")]
     assert (au["new_orders"], au["denied"], au["cancel_requests"], au["trades"], au["traded_lots"]) == (
         3,
         1,
@@ -319,9 +320,9 @@ def test_ratios_per_contract_per_day(tmp_path: Path) -> None:
         2,
     )
     assert au["order_to_trade"] == 5.0 and au["cancel_ratio"] == pytest.approx(2 / 3)
-    assert by.loc[("2026-11-25", "SHFE.au"), "order_to_trade"] == 0.5
+    assert by.loc[("2026-11-26", "SHFE.au"), "order_to_trade"] == 0.5
     assert pd.isna(by.loc[("2026-11-24", "COMEX.GC"), "order_to_trade"]), "no trades: undefined"
-    assert list(first_day["day"].unique()) == ["2026-11-24"]
+    assert sorted(first_day["day"].unique()) == ["2026-11-24", "2026-11-25"]
 
 
 def test_cli_writes_and_verifies_a_pack(

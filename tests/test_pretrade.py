@@ -104,7 +104,7 @@ def test_order_outside_its_session_is_denied(make_engine: Callable[..., cmc.Engi
     eng = make_engine(instruments=closed)
     reason = denied(eng.submit("LME.CA", "buy", 1, price="9200.0"), "session_open")
     assert "LME.CA session is closed (early Mon-Fri 01:00-02:00 (Europe/London))" in reason
-    assert "next opens Wed 01:00 Europe/London" in reason
+    assert "next opens Wed 2026-11-25 01:00 Europe/London" in reason
 
 
 def test_price_off_the_tick_grid_is_denied(eng: cmc.Engine) -> None:

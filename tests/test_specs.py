@@ -477,7 +477,8 @@ def open_at(specs: Specs, instrument_id: str, when: int) -> bool:
         ("COMEX.GC", ns(2026, 11, 29, 18, 0, zone=CHICAGO), True),  # Sunday evening
         ("COMEX.GC", ns(2026, 11, 29, 12, 0, zone=CHICAGO), False),  # Sunday before the open
         ("COMEX.GC", ns(2026, 11, 28, 12, 0, zone=CHICAGO), False),  # Saturday
-        ("COMEX.GC", ns(2026, 11, 27, 15, 59, zone=CHICAGO), True),  # Friday afternoon
+        ("COMEX.GC", ns(2026, 12, 4, 15, 59, zone=CHICAGO), True),  # Friday afternoon
+        ("COMEX.GC", ns(2026, 11, 27, 15, 59, zone=CHICAGO), False),  # day after Thanksgiving: 12:45 close
         ("COMEX.GC", ns(2026, 11, 27, 17, 30, zone=CHICAGO), False),  # Friday evening
         ("NYMEX.CL", ns(2026, 11, 25, 16, 30, zone=CHICAGO), False),
         ("COMEX.SI", ns(2026, 11, 24, 8, 0, zone=CHICAGO), True),

@@ -12,6 +12,7 @@ import numbers
 import re
 from dataclasses import dataclass
 from decimal import (
+    ROUND_CEILING,
     ROUND_FLOOR,
     ROUND_HALF_UP,
     Context,
@@ -68,7 +69,10 @@ class Instrument:
 
     ``lot_size`` is in ``lot_unit`` (1000 g for SHFE au); the price is quoted per
     ``price_unit`` in ``currency`` (CNY per g). ``margin_rate`` is a share of notional when
-    ``margin_kind`` is percent, or money per lot in ``currency`` when per_lot.
+    ``margin_kind`` is percent, or money per lot in ``currency`` when per_lot. ``daily_limit`` is
+    the day's allowed move from the previous settlement price (SHFE, INE, LME; 0: none) and
+    ``price_band`` the exchange's band around the last price (CME, which has no daily limit);
+    ``limits_source`` says where both come from.
     """
 
     venue: str
@@ -79,13 +83,15 @@ class Instrument:
     lot_unit: str
     price_unit: str
     tick: Decimal
-    daily_limit: Decimal  # allowed move from the reference price, as a fraction
+    daily_limit: Decimal  # allowed move from the previous settlement, as a fraction (0: no daily limit)
     margin_kind: MarginKind
     margin_rate: Decimal
     hours: TradingHours
     kind: str = "future"  # or "fx"
     reference_price: Decimal = Decimal(0)  # the sim's starting fair price
     max_order_qty: int = 500
+    price_band: Decimal = Decimal(0)  # the exchange's band around the last price, as a fraction (0: none)
+    limits_source: str = ""
 
     @property
     def id(self) -> str:
@@ -112,6 +118,25 @@ class Instrument:
 
     def notional(self, price: Decimal, qty: int) -> Decimal:
         return price * self.lot_size * qty
+
+    def day_limits(self, settlement: Decimal) -> tuple[Decimal, Decimal] | None:
+        """The limit prices of a trading day whose previous settlement is ``settlement``: the settlement
+        ± ``daily_limit``, rounded inward to the tick grid (never below one tick); None without a limit.
+
+        Examples
+        --------
+        >>> from cmc_lab.core.specs import load_specs
+        >>> au = load_specs().instrument("SHFE.au")
+        >>> au.day_limits(Decimal("950.00")) == (au.round_to_tick(950 * (1 - au.daily_limit) + 0.01),
+        ...                                      au.round_to_tick(950 * (1 + au.daily_limit) - 0.01))
+        True
+        """
+        if not self.daily_limit:
+            return None
+        tick = self.tick
+        low = (settlement * (1 - self.daily_limit) / tick).to_integral_value(ROUND_CEILING) * tick
+        high = (settlement * (1 + self.daily_limit) / tick).to_integral_value(ROUND_FLOOR) * tick
+        return max(low, tick).quantize(tick), high.quantize(tick)
 
 
 #: A price more than 10**18 ticks away from zero is a typo, not an order.

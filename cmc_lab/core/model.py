@@ -295,6 +295,24 @@ class TradingStateChanged(Event):
     who: str = "user"
 
 
+@dataclass(frozen=True, slots=True)
+class PriceLimitsPublished(Event):
+    """A venue's settlement price of the last trading day and the price limits of ``trading_day``.
+
+    ``low``/``high`` are the day's limit prices (the settlement ± the contract's limit percentage,
+    inside the tick grid); None when the contract has no daily limit (CME products: price banding
+    around the last price instead). ``source`` says who set them and how.
+    """
+
+    venue: str
+    instrument_id: str
+    trading_day: str  # ISO date
+    settlement: Decimal
+    low: Decimal | None
+    high: Decimal | None
+    source: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {}
 
 
@@ -406,7 +424,7 @@ def event_from_payload(kind: str, payload: dict[str, Any]) -> Event:
             continue
         raw = value = payload[f.name]
         try:
-            if f.type == "Decimal":
+            if f.type == "Decimal" or (f.type == "Decimal | None" and raw is not None):
                 value = Decimal(str(raw))
                 if not value.is_finite():
                     raise InvalidOperation

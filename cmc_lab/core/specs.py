@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cmc_lab.core.calendar import CalendarError, TradingCalendar, calendar_from_table
 from cmc_lab.core.fees import FeeBasis, FeeEntry, FeeSchedule, fee_schedule
 from cmc_lab.core.hours import SessionWindow, TradingHours
 from cmc_lab.core.ids import split_instrument_id, symbol_of
@@ -21,6 +22,8 @@ from cmc_lab.core.instruments import Instrument, MarginKind
 SHIPPED = Path(__file__).with_name("instruments.toml")
 #: The shipped fee schedule, read after the instruments file (``[[fee]]`` entries, see the file).
 SHIPPED_FEES = Path(__file__).with_name("fees.toml")
+#: The shipped exchange calendars (``[calendars.X]`` tables, see the file), read after the fees.
+SHIPPED_CALENDARS = Path(__file__).with_name("calendars.toml")
 ENV_VAR = "CMC_LAB_INSTRUMENTS"
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -77,6 +80,8 @@ class Specs:
     maintenance: dict[str, Decimal] = field(default_factory=dict)
     #: dated trading fees per instrument (``[[fee]]`` entries of ``fees.toml`` and any extra file)
     fees: FeeSchedule = field(default_factory=lambda: FeeSchedule({}))
+    #: exchange calendars by name (``[calendars.X]`` of ``calendars.toml`` and any extra file)
+    calendars: dict[str, TradingCalendar] = field(default_factory=dict)
 
     def instrument(self, instrument_id: str) -> Instrument:
         try:
@@ -99,9 +104,11 @@ def unknown_instrument_message(instrument_id: str, known: Iterable[str]) -> str:
 def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
     """Read the shipped specs, then each extra file (and ``$CMC_LAB_INSTRUMENTS``) over them.
 
-    The shipped fee schedule (``fees.toml``) is read right after the shipped instruments. A later
-    file's ``[[instrument]]`` with the same venue and symbol replaces the earlier one, a later
-    ``[[fee]]`` with the same instrument and ``as_of`` the earlier one;
+    The shipped fee schedule (``fees.toml``) and exchange calendars (``calendars.toml``) are read
+    right after the shipped instruments. A later file's ``[[instrument]]`` with the same venue and
+    symbol replaces the earlier one, a later ``[[fee]]`` with the same instrument and ``as_of`` the
+    earlier one; a later ``[calendars.X]`` replaces the keys it gives and adds its ``closed`` and
+    ``early_close`` entries to X's;
     a later ``[sessions.X]``, ``[venues.X]`` or ``[accounts.X]`` replaces X, shipped or not; keys
     of a later ``[capital]`` table replace the earlier ones.
 
@@ -111,7 +118,7 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
     >>> specs.instrument("SHFE.au").tick
     Decimal('0.02')
     """
-    paths: list[Path] = [SHIPPED, SHIPPED_FEES]
+    paths: list[Path] = [SHIPPED, SHIPPED_FEES, SHIPPED_CALENDARS]
     env = os.environ.get(ENV_VAR)
     if env:
         paths += [Path(p) for p in env.split(os.pathsep) if p]
@@ -122,7 +129,8 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
 
     # Two passes: sessions and venues from every file first, so that a later file's
     # [sessions.X] also applies to the instruments an earlier file defines on X.
-    sessions: dict[str, TradingHours] = {}
+    raw_sessions: dict[str, tuple[dict[str, Any], str]] = {}
+    raw_calendars: dict[str, list[tuple[dict[str, Any], str]]] = {}
     venues: dict[str, VenueSpec] = {}
     accounts: dict[str, AccountSpec] = {}
     capital: dict[str, Any] = {}
@@ -137,7 +145,10 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
             capital[key] = (value, f"{path}: [capital]")
         for name, raw in _tables(data, "sessions", str(path)).items():
             where = f"{path}: [sessions.{name}]"
-            sessions[name] = _hours(_table(raw, where), where)
+            raw_sessions[name] = (_table(raw, where), where)
+        for name, raw in _tables(data, "calendars", str(path)).items():
+            where = f"{path}: [calendars.{name}]"
+            raw_calendars.setdefault(name, []).append((_table(raw, where), where))
         for name, raw in _tables(data, "venues", str(path)).items():
             where = f"{path}: [venues.{name}]"
             venues[name] = _venue(name, _table(raw, where), where)
@@ -153,6 +164,13 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
         for i, raw in enumerate(fee_entries):
             where = f"{path}: [[fee]] #{i + 1}"
             fees.append((_fee(_table(raw, where), where), where))
+    calendars: dict[str, TradingCalendar] = {}
+    for name, tables in raw_calendars.items():
+        try:
+            calendars[name] = calendar_from_table(name, tables)
+        except CalendarError as exc:
+            raise SpecError(str(exc)) from None
+    sessions = {name: _hours(raw, where, calendars) for name, (raw, where) in raw_sessions.items()}
     instruments: dict[str, Instrument] = {}
     maintenance: dict[str, Decimal] = {}
     for raw, where in raw_instruments:
@@ -184,6 +202,7 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
         capital=_capital(capital),
         maintenance=maintenance,
         fees=fee_schedule([entry for entry, _ in fees]),
+        calendars=calendars,
     )
 
 
@@ -226,6 +245,16 @@ def _decimal(raw: dict[str, Any], key: str, where: str) -> Decimal:
     return out
 
 
+def _fraction(raw: dict[str, Any], key: str, where: str) -> Decimal:
+    """An optional share below 1 (0.05 is 5 %); 0 when absent."""
+    if key not in raw:
+        return Decimal(0)
+    out = _decimal(raw, key, where)
+    if out >= 1:
+        raise SpecError(f'{where}: {key} = {raw[key]!r} must be a fraction below 1: write 5 % as "0.05"')
+    return out
+
+
 def _clock(value: Any, where: str) -> time:
     if isinstance(value, time):  # a TOML local time, written without quotes: 09:00:00
         out = value
@@ -251,14 +280,33 @@ def _days(value: str, where: str) -> tuple[int, ...]:
     return tuple(sorted(set(out)))
 
 
-def _hours(raw: dict[str, Any], where: str) -> TradingHours:
-    zone = _require(raw, "timezone", where)
+def _zone(zone: Any, where: str) -> None:
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise SpecError(
             f"{where}: unknown time zone {zone!r}; use an IANA name such as 'Asia/Shanghai'"
         ) from None
+
+
+def _hours(raw: dict[str, Any], where: str, calendars: dict[str, TradingCalendar]) -> TradingHours:
+    zone = _require(raw, "timezone", where)
+    _zone(zone, where)
+    calendar = None
+    if "calendar" in raw:
+        name = raw["calendar"]
+        calendar = calendars.get(name) if isinstance(name, str) else None
+        if calendar is None:
+            raise SpecError(
+                f"{where}: calendar = {name!r} is not defined; known: {', '.join(sorted(calendars)) or 'none'} "
+                "(add a [calendars.NAME] table)"
+            )
+        _zone(calendar.timezone, f"[calendars.{name}]")
+        if calendar.timezone != zone:
+            raise SpecError(
+                f"{where}: its timezone {zone!r} differs from calendar {name}'s ({calendar.timezone!r}); "
+                "write the sessions in the exchange's own time zone"
+            )
     raw_windows = _require(raw, "windows", where)
     if not isinstance(raw_windows, list) or not raw_windows:
         raise SpecError(f"{where}: windows must be a non-empty list of {{ open, close, days }} tables")
@@ -274,7 +322,7 @@ def _hours(raw: dict[str, Any], where: str) -> TradingHours:
                 days=_days(_require(w, "days", here), here),
             )
         )
-    return TradingHours(timezone=zone, windows=tuple(windows))
+    return TradingHours(timezone=zone, windows=tuple(windows), calendar=calendar)
 
 
 def _venue(name: str, raw: dict[str, Any], where: str) -> VenueSpec:
@@ -384,13 +432,15 @@ def _instrument(raw: dict[str, Any], sessions: dict[str, TradingHours], where: s
         lot_unit=str(_require(raw, "lot_unit", where)),
         price_unit=str(_require(raw, "price_unit", where)),
         tick=tick,
-        daily_limit=_decimal(raw, "daily_limit", where),
+        daily_limit=_fraction(raw, "daily_limit", where),
         margin_kind=margin_kind,
         margin_rate=_decimal(margin, "rate", where + " margin"),
         hours=sessions[session_name],
         kind=kind,
         reference_price=_decimal(raw, "reference_price", where),
         max_order_qty=max_order_qty,
+        price_band=_fraction(raw, "price_band", where),
+        limits_source=str(raw.get("limits_source", "")),
     )
 
 

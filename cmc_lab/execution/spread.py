@@ -247,7 +247,7 @@ class Spread:
             if not eng.venue_up.get(inst.venue, False):
                 return iid, f"venue {inst.venue} is not connected"
             if not inst.hours.is_open(now):
-                return iid, f"session closed ({inst.hours.describe()})"
+                return iid, f"session closed ({inst.hours.calendar_reason(now) or inst.hours.describe()})"
             quote = eng.quotes.get(iid)
             if quote is None:
                 return iid, "no quote yet"

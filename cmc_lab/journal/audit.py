@@ -192,7 +192,7 @@ class _Export:
             start = anchor(conn) or (0, GENESIS)
             self.purposes = dict(conn.execute(_PURPOSES, (lo, hi)).fetchall())
             before = conn.execute(_BEFORE, (lo, hi)).fetchall() if hi >= lo else []
-            counts = ratio_rows(conn, lo, hi, self.since_ns, self.until_ns)
+            counts = ratio_rows(conn, lo, hi, self.since_ns, self.until_ns, self.instruments)
             first_prev = conn.execute("SELECT prev_hash FROM events WHERE seq = ?", (lo,)).fetchone()
             spans = conn.execute("SELECT MIN(ts_event), MAX(ts_event) FROM events").fetchone()
         for row in before:  # orders that began before the window: their state when it opens

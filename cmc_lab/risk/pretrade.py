@@ -19,10 +19,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
-from zoneinfo import ZoneInfo
 
 from cmc_lab.core.hours import TradingHours
 from cmc_lab.core.instruments import Instrument
@@ -130,44 +129,20 @@ def _key(order: Order) -> tuple[Any, ...]:
     return (order.side, order.qty, order.price, order.account, order.ticket_id)
 
 
-# Per hours object: (the hours, zone, shift) and (the hours, [start, end) ns of a trading day, the day).
-# Each entry holds its hours, so their id cannot be freed and reused by other hours while cached
-# (an id alone was: new hours at a freed address read the old ones' day). Looked up by id and
-# checked with ``is``: hashing TradingHours (a dataclass hash over every window) costs four
-# times the whole cached answer, and this runs on every order and cancel.
-_DAY_SHIFT: dict[int, tuple[TradingHours, ZoneInfo, timedelta]] = {}
-_DAY_CACHE: dict[int, tuple[TradingHours, int, int, date]] = {}
-
-
 def trading_day(hours: TradingHours, ts_ns: int) -> date:
-    """The trading day ``ts_ns`` belongs to: a night session counts toward the next day.
+    """The exchange trading day ``ts_ns`` belongs to (:meth:`TradingHours.trading_day`): SHFE's night
+    session counts toward the next trading day (Friday night toward Monday), CME's day starts at
+    17:00 Chicago the evening before, a holiday rolls to the next trading day.
 
     Examples
     --------
     >>> from cmc_lab.core.specs import load_specs
     >>> au = load_specs().instrument("SHFE.au")   # night session opens 21:00 Shanghai
-    >>> ts = int(datetime(2026, 11, 24, 13, 30, tzinfo=ZoneInfo("UTC")).timestamp()) * 10**9
-    >>> trading_day(au.hours, ts)                 # 21:30 in Shanghai on the 24th
+    >>> ts = 1_795_527_000 * 10**9                # 2026-11-24 13:30 UTC, 21:30 in Shanghai
+    >>> trading_day(au.hours, ts)
     datetime.date(2026, 11, 25)
     """
-    key = id(hours)
-    cached = _DAY_CACHE.get(key)
-    if cached is not None and cached[0] is hours and cached[1] <= ts_ns < cached[2]:
-        return cached[3]
-    shifted = _DAY_SHIFT.get(key)
-    if shifted is None or shifted[0] is not hours:
-        opens = [w.open for w in hours.windows if w.overnight]
-        shift = timedelta()
-        if opens:
-            first = min(opens)
-            shift = timedelta(days=1) - timedelta(hours=first.hour, minutes=first.minute)
-        shifted = _DAY_SHIFT[key] = (hours, ZoneInfo(hours.timezone), shift)
-    _, zone, shift = shifted
-    day = (datetime.fromtimestamp(ts_ns / 1e9, tz=zone) + shift).date()
-    start = datetime.combine(day, time(), tzinfo=zone) - shift
-    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone) - shift
-    _DAY_CACHE[key] = (hours, int(start.timestamp()) * SECOND_NS, int(end.timestamp()) * SECOND_NS, day)
-    return day
+    return hours.trading_day(ts_ns)
 
 
 # --------------------------------------------------------------------------- context
@@ -265,7 +240,10 @@ def check_session_open(req: OrderRequest, ctx: CheckContext) -> str | None:
     if hours.is_open(now):
         return None
     nxt = hours.next_open(now)
-    when = f"; next opens {nxt:%a %H:%M} {hours.timezone}" if nxt else ""
+    when = f"; next opens {nxt:%a %Y-%m-%d %H:%M} {hours.timezone}" if nxt else ""
+    why = hours.calendar_reason(now)
+    if why is not None:
+        return f"{req.instrument.id} session is closed: {why}{when}"
     return f"{req.instrument.id} session is closed ({hours.describe()}){when}"
 
 

@@ -320,6 +320,9 @@ class Matcher:
         if not inst.hours.is_open(now):
             when = inst.hours.next_open(now)
             nxt = f"; next open {when:%a %Y-%m-%d %H:%M %Z}" if when is not None else ""
+            why = inst.hours.calendar_reason(now)
+            if why is not None:
+                return f"session closed: {iid}: {why}{nxt}"
             return f"session closed: {iid} trades {inst.hours.describe()}{nxt}"
         if self.faults.active("halt", iid):
             return "trading halted"
