@@ -77,6 +77,7 @@ SAMPLES: dict[str, Any] = {
     "str": "text",
     "str | None": "T-1",
     "Decimal": Decimal("620.02"),
+    "Decimal | None": Decimal("682.02"),
     "Side": Side.SELL,
     "TimeInForce": TimeInForce.IOC,
 }

@@ -8,6 +8,7 @@ from typing import Protocol
 from cmc_lab.core.model import VenueConnected, VenueDisconnected
 from cmc_lab.engine.inbox import Inbox
 from cmc_lab.engine.market import MarketState
+from cmc_lab.engine.reconciliation import BookReconciler
 from cmc_lab.engine.recovery import Recoverable, reconcile_recovered, recover, run_owner
 from cmc_lab.execution.desk import Desk
 from cmc_lab.journal import Journal
@@ -22,6 +23,7 @@ class Running(Recoverable, Protocol):
     market: MarketState
     inbox: Inbox
     desk: Desk
+    books: BookReconciler
 
 
 async def start(eng: Running) -> None:
@@ -89,6 +91,7 @@ async def stop(eng: Running) -> str | None:
     Returns what a desk must know before walking away (signed positions, working orders, tickets
     with a naked leg), or None when the book is flat and nothing works.
     """
+    await eng.books.finish()
     for venue in eng.venues.values():
         await venue.disconnect()  # also stops a reconnecting venue's back-off task
     working = [o.client_order_id for o in eng.router.orders.values() if not o.done]

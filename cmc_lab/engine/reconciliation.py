@@ -194,6 +194,14 @@ class BookReconciler:
         if task is not None:
             self.runner.loop.call_soon_threadsafe(task.cancel)
 
+    async def finish(self) -> None:
+        """Cancel a background check and wait for it to end (engine loop, before the venues close),
+        so no task is left pending when the loop stops."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def _after_connect(self) -> None:
         while self._queued:
             names = list(self._queued)
