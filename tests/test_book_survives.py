@@ -126,3 +126,20 @@ def test_orders_and_tickets_of_an_earlier_run_can_be_looked_up_by_id(
     assert isinstance(receipt, Receipt) and receipt.id == ticket.ticket_id
     with pytest.raises(KeyError, match="no ticket 'T-nope'"):
         second.ticket("T-nope")
+
+
+def test_a_replace_of_an_order_from_an_earlier_run_reaches_the_venue_and_its_answer_is_journaled(
+    make_engine: MakeEngine, journal_path: Path
+) -> None:
+    first = make_engine(journal=journal_path)
+    gc = first.instrument("COMEX.GC")
+    low = gc.round_to_tick(gc.reference_price * (1 - gc.daily_limit / 2))  # rests below any bid
+    order = first.submit("COMEX.GC", "buy", 2, price=str(low))
+    assert order.wait(0.5) is cmc.OrderState.ACCEPTED
+    second = reopen(first, make_engine, journal_path)
+    again = second.order(order.client_order_id)
+    answer = again.replace(qty=1)  # the rebuilt order asks the router, as a new one does
+    # The embedded exchange does not keep resting orders across its own restart: it says so.
+    assert answer is not None and answer.kind == "OrderReplaceRejected" and "unknown order" in answer.reason
+    kinds = [row["kind"] for row in second.journal.rows_of(order.client_order_id)]
+    assert "OrderReplaceRequested" in kinds and kinds[-1] == "OrderReplaceRejected"

@@ -329,6 +329,7 @@ def _replay(
                 event.tif,
                 event.account,
                 event.ticket_id,
+                replace=eng.router.request_replace,
             )
         if order.instrument.venue in eng.venues:
             eng.router.apply(order, event)
@@ -367,7 +368,7 @@ def rebuild_order(eng: Recoverable, client_order_id: str) -> Order | None:
                 return None
             order = orders[client_order_id] = Order(
                 eng.runtime, eng.router.request_cancel, client_order_id, inst, event.side, event.qty,
-                event.price, event.tif, event.account, event.ticket_id,
+                event.price, event.tif, event.account, event.ticket_id, replace=eng.router.request_replace,
             )  # fmt: skip
         order.apply(event)
     return orders.get(client_order_id)
