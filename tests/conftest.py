@@ -60,6 +60,14 @@ def eng(make_engine: Callable[..., cmc.Engine], journal_path: Path) -> cmc.Engin
     return make_engine(journal=journal_path)
 
 
+@pytest.fixture
+def au_gc(eng: cmc.Engine) -> cmc.Engine:
+    """``eng`` with the gold spread defined (SHFE au against COMEX GC); a module of ticket tests
+    uses it with ``pytestmark = pytest.mark.usefixtures("au_gc")``."""
+    eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
+    return eng
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "slow: builds environments or drives a browser (minutes); runs in CI's default pytest"

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -33,11 +31,7 @@ from cmc_lab.execution.ticket import (
 TS = TicketState
 
 
-@pytest.fixture
-def eng(make_engine: Callable[..., cmc.Engine], tmp_path: Path) -> cmc.Engine:
-    engine = make_engine(journal=tmp_path / "j.sqlite")
-    engine.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
-    return engine
+pytestmark = pytest.mark.usefixtures("au_gc")  # every test here hedges the gold spread
 
 
 def ticket_rows(eng: cmc.Engine, t: HedgeTicket) -> list[dict]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +16,7 @@ from cmc_lab.execution.hedge import HedgeTicket, TicketState
 TS = TicketState
 
 
-@pytest.fixture
-def eng(make_engine: Callable[..., cmc.Engine], tmp_path: Path) -> cmc.Engine:
-    engine = make_engine(journal=tmp_path / "run.sqlite")
-    engine.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
-    return engine
+pytestmark = pytest.mark.usefixtures("au_gc")  # every test here hedges the gold spread
 
 
 def checks_of(eng: cmc.Engine, order: cmc.Order) -> list[str]:

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -15,11 +13,7 @@ from cmc_lab.execution.hedge import HedgeTicket, TicketState
 TS = TicketState
 
 
-@pytest.fixture
-def eng(make_engine: Callable[..., cmc.Engine], tmp_path: Path) -> cmc.Engine:
-    engine = make_engine(journal=tmp_path / "j.sqlite")
-    engine.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
-    return engine
+pytestmark = pytest.mark.usefixtures("au_gc")  # every test here hedges the gold spread
 
 
 def changes(eng: cmc.Engine, t: HedgeTicket) -> list[dict]:

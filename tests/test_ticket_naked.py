@@ -3,9 +3,6 @@ order that flattens it, in the ticket's reason, alerts, report and journal (issu
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
 import pytest
 
 import cmc_lab as cmc
@@ -15,11 +12,7 @@ from cmc_lab.execution.hedge import TicketState
 TS = TicketState
 
 
-@pytest.fixture
-def eng(make_engine: Callable[..., cmc.Engine], tmp_path: Path) -> cmc.Engine:
-    engine = make_engine(journal=tmp_path / "j.sqlite")
-    engine.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
-    return engine
+pytestmark = pytest.mark.usefixtures("au_gc")  # every test here hedges the gold spread
 
 
 def test_naked_exposure_is_stated_as_the_account_position_and_the_order_that_flattens_it(
