@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from polling import until
 
 import cmc_lab as cmc
 from cmc_lab.bench.fix import served_exchange
@@ -54,14 +54,6 @@ def engine(port: int, open_hours: Path, tmp_path: Path) -> Iterator[Callable[...
     yield make
     for eng in made:
         eng.close()
-
-
-def until(predicate: Callable[[], bool], what: str, timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def book_reconciled(eng: cmc.Engine) -> list[dict[str, object]]:

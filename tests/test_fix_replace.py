@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from polling import until
 
 import cmc_lab as cmc
 from cmc_lab.bench.fix import served_exchange
@@ -38,14 +39,6 @@ LOW = GC.round_to_tick(GC.reference_price * (1 - GC.daily_limit / 2))  # rests b
 def port() -> Iterator[int]:
     with served_exchange("--target=RP1", "--target=RP2", "--quote-interval", "0.1") as (bound, _):
         yield bound
-
-
-def until(predicate: Callable[[], bool], what: str, timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_replace_through_the_engine_moves_the_order_at_the_venue_and_it_fills_there(
