@@ -10,6 +10,7 @@ import pytest
 
 import cmc_lab as cmc
 from cmc_lab.core.display import Readable, duration, html_table, lots, money, number, timestamp
+from cmc_lab.execution.hedge import HedgeTicket
 
 
 @pytest.mark.parametrize(
@@ -43,14 +44,20 @@ def test_lots_and_times_read_as_a_trader_says_them() -> None:
     assert number(1234567) == "1,234,567"
 
 
-def test_a_ticket_report_is_a_dict_for_code_and_a_readable_table_in_a_notebook(
-    make_engine: Callable[..., cmc.Engine],
-) -> None:
+def filled_ticket(make_engine: Callable[..., cmc.Engine]) -> tuple[cmc.Engine, HedgeTicket]:
+    """A chase ticket of 3 au_gc bought on the embedded exchange, waited on."""
     eng = make_engine()
     eng.sleep(1.0)
     eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
     t = eng.hedge("au_gc", side="buy", qty=3, policy="chase")
     t.wait(timeout=10)
+    return eng, t
+
+
+def test_a_ticket_report_is_a_dict_for_code_and_a_readable_table_in_a_notebook(
+    make_engine: Callable[..., cmc.Engine],
+) -> None:
+    _, t = filled_ticket(make_engine)
     report = t.report()
     assert isinstance(report, Readable) and isinstance(report, dict)
     assert isinstance(report["fx_usdcnh"], Decimal)  # raw values for code
@@ -72,11 +79,7 @@ def test_nested_rows_render_as_tables_and_empty_as_none() -> None:
 def test_a_timeline_shows_hops_in_ms_and_no_nan_while_its_columns_stay_raw(
     make_engine: Callable[..., cmc.Engine],
 ) -> None:
-    eng = make_engine()
-    eng.sleep(1.0)
-    eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
-    t = eng.hedge("au_gc", side="buy", qty=3, policy="chase")
-    t.wait(timeout=10)
+    eng, t = filled_ticket(make_engine)
     receipt = eng.journal.timeline(t.ticket_id)
     assert receipt["hop_ns"].dtype == "int64"  # raw for code
     assert receipt["order_id"].isna().any()  # ticket rows have no order: blank, not NaN, on screen
