@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from cmc_lab.bench.data import quotes_only_rate
 from cmc_lab.core.ids import USDCNH_ID
 from cmc_lab.data.synthetic import synthetic_quotes
 
@@ -75,7 +75,7 @@ def compare(peer_python: str, minutes: float = 60.0, seed: int = 7) -> dict[str,
     theirs with no strategy (``--quotes-only``). Raises with nautilus_trader's own error when the
     peer environment cannot run it (``bash scripts/peer/setup.sh`` makes one).
     """
-    from cmc_lab.research import replay_engine, run_replay
+    from cmc_lab.research import run_replay
 
     peer_script()
     ds = synthetic_quotes(rate_hz=10.0, seed=seed, start="2026-11-24 14:00", day_length=f"{minutes}min")
@@ -93,15 +93,8 @@ def compare(peer_python: str, minutes: float = 60.0, seed: int = 7) -> dict[str,
         "wall_s": stats["wall_s"],
         "quotes_per_s": stats["events_per_s"],
     }
-    eng = replay_engine(ds, instruments=list(PEER_LEGS.values()), seed=seed)
-    try:
-        feed = eng.venues["SHFE"].feed  # type: ignore[attr-defined]
-        wall = time.perf_counter()
-        eng.sleep((feed.end_ns - eng.now_ns()) / 1e9 + 1.0)
-        wall = time.perf_counter() - wall
-        ours_plain = {"quotes": feed.quotes, "wall_s": wall, "quotes_per_s": feed.quotes / wall}
-    finally:
-        eng.close()
+    plain = quotes_only_rate(ds, seed)
+    ours_plain = {"quotes": plain["quotes"], "wall_s": plain["wall_s"], "quotes_per_s": plain["events_per_s"]}
     return {
         "minutes": minutes,
         "quotes_exported": exported,
