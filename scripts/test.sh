@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run every test from nothing: the venv with the dev extras (playwright included),
 # Debian's chromium for the browser test (installed when this user may; otherwise says how),
-# then pytest: the unit tests, the browser test and the notebooks. Extra arguments go to pytest.
+# QuickFIX for the FIX interop test (built once into .quickfix-venv), then pytest: the unit tests, the browser test and the notebooks. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -21,5 +21,13 @@ if ! command -v chromium >/dev/null; then
     echo "    sudo apt-get install chromium      # then run this script again" >&2
   fi
 fi
+
+# QuickFIX, the independent FIX engine of the interop test, in a venv of its own (pip builds its
+# C++ engine from source: about 5 minutes on two cores, the first time only).
+if ! .quickfix-venv/bin/python -c "import quickfix" 2>/dev/null; then
+  echo "== building QuickFIX for the FIX interop test (about 5 minutes, once)"
+  bash scripts/quickfix/setup.sh .quickfix-venv
+fi
+export CMC_LAB_QUICKFIX_PYTHON="$PWD/.quickfix-venv/bin/python"
 
 exec .venv/bin/python -m pytest "$@"
