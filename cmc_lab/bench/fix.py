@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
+from cmc_lab.bench.echo import tcp_round_trip
 from cmc_lab.bench.stats import percentiles
 from cmc_lab.core.clock import RealClock
 from cmc_lab.core.model import (
@@ -48,7 +49,17 @@ def served_exchange(
 
     ``extra`` are more ``cmc-lab venue serve`` options; ``env`` is added to this process's environment.
     """
-    command = [sys.executable, "-m", "cmc_lab.cli", "venue", "serve", "--fix", "127.0.0.1:0", *extra]
+    command = ["-m", "cmc_lab.cli", "venue", "serve", "--fix", "127.0.0.1:0", *extra]
+    with _peer(command, env, timeout) as peer:
+        yield peer
+
+
+@contextmanager
+def _peer(
+    args: list[str], env: Mapping[str, str] | None, timeout: float
+) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """A Python subprocess that prints ``listening on 127.0.0.1:PORT``: its port and process."""
+    command = [sys.executable, *args]
     environment = {**os.environ, **(env or {})}
     with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: a chatty server never blocks on it
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True, env=environment)
@@ -81,7 +92,7 @@ def _read_port(proc: subprocess.Popen[str], timeout: float, errors: IO[str]) -> 
         if not line and proc.poll() is not None:
             break
     errors.seek(0)
-    raise RuntimeError(f"the served exchange did not start: {line.strip()} {errors.read().strip()[-2000:]}")
+    raise RuntimeError(f"the peer process did not start: {line.strip()} {errors.read().strip()[-2000:]}")
 
 
 class _Driver:
@@ -139,13 +150,20 @@ def _with_driver(run: Callable[[_Driver], dict[str, Any]]) -> dict[str, Any]:
 
 
 def fix_round_trip(n: int = 500) -> dict[str, Any]:
-    """NewOrderSingle out -> final ExecutionReport in, over loopback TCP: p50/p99/max in µs.
+    """NewOrderSingle out -> final ExecutionReport in, over loopback TCP: p50/p99/max in µs, and the floor.
+
+    The floor is the loopback TCP round trip of the same byte counts between two asyncio-streams
+    processes (:mod:`cmc_lab.bench.echo`), measured just before in the same run;
+    ``tcp_p50_us``/``tcp_p99_us`` and ``ratio_p50`` (FIX over TCP) say how much of the FIX round
+    trip is FIX: both sessions' parsing, checks, sequence store and order mapping, and the matching.
 
     Examples
     --------
-    >>> fix_round_trip(50)["p50_us"] > 0     # doctest: +SKIP
+    >>> fix_round_trip(50)["ratio_p50"] > 1     # doctest: +SKIP
     True
     """
+    with _peer(["-m", "cmc_lab.bench.echo"], None, 20.0) as (port, _):
+        tcp = tcp_round_trip(port, n)
 
     def run(driver: _Driver) -> dict[str, Any]:
         async def many(count: int) -> list[int]:
@@ -158,7 +176,10 @@ def fix_round_trip(n: int = 500) -> dict[str, Any]:
         )
         return result
 
-    return _with_driver(run)
+    result = _with_driver(run)
+    result.update(tcp_p50_us=tcp["p50_us"], tcp_p99_us=tcp["p99_us"], tcp_what=tcp["what"])
+    result["ratio_p50"] = result["p50_us"] / tcp["p50_us"]
+    return result
 
 
 def fix_reconcile_round_trip(n: int = 200, working: int = 5) -> dict[str, Any]:

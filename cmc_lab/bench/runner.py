@@ -477,6 +477,9 @@ def table(results: dict[str, Any]) -> str:
         lines += [
             "",
             f"{'FIX NewOrderSingle -> ExecutionReport, loopback (µs)':<68}{rt['p50_us']:>12.1f}{rt['p99_us']:>14.1f}",
+            f"{'  loopback TCP round trip, same bytes, asyncio both ends (µs)':<68}"
+            f"{rt['tcp_p50_us']:>12.1f}{rt['tcp_p99_us']:>14.1f}",
+            f"{'  FIX over TCP, p50 [4.00]':<68}{rt['ratio_p50']:>12.2f}",
             f"{'FIX messages/s (orders/s) with 64 orders in flight':<68}"
             f"{tp['messages_per_second']:>12,.0f}{tp['orders_per_second']:>14,.0f}",
         ]

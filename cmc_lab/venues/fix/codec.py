@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import calendar
 import functools
+import operator
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -40,6 +41,9 @@ HEADER_TAGS = frozenset({MSG_TYPE, SENDER, TARGET, MSG_SEQ_NUM, SENDING_TIME, PO
 #: each comes before the first body tag, else Reject 373=14.
 _MORE_HEADER = (50, 57, 90, 91, 115, 116, 129, 142, 143, 144, 145, 212, 213, 347, 369)
 STANDARD_HEADER = HEADER_TAGS | {BEGIN, BODY_LENGTH, POSS_RESEND, DELIVER_TO, *_MORE_HEADER}
+
+#: Tags that may appear once per message: the framing tags and the header tags we write.
+_ONCE_TAGS = HEADER_TAGS | {BEGIN, BODY_LENGTH, CHECKSUM}
 
 #: Tags whose value must be an integer wherever they appear.
 INT_TAGS = frozenset(
@@ -78,6 +82,9 @@ _TRAILER = re.compile(rb"10=(\d{3})\x01")
 _BODY_LENGTH = re.compile(rb"9=(\d{1,9})\x01")
 _BODY_LENGTH_PREFIX = re.compile(rb"9?|9=\d{0,9}")
 _MAX_DIGITS = 15  # a price or quantity beyond 10**15 (or below 10**-15) is garbage, not money
+_MAX_KNOWN_TAGS = 4096  # tag texts already seen valid, kept so parse checks each tag once per process
+_TAG_NUMBERS: dict[str, int] = {}
+_SPLIT_FIELD = operator.methodcaller("partition", "=")
 _MAX_HEADER = 40  # bytes of "8=...<SOH>9=...<SOH>" before we call a frame garbled
 
 
@@ -112,6 +119,11 @@ class FixMessage:
     """
 
     fields: tuple[tuple[int, str], ...]
+    _first: dict[int, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # each tag's first value, for O(1) lookups (a report is read by a dozen gets)
+        object.__setattr__(self, "_first", dict(reversed(self.fields)))
 
     @property
     def msg_type(self) -> str:
@@ -123,13 +135,10 @@ class FixMessage:
         return int(value) if value is not None and is_uint(value) else None
 
     def get(self, tag: int, default: str | None = None) -> str | None:
-        for t, v in self.fields:
-            if t == tag:
-                return v
-        return default
+        return self._first.get(tag, default)
 
     def __contains__(self, tag: object) -> bool:
-        return any(t == tag for t, _ in self.fields)
+        return tag in self._first
 
     def require(self, tag: int) -> str:
         """The value of ``tag``, or a :class:`FieldProblem` (required tag missing)."""
@@ -224,25 +233,23 @@ def parse(raw: bytes) -> FixMessage:
     text = raw.decode("latin-1")
     if not text.endswith("\x01"):
         raise FieldProblem(INVALID_TAG, None, "message does not end with SOH")
-    fields: list[tuple[int, str]] = []
+    items = text[:-1].split("\x01")
     problem: FieldProblem | None = None
-    for item in text[:-1].split("\x01"):
-        tag_text, eq, value = item.partition("=")
-        if not eq or not is_uint(tag_text) or tag_text.startswith("0"):
-            problem = problem or FieldProblem(INVALID_TAG, None, f"invalid tag number in {item[:20]!r}")
-            continue
-        tag = int(tag_text)
-        if value == "":
-            problem = problem or FieldProblem(TAG_WITHOUT_VALUE, tag, f"tag {tag} has no value")
-        fields.append((tag, value))
+    try:  # the common case: every tag already seen valid, every value present
+        fields = [(_TAG_NUMBERS[tag], value) for tag, _, value in map(_SPLIT_FIELD, items) if value]
+    except KeyError:
+        fields = []
+    if len(fields) != len(items):
+        fields, problem = _fields_checked(items)
     message = FixMessage(tuple(fields))
     if len(fields) < 3 or fields[2][0] != MSG_TYPE:
         raise FieldProblem(TAG_OUT_OF_ORDER, MSG_TYPE, "MsgType (35) must be the third field")
     if problem is not None:
         raise _with_message(problem, message)
     seen: set[int] = set()
-    for tag, value in fields:
-        if tag in HEADER_TAGS or tag in (BEGIN, BODY_LENGTH, CHECKSUM):
+    in_body = False
+    for position, (tag, value) in enumerate(fields):
+        if tag in _ONCE_TAGS:
             if tag in seen:
                 raise _with_message(FieldProblem(TAG_REPEATED, tag, f"tag {tag} appears twice"), message)
             seen.add(tag)
@@ -250,8 +257,8 @@ def parse(raw: bytes) -> FixMessage:
             raise _with_message(
                 FieldProblem(INCORRECT_FORMAT, tag, f"tag {tag} must be an integer, got {value!r}"), message
             )
-    in_body = False
-    for tag, _ in fields[3:]:
+        if position < 3:
+            continue
         if tag not in STANDARD_HEADER:
             in_body = True
         elif in_body:
@@ -259,6 +266,26 @@ def parse(raw: bytes) -> FixMessage:
                 FieldProblem(TAG_OUT_OF_ORDER, tag, f"header tag {tag} comes after the body"), message
             )
     return message
+
+
+def _fields_checked(items: list[str]) -> tuple[list[tuple[int, str]], FieldProblem | None]:
+    """The fields of ``items`` one by one, and the first problem met; new valid tags are remembered."""
+    fields: list[tuple[int, str]] = []
+    problem: FieldProblem | None = None
+    for item in items:
+        tag_text, eq, value = item.partition("=")
+        tag = _TAG_NUMBERS.get(tag_text) if eq else None
+        if tag is None:
+            if not eq or not is_uint(tag_text) or tag_text.startswith("0"):
+                problem = problem or FieldProblem(INVALID_TAG, None, f"invalid tag number in {item[:20]!r}")
+                continue
+            tag = int(tag_text)
+            if len(_TAG_NUMBERS) < _MAX_KNOWN_TAGS:
+                _TAG_NUMBERS[tag_text] = tag
+        if value == "":
+            problem = problem or FieldProblem(TAG_WITHOUT_VALUE, tag, f"tag {tag} has no value")
+        fields.append((tag, value))
+    return fields, problem
 
 
 def _with_message(problem: FieldProblem, message: FixMessage) -> FieldProblem:
@@ -378,9 +405,13 @@ def parse_timestamp(value: str) -> int:
     if m is None:
         raise ValueError(f"{value!r} is not a UTCTimestamp (YYYYMMDD-HH:MM:SS[.sss])")
     date, hh, mm, ss, frac = m.groups()
+    return _epoch_second(date, hh, mm, ss) * 1_000_000_000 + int((frac or b"0").decode().ljust(9, "0"))
+
+
+@functools.lru_cache(maxsize=64)
+def _epoch_second(date: bytes, hh: bytes, mm: bytes, ss: bytes) -> int:
     year, month, day = int(date[:4]), int(date[4:6]), int(date[6:])
-    seconds = calendar.timegm(datetime(year, month, day, int(hh), int(mm), int(ss)).timetuple())
-    return seconds * 1_000_000_000 + int((frac or b"0").decode().ljust(9, "0"))
+    return calendar.timegm(datetime(year, month, day, int(hh), int(mm), int(ss)).timetuple())
 
 
 def format_date_time(ts_ns: int) -> tuple[str, str]:
