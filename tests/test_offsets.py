@@ -39,7 +39,7 @@ def test_todays_lots_become_yesterdays_on_the_next_trading_day() -> None:
             4,
             "close_yesterday 4 closes more than is held: 3 long lots opened before today",
         ),
-        (Offset.CLOSE, 5, "close 5 closes more than is held: 4 long lots"),
+        (Offset.CLOSE, 4, "close 4 closes more than is held: 3 long lots opened before today"),
     ],
 )
 def test_closing_more_than_is_held_is_refused_with_what_is_held(
@@ -52,10 +52,14 @@ def test_closing_more_than_is_held_is_refused_with_what_is_held(
     assert book.long == Lots(today=1, yesterday=3)  # nothing booked
 
 
-def test_a_plain_close_takes_yesterdays_lots_first() -> None:
+def test_a_plain_close_closes_only_yesterdays_lots_as_on_shfe() -> None:
     book = OffsetBook(short=Lots(today=2, yesterday=1))
-    book.apply("buy", Offset.CLOSE, 2)
-    assert book.short == Lots(today=1, yesterday=0)
+    with pytest.raises(
+        OffsetError, match="close 2 closes more than is held: 1 short lots opened before today"
+    ):
+        book.apply("buy", Offset.CLOSE, 2)
+    book.apply("buy", Offset.CLOSE, 1)
+    assert book.short == Lots(today=2, yesterday=0)
 
 
 def test_the_plan_closes_the_cheaper_lots_first_when_asked_then_opens_the_rest() -> None:

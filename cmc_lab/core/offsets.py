@@ -3,7 +3,8 @@
 SHFE and INE do not net a buy against a short: an order says whether it opens a position or
 closes one, and a close says whether it closes lots opened today or before (the fees differ:
 ``fees.toml``). Closing more than is held is refused by the exchange. A CME account nets, and its
-orders carry no offset. :class:`OffsetBook` is one account's lots in one contract; :func:`plan`
+orders carry no offset. On SHFE and INE a plain close closes yesterday's lots; today's lots close
+only with close today. :class:`OffsetBook` is one account's lots in one contract; :func:`plan`
 chooses the offsets of an order when the user gives none, and :meth:`OffsetBook.check` says why an
 order with a forced offset cannot be taken. Pure: no IO.
 
@@ -25,7 +26,9 @@ class Offset(StrEnum):
     """What an order does to the position on a venue that keeps long and short apart."""
 
     OPEN = "open"
-    CLOSE = "close"  # the venue's own choice of today's or yesterday's lots (INE/SHFE close yesterday first)
+    CLOSE = (
+        "close"  # a plain close: on SHFE and INE it closes yesterday's lots only (today's need CLOSE_TODAY)
+    )
     CLOSE_TODAY = "close_today"
     CLOSE_YESTERDAY = "close_yesterday"
 
@@ -111,12 +114,8 @@ class OffsetBook:
         held = self.closable(side)
         if offset is Offset.CLOSE_TODAY:
             held.today -= qty
-        elif offset is Offset.CLOSE_YESTERDAY:
+        else:  # CLOSE and CLOSE_YESTERDAY: SHFE and INE close yesterday's lots with either
             held.yesterday -= qty
-        else:  # CLOSE: yesterday's lots first, as the exchanges apply a plain close
-            first = min(qty, held.yesterday)
-            held.yesterday -= first
-            held.today -= qty - first
 
     def roll(self) -> None:
         """A new exchange trading day: every lot held is now yesterday's."""
