@@ -88,15 +88,11 @@ class OffsetBook:
         if not offset.closes:
             return None
         held = self.closable(side)
-        which = {Offset.CLOSE_TODAY: held.today, Offset.CLOSE_YESTERDAY: held.yesterday}.get(
-            offset, held.total
-        )
+        which = held.today if offset is Offset.CLOSE_TODAY else held.yesterday
         if qty <= which:
             return None
         book = "long" if _side(side) == "sell" else "short"
-        part = {Offset.CLOSE_TODAY: " opened today", Offset.CLOSE_YESTERDAY: " opened before today"}.get(
-            offset, ""
-        )
+        part = " opened today" if offset is Offset.CLOSE_TODAY else " opened before today"
         return (
             f"{offset.value} {qty} closes more than is held: {which} {book} lots{part} "
             f"({held.today} today, {held.yesterday} yesterday); close at most {which} or send the rest as open"
