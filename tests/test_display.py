@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 import cmc_lab as cmc
-from cmc_lab.core.display import Readable, duration, html_table, lots, money, number, timestamp
+from cmc_lab.core.display import Readable, duration, flatten_text, html_table, lots, money, number, timestamp
 from cmc_lab.execution.hedge import HedgeTicket
 
 
@@ -42,6 +42,12 @@ def test_lots_and_times_read_as_a_trader_says_them() -> None:
     assert (lots(-3, "SHFE.au"), lots(2), lots(0)) == ("short 3 SHFE.au", "long 2", "flat")
     assert timestamp(1795528801001423544) == "14:00:01.001"  # UTC
     assert number(1234567) == "1,234,567"
+
+
+def test_a_naked_position_is_said_signed_with_the_order_that_flattens_it() -> None:
+    assert flatten_text("SHFE.au", -3) == "short 3 SHFE.au; buy 3 to flatten"
+    assert flatten_text("COMEX.GC", 1) == "long 1 COMEX.GC; sell 1 to flatten"
+    assert flatten_text("COMEX.GC", 0) == "flat COMEX.GC"
 
 
 def filled_ticket(make_engine: Callable[..., cmc.Engine]) -> tuple[cmc.Engine, HedgeTicket]:

@@ -1,5 +1,6 @@
-"""A ticket's report carries every order, the unwind's prices and what it cost, and the ticket's
-realised P&L, in the leg's money and CNY as Decimal (issue 13, finding 7)."""
+"""A ticket's report carries every order, the unwind's prices and what it cost, the fees the book
+charged and the ticket's realised P&L gross and net, in the leg's money and CNY as Decimal (issue 13,
+finding 7)."""
 
 from __future__ import annotations
 
@@ -71,10 +72,21 @@ def test_unwound_ticket_report_shows_unwind_orders_and_their_cost(eng: cmc.Engin
     assert report["unwind_cost_cny"] == cost and isinstance(cost, Decimal) and cost > 0
     assert report["realised_pnl_cny"] == -cost
     assert report["realised_pnl"] == {"CNY": -cost}
-    assert "fees" not in report  # no fee schedule is known to the desk yet: no number invented
+    # the book's fees (fees.toml): SHFE au 10 CNY a lot to open, close today free; the rejected GC order paid none
+    assert report["fees"] == {
+        "SHFE.au": {
+            "amount": Decimal("30.00"),
+            "currency": "CNY",
+            "fills": len(au_buy.fills) + len(au_sell.fills),
+        }
+    }
+    assert report["fees_cny"] == Decimal("30.00")
+    assert report["realised_pnl_net_cny"] == -cost - Decimal("30.00")
     journaled = final_report(eng, t)
     assert Decimal(journaled["unwind_cost_cny"]) == cost
     assert Decimal(journaled["unwind"]["SHFE.au"]["avg_px"]) == sold
+    assert Decimal(journaled["fees_cny"]) == Decimal("30.00")
+    assert Decimal(journaled["realised_pnl_net_cny"]) == -cost - Decimal("30.00")
     assert [o["client_order_id"] for o in journaled["orders"]] == [
         o["client_order_id"] for o in report["orders"]
     ]
@@ -105,3 +117,27 @@ def test_filled_ticket_report_lists_both_legs_and_no_unwind(eng: cmc.Engine) -> 
     ]
     assert report["unwind"] == {} and report["unwind_cost_cny"] == Decimal(0)
     assert report["realised_pnl_cny"] == Decimal(0)
+
+
+def test_filled_ticket_report_charges_each_legs_fees_and_nets_them_from_the_pnl(eng: cmc.Engine) -> None:
+    t = eng.hedge("au_gc", "buy", 3)
+    assert t.wait(timeout=30) is TS.FILLED
+    report = t.report()
+    gc_lots = t.legs[1].orders[0].filled_qty
+    booked = {
+        b.fee.currency: b.fee.amount
+        for o in t.orders
+        for b in eng.risk.capital.bookings_of(o.client_order_id)
+    }
+    assert report["fees"]["SHFE.au"]["amount"] == Decimal("30.00")  # open 3 x 10 CNY/lot
+    assert report["fees"]["COMEX.GC"] == {
+        "amount": booked["USD"],
+        "currency": "USD",
+        "fills": len(t.legs[1].orders[0].fills),
+    }
+    assert booked["USD"] == (Decimal("2.47") * gc_lots).quantize(
+        Decimal("0.01")
+    )  # CME + NFA + broker per contract
+    fx = Decimal(str(report["fx_usdcnh"]))
+    assert report["fees_cny"] == Decimal("30.00") + booked["USD"] * fx
+    assert report["realised_pnl_net_cny"] == -report["fees_cny"]  # nothing closed: the fees are the P&L

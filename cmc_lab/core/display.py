@@ -74,6 +74,15 @@ def lots(signed: int | None, instrument: str = "") -> str:
     return f"{text} {instrument}" if instrument else text
 
 
+def flatten_text(instrument: str, signed: int) -> str:
+    """A signed position and the order that flattens it: ``short 3 SHFE.au; buy 3 to flatten``
+    (alerts, ticket reports, reconciliation and the workbench all say it this way)."""
+    if not signed:
+        return f"flat {instrument}"
+    side = "sell" if signed > 0 else "buy"
+    return f"{lots(signed, instrument)}; {side} {abs(signed):,} to flatten"
+
+
 def cell(key: str, value: Any, currency: str = "") -> str:
     """One value as text, by its key: ``*_ns`` durations, ``ts`` times, ``*_cny`` / money in CNY."""
     if value is None:

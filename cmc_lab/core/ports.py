@@ -9,10 +9,11 @@ live in the execution layer, above risk. Every port here is implemented by one e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from cmc_lab.core.fees import FillFee
 from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import Event, Quote, TimeInForce
 from cmc_lab.core.order import Order
@@ -91,6 +92,19 @@ class OrderSender(Protocol):
     def set_trading_state(self, state: TradingState, reason: str, who: str) -> None: ...
 
 
+class BookedFill(Protocol):
+    """One fill as the book took it: what matters to a ticket's report is its fee."""
+
+    @property
+    def fee(self) -> FillFee: ...
+
+
+class FeeLedger(Protocol):
+    """The fees the book charged, per order (risk keeps the book; a ticket's report reads it)."""
+
+    def bookings_of(self, client_order_id: str) -> Sequence[BookedFill]: ...
+
+
 class TicketBook(Protocol):
     """What risk may ask of the hedge desk (execution sits above risk, so risk sees only this)."""
 
@@ -111,4 +125,14 @@ class TicketBook(Protocol):
         ...
 
 
-__all__ = ["AlertSink", "CheckResult", "JournalWriter", "MarketView", "OrderSender", "Runner", "TicketBook"]
+__all__ = [
+    "AlertSink",
+    "BookedFill",
+    "CheckResult",
+    "FeeLedger",
+    "JournalWriter",
+    "MarketView",
+    "OrderSender",
+    "Runner",
+    "TicketBook",
+]

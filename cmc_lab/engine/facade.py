@@ -135,6 +135,7 @@ class Engine:
             accounts=accounts,
         )
         self.router.risk = self.risk
+        self.desk.fees = self.risk.capital  # ticket reports read the fees the book charged
         self.inbox = Inbox(self.market, self.router, self.risk, self.desk)
         self.books = BookReconciler(
             venues=self.venues,

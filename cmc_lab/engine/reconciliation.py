@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from cmc_lab.core.display import lots
 from cmc_lab.core.model import Event, OrderState, VenueConnected
 from cmc_lab.core.order import register_callback
 from cmc_lab.core.ports import AlertSink, JournalWriter
@@ -423,18 +424,13 @@ def position_line(
         action = f"{side} {abs(difference)} {instrument_id}"
         who = source if source != "statement" else "the statement"
         message = (
-            f"{instrument_id} in {account}: {who} holds {signed_text(reported)}, the engine's book "
-            f"{signed_text(engine)}: {difference:+d} lot(s) the book does not have; {action} to flatten the "
+            f"{instrument_id} in {account}: {who} holds {lots(reported)}, the engine's book "
+            f"{lots(engine)}: {difference:+d} lot(s) the book does not have; {action} to flatten the "
             "difference (the book is not changed)"
         )
     return Line(
         source, "position", account, instrument_id, reported, engine, action, message, "critical", dict(sides)
     )
-
-
-def signed_text(qty: int) -> str:
-    """A signed position in words: ``long 3``, ``short 3`` or ``flat``."""
-    return "flat" if qty == 0 else f"{'long' if qty > 0 else 'short'} {abs(qty)}"
 
 
 def _frame(lines: list[Line], unverified: Mapping[str, str]) -> pd.DataFrame:
@@ -460,4 +456,4 @@ def _frame(lines: list[Line], unverified: Mapping[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-__all__ = ["BookReconciler", "Line", "Reconciliation", "position_line", "signed_text"]
+__all__ = ["BookReconciler", "Line", "Reconciliation", "position_line"]

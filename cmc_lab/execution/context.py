@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cmc_lab.core.ports import AlertSink, JournalWriter, MarketView, OrderSender
+from cmc_lab.core.ports import AlertSink, BookedFill, JournalWriter, MarketView, OrderSender
 from cmc_lab.core.runner import Runner
 from cmc_lab.core.specs import Specs
 
@@ -16,7 +16,8 @@ class DeskContext:
     """What a ticket may use: market view, order sender, journal writer, runner, alerts, specs.
 
     ``left_armed(ticket)`` and ``fired(ticket)`` tell the desk a ticket stopped waiting for its
-    trigger, or fired one of a repeating series (the desk arms the next).
+    trigger, or fired one of a repeating series (the desk arms the next). ``bookings_of(order id)``
+    are that order's fills as the book took them, with their fees (none before the book is wired).
     """
 
     specs: Specs
@@ -27,3 +28,4 @@ class DeskContext:
     alerts: AlertSink
     left_armed: Callable[[Any], None]
     fired: Callable[[Any], None]
+    bookings_of: Callable[[str], Sequence[BookedFill]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -13,7 +13,7 @@ import pandas as pd
 from cmc_lab.core.ids import USDCNH_ID
 from cmc_lab.core.model import Event, Quote, Side, VenueConnected, VenueDisconnected
 from cmc_lab.core.order import fire_callbacks, register_callback
-from cmc_lab.core.ports import AlertSink, JournalWriter, MarketView, OrderSender
+from cmc_lab.core.ports import AlertSink, BookedFill, FeeLedger, JournalWriter, MarketView, OrderSender
 from cmc_lab.core.runner import Runner
 from cmc_lab.core.specs import Specs
 from cmc_lab.execution.context import DeskContext
@@ -64,7 +64,10 @@ class Desk:
             alerts,
             left_armed=self.ticket_left_armed,
             fired=self.ticket_fired,
+            bookings_of=self.bookings_of,
         )
+        #: the book's fees per order (risk's capital, wired by the engine: risk is built after the desk)
+        self.fees: FeeLedger | None = None
         self.spreads: dict[str, Spread] = {}
         self.tickets: dict[str, HedgeTicket] = {}
         self._by_leg: dict[str, tuple[Spread, ...]] = {}  # replaced, never mutated: iterated per quote
@@ -290,6 +293,10 @@ class Desk:
         with self.journal.batch():
             ticket._start()
         return ticket
+
+    def bookings_of(self, client_order_id: str) -> Sequence[BookedFill]:
+        """One order's fills as the book took them (fees included); none until the engine wires the book."""
+        return self.fees.bookings_of(client_order_id) if self.fees is not None else ()
 
     def ticket_fired(self, ticket: HedgeTicket) -> None:
         """A repeating trigger fired: the next ticket of the series waits ARMED (up to its count)."""

@@ -1,5 +1,5 @@
 """Hedge ticket figures (pure): naked exposure as the account holds it, every order, the unwind's
-cost and the ticket's realised P&L, from the legs and their orders.
+cost, the fees the book charged and the ticket's realised P&L, gross and net, from the legs and their orders.
 
 Naked lots are stated as the account holds them: a signed position (+ long, - short) beyond the
 balanced part and the order that flattens it ("short 3 SHFE.au; buy 3 to flatten"), never relative
@@ -9,11 +9,13 @@ decision USDCNH (journaled in its ``HedgeDecision``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from cmc_lab.core.display import flatten_text
 from cmc_lab.core.model import OrderFilled, Side
+from cmc_lab.core.ports import BookedFill
 from cmc_lab.execution.ticket import Leg, imbalance
 from cmc_lab.pricing.units import needs_fx
 from cmc_lab.risk.capital import convert
@@ -23,12 +25,6 @@ def naked_positions(legs: Sequence[Leg]) -> dict[str, int]:
     """Per leg with naked lots, the lots the account holds beyond the balanced part, signed."""
     lots = imbalance(legs)
     return {leg.id: lots[leg.id] * leg.side.sign for leg in legs if lots[leg.id]}
-
-
-def flatten_text(instrument_id: str, position: int) -> str:
-    """``short 3 SHFE.au; buy 3 to flatten``: a signed position and the order that flattens it."""
-    held, side = ("long", "sell") if position > 0 else ("short", "buy")
-    return f"{held} {abs(position)} {instrument_id}; {side} {abs(position)} to flatten"
 
 
 def naked_text(positions: Mapping[str, int]) -> str:
@@ -164,6 +160,25 @@ def money_figures(legs: Sequence[Leg], purposes: Mapping[str, str], usdcnh: Deci
     }
 
 
+def fee_figures(
+    legs: Sequence[Leg], bookings_of: Callable[[str], Sequence[BookedFill]], usdcnh: Decimal | None
+) -> dict[str, Any]:
+    """The fees the book charged for the ticket's fills: per leg in its currency, and the total in
+    CNY (None when a dollar fee meets an unknown rate)."""
+    fees: dict[str, dict[str, Any]] = {}
+    total: Decimal | None = Decimal(0)
+    for leg in legs:
+        charged = [b.fee for o in leg.orders for b in bookings_of(o.client_order_id)]
+        if not charged:
+            continue
+        amount = sum((f.amount for f in charged), Decimal(0))
+        currency = charged[0].currency
+        fees[leg.id] = {"amount": amount, "currency": currency, "fills": len(charged)}
+        in_cny = _to_cny(amount, currency, usdcnh)
+        total = None if total is None or in_cny is None else total + in_cny
+    return {"fees": fees, "fees_cny": total}
+
+
 def _to_cny(amount: Decimal, currency: str, usdcnh: Decimal | None) -> Decimal | None:
     if not amount or not needs_fx(currency, "CNY"):
         return amount
@@ -183,7 +198,7 @@ def _avg(fills: Sequence[OrderFilled]) -> Decimal:
 
 
 __all__ = [
-    "flatten_text",
+    "fee_figures",
     "leg_figures",
     "money_figures",
     "naked_lines",

@@ -19,6 +19,7 @@ from cmc_lab.core.ports import CheckResult
 from cmc_lab.core.trading import OrderRequest
 from cmc_lab.execution.context import DeskContext
 from cmc_lab.execution.figures import (
+    fee_figures,
     leg_figures,
     money_figures,
     naked_lines,
@@ -128,8 +129,9 @@ class TicketPosition:
     def report(self) -> Readable:
         """Per-ticket figures: every order, slippage per leg, naked lots as the account holds them
         and the order that flattens each, the unwind's prices and cost, realised P&L, the limits
-        that changed what it did, time between legs, outcome. Money is Decimal; CNY at the
-        decision's USDCNH (``fx_usdcnh``). Fees are not in it: no fee schedule reaches the desk."""
+        that changed what it did, time between legs, outcome, the fees the book charged for the
+        ticket's fills and the realised P&L net of them. Money is Decimal; CNY at the decision's
+        USDCNH (``fx_usdcnh``)."""
         legs, between = leg_figures(self.legs)
         hedged = None
         if self._t_filled is not None and self._t_decision is not None:
@@ -158,7 +160,10 @@ class TicketPosition:
             "legs": legs,
             "orders": order_rows(self.legs, self.purposes),
             **money_figures(self.legs, self.purposes, usdcnh),
+            **fee_figures(self.legs, self._desk.bookings_of, usdcnh),
         }
+        gross, fees = figures["realised_pnl_cny"], figures["fees_cny"]
+        figures["realised_pnl_net_cny"] = None if gross is None or fees is None else gross - fees
         return Readable(figures)  # shown as a table in a notebook; a dict for code
 
     def naked_text(self) -> str:
