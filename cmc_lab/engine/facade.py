@@ -51,6 +51,7 @@ from cmc_lab.pricing.spreads import CostTerms
 from cmc_lab.risk.capital_view import CapitalView
 from cmc_lab.risk.flatten import flatten
 from cmc_lab.risk.monitor import RiskMonitor
+from cmc_lab.risk.position_table import position_table
 from cmc_lab.risk.pretrade import PreTradeChecks, RiskLimits
 from cmc_lab.risk.thresholds import Thresholds
 from cmc_lab.risk.transfers import Transfer
@@ -484,6 +485,10 @@ class Engine:
     def capital(self) -> CapitalView:
         """Capital per account and unified in the base currency (``accounts, unified = eng.capital()``)."""
         return self.risk.capital_view()
+
+    def positions(self) -> pd.DataFrame:
+        """Signed positions per account and contract: FIFO average, mark, P&L in its money and the base's."""
+        return position_table(self.risk.capital, self.specs.capital.base_currency)
 
     def transfer(
         self,
