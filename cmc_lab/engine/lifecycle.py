@@ -6,6 +6,7 @@ import time
 from typing import Protocol
 
 from cmc_lab.core.model import VenueConnected, VenueDisconnected
+from cmc_lab.engine import snapshot
 from cmc_lab.engine.inbox import Inbox
 from cmc_lab.engine.market import MarketState
 from cmc_lab.engine.reconciliation import BookReconciler
@@ -97,6 +98,8 @@ async def stop(eng: Running) -> str | None:
     working = [o.client_order_id for o in eng.router.orders.values() if not o.done]
     positions = {f"{p.account} {p.instrument.id}": p.qty for p in eng.risk.capital.positions() if p.qty}
     legged = [t.ticket_id for t in eng.desk.tickets.values() if t.orders and not t.is_balanced]
+    if str(eng.journal.path) != ":memory:":
+        snapshot.write(eng, eng.router.id_prefix, snapshot.quiet(eng, working, legged))
     eng.journal_writer.write_raw(
         "EngineStopped",
         {

@@ -22,6 +22,8 @@ rely on (no order sent twice, none forgotten):
   P&L, cash, margin held by working orders and the per-exchange-day order and cancel counts are
   what they were; margin-rate changes are applied again and transfers rebuilt (one in transit
   completes or fails after its remaining delay, money conserved).
+- A book checkpoint written at the last clean close (``snapshot.py``) stands for the history
+  before it: the book is restored from it and only the rows after it are replayed.
 - Orders of a run whose process still runs on this host (another notebook on the same journal)
   are left to it. Hedge tickets are not resumed: an open one is named in a critical alert.
 """
@@ -52,11 +54,13 @@ from cmc_lab.core.model import (
 )
 from cmc_lab.core.order import Order
 from cmc_lab.core.specs import Specs
+from cmc_lab.engine import snapshot
 from cmc_lab.engine.journaling import EngineJournal
 from cmc_lab.engine.routing import OrderRouter
 from cmc_lab.engine.runtime import Runtime
 from cmc_lab.execution.ticket import TicketState
 from cmc_lab.journal import Journal
+from cmc_lab.risk.book_state import BookStateError, restore_book
 from cmc_lab.risk.monitor import RiskMonitor
 from cmc_lab.risk.transfers import TRANSFER_KINDS
 from cmc_lab.venues.base import Venue
@@ -120,9 +124,12 @@ def recover(eng: Recoverable) -> Recovered:
     tickets: dict[str, tuple[str, str]] = {}  # ticket id -> (its run, last state)
     reported: set[str] = set()  # open tickets an earlier recovery has alerted about
     traces: dict[str, _Trace] = {}
-    book: list[tuple[str, int, dict[str, Any]]] = []  # margin rates and transfers, in journal order
+    checkpoint, no_checkpoint = _from_checkpoint(eng)
+    # margin rates and transfers, in journal order (a checkpoint's first, then the rows after it)
+    book: list[tuple[str, int, dict[str, Any]]] = list(checkpoint.book_rows) if checkpoint else []
+    after = checkpoint.seq if checkpoint else 0
     unreadable: list[int] = []
-    for row in eng.journal.rows(kinds=_READ):
+    for row in eng.journal.rows(kinds=_READ, after_seq=after):
         kind, payload = row["kind"], row["payload"]
         if kind == "EngineStarted":
             if isinstance(payload.get("run"), str):
@@ -150,7 +157,7 @@ def recover(eng: Recoverable) -> Recovered:
     in_transit = eng.risk.transfers.restore([row for row in book if row[0] != "MarginRateChanged"])
     left = sum(_run_of(cid) in elsewhere for cid in traces)
     recovered = Recovered(known=set(traces), since_ns=since_ns)
-    recovered.history = bool(traces or tickets or book)
+    recovered.history = bool(traces or tickets or book or checkpoint)
     if not recovered.history:
         return recovered
     live = [o for o in orders.values() if not o.done]
@@ -175,7 +182,8 @@ def recover(eng: Recoverable) -> Recovered:
             "orders_rebuilt": len(orders),
             "recovered": [o.client_order_id for o in recovered.orders],
             "states": dict(Counter(o.state.value for o in recovered.orders)),
-            "book_from_seq": 0,
+            "book_from_seq": after,
+            "full_replay_because": no_checkpoint,
             "transfers_in_transit": [tr.transfer_id for tr in in_transit],
             "fills_replayed": fills,
             "never_sent": [o.client_order_id for o in never_sent],
@@ -192,6 +200,30 @@ def recover(eng: Recoverable) -> Recovered:
         eng.router.on_event(OrderDenied(now, now, order.client_order_id, order.instrument_id, why))
     _alerts(eng, elsewhere, elsewhere_venues, open_tickets, unreadable + orphans)
     return recovered
+
+
+def _from_checkpoint(eng: Recoverable) -> tuple[snapshot.Checkpoint | None, str]:
+    """The latest book checkpoint, restored into the engine's book; or None and why the history is
+    replayed in full instead (the book is untouched then)."""
+    checkpoint, why = snapshot.latest(eng.journal)
+    if checkpoint is None:
+        return None, why
+    if checkpoint.open_runs:
+        runs = ", ".join(sorted(checkpoint.open_runs))
+        return (
+            None,
+            f"run(s) {runs} had not stopped at checkpoint row {checkpoint.seq}: their orders may be live",
+        )
+    try:
+        restore_book(eng.risk.capital, eng.risk.activity, checkpoint.book)
+    except BookStateError as exc:
+        eng.alert(
+            "recovery",
+            "warning",
+            f"book checkpoint row {checkpoint.seq} does not fit this engine ({exc}); the whole journal is replayed",
+        )
+        return None, str(exc)
+    return checkpoint, ""
 
 
 def reconcile_recovered(eng: Recoverable, recovered: Recovered) -> None:

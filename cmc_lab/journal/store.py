@@ -50,6 +50,7 @@ _READ_COLUMNS = ", ".join(schema.EVENT_COLUMNS[:10])
 _HEAD = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
 _TIMELINE = f"SELECT {_READ_COLUMNS} FROM events WHERE order_id = ?1 OR ticket_id = ?1 ORDER BY seq"
 _TAIL = f"SELECT {_READ_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?"
+_LAST_OF = f"SELECT {ALL_COLUMNS} FROM events WHERE kind = ? ORDER BY seq DESC LIMIT 1"
 _ROWS_OF = f"SELECT {ALL_COLUMNS} FROM events WHERE order_id = ?1 OR ticket_id = ?1 ORDER BY seq"
 _ROWS_CHUNK = 5_000
 _LAST_ROTATION = "SELECT payload FROM events WHERE kind = 'JournalRotated' ORDER BY seq DESC LIMIT 1"
@@ -395,6 +396,15 @@ class Journal:
             rows = conn.execute(_TIMELINE, (id,)).fetchall()
         return timeline_frame(rows)
 
+    def last_of(self, kind: str) -> dict[str, Any] | None:
+        """The latest row of ``kind`` as :meth:`rows` gives it, or None; read from the end, so a row
+        written near the head (a book checkpoint at close) is found without reading the history."""
+        with self._reading() as conn:
+            row = conn.execute(_LAST_OF, (kind,)).fetchone()
+        if row is None:
+            return None
+        return {**dict(zip(schema.EVENT_COLUMNS, row, strict=True)), "payload": read_payload(row)}
+
     def rows_of(self, id: str) -> list[dict[str, Any]]:
         """Every row of one order or hedge ticket as :meth:`rows` gives them (whole payload), by index.
 
@@ -433,11 +443,13 @@ class Journal:
         since_ns: int | None = None,
         until_ns: int | None = None,
         kinds: Iterable[str] | None = None,
+        after_seq: int = 0,
     ) -> Iterator[dict[str, Any]]:
         """Rows in journal order as dicts (payload decoded, hashes included), for export and audit.
 
-        Filters: ``since_ns <= ts_event < until_ns`` and ``kind in kinds``. Rows are read in
-        chunks, each its own short read, so a slow consumer never holds the journal open.
+        Filters: ``since_ns <= ts_event < until_ns``, ``kind in kinds`` and ``seq > after_seq``.
+        Rows are read in chunks, each its own short read, so a slow consumer never holds the
+        journal open.
 
         Examples
         --------
@@ -466,6 +478,7 @@ class Journal:
             after, last = conn.execute(bounds, [value for _, value in span]).fetchone()
         if last is None:
             return
+        after = max(after, after_seq)
         while True:
             with self._reading() as conn:
                 chunk = conn.execute(query, [after, last, *params]).fetchall()

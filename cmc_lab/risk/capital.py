@@ -312,6 +312,13 @@ class Capital:
         for acct in self.accounts.values():
             yield from acct.positions.values()
 
+    def adopt_position(self, pos: Position) -> None:
+        """Hold a position rebuilt from a book checkpoint as if its fills had been applied here."""
+        acct = self.accounts[pos.account]
+        acct.positions[pos.instrument.id] = pos
+        self._held.setdefault(pos.instrument.id, []).append(pos)
+        self.version += 1
+
     def holders(self, instrument_id: str) -> list[Position]:
         """Every account's position in one instrument (flat ones included)."""
         return list(self._held.get(instrument_id, ()))
