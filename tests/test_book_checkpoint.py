@@ -4,14 +4,18 @@ follows, and the book it rebuilds is the one a replay of the whole history rebui
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import warnings
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import until
 
 import cmc_lab as cmc
+from cmc_lab.core.trading import TradingState
+from cmc_lab.engine import lifecycle
 from cmc_lab.engine.errors import OpenExposureWarning
 from cmc_lab.engine.snapshot import FULL_REPLAY_ENV, KIND
 from cmc_lab.journal import Journal
@@ -160,3 +164,52 @@ def test_a_close_with_a_working_order_writes_no_checkpoint_and_says_why(tmp_path
         assert len(note["recovered"]) == 1  # the working order is rebuilt from the history, as before
     finally:
         close(again)
+
+
+def tamper(path: Path, seq: int) -> None:
+    """Edit one row's payload as someone with sqlite3 would: drop the guard trigger, then write."""
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TRIGGER IF EXISTS events_no_update")
+    conn.execute("UPDATE events SET payload = payload || ' ' WHERE seq = ?", (seq,))
+    conn.commit()
+    conn.close()
+
+
+@pytest.fixture
+def checkpointed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, int]:
+    """A traded journal closed with a checkpoint, opened as a long one would be (verify from the checkpoint)."""
+    monkeypatch.setattr(lifecycle, "SYNC_VERIFY_ROWS", 0)
+    path = tmp_path / "desk.sqlite"
+    eng = cmc.connect("sim", seed=7, clock="virtual", journal=path)
+    eng.sleep(1.0)
+    cross(eng, "COMEX.GC", "buy", 1)
+    close(eng)
+    seq = Journal(path, readonly=True).last_of(KIND)["seq"]  # type: ignore[index]
+    return path, seq
+
+
+def test_a_long_journal_opens_from_its_checkpoint_and_a_break_before_it_halts_trading_from_the_background(
+    checkpointed: tuple[Path, int],
+) -> None:
+    path, _ = checkpointed
+    tamper(path, 3)  # a row long before the checkpoint: not read by the reopen, found by the full walk
+    eng = cmc.connect("sim", seed=7, clock="virtual", journal=path)
+    try:
+        until(lambda: eng.trading_state is TradingState.HALTED, "the background verify to halt trading")
+        alerts = eng.alerts()
+        assert "breaks at row 3" in " ".join(alerts["message"])
+    finally:
+        close(eng)
+
+
+@pytest.mark.parametrize("where", ["checkpoint", "after"])
+def test_a_break_in_the_checkpoint_row_or_after_it_opens_halted_at_once(
+    checkpointed: tuple[Path, int], where: str
+) -> None:
+    path, seq = checkpointed
+    tamper(path, seq if where == "checkpoint" else seq + 1)
+    eng = cmc.connect("sim", seed=7, clock="virtual", journal=path)
+    try:
+        assert eng.trading_state is TradingState.HALTED
+    finally:
+        close(eng)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Protocol
 
@@ -12,7 +13,7 @@ from cmc_lab.engine.market import MarketState
 from cmc_lab.engine.reconciliation import BookReconciler
 from cmc_lab.engine.recovery import Recoverable, reconcile_recovered, recover, run_owner
 from cmc_lab.execution.desk import Desk
-from cmc_lab.journal import Journal
+from cmc_lab.journal import Journal, VerifyReport
 from cmc_lab.venues.base import Venue
 
 
@@ -44,17 +45,36 @@ async def start(eng: Running) -> None:
     reconcile_recovered(eng, recovered)  # a background task: virtual time runs only while a call waits
 
 
+#: Up to this many rows the whole chain is verified before trading starts; beyond it, when a book
+#: checkpoint exists, the rows from the checkpoint on are, and the rest in the background.
+SYNC_VERIFY_ROWS = 200_000
+
+
 def check_chain(eng: Running) -> None:
     """A journal whose chain does not verify never reopens for trading silently.
 
     Trading starts HALTED with a critical alert naming the first bad row, unless the user said
     why to trade on it anyway (``accept_damaged_journal``), which is journaled with the damage.
+    A long journal with a book checkpoint opens once the checkpoint row and everything after it
+    verify (what the reopen relies on); the whole chain is walked on a thread of its own, and a
+    break found there halts trading the same way, seconds later.
     """
     if str(eng.journal.path) == ":memory:":
         return
-    report = eng.journal.verify()
-    if report.ok:
-        return
+    checkpoint, _ = snapshot.latest(eng.journal)
+    if checkpoint is not None and eng.journal.head[0] > SYNC_VERIFY_ROWS:
+        report = eng.journal.verify_from(checkpoint.seq)
+        if report.ok:
+            _verify_in_background(eng)
+            return
+    else:
+        report = eng.journal.verify()
+    if not report.ok:
+        on_damage(eng, report)
+
+
+def on_damage(eng: Running, report: VerifyReport) -> None:
+    """Halt trading on a broken chain (engine loop), or journal that the user accepted it."""
     damage = {"first_bad_seq": report.first_bad_seq, "reason": report.reason, "rows_intact": report.rows}
     if eng.accept_damaged_journal:
         eng.journal_writer.write_raw("JournalDamageAccepted", {**damage, "why": eng.accept_damaged_journal})
@@ -68,6 +88,20 @@ def check_chain(eng: Running) -> None:
         "reopen with cmc.connect(..., accept_damaged_journal='why')"
     )
     eng.router.refuse_trading(why, damage)
+
+
+def _verify_in_background(eng: Running) -> None:
+    loop = eng.runtime.loop
+
+    def walk() -> None:
+        try:
+            report = eng.journal.verify()
+        except Exception:  # the journal closed under the walk: the next open verifies again
+            return
+        if not report.ok and not loop.is_closed():
+            loop.call_soon_threadsafe(on_damage, eng, report)
+
+    threading.Thread(target=walk, name="journal verify", daemon=True).start()
 
 
 def run_prefix(journal: Journal) -> str:
