@@ -133,7 +133,7 @@ def test_a_replace_of_an_order_from_an_earlier_run_reaches_the_venue_and_its_ans
 ) -> None:
     first = make_engine(journal=journal_path)
     gc = first.instrument("COMEX.GC")
-    low = gc.round_to_tick(gc.reference_price * (1 - gc.daily_limit / 2))  # rests below any bid
+    low = gc.round_to_tick(gc.reference_price * (1 - gc.price_band / 2))  # rests below any bid
     order = first.submit("COMEX.GC", "buy", 2, price=str(low))
     assert order.wait(0.5) is cmc.OrderState.ACCEPTED
     second = reopen(first, make_engine, journal_path)

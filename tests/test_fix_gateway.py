@@ -55,8 +55,8 @@ PASSWORD_ENV = "CMC_LAB_FIX_PASSWORD_EXECUTOR"
 CLIENTS = [f"G{i:02d}" for i in range(40)]
 SPECS = load_specs()
 GC = SPECS.instruments["COMEX.GC"]
-HIGH = GC.round_to_tick(GC.reference_price * (1 + GC.daily_limit / 2))  # crosses any ask
-LOW = GC.round_to_tick(GC.reference_price * (1 - GC.daily_limit / 2))  # rests below any bid
+HIGH = GC.round_to_tick(GC.reference_price * (1 + GC.price_band / 2))  # crosses any ask
+LOW = GC.round_to_tick(GC.reference_price * (1 - GC.price_band / 2))  # rests below any bid
 
 
 # --------------------------------------------------------------------------- harness
@@ -431,14 +431,14 @@ def test_resting_order_is_cancelled_and_a_second_cancel_is_rejected(
     assert isinstance(rejected, OrderCancelRejected) and "too late to cancel" in rejected.reason
 
 
-def test_order_outside_the_daily_band_is_rejected_with_the_venue_reason(
+def test_order_outside_the_price_band_is_rejected_with_the_venue_reason(
     server: tuple[int, Path], comp_id: str, make_gateway: Callable[..., Gateway]
 ) -> None:
     gw = make_gateway(address(server[0], comp_id))
     gw.submit("wild-1", price=GC.round_to_tick(GC.reference_price * 3))
     gw.until(lambda: gw.settled("wild-1"), what="reject")
     (rejected,) = gw.of("wild-1")
-    assert isinstance(rejected, OrderRejected) and "outside the daily limit band" in rejected.reason
+    assert isinstance(rejected, OrderRejected) and "outside the price band of COMEX.GC" in rejected.reason
 
 
 def test_replace_moves_a_resting_order_and_its_fill_comes_under_our_id(

@@ -26,7 +26,7 @@ from cmc_lab.venues.fix.queries import VenueQueries
 
 CLIENTS = [f"R{i:02d}" for i in range(12)]
 GC = load_specs().instruments["COMEX.GC"]
-HIGH = GC.round_to_tick(GC.reference_price * (1 + GC.daily_limit / 2))  # crosses any ask
+HIGH = GC.round_to_tick(GC.reference_price * (1 + GC.price_band / 2))  # crosses any ask
 _names = itertools.count()
 
 

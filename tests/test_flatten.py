@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import cmc_lab as cmc
-from cmc_lab.core.model import Side, TimeInForce
+from cmc_lab.core.model import PriceLimitsPublished, Side, TimeInForce
 from cmc_lab.core.specs import load_specs
 from cmc_lab.core.trading import OrderRequest
 from cmc_lab.risk.capital import Capital
@@ -164,11 +164,23 @@ def test_closing_requests_split_at_the_exchange_maximum_and_need_a_quote(tmp_pat
         closing_requests(gc, cap, OrderActivity(), None)
 
 
-def test_marketable_price_stays_inside_the_daily_limits() -> None:
-    gc = load_specs().instrument("COMEX.GC")  # reference 2650.0, limits 2385.0 .. 2915.0
-    crashed = cmc.Quote("COMEX.GC", 2385.0, 2385.1, 5, 5, 0, 0)
-    assert marketable_price(gc, Side.SELL, crashed) == Decimal("2385.1")
-    assert marketable_price(gc, Side.BUY, cmc.Quote("COMEX.GC", 2914.9, 2915.0, 5, 5, 0, 0)) == Decimal(
-        "2915.0"
+def test_marketable_price_stays_inside_the_published_limits_of_the_day() -> None:
+    au = load_specs().instrument("SHFE.au")
+    day = PriceLimitsPublished(
+        0,
+        0,
+        "SHFE",
+        "SHFE.au",
+        "2026-11-25",
+        Decimal("950.00"),
+        Decimal("874.00"),
+        Decimal("1026.00"),
+        "test",
     )
+    crashed = cmc.Quote("SHFE.au", 874.0, 874.02, 5, 5, 0, 0)
+    assert marketable_price(au, Side.SELL, crashed, day) == Decimal("874.00")
+    assert marketable_price(au, Side.BUY, cmc.Quote("SHFE.au", 1025.98, 1026.0, 5, 5, 0, 0), day) == Decimal(
+        "1026.00"
+    )
+    assert marketable_price(au, Side.SELL, crashed) == Decimal("873.90")  # no limits published: none assumed
     assert describe(-3, "SHFE.au", "CN-FUT") == "short 3 SHFE.au in CN-FUT (buy 3)"

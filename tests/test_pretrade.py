@@ -113,9 +113,24 @@ def test_price_off_the_tick_grid_is_denied(eng: cmc.Engine) -> None:
     assert reason == "tick: price 2650.05 is off the tick grid of COMEX.GC (tick 0.10)"
 
 
-def test_price_outside_the_daily_limits_is_denied(eng: cmc.Engine) -> None:
+def test_price_outside_the_days_limits_from_the_previous_settlement_is_denied(eng: cmc.Engine) -> None:
+    published = eng.market.limits["SHFE.au"]  # the embedded exchange publishes them at session open
+    assert (published.settlement, published.low, published.high) == (
+        Decimal("620.00"),
+        Decimal("570.40"),
+        Decimal("669.60"),
+    )
+    reason = denied(eng.submit("SHFE.au", "buy", 1, price="670.00"), "daily_limits")
+    assert reason == (
+        f"daily_limits: price 670.00 is outside the limits of SHFE.au for trading day {published.trading_day}: "
+        f"[570.40, 669.60], the previous settlement 620.00 ± 8% ({published.source})"
+    )
+
+
+def test_a_cme_contract_has_no_daily_limit_but_a_dynamic_band_around_the_last_price(eng: cmc.Engine) -> None:
+    assert "COMEX.GC" not in eng.market.limits
     reason = denied(eng.submit("COMEX.GC", "buy", 1, price="2950.0"), "daily_limits")
-    assert reason == "daily_limits: price 2950.0 is outside the daily limits of COMEX.GC [2385.00, 2915.00]"
+    assert "price 2950.0 is beyond COMEX.GC's dynamic price fluctuation limit: ±10% around 2650" in reason
 
 
 def test_price_outside_the_band_around_the_last_mid_is_denied(eng: cmc.Engine) -> None:

@@ -11,8 +11,8 @@ from cmc_lab.core.specs import load_specs
 from cmc_lab.engine.errors import InvalidOrder
 
 GC = load_specs().instruments["COMEX.GC"]
-HIGH = GC.round_to_tick(GC.reference_price * (1 + GC.daily_limit / 2))  # crosses any ask
-LOW = GC.round_to_tick(GC.reference_price * (1 - GC.daily_limit / 2))  # rests below any bid
+HIGH = GC.round_to_tick(GC.reference_price * (1 + GC.price_band / 2))  # crosses any ask
+LOW = GC.round_to_tick(GC.reference_price * (1 - GC.price_band / 2))  # rests below any bid
 
 
 def resting(eng: cmc.Engine, qty: int = 2) -> cmc.Order:
@@ -71,7 +71,7 @@ def test_replace_of_a_finished_order_or_with_nothing_to_change_says_what_to_do(e
         order.replace(price=float(LOW), qty=2)
     with pytest.raises(InvalidOrder, match="quantity must be at least 1 lot"):
         order.replace(qty=0)
-    denied = order.replace(price=str(GC.round_to_tick(GC.reference_price * (1 + GC.daily_limit * 2))))
+    denied = order.replace(price=str(GC.round_to_tick(GC.reference_price * (1 + GC.price_band * 2))))
     assert (
         isinstance(denied, OrderReplaceRejected) and "denied: daily_limits" in denied.reason
     )  # nothing sent

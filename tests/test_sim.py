@@ -276,11 +276,12 @@ def test_cancel_of_an_unknown_or_filled_order_is_rejected(instant: Sim) -> None:
 
 
 def test_price_outside_the_daily_limit_band_is_rejected_naming_the_band(instant: Sim) -> None:
-    cid = instant.submit("COMEX.GC", "buy", 1, Decimal("2950.0"))
+    cid = instant.submit("SHFE.au", "buy", 1, Decimal("670.00"))
     instant.run(0.001)
     (event,) = instant.of(cid)
     assert isinstance(event, OrderRejected)
-    assert "daily limit band 2385.00-2915.00 of COMEX.GC" in event.reason
+    assert "daily limit band 570.40-669.60 of SHFE.au for trading day" in event.reason
+    assert "(settlement 620.00 ± 8%)" in event.reason
 
 
 def test_bad_orders_are_rejected_with_the_reason(instant: Sim) -> None:

@@ -108,7 +108,7 @@ class _Driver:
         self.venue: FixVenue = fix_venues({VENUE: address}, self.specs, self.clock, journal)[VENUE]
         self.loop = asyncio.new_event_loop()
         inst = self.specs.instruments[INSTRUMENT]
-        self.price = inst.round_to_tick(inst.reference_price * (1 + inst.daily_limit / 2))
+        self.price = inst.round_to_tick(inst.reference_price * (1 + inst.price_band / 2))
         self._waiting: dict[str, asyncio.Future[None]] = {}
         self._n = 0
         self.loop.run_until_complete(self.venue.connect(self._sink))
@@ -200,7 +200,7 @@ def fix_reconcile_round_trip(n: int = 200, working: int = 5) -> dict[str, Any]:
         async def prepare() -> None:
             await driver.order()  # a crossing IOC: the account holds a position
             inst = driver.specs.instruments[INSTRUMENT]
-            low = inst.round_to_tick(inst.reference_price * (1 - inst.daily_limit / 2))  # rests below any bid
+            low = inst.round_to_tick(inst.reference_price * (1 - inst.price_band / 2))  # rests below any bid
             for i in range(working):
                 venue.submit(
                     SubmitOrder(

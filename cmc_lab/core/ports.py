@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from cmc_lab.core.fees import FillFee
 from cmc_lab.core.instruments import Instrument
-from cmc_lab.core.model import Event, Quote, TimeInForce
+from cmc_lab.core.model import Event, PriceLimitsPublished, Quote, TimeInForce
 from cmc_lab.core.order import Order
 from cmc_lab.core.runner import Runner
 from cmc_lab.core.trading import OrderRequest, TradingState
@@ -32,6 +32,8 @@ class MarketView(Protocol):
 
     quotes: dict[str, Quote]
     venue_up: dict[str, bool]
+    #: each instrument's price limits of the trading day, as its venue last published them
+    limits: dict[str, PriceLimitsPublished]
 
     @property
     def instruments(self) -> Mapping[str, Instrument]: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cmc_lab.core.model import Event, Quote, VenueConnected
+from cmc_lab.core.model import Event, PriceLimitsPublished, Quote, VenueConnected
 from cmc_lab.core.order import fire_callbacks
 from cmc_lab.engine.market import MarketState
 from cmc_lab.engine.routing import OrderRouter
@@ -35,6 +35,8 @@ class Inbox:
                 self._router.runner.report(fire_callbacks(self.quote_callbacks, message))
             return
         self._router.on_event(message)
+        if isinstance(message, PriceLimitsPublished):  # journaled above; the checks use it from now on
+            self._market.limits[message.instrument_id] = message
         self._desk.on_venue_event(message)
         if isinstance(message, VenueConnected) and message.venue in self._router.venues:
             self._router.reconcile_in_background(self._router.venues[message.venue])

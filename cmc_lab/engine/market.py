@@ -9,7 +9,7 @@ import pandas as pd
 from cmc_lab.core.clock import Clock
 from cmc_lab.core.ids import venue_of
 from cmc_lab.core.instruments import Instrument
-from cmc_lab.core.model import Quote
+from cmc_lab.core.model import PriceLimitsPublished, Quote
 from cmc_lab.core.specs import unknown_instrument_message
 from cmc_lab.engine.errors import InvalidOrder, NoQuote
 
@@ -25,6 +25,7 @@ class MarketState:
         self.instruments: dict[str, Instrument] = dict(instruments)
         self.quotes: dict[str, Quote] = {}
         self.venue_up: dict[str, bool] = dict.fromkeys(venues, False)
+        self.limits: dict[str, PriceLimitsPublished] = {}
         self.now_ns = clock.now_ns
         self.mono_ns = clock.mono_ns
 
@@ -65,13 +66,23 @@ class MarketState:
                 "quote unit": i.quote_unit,
                 "tick": i.tick,
                 "daily limit": i.daily_limit,
+                "price band": i.price_band,
+                **self._limits_today(i),
                 "margin": margin_text(i),
                 "sessions": i.hours.describe(),
+                "trading day": i.hours.trading_day(now).isoformat(),
                 "open now": i.hours.is_open(now),
             }
             for i in self.instruments.values()
         ]
         return pd.DataFrame(rows).set_index("id")
+
+    def _limits_today(self, inst: Instrument) -> dict[str, object]:
+        """The trading day's limits as the venue published them (blank when it published none)."""
+        day = self.limits.get(inst.id)
+        if day is None:
+            return {"settlement": None, "limit low": None, "limit high": None}
+        return {"settlement": day.settlement, "limit low": day.low, "limit high": day.high}
 
     def quotes_frame(self) -> pd.DataFrame:
         """Every instrument's last quote and its age in milliseconds."""

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from cmc_lab.core.instruments import Instrument
-from cmc_lab.core.model import Quote, Side, TimeInForce
+from cmc_lab.core.model import PriceLimitsPublished, Quote, Side, TimeInForce
 from cmc_lab.core.order import Order
 from cmc_lab.core.ports import MarketView, OrderSender
 from cmc_lab.core.trading import OrderRequest
@@ -62,7 +62,15 @@ def flatten(book: Book, inst: Instrument, account: str | None = None) -> Corouti
 
 async def _flatten(book: Book, inst: Instrument, account: str | None) -> list[Order]:
     held = {p.account: p.qty for p in book.capital.holders(inst.id) if p.qty and account in (None, p.account)}
-    requests = closing_requests(inst, book.capital, book.activity, book.market.quotes.get(inst.id), account)
+    market = book.market
+    requests = closing_requests(
+        inst,
+        book.capital,
+        book.activity,
+        market.quotes.get(inst.id),
+        account,
+        limits=market.limits.get(inst.id),
+    )
     what = "; ".join(describe(qty, inst.id, acct) for acct, qty in held.items())
     note = what or f"nothing held in {inst.id}" + (f" in {account}" if account else "")
     if held and not requests:
@@ -82,15 +90,15 @@ async def _flatten(book: Book, inst: Instrument, account: str | None) -> list[Or
     return book.orders.submit_batch(requests, TimeInForce.IOC, f"flatten: {what}")
 
 
-def marketable_price(inst: Instrument, side: Side, quote: Quote) -> Decimal:
+def marketable_price(
+    inst: Instrument, side: Side, quote: Quote, limits: PriceLimitsPublished | None = None
+) -> Decimal:
     """A limit ``THROUGH_TICKS`` through the touch of ``quote`` (sell under the bid, buy over the
-    ask), kept inside the instrument's daily limits and above zero."""
+    ask), kept inside the trading day's published price limits and above zero."""
     touch = quote.bid if side is Side.SELL else quote.ask
     price = inst.round_to_tick(touch) + side.sign * inst.tick * THROUGH_TICKS
-    if inst.reference_price and inst.daily_limit:
-        low = inst.round_to_tick(inst.reference_price * (1 - inst.daily_limit) + inst.tick / 2)
-        high = inst.round_to_tick(inst.reference_price * (1 + inst.daily_limit) - inst.tick / 2)
-        price = min(max(price, low), high)
+    if limits is not None and limits.low is not None and limits.high is not None:
+        price = min(max(price, limits.low), limits.high)
     return max(price, inst.tick)
 
 
@@ -110,6 +118,7 @@ def closing_requests(
     account: str | None = None,
     keep: int = 0,
     ticket_id: str | None = None,
+    limits: PriceLimitsPublished | None = None,
 ) -> list[OrderRequest]:
     """The IOC orders that take each account's position in ``inst`` down to ``keep`` lots.
 
@@ -131,7 +140,7 @@ def closing_requests(
                 f"{describe(pos.qty, inst.id, pos.account)}; wait for a quote, or send a limit order "
                 "with eng.submit(...): a reducing order passes the kill switch and the caps"
             )
-        price = marketable_price(inst, side, quote)
+        price = marketable_price(inst, side, quote, limits)
         while left > 0:
             qty = min(left, inst.max_order_qty)
             requests.append(OrderRequest(inst, side, qty, price, pos.account, ticket_id))

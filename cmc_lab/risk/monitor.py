@@ -24,6 +24,7 @@ from cmc_lab.core.model import (
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
+    PriceLimitsPublished,
     Quote,
     Side,
     TimeInForce,
@@ -110,6 +111,10 @@ class RiskMonitor:
             mid = Decimal(str(quote.bid)) + (Decimal(str(quote.ask)) - Decimal(str(quote.bid))) / 2
             cached = self._mids[inst.id] = (quote, mid)
         return cached[1], "last mid"
+
+    def day_limits(self, inst: Instrument) -> PriceLimitsPublished | None:
+        """The price limits of the trading day as the instrument's venue last published them."""
+        return self.market.limits.get(inst.id)
 
     def margin_text(self, inst: Instrument) -> str:
         """The instrument's current margin rate as ``eng.instruments`` shows it."""
@@ -567,8 +572,9 @@ class RiskMonitor:
         floor = int(rule.warn) if rule.warn is not None else 0
         try:
             requests = closing_requests(
-                inst, self.capital, self.activity, self.market.quotes.get(inst.id), keep=floor
-            )
+                inst, self.capital, self.activity, self.market.quotes.get(inst.id), keep=floor,
+                limits=self.market.limits.get(inst.id),
+            )  # fmt: skip
         except CannotFlatten as exc:
             return str(exc)
         orders = self.orders.submit_batch(requests, TimeInForce.IOC, reason) if requests else []

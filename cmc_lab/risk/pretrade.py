@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cmc_lab.core.hours import TradingHours
 from cmc_lab.core.instruments import Instrument
-from cmc_lab.core.model import Side
+from cmc_lab.core.model import PriceLimitsPublished, Side
 from cmc_lab.core.trading import OrderRequest, TradingState
 from cmc_lab.risk.capital import Capital
 from cmc_lab.risk.limits import RiskLimits
@@ -164,6 +164,8 @@ class RiskContext(Protocol):
 
     def reference_price(self, inst: Instrument) -> tuple[Decimal, str]: ...
 
+    def day_limits(self, inst: Instrument) -> PriceLimitsPublished | None: ...
+
 
 class CheckContext(Protocol):
     """What the checks may read of the engine."""
@@ -254,16 +256,26 @@ def check_tick(req: OrderRequest, ctx: CheckContext) -> str | None:
 
 
 def check_daily_limits(req: OrderRequest, ctx: CheckContext) -> str | None:
+    """The exchange's own price limits: the trading day's limits from the previous settlement, as the
+    venue published them (SHFE, INE, LME), or CME's dynamic band around the last price. A venue
+    that published no limits (a replay of recorded quotes) is not second-guessed: it enforces its own.
+    """
     inst = req.instrument
-    ref = inst.reference_price
-    if not ref or not inst.daily_limit:
-        return None
-    low, high = ref * (1 - inst.daily_limit), ref * (1 + inst.daily_limit)
-    if not low <= req.price <= high:
+    if inst.daily_limit:
+        day = ctx.risk.day_limits(inst)
+        if day is None or day.low is None or day.high is None or day.low <= req.price <= day.high:
+            return None
         return (
-            f"price {req.price} is outside the daily limits of {inst.id} "
-            f"[{low.quantize(inst.tick)}, {high.quantize(inst.tick)}]"
+            f"price {req.price} is outside the limits of {inst.id} for trading day {day.trading_day}: "
+            f"[{day.low}, {day.high}], the previous settlement {day.settlement} ± {inst.daily_limit:.0%} ({day.source})"
         )
+    if inst.price_band:
+        ref, source = ctx.risk.reference_price(inst)
+        if ref and abs(req.price / ref - 1) > inst.price_band:
+            return (
+                f"price {req.price} is beyond {inst.id}'s dynamic price fluctuation limit: ±{inst.price_band:.0%} "
+                f"around {ref} ({source}); the exchange would halt trading there"
+            )
     return None
 
 

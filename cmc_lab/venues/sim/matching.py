@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import partial
 
@@ -24,6 +25,7 @@ from cmc_lab.core.model import (
     OrderReplaced,
     OrderReplaceRejected,
     OrderState,
+    PriceLimitsPublished,
     Quote,
     ReplaceOrder,
     Side,
@@ -43,8 +45,16 @@ MM_LEVELS = 5
 Item = Callable[..., Event | Quote | None]
 
 
+#: How often a listing asks whether a new trading day began (ns): its limits roll then.
+_DAY_CHECK_NS = 1_000_000_000
+_NO_LIMIT = (1, 10**15)
+
+
 def limit_band(inst: Instrument, ref: Decimal) -> tuple[int, int]:
-    """The daily limit band around ``ref``, in whole ticks inside it (never below one tick)."""
+    """The daily limit band around ``ref``, in whole ticks inside it (never below one tick); the
+    whole price range for a contract without a daily limit (CME)."""
+    if not inst.daily_limit:
+        return _NO_LIMIT
     lo = int((ref * (1 - inst.daily_limit) / inst.tick).to_integral_value(ROUND_CEILING))
     hi = int((ref * (1 + inst.daily_limit) / inst.tick).to_integral_value(ROUND_FLOOR))
     return max(lo, 1), hi
@@ -52,7 +62,9 @@ def limit_band(inst: Instrument, ref: Decimal) -> tuple[int, int]:
 
 @dataclass(slots=True)
 class Listing:
-    """An instrument as its venue trades it: book, float tick, daily limit band in ticks."""
+    """An instrument as its venue trades it: book, float tick, and the trading day's limit band in
+    ticks around the previous settlement (the opening fair price on the first day; then each
+    day's last mid, as an exchange settles on the day's last prices)."""
 
     inst: Instrument
     book: OrderBook
@@ -60,6 +72,33 @@ class Listing:
     decimals: int
     band: tuple[int, int]
     mm: list[tuple[BookOrder, BookOrder]]  # the simulated bid and ask of each level
+    settlement: Decimal = Decimal(0)
+    day: date | None = None  # the trading day of ``band``
+    day_checked: int = 0
+    last_mid: float = 0.0
+
+    def roll(self, now: int) -> Item | None:
+        """At a new trading day: settle at the last mid, set the day's band, publish it."""
+        day = self.inst.hours.trading_day(now)
+        if day == self.day:
+            return None
+        if self.day is not None and self.last_mid:
+            self.settlement = self.inst.round_to_tick(self.last_mid * self.tick)
+        how = "opening fair price" if self.day is None else f"last mid of {self.day}"
+        self.day = day
+        self.band = limit_band(self.inst, self.settlement)
+        return self.limits(now, how)
+
+    def limits(self, now: int, how: str = "") -> Item | None:
+        """The day's limits as the venue publishes them; None for a contract without a daily limit."""
+        if not self.inst.daily_limit or not self.inst.tradeable or self.day is None:
+            return None
+        low, high = self.price(self.band[0]), self.price(self.band[1])
+        source = f"embedded exchange: settlement {how or 'of the previous trading day'} ± {self.inst.daily_limit:.0%}"
+        return partial(
+            PriceLimitsPublished, now, venue=self.inst.venue, instrument_id=self.inst.id,
+            trading_day=self.day.isoformat(), settlement=self.settlement, low=low, high=high, source=source,
+        )  # fmt: skip
 
     @classmethod
     def of(cls, inst: Instrument) -> Listing:
@@ -69,7 +108,8 @@ class Listing:
             (BookOrder(f"mm-bid-{i}", "mm", Side.BUY, 0, 0), BookOrder(f"mm-ask-{i}", "mm", Side.SELL, 0, 0))
             for i in range(MM_LEVELS)
         ]
-        return cls(inst, OrderBook(), float(tick), decimals, limit_band(inst, inst.reference_price), mm)
+        band = limit_band(inst, inst.reference_price)
+        return cls(inst, OrderBook(), float(tick), decimals, band, mm, settlement=inst.reference_price)
 
     def price(self, ticks: int) -> Decimal:
         return Decimal(ticks) * self.inst.tick
@@ -141,6 +181,11 @@ class Matcher:
         for iid, listing in self.listings.items():
             if not is_open(listing.inst) or self.frozen(iid):
                 continue
+            if now - listing.day_checked >= _DAY_CHECK_NS:
+                listing.day_checked = now
+                published = listing.roll(now)
+                if published is not None:
+                    items.append(published)
             self.requote(listing, fair[iid], now, items)
             if publish and not self.faults.active("stale", iid):
                 quote = listing.quote(now)
@@ -152,6 +197,12 @@ class Matcher:
         """The current quote of every book that is not stale or halted."""
         items = []
         for iid, listing in self.listings.items():
+            if listing.day is None:
+                listing.day_checked = now
+                listing.roll(now)
+            published = listing.limits(now)
+            if published is not None:
+                items.append(published)
             silent = self.faults.active("stale", iid) or self.faults.active("halt", iid)
             quote = None if silent else listing.quote(now)
             if quote is not None:
@@ -165,6 +216,7 @@ class Matcher:
         """Withdraw the simulated liquidity and quote ``MM_LEVELS`` levels a side around the fair mid."""
         book = listing.book
         book.remove_owner("mm")
+        listing.last_mid = fair.mid
         mid = fair.mid / listing.tick
         half = fair.half_spread_ticks
         bid = max(1, math.ceil(mid - half))
@@ -336,7 +388,14 @@ class Matcher:
         if not lo <= ticks <= hi:
             return (
                 f"price {cmd.price} is outside the daily limit band {listing.price(lo)}-{listing.price(hi)} "
-                f"of {iid} (reference {inst.reference_price} ± {float(inst.daily_limit) * 100:g}%)"
+                f"of {iid} for trading day {listing.day} (settlement {listing.settlement} "
+                f"± {float(inst.daily_limit) * 100:g}%)"
+            )
+        band = float(inst.price_band)
+        if band and listing.last_mid and abs(float(cmd.price) / listing.last_mid - 1) > band:
+            return (
+                f"price {cmd.price} is outside the price band of {iid}: ±{band:.0%} around the last price "
+                f"{listing.last_mid:.{listing.decimals}f} (price banding: the exchange has no daily limit)"
             )
         if not 1 <= cmd.qty <= inst.max_order_qty:
             return f"quantity {cmd.qty} must be between 1 and {inst.max_order_qty} lots for {iid}"
