@@ -77,9 +77,7 @@ def test_an_order_cancel_reject_of_a_replace_comes_back_as_replace_rejected(port
         )
         while not any(isinstance(e, OrderAccepted) for e in events):
             await asyncio.sleep(0.01)
-        beyond = GC.round_to_tick(
-            GC.reference_price * (1 + GC.price_band * 2)
-        )  # the venue's band refuses it
+        beyond = GC.round_to_tick(GC.reference_price * (1 + GC.price_band * 2))  # the venue's band refuses it
         venue.amend(ReplaceOrder("rp-1", "COMEX.GC", 1, beyond, time.time_ns()))
         while not any(isinstance(e, OrderCanceled) for e in events):
             await asyncio.sleep(0.01)
@@ -88,4 +86,6 @@ def test_an_order_cancel_reject_of_a_replace_comes_back_as_replace_rejected(port
     asyncio.run(asyncio.wait_for(run(), 10))
     answers = [e for e in events if isinstance(e, OrderReplaceRejected | OrderCanceled)]
     assert [type(e).__name__ for e in answers] == ["OrderReplaceRejected", "OrderCanceled"]
-    assert "replace refused by EXECUTOR" in answers[0].reason and "outside the price band" in answers[0].reason
+    assert (
+        "replace refused by EXECUTOR" in answers[0].reason and "outside the price band" in answers[0].reason
+    )
