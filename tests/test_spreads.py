@@ -56,12 +56,14 @@ def test_lots_can_be_set_by_hand(eng: cmc.Engine) -> None:
         eng.spread("bad", legs={"SHFE.au": 1, "COMEX.GC": -1}, lots={"SHFE.au": 3})
 
 
-def test_silver_spread_in_cny_per_kg(eng: cmc.Engine) -> None:
+def test_silver_spread_in_cny_per_kg_lands_comex_silver_with_vat(eng: cmc.Engine) -> None:
     sp = eng.spread("ag_si", legs={"SHFE.ag": 1, "COMEX.SI": -1})
     ag, si, fx = books(eng, "SHFE.ag", "COMEX.SI", "FX.USDCNH")
     q = sp.quote()
     assert q.unit == "CNY/kg"
-    assert q.mid == pytest.approx(ag.mid - si.mid * fx.mid * 1000 / OZ, rel=1e-9)
+    assert q.mid == pytest.approx(
+        ag.mid - si.mid * fx.mid * 1000 / OZ * 1.13, rel=1e-9
+    )  # terms.toml: 13 % VAT
     ratio = sp.lots["SHFE.ag"] * 15 / (sp.lots["COMEX.SI"] * 5000 * OZ / 1000)
     assert abs(ratio - 1) <= 0.04  # equal kilograms on both sides, within the ratio tolerance
 

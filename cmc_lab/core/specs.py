@@ -18,6 +18,7 @@ from cmc_lab.core.fees import FeeBasis, FeeEntry, FeeSchedule, fee_schedule
 from cmc_lab.core.hours import SessionWindow, TradingHours
 from cmc_lab.core.ids import split_instrument_id, symbol_of
 from cmc_lab.core.instruments import Instrument, MarginKind
+from cmc_lab.core.terms import SHIPPED_TERMS, ImportTerms, terms_from_table
 
 SHIPPED = Path(__file__).with_name("instruments.toml")
 #: The shipped fee schedule, read after the instruments file (``[[fee]]`` entries, see the file).
@@ -82,6 +83,8 @@ class Specs:
     fees: FeeSchedule = field(default_factory=lambda: FeeSchedule({}))
     #: exchange calendars by name (``[calendars.X]`` of ``calendars.toml`` and any extra file)
     calendars: dict[str, TradingCalendar] = field(default_factory=dict)
+    #: (domestic id, overseas id) -> VAT, premium and FX rate that land the overseas price (``terms.toml``)
+    import_terms: dict[tuple[str, str], ImportTerms] = field(default_factory=dict)
 
     def instrument(self, instrument_id: str) -> Instrument:
         try:
@@ -118,7 +121,7 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
     >>> specs.instrument("SHFE.au").tick
     Decimal('0.02')
     """
-    paths: list[Path] = [SHIPPED, SHIPPED_FEES, SHIPPED_CALENDARS]
+    paths: list[Path] = [SHIPPED, SHIPPED_FEES, SHIPPED_CALENDARS, SHIPPED_TERMS]
     env = os.environ.get(ENV_VAR)
     if env:
         paths += [Path(p) for p in env.split(os.pathsep) if p]
@@ -136,6 +139,7 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
     capital: dict[str, Any] = {}
     raw_instruments: list[tuple[dict[str, Any], str]] = []
     fees: list[tuple[FeeEntry, str]] = []
+    terms: dict[tuple[str, str], ImportTerms] = {}
     for path in paths:
         data = _read(path)
         for name, raw in _tables(data, "accounts", str(path)).items():
@@ -164,6 +168,17 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
         for i, raw in enumerate(fee_entries):
             where = f"{path}: [[fee]] #{i + 1}"
             fees.append((_fee(_table(raw, where), where), where))
+        term_entries = data.get("import_terms", [])
+        if not isinstance(term_entries, list):
+            raise SpecError(f"{path}: 'import_terms' must be an array of tables, written [[import_terms]]")
+        for i, raw in enumerate(term_entries):
+            try:
+                entry = terms_from_table(
+                    _table(raw, f"{path}: [[import_terms]] #{i + 1}"), f"{path}: [[import_terms]] #{i + 1}"
+                )
+            except ValueError as exc:
+                raise SpecError(str(exc)) from None
+            terms[(entry.domestic, entry.overseas)] = entry
     calendars: dict[str, TradingCalendar] = {}
     for name, tables in raw_calendars.items():
         try:
@@ -203,6 +218,7 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
         maintenance=maintenance,
         fees=fee_schedule([entry for entry, _ in fees]),
         calendars=calendars,
+        import_terms=terms,
     )
 
 

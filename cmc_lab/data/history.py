@@ -36,7 +36,7 @@ from cmc_lab.data.layout import (
     time_ns,
 )
 from cmc_lab.data.synthetic import synthetic_quotes
-from cmc_lab.pricing.spreads import COPPER_IMPORT_PARITY, CostTerms, SpreadDef, spread_quote
+from cmc_lab.pricing.spreads import CostTerms, SpreadDef, import_costs, spread_quote
 from cmc_lab.pricing.units import FxRates, best_lot_ratio
 
 Series: TypeAlias = "xr.DataArray | pd.Series"
@@ -170,8 +170,8 @@ def spread_def(
         specs = specs or load_specs()
         instruments = specs.instruments
         ids = list(legs)
-        if costs is None and "SHFE.cu" in ids and "LME.CA" in ids:
-            costs = {"LME.CA": COPPER_IMPORT_PARITY}  # the live desk's default for copper
+        if costs is None:
+            costs = import_costs(ids, specs.import_terms)  # the live desk's default: VAT, bonded premium
         label = name or "_".join(symbol_of(i) for i in ids)
         defn = SpreadDef.from_ids(label, legs, instruments, kind=kind, costs=costs, formula=formula)  # type: ignore[arg-type]
     if lots is not None:

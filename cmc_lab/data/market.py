@@ -20,8 +20,6 @@ from cmc_lab.core.specs import Specs
 #: Seconds in a trading year, to turn annualised volatilities into per-second ones.
 SECONDS_PER_YEAR = 252 * 86_400
 GRAMS_PER_OUNCE = float(TROY_OUNCE_GRAMS)
-COPPER_BONDED_PREMIUM = 80.0  # USD/t over LME for bonded copper into China
-VAT = 1.13
 
 #: (instrument id, default start, annualised volatility) of each latent overseas factor.
 _FACTORS: tuple[tuple[str, float, float], ...] = (
@@ -40,12 +38,13 @@ _FACTOR_CORR = np.array(
 )
 _FX_START, _FX_VOL, _FX_HALF_LIFE = 7.25, 0.04, 3600.0
 
-#: domestic id -> (factor index, premium added to the factor, multiplier applied after FX).
-_DOMESTIC: dict[str, tuple[int, float, float]] = {
-    "SHFE.au": (0, 0.0, 1.0 / GRAMS_PER_OUNCE),
-    "SHFE.ag": (1, 0.0, 1000.0 / GRAMS_PER_OUNCE),
-    "SHFE.cu": (2, COPPER_BONDED_PREMIUM, VAT),
-    "INE.sc": (3, 0.0, 1.0),
+#: domestic id -> (factor index, unit multiplier applied after FX); the VAT and bonded premium come
+#: from the specs' import terms (``terms.toml``), so the simulated cross-market spread is a real one.
+_DOMESTIC: dict[str, tuple[int, float]] = {
+    "SHFE.au": (0, 1.0 / GRAMS_PER_OUNCE),
+    "SHFE.ag": (1, 1000.0 / GRAMS_PER_OUNCE),
+    "SHFE.cu": (2, 1.0),
+    "INE.sc": (3, 1.0),
 }
 
 _FACTOR_JUMP_RATE = 1 / 1800  # per second
@@ -98,6 +97,7 @@ class SimMarket:
         self.steps = 0
         self._rng = np.random.Generator(np.random.PCG64(seed))
         instruments = list(specs.instruments.values())
+        self._terms = specs.import_terms
         for inst in instruments:
             if inst.reference_price <= 0:
                 raise ValueError(
@@ -160,11 +160,12 @@ class SimMarket:
             elif inst.id == USDCNH_ID:
                 self._idx_fx.append(i)
             elif inst.id in _DOMESTIC:
-                k, premium, mult = _DOMESTIC[inst.id]
+                k, mult = _DOMESTIC[inst.id]
+                terms = self._terms.get((inst.id, factor_ids[k]))
                 self._idx_dom.append(i)
                 dom_factor.append(k)
-                dom_premium.append(premium)
-                dom_mult.append(mult)
+                dom_premium.append(float(terms.premium) if terms is not None else 0.0)
+                dom_mult.append(mult * (1 + float(terms.vat)) if terms is not None else mult)
                 dom_ref.append(ref)
             else:
                 self._idx_alone.append(i)

@@ -21,7 +21,7 @@ from cmc_lab.execution.flow import TicketFlow
 from cmc_lab.execution.hedge import HedgePolicy, HedgeTicket, TicketState, parse_trigger
 from cmc_lab.execution.spread import SharedLegs, Spread, SpreadSnapshot, default_lots
 from cmc_lab.execution.trigger import TriggerRule
-from cmc_lab.pricing.spreads import COPPER_IMPORT_PARITY, CostTerms, SpreadDef
+from cmc_lab.pricing.spreads import CostTerms, SpreadDef, import_costs
 
 SpreadCallback = Callable[[SpreadSnapshot], None]
 
@@ -100,8 +100,8 @@ class Desk:
                 "legs must map at least two instrument ids to weights, e.g. {'SHFE.au': 1, 'COMEX.GC': -1}"
             )
         instruments = {i: self.market.instrument(i) for i in legs}
-        if costs is None:
-            costs = _default_costs(instruments)
+        if costs is None:  # a domestic contract against its overseas twin: VAT and premium by default
+            costs = import_costs(instruments, self.specs.import_terms)
         defn = SpreadDef.from_ids(name, legs, instruments, kind=kind, costs=costs, formula=formula)  # type: ignore[arg-type]
         chosen = dict(lots) if lots is not None else default_lots(defn, ratio_tolerance)
         if set(chosen) != set(defn.ids) or any(
@@ -385,14 +385,6 @@ def _trigger_acts(ticket: HedgeTicket, spread: Spread, quotable: bool) -> bool:
     if trigger._needs_release:
         return condition.released(value, trigger.hysteresis)
     return trigger._pending_since is not None or condition.holds(value)
-
-
-def _default_costs(instruments: Mapping[str, Any]) -> dict[str, CostTerms]:
-    """Copper against LME: the import parity terms (VAT, bonded premium) apply by default."""
-    ids = set(instruments)
-    if "SHFE.cu" in ids and "LME.CA" in ids:
-        return {"LME.CA": COPPER_IMPORT_PARITY}
-    return {}
 
 
 def _at_least_zero(name: str, value: object, unit: str) -> float:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
@@ -89,7 +89,25 @@ class CostTerms:
         return self.premium == 0 and self.vat == 0 and self.fixed == 0
 
 
-#: Copper import parity: ``cu - (LME + 80 USD/t bonded premium) * USDCNY * 1.13``.
+def import_costs(ids: Iterable[str], terms: Mapping[tuple[str, str], Any]) -> dict[str, CostTerms]:
+    """The landing terms of each overseas leg whose domestic twin is also a leg (``Specs.import_terms``):
+    VAT and bonded premium applied by default, as the domestic price includes them.
+
+    Examples
+    --------
+    >>> from cmc_lab.core.specs import load_specs
+    >>> import_costs(["SHFE.ag", "COMEX.SI"], load_specs().import_terms)
+    {'COMEX.SI': CostTerms(premium=0.0, vat=0.13, fixed=0.0)}
+    """
+    legs = set(ids)
+    return {
+        overseas: CostTerms(premium=float(t.premium), vat=float(t.vat))
+        for (domestic, overseas), t in terms.items()
+        if domestic in legs and overseas in legs and (t.vat or t.premium)
+    }
+
+
+#: Copper import parity: ``cu - (LME + 80 USD/t bonded premium) * USDCNY * 1.13`` (as ``terms.toml`` ships it).
 COPPER_IMPORT_PARITY = CostTerms(premium=80.0, vat=0.13, fixed=0.0)
 
 
@@ -443,6 +461,7 @@ __all__ = [
     "SpreadDef",
     "SpreadQuote",
     "convert_price",
+    "import_costs",
     "landed_price",
     "spread_quote",
     "spread_series",
