@@ -108,3 +108,16 @@ def test_capital_view_never_shows_a_negative_zero(make_engine: Callable[..., cmc
     page = eng.capital()._repr_html_()
     assert "Decimal(" not in page and not re.search(r"-0\.00\b", page)
     assert re.search(r"\d{1,3}(,\d{3})+\.\d\d", page)  # money with thousands separators
+
+
+def test_alerts_read_with_clock_times_first_and_keep_raw_columns_for_code(
+    make_engine: Callable[..., cmc.Engine],
+) -> None:
+    eng = make_engine()
+    assert eng.alerts().columns[0] == "time"  # empty: still its columns
+    eng.sleep(0.5)
+    eng.alert("desk", "warning", "spread wide: check the COMEX book")
+    alerts = eng.alerts()
+    assert str(alerts["time"].dtype).startswith("datetime64")  # raw for code
+    page = alerts._repr_html_()
+    assert "<td>14:00:00.500</td>" in page and "spread wide" in page and "+00:00" not in page

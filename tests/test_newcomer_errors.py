@@ -70,12 +70,12 @@ def test_is_balanced_is_a_documented_property_like_fills(eng: cmc.Engine) -> Non
 def test_empty_alerts_orders_and_tickets_are_tables_with_their_columns(eng: cmc.Engine) -> None:
     alerts, orders, working, tickets = eng.alerts(), eng.orders(), eng.orders(working=True), eng.tickets()
     assert alerts.empty and list(alerts.columns) == [
+        "time",
         "id",
         "source",
         "level",
         "message",
         "acknowledged",
-        "time",
     ]
     assert orders.empty and working.empty and list(orders.columns) == list(working.columns)
     assert {"client_order_id", "instrument", "side", "qty", "price", "state", "filled"} <= set(orders.columns)

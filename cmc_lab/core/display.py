@@ -111,6 +111,8 @@ def frame_cell(column: str, value: Any) -> str:
             return timestamp(int(value))
         if column.endswith("_ns") and column != "mono_ns":
             return duration(value)
+    if isinstance(value, pd.Timestamp):  # a datetime column: the clock time, as the other times read
+        return timestamp(int(value.value))
     if isinstance(value, dict | list):
         return str(value)
     return cell(column, value)

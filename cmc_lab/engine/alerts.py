@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from cmc_lab.core.display import Frame
 from cmc_lab.core.ports import JournalWriter
 
 #: The columns every alert has (details and ids add their own).
@@ -59,5 +60,5 @@ class AlertLog:
     def frame(self) -> pd.DataFrame:
         """One row per alert; with no alerts yet, an empty table that still has its columns."""
         frame = pd.DataFrame(list(self.records), columns=None if self.records else list(ALERT_COLUMNS))
-        frame["time"] = pd.to_datetime(frame.pop("ts"), unit="ns", utc=True)
-        return frame
+        frame.insert(0, "time", pd.to_datetime(frame.pop("ts"), unit="ns", utc=True))
+        return Frame(frame)  # in a notebook: clock times, the newest last; for code a plain DataFrame
