@@ -105,14 +105,20 @@ def reopen_both_ways(
     return fast_book, full_book, fast_note, full_note
 
 
-def test_a_clean_close_checkpoints_the_book_and_a_reopen_from_it_equals_a_full_replay(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def a_day_closed_cleanly(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """A journal after :func:`trade_a_day` and a clean close, and the book as it was at the close."""
     path = tmp_path / "desk.sqlite"
     eng = cmc.connect("sim", seed=7, clock="virtual", journal=path)
     trade_a_day(eng)
     before = book(eng)
     close(eng)
+    return path, before
+
+
+def test_a_clean_close_checkpoints_the_book_and_a_reopen_from_it_equals_a_full_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, before = a_day_closed_cleanly(tmp_path)
     checkpoint = Journal(path, readonly=True).last_of(KIND)
     assert (
         checkpoint is not None
@@ -131,10 +137,7 @@ def test_a_clean_close_checkpoints_the_book_and_a_reopen_from_it_equals_a_full_r
 def test_trading_after_a_checkpoint_replays_only_the_tail_and_still_equals_a_full_replay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "desk.sqlite"
-    eng = cmc.connect("sim", seed=7, clock="virtual", journal=path)
-    trade_a_day(eng)
-    close(eng)
+    path, _ = a_day_closed_cleanly(tmp_path)
     again = cmc.connect("sim", seed=7, clock="virtual", journal=path)
     again.sleep(1.0)
     cross(again, "SHFE.au", "sell", 2)  # closes the rest of day one's au: FIFO against restored lots
