@@ -189,6 +189,8 @@ class OrderInitialized(OrderEvent):
     bid: str | None = None  # the top of book the decision saw, as exact text; None without a quote
     ask: str | None = None
     quote_ts: int = 0  # that quote's ts_event; 0 without a quote
+    trader: str = ""  # who is responsible for the order (a configured id), as a regulator asks
+    algo: str = ""  # what made it: cmc_lab's version and the ticket, policy and trigger, or "manual"
 
 
 @dataclass(frozen=True, slots=True)

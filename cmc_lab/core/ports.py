@@ -81,6 +81,7 @@ class OrderSender(Protocol):
         tif: TimeInForce,
         reason: str,
         checked: list[CheckResult] | None = None,
+        algo: str | None = None,
     ) -> list[Order]: ...
 
     def submit_now(self, request: OrderRequest, tif: TimeInForce, reason: str) -> Order: ...

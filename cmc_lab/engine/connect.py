@@ -10,6 +10,7 @@ from cmc_lab.core.clock import SIM_START_NS, make_clock
 from cmc_lab.core.ids import FX_VENUE
 from cmc_lab.core.specs import load_specs
 from cmc_lab.engine.facade import Engine
+from cmc_lab.engine.routing import trader_id
 from cmc_lab.journal import Journal, JournalError
 from cmc_lab.risk.capital import account_specs
 from cmc_lab.venues.base import Venue
@@ -35,6 +36,7 @@ def connect(
     instruments: str | Path | Iterable[str | Path] | None = None,
     accounts: Mapping[str, Any] | None = None,
     accept_damaged_journal: str | None = None,
+    trader: str | None = None,
 ) -> Engine:
     """Start an engine connected to its venues.
 
@@ -73,6 +75,9 @@ def connect(
     accept_damaged_journal
         A journal whose hash chain does not verify opens with trading HALTED and a critical alert
         naming the first bad row. To trade on it anyway, say why here; the acceptance is journaled.
+    trader
+        The id of the trader responsible, named with every order in the journal and the audit pack
+        (default ``$CMC_LAB_TRADER``, else the OS user name).
 
     Examples
     --------
@@ -83,6 +88,7 @@ def connect(
     >>> eng.close()
     """
     specs = load_specs(instruments)
+    trader = trader_id(trader)  # a bad id fails here, before a journal is opened
     account_specs(specs, accounts)  # bad accounts fail here, before a journal is opened
     if venues is None:
         if target != "sim" and not _is_fix(target) and not _is_replay(target):
@@ -131,7 +137,7 @@ def connect(
     }
     store = Journal(journal if journal is not None else ":memory:")
     try:
-        return Engine(
+        eng = Engine(
             venue_objects,
             specs=specs,
             journal=store,
@@ -140,6 +146,8 @@ def connect(
             accounts=accounts,
             accept_damaged_journal=accept_damaged_journal,
         )
+        eng.router.trader = trader
+        return eng
     except BaseException:
         store.close()
         raise

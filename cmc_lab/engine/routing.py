@@ -11,6 +11,9 @@ state (the kill switch) and is the pre-trade checks' view of the engine.
 from __future__ import annotations
 
 import asyncio
+import getpass
+import importlib.metadata
+import os
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -92,6 +95,8 @@ class OrderRouter:
         self.alerts = alerts
         self.checks = checks
         self.id_prefix = id_prefix
+        #: the trader every order names (``cmc.connect(..., trader=...)``, ``$CMC_LAB_TRADER``, else the OS user)
+        self.trader = trader_id(None)
         self.orders: dict[str, Order] = {}
         self.trading_state = TradingState.ACTIVE
         self.event_callbacks: list[EventCallback] = []
@@ -169,12 +174,14 @@ class OrderRouter:
         tif: TimeInForce,
         reason: str,
         checked: list[CheckResult] | None = None,
+        algo: str | None = None,
     ) -> list[Order]:
         """Check each order, commit every intent in one transaction, then hand them all to venues.
 
         Runs in one loop turn, so the legs of a hedge leave together. ``checked``: the checks'
         results for these requests, run by the caller earlier in this same loop turn (a hedge
         decision checks its legs before it commits to sending them); they are not run twice.
+        ``algo``: what made the orders (a ticket, its policy and trigger), journaled with each intent.
         """
         now = self.market.now_ns()
         staged: list[tuple[Order, OrderRequest, OrderInitialized, OrderEvent]] = []
@@ -187,7 +194,9 @@ class OrderRouter:
                 req.account, req.ticket_id, replace=self.request_replace,
             )  # fmt: skip
             self.orders[cid] = order
-            init = _initialized(now, cid, req, tif, reason, self.market.quotes.get(inst.id))
+            init = _initialized(
+                now, cid, req, tif, reason, self.market.quotes.get(inst.id), self.trader, algo
+            )
             denial, passed = checked[i] if checked is not None else self.checks.run(req, self)
             outcome: OrderEvent
             if denial is None:
@@ -499,14 +508,40 @@ _FINAL_REPORTS: dict[OrderState, Any] = {
 
 
 def _initialized(
-    now: int, cid: str, req: OrderRequest, tif: TimeInForce, reason: str, quote: Quote | None
+    now: int,
+    cid: str,
+    req: OrderRequest,
+    tif: TimeInForce,
+    reason: str,
+    quote: Quote | None,
+    trader: str,
+    algo: str | None,
 ) -> OrderInitialized:
-    """An order's decision row, with the top of book it saw (receipts and the audit pack show it)."""
-    seen = (str(quote.bid), str(quote.ask), quote.ts_event) if quote is not None else (None, None, 0)
+    """An order's decision row, with the top of book it saw (receipts and the audit pack show it), the
+    trader responsible and the algorithm that made it (``algo``, else the reason: manual, flatten ...)."""
+    bid, ask, quote_ts = (
+        (str(quote.bid), str(quote.ask), quote.ts_event) if quote is not None else (None, None, 0)
+    )
     inst = req.instrument
     return OrderInitialized(
-        now, now, cid, inst.id, req.side, req.qty, req.price, tif, req.account, req.ticket_id, reason, *seen
-    )
+        now, now, cid, inst.id, req.side, req.qty, req.price, tif, req.account, req.ticket_id, reason,
+        bid=bid, ask=ask, quote_ts=quote_ts, trader=trader, algo=f"cmc_lab {VERSION}: {algo or reason or 'manual'}",
+    )  # fmt: skip
+
+
+def trader_id(configured: str | None) -> str:
+    """The trader orders name: ``configured``, else ``$CMC_LAB_TRADER``, else the OS user."""
+    if configured is not None:
+        if not isinstance(configured, str) or not configured.strip():
+            raise ValueError(f"trader must be a non-empty id such as 'T-ZHANG', got {configured!r}")
+        return configured.strip()
+    return os.environ.get("CMC_LAB_TRADER") or getpass.getuser()
+
+
+try:
+    VERSION = importlib.metadata.version("cmc-lab")
+except importlib.metadata.PackageNotFoundError:  # a checkout run without installing
+    VERSION = "unknown"
 
 
 def orders_frame(orders: list[Order]) -> pd.DataFrame:

@@ -43,6 +43,10 @@ class TicketFlow(TicketPosition):
 
     # ================================================================== sending
 
+    def algo(self) -> str:
+        """What makes this ticket's orders, journaled with each intent (the record a regulator asks for)."""
+        return f"hedge ticket {self.ticket_id}, spread {self.spread.name}, policy {self.policy.policy}/{self.policy.mode}"
+
     def _send(
         self,
         batch: list[tuple[Leg, OrderRequest]],
@@ -55,7 +59,11 @@ class TicketFlow(TicketPosition):
         ``checked``: the check results of these requests from earlier in this loop turn.
         """
         orders = self._desk.orders.submit_batch(
-            [r for _, r in batch], self.policy.time_in_force, f"ticket {self.ticket_id}: {why}", checked
+            [r for _, r in batch],
+            self.policy.time_in_force,
+            f"ticket {self.ticket_id}: {why}",
+            checked,
+            self.algo(),
         )
         for (leg, request), order in zip(batch, orders, strict=True):
             leg.orders.append(order)

@@ -80,6 +80,10 @@ class HedgeTicket(TicketFlow):
 
     # ================================================================== reading
 
+    def algo(self) -> str:
+        trigger = f"trigger '{self.trigger.condition}'" if self.trigger is not None else "no trigger"
+        return f"{super().algo()}, {trigger}"
+
     @property
     def qty(self) -> int:
         """Lots of the first leg (what ``eng.hedge(..., qty=)`` was given)."""

@@ -63,6 +63,8 @@ class OrderRecord:
     account: str | None = None
     ticket_id: str | None = None
     reason: str = ""
+    trader: str = ""
+    algo: str = ""
     bid: str | None = None
     ask: str | None = None
     quote_ts: int = 0
@@ -93,6 +95,7 @@ class OrderRecord:
             self.account = payload.get("account")
             self.ticket_id = payload.get("ticket_id") or self.ticket_id
             self.reason = payload.get("reason") or ""
+            self.trader, self.algo = payload.get("trader") or "", payload.get("algo") or ""
             self.bid, self.ask = payload.get("bid"), payload.get("ask")
             self.quote_ts = payload.get("quote_ts") or 0
         elif kind == "HedgeOrderSent":
@@ -224,6 +227,8 @@ def order_summary(
         "price": decimal_or_none(r.price),
         "tif": r.tif,
         "account": r.account,
+        "trader": r.trader or None,
+        "algo": r.algo or None,
         "checks": f"DENIED: {r.denial}" if r.denial else r.checks,
         "state": r.state,
         "filled": r.cum_qty,
