@@ -125,7 +125,7 @@ def serve(cmc_python: str) -> tuple[subprocess.Popen[str], int]:
 def crossing_price(cmc_python: str) -> str:
     code = (
         "from cmc_lab.core.specs import load_specs; gc = load_specs().instruments['COMEX.GC']; "
-        "print(gc.round_to_tick(gc.reference_price * (1 + gc.daily_limit / 2)))"
+        "print(gc.round_to_tick(gc.reference_price * (1 + gc.price_band / 2)))"
     )
     return subprocess.run([cmc_python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
