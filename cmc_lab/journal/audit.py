@@ -28,6 +28,8 @@ import pandas as pd
 from cmc_lab.core.instruments import Instrument
 from cmc_lab.journal import schema
 from cmc_lab.journal.chain import GENESIS
+from cmc_lab.journal.compliance import FIELDS as COMPLIANCE_FIELDS
+from cmc_lab.journal.compliance import MessageCounter, load_thresholds
 from cmc_lab.journal.pack import PackFile, PackWriter, new_workdir
 from cmc_lab.journal.ratios import ratio_frame, ratio_rows, ratio_text
 from cmc_lab.journal.records import OrderRecord, order_summary, step_of
@@ -70,7 +72,9 @@ FILES = {
     "tickets.csv": "one row per hedge ticket: decision, outcome, slippage per leg",
     "alerts.csv": "alerts, acknowledgements, threshold crossings and actions",
     "kill_switch.csv": "every change of trading state (kill switch, re-arm) with who and why",
-    "ratios.csv": "order-to-trade and cancel ratios per contract per day (UTC)",
+    "ratios.csv": "order-to-trade and cancel ratios per contract per exchange trading day",
+    "compliance.csv": "each account's orders and cancels per exchange trading day, its busiest second, "
+    "flagged at the programmatic-trading high-frequency thresholds",
     "events.jsonl": "every journal row of the window with its hashes (re-verifiable chain)",
     "chain.json": "the journal head at export, the window's links and the verification report",
     "verification.txt": "the verification report, readable",
@@ -182,6 +186,7 @@ class _Export:
         self.kills: list[tuple[Any, ...]] = []
         self.kinds: Counter[str] = Counter()
         self.order_events = 0
+        self.messages = MessageCounter(instruments, load_thresholds())
         self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
     def run(self, progress: bool) -> dict[str, Any]:
@@ -314,6 +319,8 @@ class _Export:
         record = self._record(order_id, ticket_id)
         self.in_window[order_id] = None
         record.apply(kind, payload, mono, ts_event, ts_init)
+        if kind in ("OrderSubmitted", "OrderCancelRequested"):
+            self.messages.count(record.account, record.instrument or instrument, ts_event)
         if kind == "OrderInitialized":
             ticket = self.tickets.get(record.ticket_id or "")
             if ticket is not None and ticket.decision is not None:
@@ -422,6 +429,7 @@ class _Export:
         _csv(files["tickets.csv"], TICKET_FIELDS, tickets)
         _csv(files["alerts.csv"], ALERT_FIELDS, self.alerts)
         _csv(files["kill_switch.csv"], KILL_FIELDS, self.kills)
+        _csv(files["compliance.csv"], COMPLIANCE_FIELDS, self.messages.rows())
         self.ratios = ratio_frame(counts)
         _csv(files["ratios.csv"], list(self.ratios.columns), ratio_text(self.ratios))
         self.orders = pd.DataFrame(orders)
