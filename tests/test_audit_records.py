@@ -3,13 +3,10 @@ the journal and in the audit pack's orders table (issue 14)."""
 
 from __future__ import annotations
 
-import csv
-import io
-import warnings
-import zipfile
 from pathlib import Path
 
 import pytest
+from packs import close_quietly, pack_table
 
 import cmc_lab as cmc
 
@@ -40,11 +37,8 @@ def test_every_order_names_its_trader_and_what_made_it_in_the_journal_and_the_pa
             assert "trigger 'ask < 50'" in algo
         pack = eng.audit(tmp_path / "pack.zip", overwrite=True)
     finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            eng.close()
-    with zipfile.ZipFile(pack) as zf:
-        orders = list(csv.DictReader(io.StringIO(zf.read("orders.csv").decode())))
+        close_quietly(eng)
+    orders = pack_table(pack, "orders.csv")
     by_id = {o["client_order_id"]: o for o in orders}
     assert by_id[manual.client_order_id]["trader"] == "T-ZHANG"
     assert "hedge ticket" in by_id[ticket.orders[0].client_order_id]["algo"]

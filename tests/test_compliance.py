@@ -3,14 +3,11 @@ trading day and its busiest second, flagged at the high-frequency thresholds, in
 
 from __future__ import annotations
 
-import csv
-import io
-import warnings
-import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from packs import close_quietly, pack_table
 
 import cmc_lab as cmc
 from cmc_lab.core.specs import load_specs
@@ -60,11 +57,8 @@ def test_the_audit_pack_has_each_accounts_messages_per_trading_day(
         eng.sleep(0.5)
         pack = eng.audit(tmp_path / "pack.zip", overwrite=True)
     finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            eng.close()
-    with zipfile.ZipFile(pack) as zf:
-        rows = list(csv.DictReader(io.StringIO(zf.read("compliance.csv").decode())))
+        close_quietly(eng)
+    rows = pack_table(pack, "compliance.csv")
     us = next(r for r in rows if r["account"] == "US-FUT")
     assert us["day"] == "2026-11-24" and us["messages"] == "4"  # two orders, two cancels
     assert us["high_frequency"] == "yes" and us["threshold_per_second"] == "2"
