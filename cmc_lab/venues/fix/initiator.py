@@ -357,12 +357,17 @@ class FixGateway(SessionApp):
             return
         root = self._root.get(cl) or self._root.get(msg.get(mapping.ORIG_CL_ORD_ID) or "")
         sent = self._orders.get(root) if root else None
-        if sent is None:
-            return
-        event = mapping.cancel_reject_event(
-            msg, sent.command.client_order_id, sent.command.instrument_id, self.clock.now_ns()
-        )
-        sink = self._order_sink(sent.venue)
+        if sent is None:  # a late answer (resent after a restart) for an order this process never sent:
+            # the engine still journals it (as a report of an order it does not work), never dropped
+            orig = (msg.get(mapping.ORIG_CL_ORD_ID) or cl).partition(".")[0]
+            event = mapping.cancel_reject_event(msg, orig, "", self.clock.now_ns())
+            venue = ""
+        else:
+            event = mapping.cancel_reject_event(
+                msg, sent.command.client_order_id, sent.command.instrument_id, self.clock.now_ns()
+            )
+            venue = sent.venue
+        sink = self._order_sink(venue)
         if sink is not None:
             sink(event)
 
