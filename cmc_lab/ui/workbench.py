@@ -1,4 +1,4 @@
-"""cmc.workbench(eng): the kill switch always on top, then the spread, ticket, capital and alerts panels."""
+"""cmc.workbench(eng): the kill switch always on top, then the spread, ticket, capital and alerts panels, then the blotter."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
+from cmc_lab.ui.blotter import Blotter
 from cmc_lab.ui.capital_panel import CapitalPanel
 from cmc_lab.ui.killswitch import KillSwitch
 from cmc_lab.ui.panels import AlertsPanel, HedgeTicketPanel
@@ -30,6 +31,7 @@ class Workbench:
         self.ticket = HedgeTicketPanel(engine, name)
         self.capital = CapitalPanel(engine)
         self.alerts = AlertsPanel(engine)
+        self.blotter = Blotter(engine)
         panels = [self.ticket.widget, w.VBox([self.capital.widget, self.alerts.widget])]
         self.header = w.HTML(f"<b>{escape(repr(engine))}</b>")
         self.widget = w.VBox(
@@ -37,6 +39,7 @@ class Workbench:
                 w.HBox([self.kill, self.header]),
                 self.monitor.widget,
                 w.HBox(panels, layout=w.Layout(grid_gap="2em")),
+                self.blotter.widget,
             ]
         )
         self.widget.add_class("cmc-workbench")
