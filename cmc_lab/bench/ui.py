@@ -1,4 +1,4 @@
-"""Measure the spread monitor's widget traffic: updates per second and bytes per update under a quote storm."""
+"""Bench layer: the spread monitor's and the blotter's widget traffic (updates per second, bytes per update) under a quote storm."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from cmc_lab.core.model import Quote
 from cmc_lab.engine.connect import connect
 from cmc_lab.engine.facade import Engine
+from cmc_lab.ui.blotter import Blotter
 from cmc_lab.ui.pump import pump_for
 from cmc_lab.ui.spread_monitor import SpreadMonitor
 
@@ -130,3 +131,74 @@ async def _push_quotes(eng: Engine, seconds: float, rate: int) -> int:
             pushed += 1
         await asyncio.sleep(0.002)
     return pushed
+
+
+def blotter_stream_cost(
+    seconds: float = 3.0, quotes_per_second: int = 1000, orders: int = 50
+) -> dict[str, Any]:
+    """Bytes the blotter sends per pump tick with ``orders`` working orders under a quote storm.
+
+    A fresh engine (embedded exchange, real clock) holds one lot of ``SHFE.au`` (so the mark and
+    P&L move) and ``orders`` resting bids below the market; ``quotes_per_second`` extra quotes are
+    pushed as in :func:`widget_stream_rate`. Every value the blotter's HTML widgets change is
+    counted as the ipywidgets update message it makes (``{"method": "update", "state": ...}``
+    as JSON, without the comm header).
+
+    Returns a dict: ``quotes_per_second`` (achieved), ``ticks_per_second`` (pump passes),
+    ``updates_per_second`` (widget value changes), ``bytes_per_update``, ``bytes_per_second``
+    and ``full_redraw_bytes`` (every section and order row sent whole, what a table without
+    row updates would send each tick).
+    """
+    if seconds <= 0 or quotes_per_second < 1 or orders < 0:
+        raise ValueError("seconds must be > 0, quotes_per_second >= 1 and orders >= 0")
+    eng = connect("sim", seed=7, clock="real")
+    try:
+        q = eng.quote(_LEG)
+        eng.submit(_LEG, "buy", 1, price=str(q.ask), tif="IOC").wait(5)
+        tick = float(eng.instrument(_LEG).tick)
+        for i in range(orders):
+            eng.submit(_LEG, "buy", 1, price=f"{q.bid - (i + 5) * tick:.2f}")
+        blotter = Blotter(eng)
+        time.sleep(0.5)
+        sent: list[int] = []
+        lock = threading.Lock()
+
+        def count(change: dict[str, Any]) -> None:
+            size = len(
+                json.dumps({"method": "update", "state": {"value": change["new"]}, "buffer_paths": []})
+            )
+            with lock:
+                sent.append(size)
+
+        watched = [
+            blotter.positions,
+            blotter.fills,
+            blotter.tickets,
+            *(r.label for r in blotter.rows.values()),
+        ]
+        for widget in watched:
+            widget.observe(count, names="value")
+        ticks0 = pump_for(eng).ticks
+        future = asyncio.run_coroutine_threadsafe(
+            _push_quotes(eng, seconds, quotes_per_second), eng.runtime.loop
+        )
+        pushed = future.result(seconds + 10)
+        ticks = pump_for(eng).ticks - ticks0
+        with lock:
+            storm = list(sent)
+        full = sum(len(json.dumps({"method": "update", "state": {"value": x.value}})) for x in watched)
+        return {
+            "seconds": seconds,
+            "working_orders": len(blotter.rows),
+            "quotes_per_second": round(pushed / seconds, 1),
+            "ticks_per_second": round(ticks / seconds, 1),
+            "updates_per_second": round(len(storm) / seconds, 1),
+            "bytes_per_update": round(sum(storm) / max(len(storm), 1)),
+            "bytes_per_second": round(sum(storm) / seconds),
+            "full_redraw_bytes": full,
+            "pump_errors": list(pump_for(eng).errors),
+        }
+    finally:
+        eng.cancel_all()
+        eng.flatten(_LEG)
+        eng.close()
