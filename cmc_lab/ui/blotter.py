@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 import pandas as pd
 
+from cmc_lab.ui.assets import asset
 from cmc_lab.ui.pump import pump_for
 
 if TYPE_CHECKING:
@@ -113,16 +114,18 @@ class Blotter:
         self.fills = w.HTML()
         self.tickets = w.HTML()
         self.status = w.HTML()
-        self.orders = w.VBox()
-        self.rows: dict[str, OrderRow] = {}
         self.no_orders = w.HTML("<div class='cmc-blotter-empty'>no working orders</div>")
+        self.orders = w.VBox([self.no_orders])
+        self.rows: dict[str, OrderRow] = {}
         sections = [
             ("Positions", self.positions),
             ("Working orders", w.VBox([self.orders, self.status])),
             (f"Fills (last {FILLS_SHOWN})", self.fills),
             ("Tickets", self.tickets),
         ]
-        children: list[w.Widget] = [w.HTML("<b>Blotter</b>")]
+        children: list[w.Widget] = [
+            w.HTML(f"<style>{asset('blotter.css').read_text()}</style><b>Blotter</b>")
+        ]
         for title, body in sections:
             children += [w.HTML(f"<div class='cmc-blotter-title'>{title}</div>"), body]
         self.widget = w.VBox(children)
