@@ -3,29 +3,22 @@ Jupyter server's route to it (cmc_lab.ui.server_ext) in a real ``jupyter server`
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import http.cookiejar
 import http.server
 import json
 import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from jupyter_server_fixture import Server, free_port, jupyter_server
 
 import cmc_lab as cmc
 from cmc_lab.core.model import OrderState
@@ -331,68 +324,10 @@ def test_every_answer_carries_the_side_channel_signature(channel: SideChannel) -
 # --- the Jupyter server's route: {base_url}cmc-lab/(kill|rearm|state)/<port> ------------------------
 
 
-@dataclass
-class Server:
-    url: str  # with the base_url, ending in "/"
-    token: str
-    log: Path
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``jupyter server`` with the extension enabled on the command line, under a non-root base_url."""
-    base = tmp_path_factory.mktemp("jupyter-server")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
-    env.update(
-        JUPYTER_CONFIG_DIR=str(base / "config"),
-        JUPYTER_DATA_DIR=str(base / "data"),
-        JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-        PYTHONUNBUFFERED="1",
-    )
-    token, port, log = secrets.token_hex(16), free_port(), base / "server.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyter",
-        "server",
-        "--no-browser",
-        "--allow-root",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--ServerApp.base_url=/user/analyst/",
-        f"--ServerApp.token={token}",
-        f"--ServerApp.root_dir={base}",
-        "--ServerApp.jpserver_extensions=cmc_lab.ui.server_ext=True",
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Server(f"http://127.0.0.1:{port}/user/analyst/", token, log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"{server.url}api/status?token={token}", timeout=2).close()
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"jupyter server did not start:\n{server.log_text()[-3000:]}")
-            time.sleep(0.2)
+    with jupyter_server(tmp_path_factory.mktemp("jupyter-server")) as server:
         yield server
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 def via_server(

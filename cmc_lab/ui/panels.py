@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from cmc_lab.execution.hedge import POLICIES, HedgeTicket
-from cmc_lab.ui.assets import load_bokehjs
+from cmc_lab.ui.bokehjs import load_bokehjs
 from cmc_lab.ui.pump import pump_for
 from cmc_lab.ui.receipt import receipt_timeline
 

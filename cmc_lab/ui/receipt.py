@@ -10,7 +10,7 @@ from bokeh.plotting import figure
 from jupyter_bokeh.widgets import BokehModel
 
 from cmc_lab.core.display import duration
-from cmc_lab.ui.assets import load_bokehjs
+from cmc_lab.ui.bokehjs import load_bokehjs
 
 if TYPE_CHECKING:
     from cmc_lab.journal.receipts import Receipt

@@ -1,4 +1,5 @@
-"""Jupyter Server extension: the kill switch's route to the kernel's side channel, for remote hubs.
+"""Jupyter Server extension: the kill switch's route to the kernel's side channel, for remote hubs;
+BokehJS served to the page, so executed notebooks need not carry it inline.
 
 On Binder or any JupyterHub the browser cannot reach ``127.0.0.1:<port>`` on the kernel's
 host, but it can reach the Jupyter server that runs there. This extension adds, under the
@@ -13,6 +14,16 @@ Each request must pass the server's own authentication (and XSRF check for a POS
 host is always 127.0.0.1, the path one of the three above, the only header forwarded is the
 token, the body a JSON object of at most ``MAX_BODY`` bytes, and an answer that lacks the side
 channel's signature header is dropped (502), so no other loopback service can be read.
+
+It also serves BokehJS from the bokeh package installed next to the server (offline, no CDN)::
+
+    GET  {base_url}cmc-lab/bokehjs/<version>/<file>   e.g. bokeh.min.js, bokeh-widgets.min.js
+
+only the files inline resources would embed, only for the server's own bokeh version (a path is
+the version, so the browser caches it for a year), to authenticated users. It puts
+``CMC_LAB_BOKEHJS={base_url}cmc-lab/bokehjs/<version>/`` in the server's environment, which the
+kernels it starts inherit: there :func:`cmc_lab.ui.bokehjs.load_bokehjs` writes a 2 kB loader
+instead of 8 MB of inline BokehJS (when, and where not, is in :mod:`cmc_lab.ui.bokehjs`).
 
 Enabled by ``etc/jupyter/jupyter_server_config.d/cmc_lab.json``, which ``pip install`` (editable
 too) copies from ``jupyter-config/``, or on the command line with
@@ -30,17 +41,20 @@ Examples
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from tornado.simple_httpclient import HTTPTimeoutError
 
+from cmc_lab.ui import bokehjs
 from cmc_lab.ui.sidechannel import MAX_BODY, SIGNATURE
 
 ROUTE = "cmc-lab"
@@ -55,16 +69,45 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
+    from bokeh import __version__ as bokeh_version
+    from bokeh.util.paths import static_path
+
     web_app = serverapp.web_app
     base = url_path_join(web_app.settings["base_url"], ROUTE)
+    served = url_path_join(web_app.settings["base_url"], bokehjs.ROUTE, bokeh_version) + "/"
+    files = "|".join(re.escape(name) for name in bokehjs.bokehjs_files())
     web_app.add_handlers(
         ".*$",
         [
             (url_path_join(base, r"(kill|rearm)/([^/]+)"), ForwardPost),
             (url_path_join(base, r"state/([^/]+)"), ForwardState),
+            (
+                url_path_join(served, f"({files})"),
+                BokehJSHandler,
+                {"path": os.path.join(static_path(), "js")},
+            ),
         ],
     )
+    os.environ[bokehjs.ENV] = served  # inherited by the kernels this server starts
     serverapp.log.info("cmc_lab: kill-switch route at %s/{kill,rearm,state}/<port>", base)
+    serverapp.log.info("cmc_lab: BokehJS %s served at %s (%s=%s)", bokeh_version, served, bokehjs.ENV, served)
+
+
+class BokehJSHandler(JupyterHandler, web.StaticFileHandler):
+    """``GET {base_url}cmc-lab/bokehjs/<version>/<file>``: one of BokehJS's minified files."""
+
+    _track_activity = False
+
+    @web.authenticated  # the decorator's signature is not StaticFileHandler's: hence the ignores
+    def head(self, path: str) -> Awaitable[None]:  # type: ignore[override]
+        return super().head(path)
+
+    @web.authenticated
+    def get(self, path: str, include_body: bool = True) -> Awaitable[None]:  # type: ignore[override]
+        return super().get(path, include_body)
+
+    def get_cache_time(self, path: str, modified: Any, mime_type: str) -> int:
+        return self.CACHE_MAX_AGE // 10  # a year: the path names the version
 
 
 class _Forward(APIHandler):

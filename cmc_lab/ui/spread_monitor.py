@@ -14,7 +14,7 @@ from cmc_lab.execution.hedge import HedgeTicket, TicketState
 from cmc_lab.execution.spread import SpreadSnapshot
 from cmc_lab.pricing.spreads import spread_value
 from cmc_lab.pricing.units import FxRates
-from cmc_lab.ui.assets import load_bokehjs
+from cmc_lab.ui.bokehjs import load_bokehjs
 from cmc_lab.ui.pump import Pump, check_rate, pump_for
 
 if TYPE_CHECKING:
