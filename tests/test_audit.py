@@ -75,7 +75,7 @@ def test_the_pack_holds_every_file_each_listed_with_its_sha256(session: cmc.Engi
     assert set(manifest["files"]) == set(FILES)
     assert manifest["head"]["seq"] == session.journal.head[0] - 0 or manifest["head"]["seq"] > 0
     report = verify_pack(pack)
-    assert report.ok and report.altered == () and str(report).startswith("audit pack intact: 12 files")
+    assert report.ok and report.altered == () and str(report).startswith("audit pack intact: 13 files")
 
 
 def test_every_order_event_is_there_with_the_order_record_fields(session: cmc.Engine, tmp_path: Path) -> None:
@@ -110,8 +110,8 @@ def test_the_summary_tables_cover_tickets_alerts_kill_switch_and_ratios(
 
     (ticket,) = table(pack, "tickets.csv")
     assert (ticket["state"], ticket["policy"], ticket["decision"]) == ("FILLED", "chase", "send")
-    legs = json.loads(ticket["legs"])
-    assert legs["COMEX.GC"]["slippage_money"] == "-10.00"
+    legs = {ticket[f"leg{n}_instrument"]: n for n in (1, 2)}
+    assert ticket[f"leg{legs['COMEX.GC']}_slippage"] == "-10.00" and "legs" not in ticket
     kills = table(pack, "kill_switch.csv")
     assert [(k["state"], k["who"]) for k in kills] == [("HALTED", "desk"), ("ACTIVE", "desk")]
     assert kills[0]["reason"] == "end of day drill"
@@ -197,6 +197,32 @@ def test_a_rewritten_manifest_does_not_hide_edited_journal_rows(session: cmc.Eng
 
     assert not report.ok and report.altered == ("events.jsonl",)
     assert f"row {edited[0]}" in str(report) and "hash mismatch" in str(report)
+
+
+def test_a_member_removed_with_its_manifest_entry_is_named(session: cmc.Engine, tmp_path: Path) -> None:
+    pack = session.audit(tmp_path / "audit.zip", progress=False)
+    manifest = json.loads(read(pack, MANIFEST))
+    del manifest["files"]["compliance_contracts.csv"]
+    rewrite(pack, "compliance_contracts.csv", None)
+    rewrite(pack, MANIFEST, json.dumps(manifest).encode())
+
+    report = verify_pack(pack)
+
+    assert not report.ok and report.altered == ("compliance_contracts.csv",)
+    assert "compliance_contracts.csv is not listed in manifest.json: it was removed" in str(report)
+
+
+def test_a_pack_of_the_first_format_without_the_contract_counts_still_verifies(
+    session: cmc.Engine, tmp_path: Path
+) -> None:
+    pack = session.audit(tmp_path / "audit.zip", progress=False)
+    manifest = json.loads(read(pack, MANIFEST))
+    del manifest["files"]["compliance_contracts.csv"]
+    manifest["format"] = "cmc-lab-audit-pack/1"
+    rewrite(pack, "compliance_contracts.csv", None)
+    rewrite(pack, MANIFEST, json.dumps(manifest).encode())
+
+    assert verify_pack(pack).ok
 
 
 def test_bytes_flipped_inside_the_zip_name_the_damaged_file(session: cmc.Engine, tmp_path: Path) -> None:

@@ -80,6 +80,7 @@ SAMPLES: dict[str, Any] = {
     "Decimal | None": Decimal("682.02"),
     "Side": Side.SELL,
     "TimeInForce": TimeInForce.IOC,
+    "bool": True,
 }
 
 

@@ -219,12 +219,18 @@ class OrderRejected(OrderEvent):
 
 @dataclass(frozen=True, slots=True)
 class OrderFilled(OrderEvent):
+    """A fill. ``match_id`` names the match at the venue (both sides' fills share it, where the venue
+    says: the embedded exchange, FIX TrdMatchID 880); ``self_trade`` is the venue's word that the
+    other side of the match was an order of the same account."""
+
     venue_order_id: str
     trade_id: str
     side: Side
     last_px: Decimal
     last_qty: int
     liquidity: str = "taker"  # or "maker"
+    match_id: str = ""
+    self_trade: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,16 @@
 """Journal audit layer: export the self-contained audit pack (zip) of a time window.
 
 A pack holds every order event of the window as CSV and JSON Lines with the fields order-record
-rules ask for, one row per order and per hedge ticket, alerts, kill-switch uses, order-to-trade
-and cancel ratios per contract per day, every journal row of the window with its hashes, the
-chain head and a verification report, a readable HTML summary, and ``manifest.json`` with the
-SHA-256 of every other file. Prices and money are exact decimal strings; times are integer ns
-since the epoch beside ISO 8601 UTC text with nine fractional digits. A pack is checked with
-:func:`~cmc_lab.journal.pack.verify_pack`; its ratios come from :mod:`cmc_lab.journal.ratios`.
+rules ask for, one row per order and per hedge ticket (each leg in columns, latencies in ms),
+alerts, kill-switch uses, order-to-trade and cancel ratios per contract per day, the compliance
+counts (messages per account per day; orders, cancels, large cancels, self-trades and self-match
+denials per contract per day), every journal row of the window with its hashes, the chain head
+and a verification report, a readable HTML summary, and ``manifest.json`` with the SHA-256 of
+every other file (the members are :data:`~cmc_lab.journal.pack.FILES`). Prices and money are
+exact decimal strings; times are integer ns since the epoch beside ISO 8601 UTC text with nine
+fractional digits. A pack is checked with :func:`~cmc_lab.journal.pack.verify_pack`; its ratios
+come from :mod:`cmc_lab.journal.ratios`, its compliance counts from
+:mod:`cmc_lab.journal.compliance`, its tickets table from :mod:`cmc_lab.journal.tickets`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -28,13 +31,20 @@ import pandas as pd
 from cmc_lab.core.instruments import Instrument
 from cmc_lab.journal import schema
 from cmc_lab.journal.chain import GENESIS
+from cmc_lab.journal.compliance import (
+    CONTRACT_FIELDS,
+    ContractCounter,
+    MessageCounter,
+    load_abnormal,
+    load_thresholds,
+)
 from cmc_lab.journal.compliance import FIELDS as COMPLIANCE_FIELDS
-from cmc_lab.journal.compliance import MessageCounter, load_thresholds
-from cmc_lab.journal.pack import PackFile, PackWriter, new_workdir
+from cmc_lab.journal.pack import FILES, PackFile, PackWriter, new_workdir
 from cmc_lab.journal.ratios import ratio_frame, ratio_rows, ratio_text
 from cmc_lab.journal.records import OrderRecord, order_summary, step_of
 from cmc_lab.journal.report import slippage_table, summary_html, verification_text
 from cmc_lab.journal.store import Journal, anchor
+from cmc_lab.journal.tickets import TicketTable
 from cmc_lab.journal.window import EmptyAuditWindow, empty_window_note, iso, to_ns, window
 
 
@@ -57,29 +67,9 @@ ORDER_EVENT_FIELDS = _names(
     "last_px last_qty cum_qty leaves_qty state reason liquidity risk_checks decision_seq decision "
     "decision_bid decision_ask decision_quote_ts_ns hash"
 )
-TICKET_FIELDS = _names(
-    "ticket_id first_seq spread side units policy mode trigger decision_seq decision decision_reason "
-    "spread_bid spread_ask state reason attempts unwind_attempts hedged_units time_between_legs_ns "
-    "time_to_hedged_ns legs"
-)
 ALERT_KINDS = ("Alert", "AlertsAcknowledged", "ThresholdCrossed", "ThresholdCleared", "ThresholdAction")
 ALERT_FIELDS = ("seq", "time_utc", "kind", "level", "source", "message", "ticket_id", "order_id", "detail")
 KILL_FIELDS = ("seq", "time_utc", "state", "reason", "who")
-FILES = {
-    "order_events.csv": "every order event of the window with the order-record fields",
-    "order_events.jsonl": "the same, one JSON object per line",
-    "orders.csv": "one row per order: final state, fills, average price, slippage, latency",
-    "tickets.csv": "one row per hedge ticket: decision, outcome, slippage per leg",
-    "alerts.csv": "alerts, acknowledgements, threshold crossings and actions",
-    "kill_switch.csv": "every change of trading state (kill switch, re-arm) with who and why",
-    "ratios.csv": "order-to-trade and cancel ratios per contract per exchange trading day",
-    "compliance.csv": "each account's orders and cancels per exchange trading day, its busiest second, "
-    "flagged at the programmatic-trading high-frequency thresholds",
-    "events.jsonl": "every journal row of the window with its hashes (re-verifiable chain)",
-    "chain.json": "the journal head at export, the window's links and the verification report",
-    "verification.txt": "the verification report, readable",
-    "summary.html": "the readable summary",
-}
 _CHUNK = 5_000
 _SELECT = (
     "SELECT "
@@ -158,13 +148,6 @@ def export_pack(
     return target
 
 
-@dataclass
-class _Ticket:
-    values: dict[str, Any]
-    legs: dict[str, tuple[str, str]] = field(default_factory=dict)
-    decision: tuple[int, str] | None = None
-
-
 class _Export:
     """One pass over the window's rows, writing the streamed files as it goes."""
 
@@ -181,12 +164,13 @@ class _Export:
         self.records: dict[str, OrderRecord] = {}
         self.in_window: dict[str, None] = {}
         self.purposes: dict[str, str] = {}
-        self.tickets: dict[str, _Ticket] = {}
+        self.tickets = TicketTable()
         self.alerts: list[tuple[Any, ...]] = []
         self.kills: list[tuple[Any, ...]] = []
         self.kinds: Counter[str] = Counter()
         self.order_events = 0
         self.messages = MessageCounter(instruments, load_thresholds())
+        self.contracts = ContractCounter(instruments, load_abnormal())
         self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
     def run(self, progress: bool) -> dict[str, Any]:
@@ -297,7 +281,7 @@ class _Export:
             record = {k: v for k, v in zip(ORDER_EVENT_FIELDS, values, strict=True) if v is not None}
             return self._dumps(record) + "\n"
         if kind.startswith("Hedge") and ticket_id:
-            self._hedge(seq, kind, ticket_id, payload)
+            self.tickets.hedge(seq, kind, ticket_id, payload, row[3])
         elif inside and kind in ALERT_KINDS:
             self._alert(row, payload)
         elif inside and kind == "TradingStateChanged":
@@ -319,8 +303,7 @@ class _Export:
         record = self._record(order_id, ticket_id)
         self.in_window[order_id] = None
         record.apply(kind, payload, mono, ts_event, ts_init)
-        if kind in ("OrderSubmitted", "OrderCancelRequested"):
-            self.messages.count(record.account, record.instrument or instrument, ts_event)
+        self._count(record, kind, payload, ts_event, mono, record.instrument or instrument)
         if kind == "OrderInitialized":
             ticket = self.tickets.get(record.ticket_id or "")
             if ticket is not None and ticket.decision is not None:
@@ -369,47 +352,28 @@ class _Export:
             row[11],
         ]
 
-    def _hedge(self, seq: int, kind: str, ticket_id: str, p: dict[str, Any]) -> None:
-        ticket = self.tickets.get(ticket_id)
-        if ticket is None:
-            ticket = self.tickets[ticket_id] = _Ticket({"ticket_id": ticket_id, "first_seq": seq})
-        values = ticket.values
-        if kind == "HedgeCreated":
-            policy = p.get("policy") or {}
-            values.update(
-                spread=p.get("spread"),
-                side=p.get("side"),
-                units=p.get("units"),
-                policy=policy.get("policy"),
-                mode=policy.get("mode"),
-                trigger=p.get("trigger"),
-                state="NEW",
-            )
-        elif kind == "HedgeDecision":
-            ticket.legs = {i: (v[0], v[2]) for i, v in (p.get("legs") or {}).items()}
-            ticket.decision = (seq, f"HedgeDecision {p.get('action')}: {p.get('reason')}")
-            values.update(
-                decision_seq=seq,
-                decision=p.get("action"),
-                decision_reason=p.get("reason"),
-                spread_bid=p.get("spread_bid"),
-                spread_ask=p.get("spread_ask"),
-            )
-        elif kind in ("HedgeChase", "HedgeUnwind"):
-            ticket.decision = (seq, f"{kind}: {p.get('reason')}")
-        elif kind == "HedgeStateChanged":
-            values.update(state=p.get("to"), reason=p.get("reason"))
-            report = p.get("report")
-            if isinstance(report, dict):
-                keys = (
-                    "attempts",
-                    "unwind_attempts",
-                    "hedged_units",
-                    "time_between_legs_ns",
-                    "time_to_hedged_ns",
-                )
-                values.update({k: report.get(k) for k in keys})
-                values["legs"] = json.dumps(report.get("legs"), sort_keys=True, separators=(",", ":"))
+    def _count(
+        self,
+        record: OrderRecord,
+        kind: str,
+        payload: dict[str, Any],
+        ts: int,
+        mono: int,
+        instrument: str | None,
+    ) -> None:
+        """The compliance counts and the ticket's legs leaving, from one order event."""
+        account, contracts = record.account, self.contracts
+        if kind == "OrderSubmitted":
+            self.messages.count(account, instrument, ts)
+            contracts.order(account, instrument, ts)
+            self.tickets.order_submitted(record.ticket_id, instrument, record.side, mono)
+        elif kind == "OrderCancelRequested":
+            self.messages.count(account, instrument, ts)
+            contracts.cancel(account, instrument, ts, record.tif, record.qty)
+        elif kind == "OrderDenied":
+            contracts.denied(account, instrument, ts, str(payload.get("reason") or ""))
+        elif kind == "OrderFilled":
+            contracts.fill(account, instrument, ts, payload)
 
     def _alert(self, row: tuple[Any, ...], p: dict[str, Any]) -> None:
         message = p.get("message") or p.get("reason") or ""
@@ -425,11 +389,13 @@ class _Export:
         orders = [self._order_row(self.records[oid]) for oid in self.in_window]
         order_fields = list(orders[0]) if orders else list(self._order_row(OrderRecord("")))
         _csv(files["orders.csv"], order_fields, ([o[k] for k in order_fields] for o in orders))
-        tickets = [[t.values.get(k) for k in TICKET_FIELDS] for t in self.tickets.values()]
-        _csv(files["tickets.csv"], TICKET_FIELDS, tickets)
+        ticket_fields = self.tickets.fields()
+        tickets = ([t.get(k) for k in ticket_fields] for t in self.tickets.rows())
+        _csv(files["tickets.csv"], ticket_fields, tickets)
         _csv(files["alerts.csv"], ALERT_FIELDS, self.alerts)
         _csv(files["kill_switch.csv"], KILL_FIELDS, self.kills)
         _csv(files["compliance.csv"], COMPLIANCE_FIELDS, self.messages.rows())
+        _csv(files["compliance_contracts.csv"], CONTRACT_FIELDS, self.contracts.rows())
         self.ratios = ratio_frame(counts)
         _csv(files["ratios.csv"], list(self.ratios.columns), ratio_text(self.ratios))
         self.orders = pd.DataFrame(orders)
@@ -461,7 +427,8 @@ class _Export:
         frames = {
             "outcomes": outcomes,
             "slippage": slippage_table(orders),
-            "tickets": pd.DataFrame([t.values for t in self.tickets.values()]),
+            "tickets": self.tickets.frame()[self.tickets.summary_fields()],
+            "contracts": pd.DataFrame(list(self.contracts.rows()), columns=list(CONTRACT_FIELDS)),
             "alerts": pd.DataFrame(self.alerts, columns=list(ALERT_FIELDS)),
             "kill_switch": pd.DataFrame(self.kills, columns=list(KILL_FIELDS)),
             "ratios": self.ratios,
@@ -475,7 +442,7 @@ class _Export:
             "verify": chain["verify"],
             "order_events": self.order_events,
             "orders": len(orders),
-            "tickets": len(self.tickets),
+            "tickets": len(self.tickets.tickets),
             "files": {**FILES, "manifest.json": "SHA-256 of every other file"},
         }
         return summary_html(summary, frames)

@@ -26,8 +26,33 @@ from cmc_lab.journal.chain import encode_payload
 from cmc_lab.journal.store import Journal
 from cmc_lab.journal.verify import verify_chain
 
-FORMAT = "cmc-lab-audit-pack/1"
+FORMAT = "cmc-lab-audit-pack/2"
 MANIFEST = "manifest.json"
+#: The members of a pack of :data:`FORMAT` (besides the manifest), each with what it holds.
+FILES = {
+    "order_events.csv": "every order event of the window with the order-record fields",
+    "order_events.jsonl": "the same, one JSON object per line",
+    "orders.csv": "one row per order: final state, fills, average price, slippage, latency",
+    "tickets.csv": "one row per hedge ticket: decision and outcome, each leg in columns (instrument, side, "
+    "qty, filled, decision and average price, slippage), latencies from the decision in ms",
+    "alerts.csv": "alerts, acknowledgements, threshold crossings and actions",
+    "kill_switch.csv": "every change of trading state (kill switch, re-arm) with who and why",
+    "ratios.csv": "order-to-trade and cancel ratios per contract per exchange trading day",
+    "compliance.csv": "each account's orders and cancels per exchange trading day, its busiest second, "
+    "flagged at the programmatic-trading high-frequency thresholds",
+    "compliance_contracts.csv": "per account, contract and exchange trading day: orders, cancels (IOC "
+    "cancels apart), large cancels, self-trades and self-match denials, flagged at the exchanges' "
+    "abnormal-trading thresholds",
+    "events.jsonl": "every journal row of the window with its hashes (re-verifiable chain)",
+    "chain.json": "the journal head at export, the window's links and the verification report",
+    "verification.txt": "the verification report, readable",
+    "summary.html": "the readable summary",
+}
+#: Earlier formats still verified, with the members a pack of each must have.
+_MEMBERS = {
+    "cmc-lab-audit-pack/1": frozenset(FILES) - {"compliance_contracts.csv"},
+    FORMAT: frozenset(FILES),
+}
 _BLOCK = 1 << 20
 _LIMIT = 0xFFFFFFFF  # beyond this a member would need ZIP64
 _READ_ONLY = 0o100444 << 16  # regular file, r--r--r--
@@ -192,7 +217,8 @@ def verify_pack(path: str | Path, journal: Journal | None = None) -> PackReport:
     """Check an audit pack against its own manifest; a report naming every altered file.
 
     Every file's SHA-256 and size must match ``manifest.json``, no file may be missing or
-    added, and the rows of ``events.jsonl`` must recompute and link as a hash chain from the
+    added (the manifest must list every member of its format: :data:`FILES` for this one, the
+    earlier format's without ``compliance_contracts.csv``), and the rows of ``events.jsonl`` must recompute and link as a hash chain from the
     window's first link to its last hash. With ``journal``, that last hash must also be the
     journal's own row at that seq (the pack came from this journal).
 
@@ -246,11 +272,13 @@ def _manifest(zf: zipfile.ZipFile, problems: list[tuple[str, str]]) -> dict[str,
         return None
     if (
         not isinstance(manifest, dict)
-        or manifest.get("format") != FORMAT
+        or manifest.get("format") not in _MEMBERS
         or not isinstance(manifest.get("files"), dict)
     ):
         problems.append((MANIFEST, f"manifest.json is not a {FORMAT} manifest: it was altered"))
         return None
+    for name in sorted(_MEMBERS[manifest["format"]] - set(manifest["files"])):
+        problems.append((name, f"{name} is not listed in manifest.json: it was removed from the pack"))
     return manifest
 
 

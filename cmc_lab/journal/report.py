@@ -49,7 +49,8 @@ def as_text(value: Any) -> str:
 
 def summary_html(summary: Mapping[str, Any], frames: Mapping[str, pd.DataFrame]) -> str:
     """The audit pack's readable summary: window, chain and its verification, outcomes, tickets and
-    slippage, alerts, kill-switch uses, order-to-trade and cancel ratios, and the files of the pack."""
+    slippage, alerts, kill-switch uses, order-to-trade and cancel ratios, abnormal-trading counts per
+    contract, and the files of the pack."""
     verify = summary["verify"]
     status = (
         '<b class="cmc-ok">intact</b>'
@@ -86,18 +87,18 @@ def summary_html(summary: Mapping[str, Any], frames: Mapping[str, pd.DataFrame])
         "<h3>Slippage per instrument</h3><p>Against the decision price (positive = worse), in the "
         "instrument's currency.</p>",
         table(frames["slippage"]),
-        "<h3>Hedge tickets</h3>",
-        table(
-            frames["tickets"],
-            ["ticket_id", "spread", "side", "units", "policy", "state", "reason", "attempts", "legs"],
-            limit=500,
-        ),
+        "<h3>Hedge tickets</h3><p>Each leg's fill and slippage against the decision price (positive = "
+        "worse); every column, and the latencies in ms, in tickets.csv.</p>",
+        table(frames["tickets"], limit=500),
         "<h3>Alerts</h3>",
         table(frames["alerts"], ["seq", "time_utc", "kind", "level", "source", "message"], limit=500),
         "<h3>Kill switch</h3>",
         table(frames["kill_switch"]),
-        "<h3>Order-to-trade and cancel ratios per contract per day (UTC)</h3>",
+        "<h3>Order-to-trade and cancel ratios per contract per exchange trading day</h3>",
         table(frames["ratios"]),
+        "<h3>Abnormal-trading counts per account, contract and exchange trading day</h3><p>Flagged at "
+        "or over the exchanges' thresholds (core/compliance.toml; IOC cancels do not count).</p>",
+        table(frames["contracts"], limit=500),
         "<h3>Journal rows in the window by kind</h3>",
         table(frames["kinds"]),
         "<h3>Files</h3>",

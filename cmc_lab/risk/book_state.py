@@ -3,7 +3,8 @@
 Written at a clean close with a quiet book (no working order, no transfer in transit): per account
 the trading P&L settled into cash and the fees in it, each position's FIFO lots (with their
 exchange trading days, which decide close today), realized P&L and last mark; the orders and
-cancels per contract and exchange trading day. Cash is not stored: a reopen starts from the
+cancels per contract and exchange trading day, and the messages per account and trading day (a
+checkpoint written before these were kept restores none). Cash is not stored: a reopen starts from the
 accounts' opening cash, adds what was settled, and replays the transfers, exactly as a replay of
 every fill would. Money as exact strings.
 """
@@ -46,6 +47,7 @@ def book_state(capital: Capital, activity: OrderActivity) -> dict[str, Any]:
         "accounts": accounts,
         "orders": [[iid, day.isoformat(), n] for (iid, day), n in sorted(activity.orders.items())],
         "cancels": [[iid, day.isoformat(), n] for (iid, day), n in sorted(activity.cancels.items())],
+        "messages": [[acct, day.isoformat(), n] for (acct, day), n in sorted(activity.day_messages.items())],
     }
 
 
@@ -56,6 +58,7 @@ def restore_book(capital: Capital, activity: OrderActivity, state: dict[str, Any
         accounts = {name: _account(capital, name, raw) for name, raw in state["accounts"].items()}
         orders = {(str(iid), date.fromisoformat(day)): int(n) for iid, day, n in state["orders"]}
         cancels = {(str(iid), date.fromisoformat(day)): int(n) for iid, day, n in state["cancels"]}
+        messages = {(str(a), date.fromisoformat(day)): int(n) for a, day, n in state.get("messages", [])}
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise BookStateError(f"the checkpoint's book is unreadable: {exc!r}") from exc
     for name, (settled, fees, positions) in accounts.items():
@@ -67,6 +70,7 @@ def restore_book(capital: Capital, activity: OrderActivity, state: dict[str, Any
             capital.adopt_position(pos)
     activity.orders.update(orders)
     activity.cancels.update(cancels)
+    activity.day_messages.update(messages)
 
 
 def _account(capital: Capital, name: str, raw: dict[str, Any]) -> tuple[Decimal, Decimal, list[Position]]:

@@ -7,13 +7,21 @@ from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
+from cmc_lab.core.compliance import load_compliance
 from cmc_lab.risk.capital import to_money
+
+#: ``core/compliance.toml``: the defaults of the message and cancel caps derive from it (below the
+#: programmatic-trading and abnormal-trading thresholds they guard).
+COMPLIANCE = load_compliance()
+CAPS = COMPLIANCE.caps
 
 _INT_LIMITS = {
     "max_order_qty": 1,
     "max_position": 0,
     "max_working_orders": 0,
     "max_messages_per_s": 1,
+    "message_warn_per_day": 1,
+    "max_messages_per_day": 1,
     "cancel_warn_per_day": 1,
     "max_cancels_per_day": 1,
 }
@@ -38,13 +46,19 @@ class RiskLimits:
     max_working_orders
         Orders working at once, across venues.
     max_messages_per_s
-        Orders plus cancels sent in any one second.
+        Orders plus cancels sent in any one second, every account together. Default 240: below the
+        300/s at which an account counts as high-frequency (``core/compliance.toml``).
+    message_warn_per_day, max_messages_per_day
+        Orders plus cancels per account per exchange trading day: an alert at the first, new orders
+        of that account denied at the second. Defaults 15,000 and 18,000: below the 20,000 a day at
+        which an account counts as high-frequency. Cancels are never blocked by a cap, and an order
+        that only reduces a position passes it (its exemption journaled).
     duplicate_window_s
         An order identical (instrument, side, qty, price, account, ticket) to one still working
         and sent less than this long ago is a duplicate.
     cancel_warn_per_day, max_cancels_per_day
         Cancels per contract per trading day: an alert at the first, new orders on that contract
-        denied at the second. SHFE, DCE and ZCE treat 500 as abnormal trading.
+        denied at the second. Defaults 400 and 480: SHFE and INE treat 500 as abnormal trading.
     check_margin
         Deny an order whose initial margin is above the account's available funds.
 
@@ -66,10 +80,12 @@ class RiskLimits:
     max_order_notional: Decimal | None = Decimal("200000000")
     max_position: int | None = 500
     max_working_orders: int | None = 200
-    max_messages_per_s: int | None = 500
+    max_messages_per_s: int | None = CAPS.messages_per_s
+    message_warn_per_day: int | None = CAPS.message_warn_per_day
+    max_messages_per_day: int | None = CAPS.messages_per_day
     duplicate_window_s: float | None = 1.0
-    cancel_warn_per_day: int | None = 400
-    max_cancels_per_day: int | None = 480
+    cancel_warn_per_day: int | None = CAPS.cancel_warn_per_day
+    max_cancels_per_day: int | None = CAPS.cancels_per_day
     check_margin: bool = True
     per_instrument: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -87,12 +103,15 @@ class RiskLimits:
             raise
 
     def _cross_check(self) -> None:
-        warn, most = self.cancel_warn_per_day, self.max_cancels_per_day
-        if warn is not None and most is not None and warn >= most:
-            raise ValueError(
-                f"cancel_warn_per_day ({warn}) must be below max_cancels_per_day ({most}): the warning "
-                "comes first"
-            )
+        for warn_name, most_name in (
+            ("cancel_warn_per_day", "max_cancels_per_day"),
+            ("message_warn_per_day", "max_messages_per_day"),
+        ):
+            warn, most = getattr(self, warn_name, None), getattr(self, most_name, None)
+            if warn is not None and most is not None and warn >= most:
+                raise ValueError(
+                    f"{warn_name} ({warn}) must be below {most_name} ({most}): the warning comes first"
+                )
 
     def set(self, instrument_id: str, **limits: Any) -> None:
         """Limits for one instrument over the global ones (a value of None removes the override)."""

@@ -71,7 +71,7 @@ class RiskMonitor:
         self.venues = venues
         self._journal = journal
         self.limits = RiskLimits()
-        self.activity = OrderActivity()
+        self.activity = OrderActivity(self.limits, alerts)
         self.capital = Capital(specs, market.instruments.values(), accounts)
         self.transfers = Transfers(
             self.capital.accounts,

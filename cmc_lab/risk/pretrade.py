@@ -26,14 +26,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cmc_lab.core.hours import TradingHours
 from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import PriceLimitsPublished, Side
+from cmc_lab.core.ports import AlertSink
 from cmc_lab.core.trading import OrderRequest, TradingState
 from cmc_lab.risk.capital import Capital
-from cmc_lab.risk.limits import RiskLimits
+from cmc_lab.risk.limits import COMPLIANCE, RiskLimits
 
 if TYPE_CHECKING:
     from cmc_lab.core.order import Order
 
 SECOND_NS = 1_000_000_000
+_HFT_DAY = COMPLIANCE.thresholds.per_day
 
 
 # --------------------------------------------------------------------------- activity
@@ -47,32 +49,58 @@ class _Working:
 
 
 class OrderActivity:
-    """Working orders, messages per second and counts per contract and trading day (engine loop)."""
+    """Working orders, messages per second, messages per account and trading day, and orders and
+    cancels per contract and trading day (engine loop).
 
-    def __init__(self) -> None:
+    With ``limits`` and ``alerts``, an account's messages reaching ``limits.message_warn_per_day``
+    on a trading day raise one warning alert, before ``max_messages_per_day`` denies its new orders.
+    """
+
+    def __init__(self, limits: RiskLimits | None = None, alerts: AlertSink | None = None) -> None:
         self.working: dict[str, dict[str, _Working]] = {}  # instrument -> client order id -> order
         self.working_count = 0
         self.messages: deque[int] = deque()
         self.cancels: dict[tuple[str, date], int] = {}
         self.orders: dict[tuple[str, date], int] = {}
+        self.day_messages: dict[tuple[str, date], int] = {}  # (account, trading day) -> orders + cancels
+        self.limits, self.alerts = limits, alerts
 
     def on_submitted(self, order: Order, now: int) -> int:
         """An order left; returns its count on this contract today."""
         inst = order.instrument
         self.working.setdefault(inst.id, {})[order.client_order_id] = _Working(order, now, _key(order))
         self.working_count += 1
-        self.messages.append(now)
         key = (inst.id, trading_day(inst.hours, now))
         self.orders[key] = self.orders.get(key, 0) + 1
+        self._message(order, key[1], now)
         return self.orders[key]
 
     def on_cancel_requested(self, order: Order, now: int) -> int:
         """A cancel left; returns the cancel count of its contract today."""
-        self.messages.append(now)
         inst = order.instrument
         key = (inst.id, trading_day(inst.hours, now))
         self.cancels[key] = self.cancels.get(key, 0) + 1
+        self._message(order, key[1], now)
         return self.cancels[key]
+
+    def _message(self, order: Order, day: date, now: int) -> None:
+        self.messages.append(now)
+        key = (order.account, day)
+        count = self.day_messages[key] = self.day_messages.get(key, 0) + 1
+        limits = self.limits
+        if limits is None or self.alerts is None or count != limits.message_warn_per_day:
+            return
+        self.alerts.alert(
+            "pretrade",
+            "warning",
+            f"{order.account}: {count} orders and cancels this trading day ({day}); its new orders are denied "
+            f"at {limits.max_messages_per_day} ({_HFT_DAY:,} a day makes an account high-frequency)",
+            details={"value": count, "threshold": count, "account": order.account, "day": day.isoformat()},
+        )
+
+    def messages_today(self, account: str, inst: Instrument, now: int) -> int:
+        """Orders and cancels of ``account`` on ``inst``'s exchange trading day of ``now``."""
+        return self.day_messages.get((account, trading_day(inst.hours, now)), 0)
 
     def on_done(self, order: Order) -> None:
         mine = self.working.get(order.instrument_id)
@@ -345,16 +373,26 @@ def check_working_orders(req: OrderRequest, ctx: CheckContext) -> str | None:
 
 
 def check_message_rate(req: OrderRequest, ctx: CheckContext) -> str | None:
-    limit = ctx.risk.limits.max_messages_per_s
-    if limit is None:
-        return None
-    sent = ctx.risk.activity.messages_last_second(ctx.now_ns())
-    if sent < limit:
-        return None
-    return (
-        f"{sent} orders and cancels went out in the last second, the maximum is {limit}/s; "
-        "slow down (eng.limits.max_messages_per_s)"
-    )
+    """Orders and cancels per second (every account) and per account per exchange trading day, kept
+    below the programmatic-trading high-frequency thresholds (``core/compliance.toml``)."""
+    limits, activity = ctx.risk.limits, ctx.risk.activity
+    per_s, per_day = limits.max_messages_per_s, limits.max_messages_per_day
+    if per_s is not None:
+        sent = activity.messages_last_second(ctx.now_ns())
+        if sent >= per_s:
+            return (
+                f"{sent} orders and cancels went out in the last second, the maximum is {per_s}/s; "
+                "slow down (eng.limits.max_messages_per_s)"
+            )
+    if per_day is not None:
+        today = activity.messages_today(req.account, req.instrument, ctx.now_ns())
+        if today >= per_day:
+            return (
+                f"{req.account} sent {today} orders and cancels this trading day, the maximum is {per_day} "
+                f"({_HFT_DAY:,} makes an account high-frequency); only orders that reduce a position and cancels "
+                "pass until the next trading day (eng.limits.max_messages_per_day)"
+            )
+    return None
 
 
 def check_duplicate(req: OrderRequest, ctx: CheckContext) -> str | None:

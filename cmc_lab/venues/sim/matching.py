@@ -169,7 +169,7 @@ class Matcher:
         self.orders: dict[str, SimOrder] = {}
         self.positions = PositionBook(venue, log)
         self._by_key: dict[str, SimOrder] = {}
-        self._order_seq = self._trade_seq = 0
+        self._order_seq = self._trade_seq = self._match_seq = 0
 
     # ------------------------------------------------------------------ market
 
@@ -404,12 +404,17 @@ class Matcher:
     def _report_matches(
         self, listing: Listing, matches: list[Match], taker: SimOrder | None, now: int, items: list[Item]
     ) -> None:
+        """Fill both sides of each match under one match id; a match of two orders of one account is a
+        self-trade, and both fills say so (the exchange knows both sides; the desk counts them)."""
         for match in matches:
-            if match.maker_owner == "user":
-                maker = self._by_key[match.maker]
-                self._fill(listing, maker, match.price_ticks, match.qty, "maker", now, items)
+            self._match_seq += 1
+            match_id = f"{self.venue}-M{self._match_seq:08d}"
+            maker = self._by_key[match.maker] if match.maker_owner == "user" else None
+            own = maker is not None and taker is not None and maker.account == taker.account
+            if maker is not None:
+                self._fill(listing, maker, match.price_ticks, match.qty, "maker", now, items, match_id, own)
             if taker is not None:
-                self._fill(listing, taker, match.price_ticks, match.qty, "taker", now, items)
+                self._fill(listing, taker, match.price_ticks, match.qty, "taker", now, items, match_id, own)
 
     def _fill(
         self,
@@ -420,7 +425,12 @@ class Matcher:
         liquidity: str,
         now: int,
         items: list[Item],
+        match_id: str = "",
+        self_trade: bool = False,
     ) -> None:
+        if not match_id:  # a fill the venue makes up (an injected fault): a match of its own
+            self._match_seq += 1
+            match_id = f"{self.venue}-M{self._match_seq:08d}"
         px = listing.price(ticks)
         order.filled += qty
         order.notional += px * qty
@@ -438,6 +448,8 @@ class Matcher:
             last_px=px,
             last_qty=qty,
             liquidity=liquidity,
+            match_id=match_id,
+            self_trade=self_trade,
         )
         items.append(item)
         if self.faults.take("duplicate_fill", order.instrument_id, order.side):
