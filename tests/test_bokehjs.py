@@ -107,6 +107,24 @@ def test_output_notebook_sends_bokeh_show_to_the_notebook(
     assert len(published) == 1
 
 
+def test_load_bokehjs_after_bokehs_own_output_notebook_sends_nothing(
+    monkeypatch: pytest.MonkeyPatch, published: list[dict[str, Any]]
+) -> None:
+    """Notebook 05 called output_notebook(resources=INLINE), then a receipt chart inlined BokehJS again: 16 MB."""
+    from bokeh.io import notebook
+    from bokeh.resources import INLINE
+
+    monkeypatch.setattr("IPython.get_ipython", lambda: object())
+    monkeypatch.setattr(bokehjs, "_sent", False)
+    monkeypatch.setattr(notebook, "_NOTEBOOK_LOADED", INLINE)
+    bokehjs.load_bokehjs()
+    assert published == []
+    monkeypatch.setattr(notebook, "_NOTEBOOK_LOADED", None)
+    bokehjs.load_bokehjs()
+    bokehjs.load_bokehjs()
+    assert len(published) == 1, "once per kernel"
+
+
 # --- the route, in a real jupyter server: {base_url}cmc-lab/bokehjs/<version>/<file> -------------------
 
 

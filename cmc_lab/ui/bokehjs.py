@@ -162,10 +162,14 @@ def load_bokehjs() -> None:
     """Put BokehJS on the page once per kernel, before the first chart (served when it can be).
 
     Runs only in the kernel's main thread (cell output goes to the running cell) and only inside
-    IPython.
+    IPython; not at all after bokeh's own ``output_notebook`` (BokehJS is on the page already).
     """
     global _sent
-    if _sent or threading.current_thread() is not threading.main_thread():
+    from bokeh.io import notebook
+
+    if _sent or getattr(notebook, "_NOTEBOOK_LOADED", None) is not None:
+        return
+    if threading.current_thread() is not threading.main_thread():
         return
     from IPython import get_ipython
 

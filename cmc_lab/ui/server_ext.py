@@ -88,9 +88,16 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
             ),
         ],
     )
-    os.environ[bokehjs.ENV] = served  # inherited by the kernels this server starts
+    if os.environ.get(bokehjs.ENV) != "inline":  # the server's user may ask every kernel to inline it
+        os.environ[bokehjs.ENV] = served  # inherited by the kernels this server starts
     serverapp.log.info("cmc_lab: kill-switch route at %s/{kill,rearm,state}/<port>", base)
-    serverapp.log.info("cmc_lab: BokehJS %s served at %s (%s=%s)", bokeh_version, served, bokehjs.ENV, served)
+    serverapp.log.info(
+        "cmc_lab: BokehJS %s served at %s (%s=%s)",
+        bokeh_version,
+        served,
+        bokehjs.ENV,
+        os.environ[bokehjs.ENV],
+    )
 
 
 class BokehJSHandler(JupyterHandler, web.StaticFileHandler):
