@@ -13,6 +13,7 @@ from packs import close_quietly, pack_table
 
 import cmc_lab as cmc
 from cmc_lab.core.compliance import AbnormalTrading
+from cmc_lab.core.model import OrderFilled, event_payload
 from cmc_lab.core.specs import load_specs
 from cmc_lab.journal import audit
 from cmc_lab.journal.compliance import (
@@ -23,6 +24,8 @@ from cmc_lab.journal.compliance import (
     load_abnormal,
     load_thresholds,
 )
+from cmc_lab.venues.fix import mapping
+from cmc_lab.venues.fix.codec import encode, parse
 
 SPECS = load_specs()
 
@@ -208,3 +211,21 @@ def test_the_shipped_abnormal_trading_standard_says_where_it_comes_from_and_what
     assert standard.large_cancel_lots == 300 and standard.venues == ("SHFE", "INE")
     assert "abnormal-trading monitoring standards" in standard.source and "NOT VERIFIED" in standard.source
     assert "check your exchange's current text" in standard.source and standard.as_of
+
+
+def test_a_fix_venues_trdmatchid_pairs_our_two_fills_of_one_match_into_a_self_trade() -> None:
+    """A FIX venue that sends TrdMatchID (880) gives both our fills of a match the same match id;
+    FIX 4.4 has no field saying the other side was ours, so the pairing finds it."""
+    fills = []
+    for side, exec_id in (("1", "E1"), ("2", "E2")):
+        fields = {35: "8", 52: "20261124-14:00:00.000", 60: "20261124-14:00:00.250", 37: f"SHFE-{exec_id}",
+                  11: exec_id, 17: exec_id, 150: "F", 39: "2", 54: side, 55: "au", 207: "SHFE", 31: "945.02",
+                  32: 1, 14: 1, 151: 0, 6: "945.02", 880: "SHFE-M42"}  # fmt: skip
+        event = mapping.execution_report_event(parse(encode(list(fields.items()))), exec_id, "SHFE.au", 0)
+        assert isinstance(event, OrderFilled) and event.match_id == "SHFE-M42"
+        fills.append(event_payload(event))
+    counter = ContractCounter(SPECS.instruments, load_abnormal())
+    for payload in fills:
+        counter.fill("CN-FUT", "SHFE.au", ns("2026-11-24 02:00:00"), payload)
+    (row,) = counter.rows()
+    assert dict(zip(CONTRACT_FIELDS, row, strict=True))["self_trades"] == 1

@@ -51,6 +51,7 @@ TIME_IN_FORCE, TRANSACT_TIME, CXL_REJ_REASON, ORD_REJ_REASON, EXEC_TYPE, LEAVES_
     151,
 )
 SECURITY_EXCHANGE, CXL_REJ_RESPONSE_TO, ORD_STATUS_REQ_ID, LIQUIDITY = 207, 434, 790, 851
+TRD_MATCH_ID = 880  # the match both sides' fills share, where a venue sends it
 MD_REQ_ID, SUBSCRIPTION, MARKET_DEPTH, MD_UPDATE_TYPE, NO_MD_ENTRY_TYPES = 262, 263, 264, 265, 267
 NO_MD_ENTRIES, MD_ENTRY_TYPE, MD_ENTRY_PX, MD_ENTRY_SIZE, MD_ENTRY_DATE, MD_ENTRY_TIME = (
     268,
@@ -241,7 +242,9 @@ def execution_report_event(
 ) -> OrderEvent | None:
     """The event an ExecutionReport (35=8) means for the order ``client_order_id`` (our id); None if none.
 
-    New -> OrderAccepted, Trade (F) -> OrderFilled, Canceled -> OrderCanceled, Rejected ->
+    New -> OrderAccepted, Trade (F) -> OrderFilled (TrdMatchID 880 as its ``match_id`` where a venue
+    sends it; FIX 4.4's ExecutionReport does not define it, so the served exchange does not, and
+    no field says the other side was ours), Canceled -> OrderCanceled, Rejected ->
     OrderRejected, Expired -> OrderExpired. Status (I), Replaced (5) and pending states carry
     no event of their own.
     """
@@ -266,6 +269,7 @@ def execution_report_event(
             msg.decimal(LAST_PX),
             lots(msg, LAST_QTY),
             liquidity,
+            msg.get(TRD_MATCH_ID) or "",
         )
     if exec_type == "4":
         return OrderCanceled(ts, ts_init, client_order_id, instrument, text or "canceled")
