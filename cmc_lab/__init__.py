@@ -28,6 +28,15 @@ def workbench(engine: Engine, spread: str | None = None) -> object:
     return make(engine, spread)
 
 
+def output_notebook() -> str:
+    """bokeh's ``output_notebook`` for ``bokeh.io.show``, BokehJS served by the Jupyter server when
+    it can be (a few kB in the saved notebook), else inline (8 MB); returns ``"served"`` or ``"inline"``.
+    Where each is used: :mod:`cmc_lab.ui.bokehjs`."""
+    from cmc_lab.ui.bokehjs import output_notebook as load
+
+    return load()
+
+
 def load_ipython_extension(ipython: object) -> None:
     """``%load_ext cmc_lab`` registers the ``%cmc`` magics."""
     from cmc_lab.ui.magics import load_ipython_extension as load
@@ -54,5 +63,6 @@ __all__ = [
     "__version__",
     "connect",
     "load_ipython_extension",
+    "output_notebook",
     "workbench",
 ]

@@ -16,6 +16,7 @@ from bokeh import __version__ as BOKEH
 from bokeh.util.paths import static_path
 from jupyter_server_fixture import BASE_URL, Server, jupyter_server
 
+import cmc_lab as cmc
 from cmc_lab.ui import bokehjs
 
 SERVED = f"{BASE_URL}cmc-lab/bokehjs/{BOKEH}/"
@@ -102,7 +103,7 @@ def test_output_notebook_sends_bokeh_show_to_the_notebook(
     served_by_a_server(monkeypatch)
     monkeypatch.setattr(curstate(), "_notebook", False)
     monkeypatch.setattr(bokehjs, "_sent", False)
-    assert bokehjs.output_notebook() == "served"
+    assert cmc.output_notebook() == "served"
     assert curstate().notebook
     assert len(published) == 1
 

@@ -4,7 +4,7 @@ jupyter_bokeh's ``BokehModel`` views (and ``bokeh.io.show``) need ``window.Bokeh
 chart shows only "Could not create a view". bokeh's own ``output_notebook(resources=INLINE)``
 puts all of BokehJS (bokeh, gl, widgets, tables, mathjax: 3.9 MB, twice, once per mime type)
 in the output, so every executed notebook weighs about 8 MB. Where the notebook's page comes
-from a Jupyter server running :mod:`cmc_lab.ui.server_ext`, the output instead holds a 2 kB
+from a Jupyter server running :mod:`cmc_lab.ui.server_ext`, the output instead holds a 1.8 kB
 loader that fetches the same files from ``{base_url}cmc-lab/bokehjs/<version>/`` (offline: the
 files come from the bokeh package installed next to the server, no CDN).
 
@@ -28,8 +28,9 @@ inlined, as before:
 The loader fetches the files synchronously (one blocking request per file, from the browser's
 cache after the first page): BokehJS is then defined before the next output's widget view is
 built, exactly as with inline code, and jupyter_bokeh's views need it in their constructor. It
-takes the base URL from the page (``jupyter-config-data``), so a saved notebook reopened on
-another server with the extension (Binder, a hub's ``/user/<name>/``) loads from that server.
+takes the base URL from the page (``jupyter-config-data``, else ``<body data-base-url>``), so a
+saved notebook reopened on another server with the extension (Binder, a hub's ``/user/<name>/``)
+loads from that server.
 A page that cannot fetch them says so in the output.
 
 Examples
@@ -61,11 +62,12 @@ _LOADER = """(function (root) {
   const version = %(version)s, files = %(files)s, fallback = %(base)s, route = %(route)s;
   const here = document.currentScript;
   if (root.Bokeh !== undefined && root._cmc_bokehjs === version) return;
-  let base = fallback;
+  let base = fallback, page = document.body ? document.body.dataset.baseUrl : undefined;
   const config = document.getElementById("jupyter-config-data");
   if (config !== null) {
-    try { base = JSON.parse(config.textContent).baseUrl + route + "/" + version + "/"; } catch (e) {}
+    try { page = JSON.parse(config.textContent).baseUrl; } catch (e) {}
   }
+  if (page) base = page.replace(/\\/?$/, "/") + route + "/" + version + "/";
   for (const name of files) {
     const url = base + name, request = new XMLHttpRequest();
     let failure = null;

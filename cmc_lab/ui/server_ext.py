@@ -22,7 +22,7 @@ It also serves BokehJS from the bokeh package installed next to the server (offl
 only the files inline resources would embed, only for the server's own bokeh version (a path is
 the version, so the browser caches it for a year), to authenticated users. It puts
 ``CMC_LAB_BOKEHJS={base_url}cmc-lab/bokehjs/<version>/`` in the server's environment, which the
-kernels it starts inherit: there :func:`cmc_lab.ui.bokehjs.load_bokehjs` writes a 2 kB loader
+kernels it starts inherit: there :func:`cmc_lab.ui.bokehjs.load_bokehjs` writes a 1.8 kB loader
 instead of 8 MB of inline BokehJS (when, and where not, is in :mod:`cmc_lab.ui.bokehjs`).
 
 Enabled by ``etc/jupyter/jupyter_server_config.d/cmc_lab.json``, which ``pip install`` (editable
