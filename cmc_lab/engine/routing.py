@@ -329,7 +329,15 @@ class OrderRouter:
 
     async def kill(self, reason: str, who: str) -> int:
         self.set_trading_state(TradingState.HALTED, reason, who)
-        return await self.cancel_all(None, f"kill switch: {reason}")
+        cancelled = await self.cancel_all(None, f"kill switch: {reason}")
+        self.alerts.alert(
+            "kill switch",
+            "critical",
+            f"KILL pressed by {who}: {reason}; {cancelled} working order{'s' if cancelled != 1 else ''} "
+            "cancelled, orders that add exposure blocked until eng.rearm()",
+            details={"reason": reason, "who": who, "cancelled": cancelled},
+        )
+        return cancelled
 
     def refuse_trading(self, why: str, details: dict[str, Any]) -> None:
         """HALT for a reason no re-arm can lift (a damaged journal): journaled, alerted, said on rearm."""
