@@ -54,6 +54,7 @@ def _unlimited(eng: Any) -> None:
     limits = eng.limits
     limits.max_position = None
     limits.max_messages_per_s = None
+    limits.max_messages_per_day = limits.message_warn_per_day = None
     limits.duplicate_window_s = None
     limits.max_working_orders = None
     limits.check_margin = False
