@@ -29,7 +29,7 @@ def rows(n: int, first: int = 0) -> list[JournalRow]:
             1_795_528_800_000_000_000 + i,
             1_795_528_800_000_000_000 + i,
             i * 100,
-            {"qty": 1, "price": "2650.10", "instrument_id": "COMEX.GC", "side": "buy"},
+            {"qty": 1, "price": "4100.10", "instrument_id": "COMEX.GC", "side": "buy"},
             order_id=f"r1-{i // 3:06d}",
             venue="COMEX",
             instrument="COMEX.GC",
@@ -126,7 +126,7 @@ def test_two_rotations_verify_as_one_chain_and_a_missing_archive_is_named(journa
 
 def test_an_edited_archive_row_is_named_with_its_file(journal: Journal) -> None:
     rot = rotate(journal, 20)
-    tamper(rot.archive, "UPDATE events SET payload = replace(payload, '2650.10', '2650.20') WHERE seq = 7")
+    tamper(rot.archive, "UPDATE events SET payload = replace(payload, '4100.10', '4100.20') WHERE seq = 7")
 
     report = verify_chain([rot.archive, journal.path])
 
@@ -164,7 +164,7 @@ def test_a_rotation_that_cannot_be_done_changes_nothing(journal: Journal, tmp_pa
         rotate(journal, 5, taken)
     with pytest.raises(RotationError, match="in-memory"):
         rotate(Journal(":memory:"), 1)
-    tamper(journal.path, "UPDATE events SET payload = replace(payload, '2650.10', '1.00') WHERE seq = 3")
+    tamper(journal.path, "UPDATE events SET payload = replace(payload, '4100.10', '1.00') WHERE seq = 3")
     with pytest.raises(RotationError, match="does not verify up to row 10"):
         rotate(journal, 10)
     assert sorted(p.name for p in tmp_path.glob("*archive*")) == []
@@ -191,9 +191,9 @@ def test_an_engine_keeps_trading_across_a_rotation(
     make_engine: Callable[..., cmc.Engine], tmp_path: Path
 ) -> None:
     eng = make_engine(journal=tmp_path / "live.sqlite")
-    eng.submit("COMEX.GC", "buy", 1, price=2700.0).wait(timeout=5)
+    eng.submit("COMEX.GC", "buy", 1, price=4177.4).wait(timeout=5)
     rot = rotate(eng.journal, eng.journal.head[0])
-    order = eng.submit("COMEX.GC", "sell", 1, price=2600.0)
+    order = eng.submit("COMEX.GC", "sell", 1, price=4022.6)
     order.wait(timeout=5)
 
     assert eng.receipt(order).outcome == "FILLED"

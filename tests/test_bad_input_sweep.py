@@ -214,7 +214,7 @@ GC_BASE: dict[str, Any] = {
     "instrument_id": "COMEX.GC",
     "side": "buy",
     "qty": 1,
-    "price": "2500.0",
+    "price": "3867.9",
     "tif": "GFD",
 }
 
@@ -789,7 +789,7 @@ def test_a_magic_with_junk_arguments_raises_ipythons_usage_error_naming_it(
 def good_journal(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
     path = tmp_path_factory.mktemp("journal") / "good.sqlite"
     engine = cmc.connect("sim", seed=7, clock="virtual", journal=path)
-    engine.submit("COMEX.GC", "buy", 1, price=Decimal("2700.0")).wait(5)
+    engine.submit("COMEX.GC", "buy", 1, price=Decimal("4177.4")).wait(5)
     with pytest.warns(cmc.OpenExposureWarning):
         engine.close()
     with Journal(path, readonly=True) as journal:

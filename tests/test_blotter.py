@@ -24,11 +24,11 @@ def test_a_fill_shows_in_positions_and_fills(eng: cmc.Engine) -> None:
 
 def test_a_working_order_appears_then_leaves_after_cancel_from_its_button(eng: cmc.Engine) -> None:
     blotter = Blotter(eng, start=False)
-    order = eng.submit("SHFE.au", "buy", 2, price="600.00")
+    order = eng.submit("SHFE.au", "buy", 2, price="914.52")
     eng.sleep(0.5)
     blotter.refresh()
     assert list(blotter.rows) == [order.client_order_id]
-    assert "buy 2 @ 600.00" in blotter.rows[order.client_order_id].label.value
+    assert "buy 2 @ 914.52" in blotter.rows[order.client_order_id].label.value
     click(blotter.rows[order.client_order_id].cancel)
     assert order.wait(5) is cmc.OrderState.CANCELED
     blotter.refresh()
@@ -51,7 +51,7 @@ def test_cancel_of_a_reducing_order_works_when_killed(eng: cmc.Engine) -> None:
 def test_a_quote_storm_sends_one_update_per_changed_section_per_tick(eng: cmc.Engine) -> None:
     blotter = Blotter(eng, start=False)
     for i in range(20):
-        eng.submit("SHFE.au", "buy", 1, price=f"{600 + i * 0.02:.2f}")
+        eng.submit("SHFE.au", "buy", 1, price=f"{920 + i * 0.02:.2f}")
     eng.sleep(0.5)
     blotter.refresh()
     sent: list[str] = []

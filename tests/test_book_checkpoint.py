@@ -53,7 +53,7 @@ def trade_a_day(eng: cmc.Engine) -> None:
     eng.sleep(0.2)
     resting.cancel()
     resting.wait(5)
-    eng.set_margin_rate("COMEX.GC", 20_000)
+    eng.set_margin_rate("COMEX.GC", 20_000, kind="per_lot")
     eng.transfer("CN-FUT", "US-FUT", 1_000_000, currency="CNY")
     eng.sleep(3.0)  # the wire arrives
 

@@ -32,12 +32,13 @@ def test_a_long_filled_before_a_clean_close_is_held_after_the_reopen_with_its_ma
     make_engine: MakeEngine, journal_path: Path
 ) -> None:
     first = make_engine(journal=journal_path, accounts={"US-FUT": 40_000})
-    assert first.submit("COMEX.GC", "buy", 2, price="2700.0").wait(5) is cmc.OrderState.FILLED
+    first.set_margin_rate("COMEX.GC", 16_500, kind="per_lot")  # journaled: the reopen restores it
+    assert first.submit("COMEX.GC", "buy", 2, price="4177.4").wait(5) is cmc.OrderState.FILLED
     held_margin = first.capital().accounts.loc["US-FUT", "initial_margin"]
     second = reopen(first, make_engine, journal_path, accounts={"US-FUT": 40_000})
     assert second.risk.capital.position("US-FUT", "COMEX.GC") == 2
     assert second.capital().accounts.loc["US-FUT", "initial_margin"] == held_margin
-    order = second.submit("COMEX.GC", "buy", 1, price="2700.0")  # 2 lots hold 33,000 of 40,000
+    order = second.submit("COMEX.GC", "buy", 1, price="4177.4")  # 2 lots hold 33,000 of 40,000
     assert order.state is cmc.OrderState.DENIED and order.reason.startswith("margin:")
 
 
@@ -45,9 +46,9 @@ def test_cash_and_realized_pnl_after_a_round_trip_survive_the_reopen(
     make_engine: MakeEngine, journal_path: Path
 ) -> None:
     first = make_engine(journal=journal_path)
-    first.submit("COMEX.GC", "buy", 1, price="2700.0").wait(5)
+    first.submit("COMEX.GC", "buy", 1, price="4177.4").wait(5)
     first.sleep(5.0)
-    first.submit("COMEX.GC", "sell", 1, price="2500.0").wait(5)
+    first.submit("COMEX.GC", "sell", 1, price="3867.9").wait(5)
     cash = first.capital().accounts.loc["US-FUT", "cash"]
     second = reopen(first, make_engine, journal_path)
     assert second.risk.capital.position("US-FUT", "COMEX.GC") == 0
@@ -82,11 +83,11 @@ def test_the_cancel_cap_counts_cancels_of_the_same_trading_day_across_a_restart(
 ) -> None:
     first = make_engine(journal=journal_path)
     for i in range(3):
-        first.submit("COMEX.GC", "buy", 1, price=Decimal(2600 + i)).cancel()
+        first.submit("COMEX.GC", "buy", 1, price=Decimal("4022.6") + i).cancel()
     second = reopen(first, make_engine, journal_path)
     second.limits.cancel_warn_per_day = 2
     second.limits.max_cancels_per_day = 3
-    order = second.submit("COMEX.GC", "buy", 1, price="2600.0")
+    order = second.submit("COMEX.GC", "buy", 1, price="4022.6")
     assert order.state is cmc.OrderState.DENIED and order.reason.startswith("cancel_count: 3 cancels")
 
 
@@ -94,7 +95,7 @@ def test_a_margin_rate_raised_before_the_close_still_holds_after_the_reopen(
     make_engine: MakeEngine, journal_path: Path
 ) -> None:
     first = make_engine(journal=journal_path)
-    first.set_margin_rate("COMEX.GC", 18_000)
+    first.set_margin_rate("COMEX.GC", 18_000, kind="per_lot")
     second = reopen(first, make_engine, journal_path)
     assert second.risk.capital.rate("COMEX.GC").rate == Decimal(18_000)
 
@@ -114,7 +115,7 @@ def test_orders_and_tickets_of_an_earlier_run_can_be_looked_up_by_id(
     make_engine: MakeEngine, journal_path: Path
 ) -> None:
     first = make_engine(journal=journal_path)
-    order = first.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = first.submit("COMEX.GC", "buy", 1, price="4177.4")
     order.wait(5)
     first.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
     ticket = first.hedge("au_gc", "buy", 3)

@@ -39,7 +39,7 @@ def hours_of(specs: Specs, instrument_id: str) -> TradingHours:
 
 
 def test_every_shipped_calendar_names_its_source_and_date(specs: Specs) -> None:
-    assert set(specs.calendars) == {"SHFE", "CME", "LME"}
+    assert set(specs.calendars) == {"SHFE", "CME", "LME", "CFETS"}
     for cal in specs.calendars.values():
         assert cal.source and cal.as_of.year >= 2025
         assert cal.closures, f"{cal.name} lists no closure"
@@ -143,7 +143,7 @@ def test_a_user_file_adds_a_closure_and_bad_entries_say_what_to_fix(tmp_path: Pa
     with pytest.raises(SpecError, match="to = 2027-02-01 is before from = 2027-02-06"):
         load_specs(extra)
     extra.write_text('[sessions.mine]\ntimezone = "UTC"\ncalendar = "NOPE"\nwindows = []\n')
-    with pytest.raises(SpecError, match=r"calendar = 'NOPE' is not defined; known: CME, LME, SHFE"):
+    with pytest.raises(SpecError, match=r"calendar = 'NOPE' is not defined; known: CFETS, CME, LME, SHFE"):
         load_specs(extra)
     extra.write_text(
         '[sessions.shfe_precious]\ntimezone = "UTC"\ncalendar = "SHFE"\n'

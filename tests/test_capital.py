@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 import cmc_lab as cmc
-from cmc_lab.core.model import Side
+from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.specs import SpecError, load_specs
-from cmc_lab.risk.capital import Capital, Position, convert
+from cmc_lab.risk.capital import Capital, Position
 from cmc_lab.risk.capital_view import CapitalView
+from cmc_lab.risk.fx_book import convert
 
 
 def rows(eng: cmc.Engine, kind: str) -> list[dict[str, Any]]:
@@ -123,19 +124,22 @@ def test_bad_accounts_override_fails_before_a_journal_is_opened(
 # ---------------------------------------------------------------------------- positions and margin
 
 
-def test_margin_is_per_lot_on_comex_and_a_share_of_notional_on_shfe(eng: cmc.Engine) -> None:
+def test_margin_is_a_share_of_notional_on_comex_gold_and_on_shfe(eng: cmc.Engine) -> None:
     gc = fill(eng, "COMEX.GC", "buy", 2)
     au = fill(eng, "SHFE.au", "sell", 3)
     view = eng.capital()
     pos = view.positions.set_index("instrument")
     assert pos.loc["COMEX.GC", "qty"] == 2 and pos.loc["SHFE.au", "qty"] == -3
-    assert view.accounts.loc["US-FUT", "initial_margin"] == Decimal("33000.00")  # 2 x 16,500
+    gc_initial = (
+        Decimal("0.09") * pos.loc["COMEX.GC", "mark"] * 100 * 2
+    )  # CME: 9 % of notional since 2026-02-06
+    assert view.accounts.loc["US-FUT", "initial_margin"] == gc_initial.quantize(Decimal("0.01"))
     au_mark = pos.loc["SHFE.au", "mark"]
-    assert view.accounts.loc["CN-FUT", "initial_margin"] == (Decimal("0.10") * au_mark * 1000 * 3).quantize(
+    assert view.accounts.loc["CN-FUT", "initial_margin"] == (Decimal("0.17") * au_mark * 1000 * 3).quantize(
         Decimal("0.01")
     )
     us = view.accounts.loc["US-FUT"]
-    assert us["maintenance_margin"] == Decimal("30030.00")  # 0.91 of initial
+    assert us["maintenance_margin"] == (gc_initial * Decimal("0.91")).quantize(Decimal("0.01"))
     assert us["equity"] == us["cash"] + us["unrealized"]
     assert us["available"] == us["equity"] - us["initial_margin"]
     assert us["utilisation"] == pytest.approx(float(us["initial_margin"] / us["equity"]))
@@ -171,21 +175,22 @@ def test_a_closing_fill_realizes_pnl_into_cash(eng: cmc.Engine) -> None:
 def test_working_orders_hold_margin_until_they_end(eng: cmc.Engine) -> None:
     bid = Decimal(str(eng.quote("COMEX.GC").bid))
     order = eng.submit("COMEX.GC", "buy", 3, price=bid - 3)
-    assert eng.capital().accounts.loc["US-FUT", "reserved"] == Decimal("49500.00")
+    held = Decimal("0.09") * (bid - 3) * 100 * 3
+    assert eng.capital().accounts.loc["US-FUT", "reserved"] == held.quantize(Decimal("0.01"))
     order.cancel()
     assert order.wait(5) is cmc.OrderState.CANCELED
     assert eng.capital().accounts.loc["US-FUT", "reserved"] == 0
 
 
 def test_set_margin_rate_changes_margin_and_is_journaled(eng: cmc.Engine) -> None:
-    fill(eng, "COMEX.GC", "buy", 2)
-    eng.set_margin_rate("COMEX.GC", 20_000, maintenance=0.9)
-    assert eng.capital().accounts.loc["US-FUT", "initial_margin"] == Decimal("40000.00")
-    assert eng.capital().accounts.loc["US-FUT", "maintenance_margin"] == Decimal("36000.00")
-    assert eng.instruments.loc["COMEX.GC", "margin"] == "20000 /lot"
-    assert eng.instruments.loc["SHFE.au", "margin"] == "10%"
+    fill(eng, "NYMEX.CL", "buy", 2)
+    eng.set_margin_rate("NYMEX.CL", 7_000, maintenance=0.9)
+    assert eng.capital().accounts.loc["US-FUT", "initial_margin"] == Decimal("14000.00")
+    assert eng.capital().accounts.loc["US-FUT", "maintenance_margin"] == Decimal("12600.00")
+    assert eng.instruments.loc["NYMEX.CL", "margin"] == "7000 /lot"
+    assert eng.instruments.loc["SHFE.au", "margin"] == "17%"
     assert rows(eng, "MarginRateChanged") == [
-        {"instrument": "COMEX.GC", "old": ["per_lot", "16500", "0.91"], "new": ["per_lot", "20000", "0.9"]}
+        {"instrument": "NYMEX.CL", "old": ["per_lot", "6000", "0.91"], "new": ["per_lot", "7000", "0.9"]}
     ]
 
 
@@ -201,7 +206,7 @@ def test_set_margin_rate_changes_margin_and_is_journaled(eng: cmc.Engine) -> Non
         ("COMEX.GC", -1, {}, r"margin rate -1 is negative"),
         ("COMEX.XX", 1, {}, r"no margin rate for 'COMEX\.XX'; tradeable instruments: SHFE\.au"),
         ("COMEX.GC", 1, {"kind": "flat"}, r"margin kind 'flat' must be 'percent' or 'per_lot'"),
-        ("COMEX.GC", 1, {"maintenance": 2}, r"maintenance 2 must be a share of initial margin"),
+        ("NYMEX.CL", 1, {"maintenance": 2}, r"maintenance 2 must be a share of initial margin"),
     ],
 )
 def test_bad_margin_rates_are_refused(
@@ -211,26 +216,38 @@ def test_bad_margin_rates_are_refused(
         eng.set_margin_rate(iid, rate, **kwargs)
 
 
-def test_unified_view_converts_at_live_fx_and_shows_its_age(eng: cmc.Engine) -> None:
+def test_unified_view_converts_cny_at_the_onshore_rate_and_names_it(eng: cmc.Engine) -> None:
     eng.sleep(1.0)
     view = eng.capital()
-    fx = Decimal(str(eng.quote("FX.USDCNH").mid))
-    assert view.fx_live and view.fx_rate == fx
-    assert 0 <= view.fx_age_s < 1.0
+    cny, cnh = Decimal(str(eng.quote("FX.USDCNY").mid)), Decimal(str(eng.quote("FX.USDCNH").mid))
+    assert cny != cnh  # the simulated market keeps a basis between onshore and offshore yuan
+    assert bool(view.fx.loc["USDCNY", "live"]) and view.fx.loc["USDCNY", "value"] == cny
+    assert view.fx.loc["USDCNH", "value"] == cnh and 0 <= view.fx.loc["USDCNH", "age_s"] < 1.0
+    assert view.fx_basis == cnh - cny
     unified = view.unified.loc["CNY"]
-    assert unified["equity"] == (Decimal(50_000_000) + Decimal(5_000_000) * fx).quantize(Decimal("0.01"))
-    assert unified["fx_usdcnh"] == float(fx)
-    assert f"USDCNH {fx}" in repr(view) and "unified (CNY)" in repr(view)
+    assert unified["equity"] == (Decimal(50_000_000) + Decimal(5_000_000) * cny).quantize(Decimal("0.01"))
+    assert unified["converted_at"] == view.base_rate == f"USDCNY {cny}"
+    assert f"CNY converts at USDCNY {cny}" in repr(view) and "unified (CNY)" in repr(view)
     html = view._repr_html_()
-    assert "US-FUT" in html and "CN-FUT" in html and "s old" in html
+    assert "US-FUT" in html and "CN-FUT" in html and "s old" in html and "CNH-CNY basis" in html
 
 
-def test_capital_view_before_any_fx_quote_says_it_uses_the_reference_rate() -> None:
+def test_capital_view_before_any_fx_quote_says_it_uses_the_reference_rates() -> None:
     specs = load_specs()
     cap = Capital(specs, specs.instruments.values())
     view = CapitalView.from_snapshot(cap.snapshot(0, {}), [])
-    assert not view.fx_live
-    assert "reference rate: no FX quote yet" in view.fx_text()
+    assert not view.fx["live"].any()
+    assert "USDCNY 7.1100 (reference rate: no quote yet)" in view.fx_text()
+    assert view.base_rate == "USDCNY 7.1100 (reference)"
+
+
+def test_with_no_onshore_quote_cny_converts_at_usdcnh_and_says_so() -> None:
+    """A recording of USDCNH only: onshore money converts at the live offshore rate, named."""
+    specs = load_specs()
+    cap = Capital(specs, specs.instruments.values())
+    cap.on_quote(Quote("FX.USDCNH", 7.1200, 7.1202, 1, 1, 10, 10))
+    assert str(cap.rate_used("CNY")) == "USDCNH 7.1201 (USDCNH, no USDCNY quote)"
+    assert cap.to_base(Decimal(100), "USD") == Decimal("712.0100")
 
 
 # ---------------------------------------------------------------------------- pure pieces

@@ -22,9 +22,9 @@ LIFECYCLE = ["OrderInitialized", "OrderSubmitted", "OrderAccepted", "OrderFilled
 def session(make_engine: Callable[..., cmc.Engine], journal_path: Path) -> tuple[Path, str]:
     """A closed journal of one short session; the id of its filled order."""
     eng = make_engine(journal=journal_path)
-    order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     order.wait(5)
-    eng.submit("SHFE.au", "buy", 1, price="600.00")
+    eng.submit("SHFE.au", "buy", 1, price="914.52")
     eng.sleep(0.5)
     eng.close()
     return journal_path, order.client_order_id

@@ -113,7 +113,7 @@ def test_connect_without_journal_keeps_it_in_memory_with_process_unique_order_id
     make_engine: Callable[..., cmc.Engine],
 ) -> None:
     eng = make_engine()
-    order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     assert repr(eng).endswith("journal=:memory:, ACTIVE)")
     # Without a journal file there is no run counter: ids must not restart at r1 every time.
     assert order.client_order_id.startswith("m")
@@ -125,7 +125,7 @@ def test_connect_real_clock_with_zero_latency_fills_and_quotes_move(journal_path
     eng = cmc.connect("sim", seed=7, journal=journal_path, latency=0, quote_interval=0.05)
     try:
         first = eng.quote("COMEX.GC")
-        order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+        order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
         assert order.wait(timeout=5) is cmc.OrderState.FILLED
         t0 = time.monotonic()
         eng.sleep(0.3)

@@ -71,7 +71,7 @@ def test_a_ticket_report_is_a_dict_for_code_and_a_readable_table_in_a_notebook(
     page = report._repr_html_()
     assert "Decimal(" not in page and "NaN" not in page and "nan" not in page
     assert not re.search(r"-0(\.0+)?\b", page), "a negative zero is shown"
-    assert "2,649.90" in page and "619.98" in page  # prices in their own places, with separators
+    assert "4,100.00" in page and "945.02" in page  # prices in their own places, with separators
     assert re.search(r"\d+\.\d ms", page)  # time to hedged in ms, not nanoseconds
     assert str(report["time_to_hedged_ns"]) not in page
     assert "CNY 0" in page  # money in its currency

@@ -62,11 +62,13 @@ def test_instruments_frame_has_one_row_per_instrument_with_the_contract_columns(
         "NYMEX.CL",
         "LME.CA",
         "FX.USDCNH",
+        "FX.USDCNY",
     ]
     for column in ("venue", "symbol", "currency", "lot", "quote unit", "tick", "margin", "sessions"):
         assert column in frame.columns
-    assert frame.loc["SHFE.au", "margin"] == "10%"
-    assert frame.loc["COMEX.GC", "margin"] == "16500 /lot"
+    assert frame.loc["SHFE.au", "margin"] == "17%"
+    assert frame.loc["COMEX.GC", "margin"] == "9%"
+    assert frame.loc["NYMEX.CL", "margin"] == "6000 /lot"
     assert "Asia/Shanghai" in frame.loc["SHFE.au", "sessions"]
     assert frame["open now"].all()  # the sim starts Tue 14:00 UTC, when every venue trades
 
@@ -126,7 +128,7 @@ def test_quote_of_disconnected_venue_raises_no_quote(eng: cmc.Engine) -> None:
 
 def test_crossing_limit_order_fills_with_decimal_prices_and_a_venue_order_id(eng: cmc.Engine) -> None:
     ask = eng.quote("COMEX.GC").ask
-    order = eng.submit("COMEX.GC", "buy", 1, price=2700.0)
+    order = eng.submit("COMEX.GC", "buy", 1, price=4177.4)
     assert order.client_order_id == "r1-000001"
     assert order.wait(timeout=5) is cmc.OrderState.FILLED
     assert order.done and order.filled_qty == 1 and order.leaves_qty == 0
@@ -140,7 +142,7 @@ def test_crossing_limit_order_fills_with_decimal_prices_and_a_venue_order_id(eng
 
 
 def test_resting_order_then_cancel_ends_canceled(eng: cmc.Engine) -> None:
-    order = eng.submit("SHFE.au", "buy", 2, price="600.00")
+    order = eng.submit("SHFE.au", "buy", 2, price="914.52")
     eng.sleep(0.5)
     assert order.state is cmc.OrderState.ACCEPTED and not order.done
     order.cancel()
@@ -169,7 +171,7 @@ def test_ioc_order_larger_than_the_top_level_fills_it_and_cancels_the_rest(eng: 
 def test_order_callbacks_see_each_fill_and_each_state(eng: cmc.Engine) -> None:
     fills: list[tuple[str, int]] = []
     states: list[cmc.OrderState] = []
-    order = eng.submit("COMEX.GC", "sell", 3, price="2600.0")
+    order = eng.submit("COMEX.GC", "sell", 3, price="4022.6")
     order.on_fill(lambda o, f: fills.append((o.client_order_id, f.last_qty)))
     order.on_state(lambda o, s: states.append(s))
     assert order.wait(5) is cmc.OrderState.FILLED
@@ -181,14 +183,14 @@ def test_order_callbacks_see_each_fill_and_each_state(eng: cmc.Engine) -> None:
 def test_engine_on_event_sees_every_journaled_event_of_an_order(eng: cmc.Engine) -> None:
     seen: list[str] = []
     eng.on_event(lambda e: seen.append(e.kind))
-    order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     order.wait(5)
     assert seen == ["OrderAccepted", "OrderFilled"]  # registered after the intent was journaled
 
 
 def test_submit_async_and_wait_async_work_under_asyncio_run(eng: cmc.Engine) -> None:
     async def cell() -> tuple[cmc.Order, cmc.OrderState]:
-        order = await eng.submit_async("COMEX.GC", "buy", 1, price="2700.0")
+        order = await eng.submit_async("COMEX.GC", "buy", 1, price="4177.4")
         return order, await order.wait_async(timeout=5)
 
     order, state = asyncio.run(cell())
@@ -197,9 +199,9 @@ def test_submit_async_and_wait_async_work_under_asyncio_run(eng: cmc.Engine) -> 
 
 
 def test_orders_frame_lists_working_and_done_orders(eng: cmc.Engine) -> None:
-    filled = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    filled = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     filled.wait(5)
-    resting = eng.submit("COMEX.GC", "buy", 1, price="2600.0")
+    resting = eng.submit("COMEX.GC", "buy", 1, price="4022.6")
     eng.sleep(0.5)
     frame = eng.orders()
     assert frame["client_order_id"].tolist() == [filled.client_order_id, resting.client_order_id]
@@ -212,7 +214,7 @@ def test_orders_frame_lists_working_and_done_orders(eng: cmc.Engine) -> None:
 
 
 def _script(eng: cmc.Engine) -> list[tuple[Any, ...]]:
-    orders = [eng.submit("COMEX.GC", "buy", 3, price="2700.0"), eng.submit("SHFE.au", "sell", 2, "600.00")]
+    orders = [eng.submit("COMEX.GC", "buy", 3, price="4177.4"), eng.submit("SHFE.au", "sell", 2, "914.52")]
     for order in orders:
         order.wait(5)
     eng.sleep(2.0)
@@ -257,20 +259,20 @@ def test_different_seed_gives_different_fills(make_engine: Callable[..., cmc.Eng
 @pytest.mark.parametrize(
     ("args", "kwargs", "message"),
     [
-        (("COMEX.gold", "buy", 1, 2650.0), {}, r"unknown instrument 'COMEX\.gold'"),
-        (("CME.GC", "buy", 1, 2650.0), {}, r"did you mean 'COMEX\.GC'\?"),
-        (("COMEX.GC", "buy", 0, 2650.0), {}, "quantity must be at least 1 lot, got 0"),
-        (("COMEX.GC", "buy", -1, 2650.0), {}, "quantity must be at least 1 lot, got -1"),
-        (("COMEX.GC", "buy", 1.5, 2650.0), {}, "quantity 1.5 is not a whole number of lots"),
-        (("COMEX.GC", "buy", "1", 2650.0), {}, "is text; pass a whole number of lots"),
+        (("COMEX.gold", "buy", 1, 4100.0), {}, r"unknown instrument 'COMEX\.gold'"),
+        (("CME.GC", "buy", 1, 4100.0), {}, r"did you mean 'COMEX\.GC'\?"),
+        (("COMEX.GC", "buy", 0, 4100.0), {}, "quantity must be at least 1 lot, got 0"),
+        (("COMEX.GC", "buy", -1, 4100.0), {}, "quantity must be at least 1 lot, got -1"),
+        (("COMEX.GC", "buy", 1.5, 4100.0), {}, "quantity 1.5 is not a whole number of lots"),
+        (("COMEX.GC", "buy", "1", 4100.0), {}, "is text; pass a whole number of lots"),
         (("COMEX.GC", "buy", 1, float("nan")), {}, "price nan is not a finite number"),
         (("COMEX.GC", "buy", 1, float("inf")), {}, "price inf is not a finite number"),
         (("COMEX.GC", "buy", 1, -5.0), {}, "must be positive"),
-        (("COMEX.GC", "buy", 1, 2650.05), {}, r"off the tick grid of COMEX\.GC .*use 2650\.00 or 2650\.10"),
-        (("SHFE.au", "buy", 1, "620.01"), {}, r"tick 0\.02\); use 620\.00 or 620\.02"),
-        (("COMEX.GC", "long", 1, 2650.0), {}, "side 'long' is not valid; use 'buy' or 'sell'"),
+        (("COMEX.GC", "buy", 1, 4100.05), {}, r"off the tick grid of COMEX\.GC .*use 4100\.00 or 4100\.10"),
+        (("SHFE.au", "buy", 1, "945.01"), {}, r"tick 0\.02\); use 945\.00 or 945\.02"),
+        (("COMEX.GC", "long", 1, 4100.0), {}, "side 'long' is not valid; use 'buy' or 'sell'"),
         (
-            ("COMEX.GC", "buy", 1, 2650.0),
+            ("COMEX.GC", "buy", 1, 4100.0),
             {"tif": "FOK"},
             "time in force 'FOK' is not valid; use 'GFD' or 'IOC'",
         ),
@@ -290,18 +292,18 @@ def test_bad_order_arguments_raise_invalid_order_and_journal_nothing(
 def test_bad_order_arguments_to_submit_async_raise_invalid_order_too(eng: cmc.Engine) -> None:
     head = eng.journal.head
     with pytest.raises(cmc.InvalidOrder, match="time in force 'FOK'"):
-        asyncio.run(eng.submit_async("COMEX.GC", "buy", 1, 2650.0, tif="FOK"))
+        asyncio.run(eng.submit_async("COMEX.GC", "buy", 1, 4100.0, tif="FOK"))
     assert eng.journal.head == head
 
 
 def test_order_into_a_session_the_venue_closed_is_rejected_by_the_venue(eng: cmc.Engine) -> None:
     eng.venues["COMEX"].inject("close")
-    order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     assert order.wait(5) is cmc.OrderState.REJECTED
     assert order.reason.startswith("session closed")
     assert kinds(eng, order.client_order_id) == ["OrderInitialized", "OrderSubmitted", "OrderRejected"]
     eng.venues["COMEX"].inject("open")
-    assert eng.submit("COMEX.GC", "buy", 1, price="2700.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "buy", 1, price="4177.4").wait(5) is cmc.OrderState.FILLED
 
 
 @pytest.fixture
@@ -325,7 +327,7 @@ def test_order_on_saturday_is_denied_before_trade_and_never_reaches_the_venue(
     eng = saturday_engine
     assert not eng.instruments["open now"].any()
     sent = record_venue_submits(eng, "COMEX")
-    order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     assert order.state is cmc.OrderState.DENIED
     assert order.reason.startswith("session_open: COMEX.GC session is closed")
     assert "next opens Sun 2026-11-29 17:00 America/Chicago" in order.reason
@@ -339,7 +341,7 @@ def test_order_on_saturday_is_denied_before_trade_and_never_reaches_the_venue(
 
 def test_every_order_lifecycle_is_journaled_in_order(eng: cmc.Engine) -> None:
     orders = [
-        eng.submit(iid, "buy", 1, price=px) for iid, px in (("COMEX.GC", "2700.0"), ("SHFE.au", "640.00"))
+        eng.submit(iid, "buy", 1, price=px) for iid, px in (("COMEX.GC", "4177.4"), ("SHFE.au", "975.48"))
     ]
     for order in orders:
         assert order.wait(5) is cmc.OrderState.FILLED
@@ -362,7 +364,7 @@ def test_intent_is_committed_before_the_venue_sees_the_order(eng: cmc.Engine) ->
         real(command)
 
     sim.submit = submit  # type: ignore[method-assign]
-    order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     order.wait(5)
     # A second connection reads only committed rows: the intent was on disk when the venue got it.
     with Journal(eng.journal.path, readonly=True) as other:
@@ -371,8 +373,8 @@ def test_intent_is_committed_before_the_venue_sees_the_order(eng: cmc.Engine) ->
 
 
 def test_journal_verifies_after_a_session(eng: cmc.Engine) -> None:
-    eng.submit("COMEX.GC", "buy", 2, price="2700.0").wait(5)
-    eng.submit("SHFE.au", "buy", 1, price="600.00")
+    eng.submit("COMEX.GC", "buy", 2, price="4177.4").wait(5)
+    eng.submit("SHFE.au", "buy", 1, price="914.52")
     eng.sleep(1.0)
     eng.kill("end of test")
     eng.rearm()
@@ -385,13 +387,13 @@ def test_reopening_a_journal_continues_its_chain_with_new_order_ids(
     make_engine: Callable[..., cmc.Engine], journal_path: Path
 ) -> None:
     first = make_engine(journal=journal_path)
-    one = first.submit("COMEX.GC", "buy", 1, price="2700.0")
+    one = first.submit("COMEX.GC", "buy", 1, price="4177.4")
     one.wait(5)
     first.close()
     with Journal(journal_path, readonly=True) as j:
         head = j.head
     second = make_engine(journal=journal_path)
-    two = second.submit("COMEX.GC", "buy", 1, price="2700.0")
+    two = second.submit("COMEX.GC", "buy", 1, price="4177.4")
     two.wait(5)
     assert (one.client_order_id, two.client_order_id) == ("r1-000001", "r2-000001")
     report = second.journal.verify()
@@ -411,13 +413,13 @@ def test_reopening_a_journal_continues_its_chain_with_new_order_ids(
 
 
 def test_kill_cancels_working_orders_denies_new_ones_and_journals_who_and_why(eng: cmc.Engine) -> None:
-    working = [eng.submit("COMEX.GC", "buy", 1, price="2600.0"), eng.submit("SHFE.au", "sell", 1, "640.00")]
+    working = [eng.submit("COMEX.GC", "buy", 1, price="4022.6"), eng.submit("SHFE.au", "sell", 1, "975.48")]
     eng.sleep(0.5)
     assert eng.kill("margin breach on US-FUT", who="risk-desk") == 2
     assert eng.trading_state is cmc.TradingState.HALTED
     for order in working:
         assert order.wait(5) is cmc.OrderState.CANCELED
-    denied = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    denied = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     assert denied.state is cmc.OrderState.DENIED
     assert "HALTED" in denied.reason and "eng.rearm()" in denied.reason
     changes = rows(eng, "TradingStateChanged")
@@ -431,7 +433,7 @@ def test_rearm_after_kill_accepts_orders_again(eng: cmc.Engine) -> None:
     eng.kill("test")
     eng.rearm(reason="checked", who="lead")
     assert eng.trading_state is cmc.TradingState.ACTIVE
-    assert eng.submit("COMEX.GC", "buy", 1, price="2700.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "buy", 1, price="4177.4").wait(5) is cmc.OrderState.FILLED
     assert [(c["state"], c["who"]) for c in rows(eng, "TradingStateChanged")] == [
         ("HALTED", "user"),
         ("ACTIVE", "lead"),
@@ -454,11 +456,11 @@ def test_a_callback_that_raises_does_not_stop_the_engine(eng: cmc.Engine) -> Non
     def broken(order: cmc.Order, fill: OrderFilled) -> None:
         raise RuntimeError("boom")
 
-    first = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    first = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     first.on_fill(broken)
     assert first.wait(5) is cmc.OrderState.FILLED
     assert any("'broken' raised RuntimeError('boom')" in e for e in eng.errors)
-    assert eng.submit("COMEX.GC", "buy", 1, price="2700.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "buy", 1, price="4177.4").wait(5) is cmc.OrderState.FILLED
 
 
 def test_blocking_call_from_an_engine_callback_raises_engine_error_instead_of_deadlocking(
@@ -470,12 +472,12 @@ def test_blocking_call_from_an_engine_callback_raises_engine_error_instead_of_de
     def on_event(event: Any) -> None:
         threads.append(threading.current_thread().name)
         try:
-            eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+            eng.submit("COMEX.GC", "buy", 1, price="4177.4")
         except BaseException as exc:
             raised.append(exc)
 
     eng.on_event(on_event)
-    order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     assert order.wait(5) is cmc.OrderState.FILLED
     eng.on_event(on_event, remove=True)
     assert raised and all(isinstance(e, cmc.EngineError) for e in raised)
@@ -503,11 +505,11 @@ def test_quote_callback_sees_quotes_and_can_be_removed(eng: cmc.Engine) -> None:
 
 
 def test_closed_engine_raises_engine_closed_and_close_twice_is_fine(eng: cmc.Engine) -> None:
-    order = eng.submit("COMEX.GC", "buy", 1, price="2600.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4022.6")
     eng.close()
     eng.close()
     calls: list[Callable[[], object]] = [
-        lambda: eng.submit("COMEX.GC", "buy", 1, price="2700.0"),
+        lambda: eng.submit("COMEX.GC", "buy", 1, price="4177.4"),
         lambda: eng.quote("COMEX.GC"),
         lambda: eng.sleep(1.0),
         lambda: eng.cancel_all(),
@@ -515,7 +517,7 @@ def test_closed_engine_raises_engine_closed_and_close_twice_is_fine(eng: cmc.Eng
         lambda: eng.rearm(),
         lambda: eng.reconnect("COMEX"),
         lambda: order.wait(1.0),
-        lambda: asyncio.run(eng.submit_async("COMEX.GC", "buy", 1, price="2700.0")),
+        lambda: asyncio.run(eng.submit_async("COMEX.GC", "buy", 1, price="4177.4")),
     ]
     for call in calls:
         with pytest.raises(
@@ -529,8 +531,8 @@ def test_close_with_a_position_and_a_working_order_says_so_and_journals_it(
     make_engine: Callable[..., cmc.Engine], journal_path: Path
 ) -> None:
     eng = make_engine(journal=journal_path)
-    assert eng.submit("COMEX.GC", "buy", 2, price="2700.0").wait(5) is cmc.OrderState.FILLED
-    resting = eng.submit("COMEX.GC", "buy", 1, price="2500.0")
+    assert eng.submit("COMEX.GC", "buy", 2, price="4177.4").wait(5) is cmc.OrderState.FILLED
+    resting = eng.submit("COMEX.GC", "buy", 1, price="3867.9")
     with pytest.warns(cmc.OpenExposureWarning, match=r"long 2 US-FUT COMEX.GC; 1 working order"):
         eng.close()
     with Journal(journal_path, readonly=True) as journal:

@@ -40,16 +40,16 @@ def resting_buy(eng: cmc.Engine, ticks_below_ask: int = 1) -> cmc.Order:
 
 def test_injected_reject_rejects_the_order_with_the_venues_reason(eng: cmc.Engine) -> None:
     comex(eng).inject("reject", reason="insufficient margin")
-    order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     assert order.wait(5) is cmc.OrderState.REJECTED
     assert order.reason == "insufficient margin"
     assert kinds(eng, order.client_order_id) == ["OrderInitialized", "OrderSubmitted", "OrderRejected"]
-    assert eng.submit("COMEX.GC", "buy", 1, price="2700.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "buy", 1, price="4177.4").wait(5) is cmc.OrderState.FILLED
 
 
 def test_injected_partial_fill_ends_canceled_with_the_partial_quantity(eng: cmc.Engine) -> None:
     comex(eng).inject("partial", ratio=0.5)
-    order = eng.submit("COMEX.GC", "buy", 4, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 4, price="4177.4")
     assert order.wait(5) is cmc.OrderState.CANCELED
     assert order.filled_qty == 2
     assert order.avg_px is not None
@@ -59,7 +59,7 @@ def test_injected_partial_fill_ends_canceled_with_the_partial_quantity(eng: cmc.
 
 def test_no_ack_order_fills_without_an_accept_and_ends_filled(eng: cmc.Engine) -> None:
     comex(eng).inject("no_ack")
-    order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     assert order.wait(5) is cmc.OrderState.FILLED
     assert kinds(eng, order.client_order_id) == ["OrderInitialized", "OrderSubmitted", "OrderFilled"]
     assert order.venue_order_id is not None and order.venue_order_id.startswith("COMEX-")
@@ -68,7 +68,7 @@ def test_no_ack_order_fills_without_an_accept_and_ends_filled(eng: cmc.Engine) -
 
 def test_lost_order_stays_submitted_until_reconcile_rejects_it(eng: cmc.Engine) -> None:
     comex(eng).inject("no_ack", lost=True)
-    order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     assert order.wait(2) is cmc.OrderState.SUBMITTED
     assert not order.done
     eng.disconnect("COMEX")
@@ -83,13 +83,13 @@ def test_lost_order_stays_submitted_until_reconcile_rejects_it(eng: cmc.Engine) 
 
 
 def test_disconnect_and_reconnect_keep_a_resting_order_and_reconcile_it(eng: cmc.Engine) -> None:
-    order = eng.submit("COMEX.GC", "buy", 1, price="2600.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4022.6")
     eng.sleep(0.3)
     eng.disconnect("COMEX")
     assert not eng.venue_connected("COMEX")
     with pytest.raises(cmc.NoQuote):
         eng.quote("COMEX.GC")
-    denied = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    denied = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     assert denied.state is cmc.OrderState.DENIED
     assert denied.reason.startswith("venue_connected: venue 'COMEX' is not connected")
     eng.reconnect("COMEX")
@@ -143,7 +143,7 @@ def test_disconnect_with_duration_journals_the_outage_and_reconciles_a_fill_made
 def test_reject_lost_in_an_outage_is_closed_by_reconcile(make_engine: Any) -> None:
     eng = make_engine(latency={"COMEX": (100.0, 100.0)})
     comex(eng).inject("reject", reason="insufficient margin")
-    order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     eng.sleep(0.15)  # the venue has rejected it; the answer is on the wire
     comex(eng).inject("disconnect", duration=1.0)
     eng.sleep(2.0)
@@ -154,7 +154,7 @@ def test_reject_lost_in_an_outage_is_closed_by_reconcile(make_engine: Any) -> No
 
 def test_duplicate_fill_is_journaled_as_ignored_and_not_counted_twice(eng: cmc.Engine) -> None:
     comex(eng).inject("duplicate_fill")
-    order = eng.submit("COMEX.GC", "buy", 2, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 2, price="4177.4")
     assert order.wait(5) is cmc.OrderState.FILLED
     assert order.filled_qty == 2
     assert len(order.fills) == len({f.trade_id for f in order.fills})
@@ -162,12 +162,12 @@ def test_duplicate_fill_is_journaled_as_ignored_and_not_counted_twice(eng: cmc.E
 
 
 def test_late_fill_rejects_the_cancel_and_leaves_the_order_filled(eng: cmc.Engine) -> None:
-    order = eng.submit("COMEX.GC", "buy", 2, price="2640.0")
+    order = eng.submit("COMEX.GC", "buy", 2, price="4090.0")
     eng.sleep(0.3)
     comex(eng).inject("late_fill")
     order.cancel()
     assert order.wait(5) is cmc.OrderState.FILLED
-    assert order.filled_qty == 2 and order.avg_px == Decimal("2640.0")
+    assert order.filled_qty == 2 and order.avg_px == Decimal("4090.0")
     assert kinds(eng, order.client_order_id)[-3:] == [
         "OrderCancelRequested",
         "OrderFilled",
@@ -184,13 +184,13 @@ def test_halt_freezes_quotes_and_rejects_orders_until_resume(eng: cmc.Engine) ->
     eng.sleep(1.0)
     assert eng.quote("COMEX.GC") == frozen
     assert eng.quote("COMEX.SI").ts_event > silver.ts_event
-    order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     assert order.wait(5) is cmc.OrderState.REJECTED
     assert order.reason == "trading halted"
     comex(eng).inject("resume", instrument="GC")
     eng.sleep(0.5)
     assert eng.quote("COMEX.GC").ts_event > frozen.ts_event
-    assert eng.submit("COMEX.GC", "buy", 1, price="2700.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "buy", 1, price="4177.4").wait(5) is cmc.OrderState.FILLED
 
 
 def test_stale_feed_stops_quote_timestamps_until_cleared(eng: cmc.Engine) -> None:
@@ -209,7 +209,7 @@ def test_stale_feed_stops_quote_timestamps_until_cleared(eng: cmc.Engine) -> Non
 
 def test_reconcile_cut_short_by_a_second_outage_is_reported_and_runs_again(make_engine: Any) -> None:
     eng = make_engine(latency={"COMEX": (100.0, 100.0)})
-    order = eng.submit("COMEX.GC", "buy", 1, price="2600.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4022.6")
     eng.sleep(0.5)
     comex(eng).inject("disconnect", duration=1.0)
     eng.sleep(1.05)  # back up; the reconcile's status request is on the wire

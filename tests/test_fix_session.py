@@ -163,7 +163,7 @@ def logged_on(client: RawClient) -> RawClient:
     return client
 
 
-def order(cl_ord_id: str, side: str = "1", price: str = "2900.0", tif: str = "3") -> list[tuple[int, object]]:
+def order(cl_ord_id: str, side: str = "1", price: str = "4486.8", tif: str = "3") -> list[tuple[int, object]]:
     return [(11, cl_ord_id), (1, "US-FUT"), (55, "GC"), (207, "COMEX"), (54, side),
             (60, codec.format_timestamp(time.time_ns())), (38, 1), (40, "2"), (44, price), (59, tif)]  # fmt: skip
 
@@ -515,14 +515,14 @@ def test_13_logout_from_the_client_is_answered_with_logout_and_a_disconnect(logg
 @pytest.mark.parametrize(
     ("body", "reason", "tag"),
     [
-        ([(11, "f-1"), (55, "GC"), (207, "COMEX"), (38, 1), (40, "2"), (44, "2650")], "1", "54"),
+        ([(11, "f-1"), (55, "GC"), (207, "COMEX"), (38, 1), (40, "2"), (44, "4100")], "1", "54"),
         (
-            [(11, "f-2"), (55, "GC"), (207, "COMEX"), (54, "1"), (38, "lots"), (40, "2"), (44, "2650")],
+            [(11, "f-2"), (55, "GC"), (207, "COMEX"), (54, "1"), (38, "lots"), (40, "2"), (44, "4100")],
             "6",
             "38",
         ),
-        ([(11, "f-3"), (11, "f-3b"), (55, "GC"), (54, "1"), (38, 1), (40, "2"), (44, "2650")], "13", "11"),
-        ([(11, "f-4"), (55, ""), (54, "1"), (38, 1), (40, "2"), (44, "2650")], "4", "55"),
+        ([(11, "f-3"), (11, "f-3b"), (55, "GC"), (54, "1"), (38, 1), (40, "2"), (44, "4100")], "13", "11"),
+        ([(11, "f-4"), (55, ""), (54, "1"), (38, 1), (40, "2"), (44, "4100")], "4", "55"),
     ],
     ids=["required-tag-missing", "incorrect-data-format", "tag-repeated", "tag-without-value"],
 )

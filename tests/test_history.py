@@ -206,7 +206,7 @@ def test_synthetic_quotes_are_what_the_embedded_exchange_publishes() -> None:
         assert (float(row.bid), float(row.ask)) == pytest.approx((quote.bid, quote.ask), abs=1e-9)
         assert (int(row.bid_size), int(row.ask_size)) == (quote.bid_size, quote.ask_size)
         checked += 1
-    assert checked == 50 * 9
+    assert checked == 50 * 10
 
 
 def test_synthetic_quotes_are_deterministic_by_seed_and_mask_closed_sessions() -> None:
@@ -243,7 +243,7 @@ def test_thirty_days_at_ten_hertz_is_a_lazy_dataset_of_day_chunks(monkeypatch: p
     monkeypatch.setattr(synthetic_module, "_synthetic_day", counted)
     ds = synthetic_quotes(days=30, rate_hz=10, seed=7)
     assert made == [], "a day was made before anybody read it"
-    assert ds.sizes == {"time": 30 * 864_000, "instrument": 9}
+    assert ds.sizes == {"time": 30 * 864_000, "instrument": 10}
     assert ds.bid.chunks[0] == (864_000,) * 30  # one day made at a time, only when read
     assert ds.bid.data.nbytes / 1e9 > 1.5  # what it would take eagerly (prices alone)
     small = synthetic_quotes(days=3, rate_hz=1, seed=7, start="2026-11-24 14:00", day_length="10s")

@@ -24,7 +24,7 @@ def _closing_with_exposure_is_expected() -> Iterator[None]:
 @pytest.fixture
 def traded_journal(make_engine: MakeEngine, journal_path: Path) -> Path:
     eng = make_engine(journal=journal_path)
-    assert eng.submit("COMEX.GC", "buy", 1, price="2700.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "buy", 1, price="4177.4").wait(5) is cmc.OrderState.FILLED
     eng.close()
     return journal_path
 
@@ -60,7 +60,7 @@ def test_a_journal_with_an_edited_byte_reopens_halted_with_an_alert_naming_the_r
     alert = eng.alerts().iloc[0]
     assert alert["source"] == "journal" and alert["level"] == "critical"
     assert f"breaks at row {seq}" in alert["message"]
-    order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     assert order.state is cmc.OrderState.DENIED and f"breaks at row {seq}" in order.reason
     with pytest.raises(cmc.TradingRefused, match="accept_damaged_journal"):
         eng.rearm()
@@ -88,6 +88,6 @@ def test_a_run_counter_set_back_outside_the_chain_never_reuses_order_ids(
 ) -> None:
     sql(traded_journal, "UPDATE meta SET value = '0' WHERE key = 'run_id'")
     eng = make_engine(journal=traded_journal)
-    order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     assert not order.client_order_id.startswith("r1-")
     assert eng.journal.verify().ok

@@ -48,7 +48,7 @@ def resting_buy(eng: cmc.Engine, ticks_below_bid: int, qty: int = 1, **kwargs: A
 
 
 def test_every_order_passes_the_full_check_list_and_records_it(eng: cmc.Engine) -> None:
-    order = eng.submit("COMEX.GC", "buy", 1, price="2700.0")
+    order = eng.submit("COMEX.GC", "buy", 1, price="4177.4")
     assert order.wait(5) is cmc.OrderState.FILLED
     submitted = rows(eng, "OrderSubmitted")[0]
     assert submitted["checks"].split(",") == [name for name, _ in eng.checks.checks]
@@ -57,23 +57,23 @@ def test_every_order_passes_the_full_check_list_and_records_it(eng: cmc.Engine) 
 
 def test_halted_engine_denies_orders_until_rearmed_explicitly(eng: cmc.Engine) -> None:
     eng.kill("fat finger on the desk", who="risk-desk")
-    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="2700.0"), "trading_state")
+    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4177.4"), "trading_state")
     assert "HALTED" in reason and "eng.rearm()" in reason
     eng.sleep(1.0)
     assert eng.trading_state is cmc.TradingState.HALTED
     eng.rearm(reason="checked", who="lead")
-    assert eng.submit("COMEX.GC", "buy", 1, price="2700.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "buy", 1, price="4177.4").wait(5) is cmc.OrderState.FILLED
 
 
 def test_reducing_state_accepts_only_orders_that_reduce_a_position(eng: cmc.Engine) -> None:
-    assert eng.submit("COMEX.GC", "buy", 2, price="2700.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "buy", 2, price="4177.4").wait(5) is cmc.OrderState.FILLED
     eng.thresholds.add("position", act=1, action="block", scope="COMEX.GC")
     assert eng.trading_state is cmc.TradingState.REDUCING
-    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="2700.0"), "trading_state")
+    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4177.4"), "trading_state")
     assert "REDUCING" in reason and "position +2 lots in US-FUT" in reason
-    denied(eng.submit("SHFE.au", "buy", 1, price="630.00"), "trading_state")
-    denied(eng.submit("COMEX.GC", "sell", 3, price="2600.0"), "trading_state")  # would flip to short
-    assert eng.submit("COMEX.GC", "sell", 1, price="2600.0").wait(5) is cmc.OrderState.FILLED
+    denied(eng.submit("SHFE.au", "buy", 1, price="960.24"), "trading_state")
+    denied(eng.submit("COMEX.GC", "sell", 3, price="4022.6"), "trading_state")  # would flip to short
+    assert eng.submit("COMEX.GC", "sell", 1, price="4022.6").wait(5) is cmc.OrderState.FILLED
 
 
 def test_instrument_not_on_this_engine_or_not_tradeable_is_denied(
@@ -81,7 +81,7 @@ def test_instrument_not_on_this_engine_or_not_tradeable_is_denied(
 ) -> None:
     eng = make_engine(venues={"COMEX": "sim"})
     au = eng.specs.instrument("SHFE.au")
-    reason, passed = run_checks(eng, OrderRequest(au, Side.BUY, 1, Decimal("620.00"), "CN-FUT"))
+    reason, passed = run_checks(eng, OrderRequest(au, Side.BUY, 1, Decimal("945.00"), "CN-FUT"))
     assert reason == "tradeable: SHFE.au is not traded on this engine's venues; connect its venue first"
     assert passed == ("trading_state",)
     fx = eng.instrument("FX.USDCNH")
@@ -91,7 +91,7 @@ def test_instrument_not_on_this_engine_or_not_tradeable_is_denied(
 
 def test_order_for_a_disconnected_venue_is_denied(eng: cmc.Engine) -> None:
     eng.disconnect("COMEX")
-    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="2700.0"), "venue_connected")
+    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4177.4"), "venue_connected")
     assert reason == "venue_connected: venue 'COMEX' is not connected; wait for it to reconnect"
 
 
@@ -109,42 +109,42 @@ def test_order_outside_its_session_is_denied(make_engine: Callable[..., cmc.Engi
 
 def test_price_off_the_tick_grid_is_denied(eng: cmc.Engine) -> None:
     gc = eng.instrument("COMEX.GC")
-    reason, _ = run_checks(eng, OrderRequest(gc, Side.BUY, 1, Decimal("2650.05"), "US-FUT"))
-    assert reason == "tick: price 2650.05 is off the tick grid of COMEX.GC (tick 0.10)"
+    reason, _ = run_checks(eng, OrderRequest(gc, Side.BUY, 1, Decimal("4100.05"), "US-FUT"))
+    assert reason == "tick: price 4100.05 is off the tick grid of COMEX.GC (tick 0.10)"
 
 
 def test_price_outside_the_days_limits_from_the_previous_settlement_is_denied(eng: cmc.Engine) -> None:
     published = eng.market.limits["SHFE.au"]  # the embedded exchange publishes them at session open
     assert (published.settlement, published.low, published.high) == (
-        Decimal("620.00"),
-        Decimal("570.40"),
-        Decimal("669.60"),
-    )
-    reason = denied(eng.submit("SHFE.au", "buy", 1, price="670.00"), "daily_limits")
+        Decimal("945.00"),
+        Decimal("803.26"),
+        Decimal("1086.74"),
+    )  # 15 % either side (SHFE's gold limit since 2026-01-22), rounded inward to the 0.02 tick
+    reason = denied(eng.submit("SHFE.au", "buy", 1, price="1086.76"), "daily_limits")
     assert reason == (
-        f"daily_limits: price 670.00 is outside the limits of SHFE.au for trading day {published.trading_day}: "
-        f"[570.40, 669.60], the previous settlement 620.00 ± 8% ({published.source})"
+        f"daily_limits: price 1086.76 is outside the limits of SHFE.au for trading day {published.trading_day}: "
+        f"[803.26, 1086.74], the previous settlement 945.00 ± 15% ({published.source})"
     )
 
 
 def test_a_cme_contract_has_no_daily_limit_but_a_dynamic_band_around_the_last_price(eng: cmc.Engine) -> None:
     assert "COMEX.GC" not in eng.market.limits
-    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="2950.0"), "daily_limits")
-    assert "price 2950.0 is beyond COMEX.GC's dynamic price fluctuation limit: ±10% around 2650" in reason
+    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4564.2"), "daily_limits")
+    assert "price 4564.2 is beyond COMEX.GC's dynamic price fluctuation limit: ±10% around 4100" in reason
 
 
 def test_price_outside_the_band_around_the_last_mid_is_denied(eng: cmc.Engine) -> None:
     eng.limits.price_band = 0.02
-    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="2750.0"), "price_band")
-    assert "price 2750.0 is +3.77% from the reference 2650" in reason
+    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4254.7"), "price_band")
+    assert "price 4254.7 is +3.77% from the reference 4100" in reason
     assert "(last mid), outside the ±2.0% band" in reason
     eng.limits.set("COMEX.GC", price_band=0.05)
-    assert eng.submit("COMEX.GC", "buy", 1, price="2750.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "buy", 1, price="4254.7").wait(5) is cmc.OrderState.FILLED
 
 
 def test_order_above_the_maximum_quantity_is_denied(eng: cmc.Engine) -> None:
     eng.limits.max_order_qty = 5
-    reason = denied(eng.submit("COMEX.GC", "buy", 6, price="2700.0"), "order_qty")
+    reason = denied(eng.submit("COMEX.GC", "buy", 6, price="4177.4"), "order_qty")
     assert (
         reason == "order_qty: 6 lots is above the maximum order size of 5 lots for COMEX.GC; split the order"
     )
@@ -152,26 +152,26 @@ def test_order_above_the_maximum_quantity_is_denied(eng: cmc.Engine) -> None:
 
 def test_order_above_the_maximum_notional_is_denied(eng: cmc.Engine) -> None:
     eng.limits.max_order_notional = 1_000_000
-    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="2700.0"), "notional")
-    assert "of buy 1 COMEX.GC @ 2700.0 is above the maximum order notional 1,000,000 CNY" in reason
-    assert eng.submit("SHFE.au", "buy", 1, price="630.00").wait(5) is cmc.OrderState.FILLED  # 630,000 CNY
+    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4177.4"), "notional")
+    assert "of buy 1 COMEX.GC @ 4177.4 is above the maximum order notional 1,000,000 CNY" in reason
+    assert eng.submit("SHFE.au", "buy", 1, price="960.24").wait(5) is cmc.OrderState.FILLED  # 960,240 CNY
 
 
 def test_order_taking_the_position_above_its_maximum_is_denied(eng: cmc.Engine) -> None:
     eng.limits.max_position = 2
-    assert eng.submit("COMEX.GC", "buy", 2, price="2700.0").wait(5) is cmc.OrderState.FILLED
-    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="2700.0"), "position")
+    assert eng.submit("COMEX.GC", "buy", 2, price="4177.4").wait(5) is cmc.OrderState.FILLED
+    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4177.4"), "position")
     assert reason == (
-        "position: buy 1 COMEX.GC @ 2700.0 would take the position in US-FUT to +3 lots (now +2, 0 more "
+        "position: buy 1 COMEX.GC @ 4177.4 would take the position in US-FUT to +3 lots (now +2, 0 more "
         "working), above the maximum of 2 lots (eng.limits.max_position)"
     )
-    assert eng.submit("COMEX.GC", "sell", 1, price="2600.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "sell", 1, price="4022.6").wait(5) is cmc.OrderState.FILLED
 
 
 def test_working_orders_count_toward_the_position_limit(eng: cmc.Engine) -> None:
     eng.limits.max_position = 2
     resting_buy(eng, 30, qty=2)
-    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="2600.0"), "position")
+    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4022.6"), "position")
     assert "(now +0, 2 more working)" in reason
 
 
@@ -179,7 +179,7 @@ def test_order_beyond_the_maximum_working_orders_is_denied(eng: cmc.Engine) -> N
     eng.limits.max_working_orders = 2
     resting_buy(eng, 30)
     resting_buy(eng, 31)
-    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="2600.0"), "working_orders")
+    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4022.6"), "working_orders")
     assert reason.startswith("working_orders: 2 orders are working, the maximum is 2; cancel some")
 
 
@@ -188,12 +188,12 @@ def test_orders_and_cancels_above_the_message_rate_are_denied(eng: cmc.Engine) -
     first = resting_buy(eng, 30)
     resting_buy(eng, 31)
     first.cancel()  # a cancel is a message too
-    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="2600.0"), "message_rate")
+    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4022.6"), "message_rate")
     assert reason.startswith(
         "message_rate: 3 orders and cancels went out in the last second, the maximum is 3/s"
     )
     eng.sleep(1.1)
-    assert eng.submit("COMEX.GC", "buy", 1, price="2600.0").state is cmc.OrderState.SUBMITTED
+    assert eng.submit("COMEX.GC", "buy", 1, price="4022.6").state is cmc.OrderState.SUBMITTED
 
 
 def test_duplicate_of_a_working_order_within_the_window_is_denied(eng: cmc.Engine) -> None:
@@ -231,17 +231,18 @@ def test_cancels_per_contract_warn_first_then_deny_new_orders(eng: cmc.Engine) -
     assert alerts["message"][0].startswith(
         "COMEX.GC: 2 cancels this trading day; new orders on it are denied at 3"
     )
-    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="2600.0"), "cancel_count")
+    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4022.6"), "cancel_count")
     assert reason.startswith("cancel_count: 3 cancels on COMEX.GC this trading day reached the limit of 3")
-    assert eng.submit("COMEX.SI", "buy", 1, price="30.000").state is cmc.OrderState.SUBMITTED
+    assert eng.submit("COMEX.SI", "buy", 1, price="46.000").state is cmc.OrderState.SUBMITTED
 
 
 def test_order_without_the_margin_available_is_denied(make_engine: Callable[..., cmc.Engine]) -> None:
     eng = make_engine(accounts={"US-FUT": 40_000})
+    eng.set_margin_rate("COMEX.GC", 16_500, kind="per_lot")  # a clearing firm that charges per lot
     resting_buy(eng, 30, qty=2)  # holds 33,000 USD of margin while it works
-    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="2600.0"), "margin")
+    reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4022.6"), "margin")
     assert reason == (
-        "margin: buy 1 COMEX.GC @ 2600.0 needs 16,500.00 USD initial margin; US-FUT has 7,000.00 available "
+        "margin: buy 1 COMEX.GC @ 4022.6 needs 16,500.00 USD initial margin; US-FUT has 7,000.00 available "
         "(equity 40,000.00, margin 0.00, held by orders 33,000.00); transfer funds with eng.transfer(...) "
         "or trade smaller"
     )
@@ -251,29 +252,30 @@ def test_closing_order_passes_the_margin_check_of_an_account_in_deficit(
     make_engine: Callable[..., cmc.Engine],
 ) -> None:
     eng = make_engine(accounts={"US-FUT": 40_000})
-    assert eng.submit("COMEX.GC", "buy", 2, price="2700.0").wait(5) is cmc.OrderState.FILLED
-    eng.set_margin_rate("COMEX.GC", 30_000)  # 60,000 of margin on 40,000 of equity
-    denied(eng.submit("COMEX.GC", "buy", 1, price="2700.0"), "margin")
-    assert eng.submit("COMEX.GC", "sell", 1, price="2600.0").wait(5) is cmc.OrderState.FILLED
+    eng.set_margin_rate("COMEX.GC", 16_500, kind="per_lot")  # a clearing firm that charges per lot
+    assert eng.submit("COMEX.GC", "buy", 2, price="4177.4").wait(5) is cmc.OrderState.FILLED
+    eng.set_margin_rate("COMEX.GC", 30_000, kind="per_lot")  # 60,000 of margin on 40,000 of equity
+    denied(eng.submit("COMEX.GC", "buy", 1, price="4177.4"), "margin")
+    assert eng.submit("COMEX.GC", "sell", 1, price="4022.6").wait(5) is cmc.OrderState.FILLED
 
 
 def test_order_for_an_unknown_account_is_refused_before_anything_is_journaled(eng: cmc.Engine) -> None:
     rows = eng.journal.head[0]
     with pytest.raises(cmc.InvalidOrder, match=r"account 'HK-FUT' is not known; use one of CN-FUT, US-FUT"):
-        eng.submit("COMEX.GC", "buy", 1, price="2700.0", account="HK-FUT")
+        eng.submit("COMEX.GC", "buy", 1, price="4177.4", account="HK-FUT")
     assert eng.journal.head[0] == rows
 
 
 def test_a_request_for_an_unknown_account_is_denied_by_the_margin_check(eng: cmc.Engine) -> None:
     gc = eng.instrument("COMEX.GC")
-    reason, _ = run_checks(eng, OrderRequest(gc, Side.BUY, 1, Decimal("2700.0"), "HK-FUT"))
+    reason, _ = run_checks(eng, OrderRequest(gc, Side.BUY, 1, Decimal("4177.4"), "HK-FUT"))
     assert reason == "margin: account 'HK-FUT' is not known; accounts: CN-FUT, US-FUT"
 
 
 def test_a_hedge_ticket_leg_runs_the_same_checks(eng: cmc.Engine) -> None:
     eng.limits.set("COMEX.GC", max_order_qty=1)
     gc = eng.instrument("COMEX.GC")
-    reason, passed = run_checks(eng, OrderRequest(gc, Side.SELL, 2, Decimal("2640.0"), "US-FUT", "T-1"))
+    reason, passed = run_checks(eng, OrderRequest(gc, Side.SELL, 2, Decimal("4090.0"), "US-FUT", "T-1"))
     assert reason is not None and reason.startswith("order_qty: 2 lots is above the maximum order size of 1")
     assert "price_band" in passed
 
@@ -283,7 +285,7 @@ def test_a_hedge_ticket_leg_runs_the_same_checks(eng: cmc.Engine) -> None:
 
 def test_kill_cancels_on_every_venue_journals_who_and_why_and_stays_until_rearm(eng: cmc.Engine) -> None:
     gc = resting_buy(eng, 30)
-    au = eng.submit("SHFE.au", "buy", 1, price="600.00")
+    au = eng.submit("SHFE.au", "buy", 1, price="914.52")
     eng.sleep(0.5)
     eng.thresholds.add("position", act=1000, action="halt")  # a rule that clears must not re-arm
     assert eng.kill("limit breach in US-FUT", who="risk-desk") == 2
@@ -294,7 +296,7 @@ def test_kill_cancels_on_every_venue_journals_who_and_why_and_stays_until_rearm(
     ]
     eng.sleep(2.0)
     assert eng.trading_state is cmc.TradingState.HALTED
-    denied(eng.submit("COMEX.GC", "buy", 1, price="2700.0"), "trading_state")
+    denied(eng.submit("COMEX.GC", "buy", 1, price="4177.4"), "trading_state")
     eng.rearm(reason="limits checked", who="lead")
     assert eng.trading_state is cmc.TradingState.ACTIVE
 
@@ -338,7 +340,7 @@ def test_limits_can_be_switched_off_with_none(eng: cmc.Engine) -> None:
     eng.limits.price_band = None
     eng.limits.max_position = None
     eng.limits.max_order_notional = None
-    assert eng.submit("COMEX.GC", "buy", 40, price="2800.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "buy", 40, price="4332.1").wait(5) is cmc.OrderState.FILLED
 
 
 def test_trading_day_of_new_hours_at_a_freed_hours_address_is_its_own() -> None:

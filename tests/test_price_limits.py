@@ -61,9 +61,9 @@ def test_the_embedded_exchange_settles_each_trading_day_and_publishes_the_next_d
         assert (
             first.trading_day == "2026-11-25"
         )  # 22:00 in Shanghai: the night session counts toward the next day
-        assert first.settlement == Decimal("620.00") and (first.low, first.high) == (
-            Decimal("570.40"),
-            Decimal("669.60"),
+        assert first.settlement == Decimal("945.00") and (first.low, first.high) == (
+            Decimal("803.26"),
+            Decimal("1086.74"),
         )
         eng.sleep(23 * 3600.0)  # past 20:00 Shanghai on the 25th: the night session of the 26th
         day = eng.market.limits["SHFE.au"]

@@ -366,8 +366,6 @@ def test_marks_are_the_mid_of_the_last_quote_when_read() -> None:
     assert not cap.on_quote(Quote("COMEX.GC", math.nan, -1.0, 5, 5, 30, 30))
     assert pos.mark == Decimal("2652.25")
     assert cap.on_quote(Quote("COMEX.GC", 0.0, 2653.0, 5, 5, 40, 40)) and pos.mark == Decimal("2653.0")
-    assert cap.fx is None and cap.usdcnh == cap.fx_reference
+    assert cap.fx_book.live(FX) is None and cap.rate_used("CNH").source == "reference"
     assert cap.on_quote(Quote(FX, 7.1012, 7.1016, 5, 5, 50, 50))
-    assert cap.fx == Decimal("7.1014") and cap.fx_ts == 50
-    cap.fx = Decimal("7.2")
-    assert cap.usdcnh == Decimal("7.2")
+    assert cap.fx_book.live(FX) == Decimal("7.1014") and cap.fx_book.ts[FX] == 50

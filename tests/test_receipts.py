@@ -22,7 +22,7 @@ GC = load_specs().instruments["COMEX.GC"]
 
 def test_a_filled_order_has_every_step_its_decision_quote_and_checks(eng: cmc.Engine) -> None:
     quote = eng.quote("COMEX.GC")
-    order = eng.submit("COMEX.GC", "buy", 2, price=2700.0)
+    order = eng.submit("COMEX.GC", "buy", 2, price=4177.4)
     assert order.wait(timeout=5) is OrderState.FILLED
 
     receipt = eng.receipt(order)
@@ -42,7 +42,7 @@ def test_a_filled_order_has_every_step_its_decision_quote_and_checks(eng: cmc.En
         "COMEX.GC",
         "buy",
         2,
-        Decimal("2700.0"),
+        Decimal("4177.4"),
         "GFD",
     )
     assert row["account"] == "US-FUT" and "price_band" in row["checks"]
@@ -128,7 +128,7 @@ def test_a_partial_fill_then_cancel_ends_canceled_with_what_was_filled(eng: cmc.
 
 
 def test_latency_lists_each_hop_of_each_order(eng: cmc.Engine) -> None:
-    order = eng.submit("COMEX.GC", "sell", 1, price=2600.0)
+    order = eng.submit("COMEX.GC", "sell", 1, price=4022.6)
     order.wait(timeout=5)
 
     latency = eng.receipt(order).latency
@@ -149,7 +149,7 @@ def test_an_unknown_id_says_what_to_pass(eng: cmc.Engine) -> None:
 
 
 def test_html_and_repr_of_a_filled_order_render(eng: cmc.Engine) -> None:
-    order = eng.submit("COMEX.GC", "buy", 1, price=2700.0)
+    order = eng.submit("COMEX.GC", "buy", 1, price=4177.4)
     order.wait(timeout=5)
     receipt = eng.receipt(order)
 
@@ -164,7 +164,7 @@ def test_receipt_html_renders_without_importing_the_ui_or_bokeh() -> None:
         "from cmc_lab.journal import Journal, read_receipt\n"
         "j = Journal(':memory:')\n"
         "j.append('OrderInitialized', ts_event=1, ts_init=1, mono_ns=0, order_id='C-1', payload="
-        "{'instrument_id': 'COMEX.GC', 'side': 'buy', 'qty': 1, 'price': '2650.10', 'tif': 'GFD'})\n"
+        "{'instrument_id': 'COMEX.GC', 'side': 'buy', 'qty': 1, 'price': '4100.10', 'tif': 'GFD'})\n"
         "html = read_receipt(j, 'C-1')._repr_html_()\n"
         "assert 'C-1' in html and '<table' in html, html\n"
         "print(sorted(m for m in sys.modules if m.startswith(('cmc_lab.ui', 'bokeh', 'jupyter_bokeh'))))\n"
@@ -179,21 +179,21 @@ def rows_of_a_restarted_order() -> list[JournalRow]:
         "instrument_id": "COMEX.GC",
         "side": "sell",
         "qty": 2,
-        "price": "2650.00",
+        "price": "4100.00",
         "tif": "GFD",
         "account": "US",
-        "bid": "2650.1",
-        "ask": "2650.3",
+        "bid": "4100.1",
+        "ask": "4100.3",
         "reason": "<script>",
     }
-    fill = {"last_px": "2650.00", "last_qty": 1, "venue_order_id": "V-1", "trade_id": "T-1"}
+    fill = {"last_px": "4100.00", "last_qty": 1, "venue_order_id": "V-1", "trade_id": "T-1"}
     ids = {"order_id": "r1-000001", "venue": "COMEX", "instrument": "COMEX.GC"}
     return [
         JournalRow("OrderInitialized", 10, 10, 5_000, intent, **ids),
         JournalRow("OrderSubmitted", 10, 10, 5_000, {"checks": "tick"}, **ids),
         JournalRow("OrderAccepted", 11, 20, 9_000, {"venue_order_id": "V-1"}, **ids),
         JournalRow("OrderFilled", 12, 30, 100, fill, **ids),  # after a restart: a new monotonic clock
-        JournalRow("OrderFilled", 13, 40, 400, fill | {"last_px": "2650.20", "trade_id": "T-2"}, **ids),
+        JournalRow("OrderFilled", 13, 40, 400, fill | {"last_px": "4100.20", "trade_id": "T-2"}, **ids),
     ]
 
 
@@ -207,18 +207,18 @@ def test_a_receipt_comes_from_the_journal_alone_with_exact_money(tmp_path: Path)
     assert list(frame["step"]) == ["intent", "checks passed", "ack", "partial fill", "fill"]
     assert frame["hop_ns"].tolist()[1:] == [0, 4_000, pd.NA, 300]
     assert frame["venue_lag_ns"].tolist()[2:] == [9, 18, 27]
-    assert frame["last_px"].tolist()[3:] == [Decimal("2650.00"), Decimal("2650.20")]
-    # sold 1 at 2650.00 and 1 at 2650.20 against the 2650.1 bid seen: +1 tick worse, then 1 better
+    assert frame["last_px"].tolist()[3:] == [Decimal("4100.00"), Decimal("4100.20")]
+    # sold 1 at 4100.00 and 1 at 4100.20 against the 4100.1 bid seen: +1 tick worse, then 1 better
     assert frame["slippage_ticks"].tolist()[3:] == [1.0, -1.0]
     assert frame["slippage"].tolist()[3:] == [Decimal("10.00"), Decimal("-10.00")]
     order = receipt.orders.iloc[0]
-    assert (order["state"], order["filled"], order["avg_px"]) == ("FILLED", 2, Decimal("2650.10"))
+    assert (order["state"], order["filled"], order["avg_px"]) == ("FILLED", 2, Decimal("4100.10"))
     assert order["slippage"] == Decimal("0.00") and order["intent_to_done_ns"] is pd.NA
     assert "&lt;script&gt;" in receipt._repr_html_() and "<script>" not in receipt._repr_html_()
 
 
 def test_slippage_is_positive_when_worse_for_either_side() -> None:
-    assert slippage(Decimal("2650.30"), "2650.10", "buy", 1, GC) == (2.0, Decimal("20.00"))
-    assert slippage(Decimal("2650.30"), "2650.10", "sell", 3, GC) == (-2.0, Decimal("-60.00"))
-    assert slippage(None, "2650.10", "buy", 1, GC) == (None, None)
+    assert slippage(Decimal("4100.30"), "4100.10", "buy", 1, GC) == (2.0, Decimal("20.00"))
+    assert slippage(Decimal("4100.30"), "4100.10", "sell", 3, GC) == (-2.0, Decimal("-60.00"))
+    assert slippage(None, "4100.10", "buy", 1, GC) == (None, None)
     assert slippage(Decimal("1"), None, "buy", 1, GC) == (None, None)

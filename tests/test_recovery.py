@@ -70,8 +70,8 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def killed_run(make_engine: MakeEngine, journal_path: Path) -> dict[str, str]:
     """A run killed with two orders resting (GC buy, au sell) and one filled; their ids."""
     eng = make_engine(journal=journal_path)
-    resting_gc = eng.submit("COMEX.GC", "buy", 1, price="2600.0")
-    resting_au = eng.submit("SHFE.au", "sell", 1, price="640.00")
+    resting_gc = eng.submit("COMEX.GC", "buy", 1, price="4022.6")
+    resting_au = eng.submit("SHFE.au", "sell", 1, price="975.48")
     done = filled(eng, "COMEX.GC", "buy", 2)
     eng.sleep(0.5)
     assert resting_gc.state is resting_au.state is OrderState.ACCEPTED
@@ -91,7 +91,7 @@ def test_restart_recovers_the_working_orders_of_a_killed_run_under_their_old_ids
     assert recovered["recovered"] == [killed_run["gc"], killed_run["au"]]
     assert recovered["states"] == {"ACCEPTED": 2} and recovered["orders_read"] == 3
     order = eng.order(killed_run["gc"])
-    assert (order.client_order_id, order.qty, order.price) == ("r1-000001", 1, Decimal("2600.0"))
+    assert (order.client_order_id, order.qty, order.price) == ("r1-000001", 1, Decimal("4022.6"))
     assert [e.kind for e in order.events] == ["OrderInitialized", "OrderSubmitted", "OrderAccepted"]
     history = eng.order(killed_run["filled"])  # final: rebuilt from the journal, not a live order
     assert history.state is cmc.OrderState.FILLED and history not in eng.working_orders()
@@ -161,7 +161,7 @@ def test_an_intent_without_its_send_decision_is_denied_on_restart_not_sent(
     with Journal(journal_path) as journal:
         journal.record(
             OrderInitialized(
-                1, 1, "r1-000001", "COMEX.GC", Side.BUY, 1, Decimal("2600.0"), TimeInForce.GFD, "US-FUT"
+                1, 1, "r1-000001", "COMEX.GC", Side.BUY, 1, Decimal("4022.6"), TimeInForce.GFD, "US-FUT"
             ),
             mono_ns=1,
         )
@@ -186,7 +186,7 @@ def test_orders_of_a_run_whose_process_still_runs_are_left_to_it(
             )
             for event in (
                 OrderInitialized(
-                    2, 2, "r1-000001", "COMEX.GC", Side.BUY, 1, Decimal("2600.0"), TimeInForce.GFD, "US-FUT"
+                    2, 2, "r1-000001", "COMEX.GC", Side.BUY, 1, Decimal("4022.6"), TimeInForce.GFD, "US-FUT"
                 ),
                 OrderSubmitted(2, 2, "r1-000001", "COMEX.GC"),
             ):

@@ -94,10 +94,10 @@ def test_closing_order_passes_the_kill_switch_and_an_opening_one_does_not(eng: c
 def test_closing_order_at_a_nonsense_price_is_still_refused_under_the_kill_switch(eng: cmc.Engine) -> None:
     assert take(eng, "COMEX.GC", "buy", 1).wait(5) is cmc.OrderState.FILLED
     eng.kill("fat finger")
-    far = eng.submit("COMEX.GC", "sell", 1, price="2380.0")  # below the daily limit of 2385.0
+    far = eng.submit("COMEX.GC", "sell", 1, price="3682.3")  # below the daily limit of 3690.0
     assert far.state is cmc.OrderState.DENIED and far.reason.startswith("daily_limits:")
     eng.limits.price_band = 0.01
-    banded = eng.submit("COMEX.GC", "sell", 1, price="2600.0")
+    banded = eng.submit("COMEX.GC", "sell", 1, price="4022.6")
     assert banded.state is cmc.OrderState.DENIED and banded.reason.startswith("price_band:")
 
 
@@ -149,8 +149,9 @@ def test_closing_order_passes_the_margin_check_of_an_account_in_deficit(
     make_engine: Callable[..., cmc.Engine],
 ) -> None:
     eng = make_engine(accounts={"US-FUT": 40_000})
+    eng.set_margin_rate("COMEX.GC", 16_500, kind="per_lot")  # a clearing firm that charges per lot
     assert take(eng, "COMEX.GC", "buy", 2).wait(5) is cmc.OrderState.FILLED
-    eng.set_margin_rate("COMEX.GC", 30_000)  # 60,000 of margin on about 40,000 of equity
+    eng.set_margin_rate("COMEX.GC", 30_000, kind="per_lot")  # 60,000 of margin on about 40,000 of equity
     assert take(eng, "COMEX.GC", "buy", 1).reason.startswith("margin:")
     closing = take(eng, "COMEX.GC", "sell", 1)
     assert closing.wait(5) is cmc.OrderState.FILLED

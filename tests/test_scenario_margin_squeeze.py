@@ -38,7 +38,7 @@ def steps(eng: cmc.Engine) -> list[tuple[str, dict[str, Any]]]:
 
 def test_overseas_margin_squeeze_is_met_by_a_transfer_before_the_liquidation_line(tmp_path: Path) -> None:
     eng = cmc.connect(
-        "sim", seed=7, clock="virtual", journal=tmp_path / "j.sqlite", accounts={"US-FUT": 400_000}
+        "sim", seed=7, clock="virtual", journal=tmp_path / "j.sqlite", accounts={"US-FUT": 900_000}
     )
     try:
         # -- a hedged gold position: 30 au long (CN-FUT), 10 GC short (US-FUT) -----------------
@@ -47,7 +47,9 @@ def test_overseas_margin_squeeze_is_met_by_a_transfer_before_the_liquidation_lin
         long = eng.submit("SHFE.au", "buy", 30, price=eng.instrument("SHFE.au").round_to_tick(au.ask + 0.5))
         assert short.wait(5) is cmc.OrderState.FILLED and long.wait(5) is cmc.OrderState.FILLED
         accounts, _ = eng.capital()
-        assert accounts.loc["US-FUT", "utilisation"] < 0.5  # 165,000 of margin on 400,000
+        assert (
+            accounts.loc["US-FUT", "utilisation"] < 0.5
+        )  # about 369,000 of margin (9 % of notional) on 900,000
 
         # -- the desk's rule: warn at 70 %, transfer at 80 %, liquidation line at 95 % ------------
         eng.thresholds.add(
@@ -62,8 +64,8 @@ def test_overseas_margin_squeeze_is_met_by_a_transfer_before_the_liquidation_lin
         seen: list[float] = []
         eng.on_quote(lambda q: seen.append(eng.risk.capital.figures("US-FUT").utilisation))
 
-        # -- 1. COMEX raises the GC margin 16,500 -> 30,000 a lot: warn ---------------------------
-        eng.set_margin_rate("COMEX.GC", 30_000)
+        # -- 1. COMEX raises the GC margin from 9 % to 16 % of notional: warn -----------------------
+        eng.set_margin_rate("COMEX.GC", 0.16)
         eng.sleep(0.5)
         assert [(k, p.get("level")) for k, p in steps(eng)] == [
             ("MarginRateChanged", None),

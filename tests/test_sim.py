@@ -133,7 +133,7 @@ def test_connect_delivers_venue_connected_and_a_quote_per_instrument_before_retu
     assert isinstance(s.events[0], VenueConnected)
     assert sorted(q.instrument_id for q in s.quotes()) == ["SHFE.ag", "SHFE.au", "SHFE.cu"]
     au = s.quotes("SHFE.au")[0]
-    assert au.bid < 620.0 < au.ask and au.ts_init == au.ts_event == SIM_START_NS
+    assert au.bid < 945.00 < au.ask and au.ts_init == au.ts_event == SIM_START_NS
     s.close()
 
 
@@ -187,7 +187,7 @@ def test_crossing_buy_fills_at_the_ask_then_the_next_levels(instant: Sim) -> Non
         (instant.price("COMEX.GC", asks[2][0]), 3),
     ]
     assert all(f.liquidity == "taker" and f.side is Side.BUY for f in fills)
-    assert str(fills[0].last_px) == "2650.10"  # exact, on the 0.10 tick
+    assert str(fills[0].last_px) == "4100.10"  # exact, on the 0.10 tick
     assert len({f.trade_id for f in fills}) == 3
     assert isinstance(events[0], OrderAccepted) and events[0].venue_order_id == "COMEX-00000001"
 
@@ -276,18 +276,18 @@ def test_cancel_of_an_unknown_or_filled_order_is_rejected(instant: Sim) -> None:
 
 
 def test_price_outside_the_daily_limit_band_is_rejected_naming_the_band(instant: Sim) -> None:
-    cid = instant.submit("SHFE.au", "buy", 1, Decimal("670.00"))
+    cid = instant.submit("SHFE.au", "buy", 1, Decimal("1086.76"))
     instant.run(0.001)
     (event,) = instant.of(cid)
     assert isinstance(event, OrderRejected)
-    assert "daily limit band 570.40-669.60 of SHFE.au for trading day" in event.reason
-    assert "(settlement 620.00 ± 8%)" in event.reason
+    assert "daily limit band 803.26-1086.74 of SHFE.au for trading day" in event.reason
+    assert "(settlement 945.00 ± 15%)" in event.reason
 
 
 def test_bad_orders_are_rejected_with_the_reason(instant: Sim) -> None:
-    off_tick = instant.submit("COMEX.GC", "buy", 1, Decimal("2650.05"))
+    off_tick = instant.submit("COMEX.GC", "buy", 1, Decimal("4100.05"))
     fx = instant.submit("FX.USDCNH", "buy", 1, Decimal("7.25"))
-    too_big = instant.submit("COMEX.GC", "buy", 501, Decimal("2600.0"))
+    too_big = instant.submit("COMEX.GC", "buy", 501, Decimal("4022.6"))
     unknown = instant.submit("COMEX.XX", "buy", 1, Decimal("1"))
     instant.run(0.001)
     assert "off the tick grid" in getattr(instant.of(off_tick)[0], "reason", "")
@@ -298,8 +298,8 @@ def test_bad_orders_are_rejected_with_the_reason(instant: Sim) -> None:
 
 def test_session_closed_on_a_saturday_rejects_with_the_trading_hours() -> None:
     s = Sim(start_ns=SATURDAY_NOON_UTC, venues=("COMEX", "SHFE"))
-    gc = s.submit("COMEX.GC", "buy", 1, Decimal("2600.0"))
-    au = s.submit("SHFE.au", "buy", 1, Decimal("600.00"))
+    gc = s.submit("COMEX.GC", "buy", 1, Decimal("4022.6"))
+    au = s.submit("SHFE.au", "buy", 1, Decimal("914.52"))
     s.run(5.0)
     (reject,) = s.of(gc)
     assert isinstance(reject, OrderRejected)
@@ -364,7 +364,7 @@ def test_messages_never_overtake_each_other_in_either_direction() -> None:
 
 def test_zero_latency_answers_without_virtual_time_passing(instant: Sim) -> None:
     sent = instant.clock.now_ns()
-    cid = instant.submit("COMEX.GC", "buy", 1, Decimal("2600.0"))
+    cid = instant.submit("COMEX.GC", "buy", 1, Decimal("4022.6"))
     instant.run(0)
     instant.run(0)
     (ack,) = instant.of(cid)
@@ -385,7 +385,7 @@ def test_submit_before_connect_raises_venue_not_connected() -> None:
     ex = SimExchange(load_specs(), VirtualClock(), seed=7)
     with pytest.raises(VenueNotConnected, match="venue 'COMEX' is not connected; call connect"):
         ex.venue("COMEX").submit(
-            SubmitOrder("c", "COMEX.GC", Side.BUY, 1, Decimal(2600), TimeInForce.GFD, "a", 0)
+            SubmitOrder("c", "COMEX.GC", Side.BUY, 1, Decimal("4022.6"), TimeInForce.GFD, "a", 0)
         )
 
 
@@ -394,9 +394,9 @@ def test_submit_before_connect_raises_venue_not_connected() -> None:
 
 def test_injected_reject_hits_the_next_matching_orders_only(instant: Sim) -> None:
     handle = instant.ex.venue("COMEX").inject("reject", times=1, instrument="GC", reason="margin call")
-    si = instant.submit("COMEX.SI", "buy", 1, Decimal("30.000"))
-    first = instant.submit("COMEX.GC", "buy", 1, Decimal("2600.0"))
-    second = instant.submit("COMEX.GC", "buy", 1, Decimal("2600.0"))
+    si = instant.submit("COMEX.SI", "buy", 1, Decimal("46.000"))
+    first = instant.submit("COMEX.GC", "buy", 1, Decimal("4022.6"))
+    second = instant.submit("COMEX.GC", "buy", 1, Decimal("4022.6"))
     instant.run(0.001)
     assert kinds(instant.of(si)) == ["OrderAccepted"]
     assert getattr(instant.of(first)[0], "reason", "") == "margin call"
@@ -408,7 +408,7 @@ def test_injected_reject_with_probability_is_seeded() -> None:
     def rejected(seed: int) -> list[bool]:
         s = Sim(seed=seed, latency=0, venues=("SHFE",))
         s.ex.venue("SHFE").inject("reject", times=None, probability=0.5, side="sell")
-        ids = [s.submit("SHFE.au", side, 1, Decimal("600.00")) for side in ["sell", "buy"] * 20]
+        ids = [s.submit("SHFE.au", side, 1, Decimal("914.52")) for side in ["sell", "buy"] * 20]
         s.run(0.001)
         s.close()
         return [isinstance(s.of(cid)[0], OrderRejected) for cid in ids]
@@ -423,7 +423,7 @@ def test_injected_partial_fills_a_share_and_cancels_the_rest(instant: Sim) -> No
     instant.ex.venue("COMEX").inject("partial", ratio=0.3)
     _, ask = instant.top("COMEX.GC")
     cid = instant.submit("COMEX.GC", "buy", 10, instant.price("COMEX.GC", ask))
-    far = instant.submit("COMEX.GC", "buy", 4, Decimal("2600.0"))
+    far = instant.submit("COMEX.GC", "buy", 4, Decimal("4022.6"))
     instant.run(0.001)
     events = instant.of(cid)
     assert kinds(events) == ["OrderAccepted", "OrderFilled", "OrderCanceled"]
@@ -452,12 +452,12 @@ def test_injected_disconnect_drops_messages_and_reconnects(sim: Sim) -> None:
     bid, _ = sim.top("SHFE.au")
     resting = sim.submit("SHFE.au", "buy", 50, sim.price("SHFE.au", bid))
     sim.run(0.1)
-    in_flight = sim.submit("SHFE.au", "buy", 1, Decimal("600.00"))
+    in_flight = sim.submit("SHFE.au", "buy", 1, Decimal("914.52"))
     mark = len(sim.events)
     venue.inject("disconnect", duration=30.0)
     assert isinstance(sim.events[mark], VenueDisconnected) and not venue.connected
     with pytest.raises(VenueNotConnected, match=r"connection lost .* reconcile with order_status"):
-        sim.submit("SHFE.au", "buy", 1, Decimal("600.00"))
+        sim.submit("SHFE.au", "buy", 1, Decimal("914.52"))
     sim.run(29.9)
     during = sim.events[mark + 1 :]
     assert not [e for e in during if getattr(e, "instrument_id", "").startswith("SHFE.")]
@@ -489,12 +489,12 @@ def test_injected_halt_rejects_orders_and_stops_quotes_until_resumed(instant: Si
     venue = instant.ex.venue("INE")
     venue.inject("halt")
     mark = len(instant.events)
-    cid = instant.submit("INE.sc", "buy", 1, Decimal("500.0"))
+    cid = instant.submit("INE.sc", "buy", 1, Decimal("440.0"))
     instant.run(2.0)
     assert getattr(instant.of(cid)[0], "reason", "") == "trading halted"
     assert not [e for e in instant.events[mark:] if isinstance(e, Quote) and e.instrument_id == "INE.sc"]
     venue.inject("resume")
-    again = instant.submit("INE.sc", "buy", 1, Decimal("500.0"))
+    again = instant.submit("INE.sc", "buy", 1, Decimal("440.0"))
     instant.run(1.0)
     assert kinds(instant.of(again)) == ["OrderAccepted"]
     assert instant.quotes("INE.sc")[-1].ts_event > instant.of(again)[0].ts_event
@@ -503,11 +503,11 @@ def test_injected_halt_rejects_orders_and_stops_quotes_until_resumed(instant: Si
 def test_injected_close_rejects_as_session_closed_until_opened(instant: Sim) -> None:
     venue = instant.ex.venue("LME")
     venue.inject("close", instrument="LME.CA")
-    cid = instant.submit("LME.CA", "buy", 1, Decimal("9000.0"))
+    cid = instant.submit("LME.CA", "buy", 1, Decimal("10400.0"))
     instant.run(0.001)
     assert getattr(instant.of(cid)[0], "reason", "").startswith("session closed")
     venue.inject("open")
-    again = instant.submit("LME.CA", "buy", 1, Decimal("9000.0"))
+    again = instant.submit("LME.CA", "buy", 1, Decimal("10400.0"))
     instant.run(0.001)
     assert kinds(instant.of(again)) == ["OrderAccepted"]
 
@@ -523,7 +523,7 @@ def test_injected_duplicate_fill_delivers_the_same_fill_twice(instant: Sim) -> N
 
 def test_injected_late_fill_fills_the_order_before_the_cancel_lands(instant: Sim) -> None:
     instant.ex.venue("COMEX").inject("late_fill")
-    price = Decimal("2600.0")
+    price = Decimal("4022.6")
     cid = instant.submit("COMEX.GC", "buy", 3, price)
     instant.run(0.001)
     instant.cancel("COMEX.GC", cid)
@@ -557,7 +557,7 @@ def test_clear_faults_ends_every_fault_and_any_outage(sim: Sim) -> None:
     sim.run(1.0)
     venue.clear_faults()
     assert venue.connected and isinstance(sim.events[-1], VenueConnected)
-    cid = sim.submit("COMEX.GC", "buy", 1, Decimal("2600.0"))
+    cid = sim.submit("COMEX.GC", "buy", 1, Decimal("4022.6"))
     sim.run(1.0)
     assert kinds(sim.of(cid)) == ["OrderAccepted"]
 

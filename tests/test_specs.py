@@ -95,11 +95,12 @@ def load_one(tmp_path: Path, text: str) -> Specs:
 # ------------------------------------------------------------------------ the shipped file
 
 
-def test_shipped_file_loads_nine_instruments(shipped: Specs) -> None:
+def test_shipped_file_loads_eight_contracts_and_two_fx_rates(shipped: Specs) -> None:
     assert sorted(shipped.instruments) == [
         "COMEX.GC",
         "COMEX.SI",
         "FX.USDCNH",
+        "FX.USDCNY",
         "INE.sc",
         "LME.CA",
         "NYMEX.CL",
@@ -143,12 +144,37 @@ def test_shipped_fx_rate_is_not_tradeable(shipped: Specs) -> None:
     assert fx.quote_unit == "CNH/USD"
 
 
-def test_shipped_margin_kinds_follow_venue_style(shipped: Specs) -> None:
+def test_shipped_margin_kinds_follow_each_exchange(shipped: Specs) -> None:
+    """SHFE/INE and, since 2026-01-13, CME's precious metals charge a share of notional; CL and LME per lot."""
     for inst in shipped.instruments.values():
         if inst.kind == "fx":
             continue
-        expected = MarginKind.PERCENT if inst.venue in ("SHFE", "INE") else MarginKind.PER_LOT
-        assert inst.margin_kind is expected, inst.id
+        percent = inst.venue in ("SHFE", "INE") or inst.id in ("COMEX.GC", "COMEX.SI")
+        assert inst.margin_kind is (MarginKind.PERCENT if percent else MarginKind.PER_LOT), inst.id
+
+
+def test_shipped_margins_carry_hedge_rates_and_the_shfe_notice_of_2026_01_22(shipped: Specs) -> None:
+    au, cu = shipped.instrument("SHFE.au"), shipped.instrument("SHFE.cu")
+    assert (au.margin_rate, shipped.hedge_margin["SHFE.au"], au.daily_limit) == (
+        Decimal("0.17"),
+        Decimal("0.16"),
+        Decimal("0.15"),
+    )
+    assert (cu.margin_rate, shipped.hedge_margin["SHFE.cu"], cu.daily_limit) == (
+        Decimal("0.10"),
+        Decimal("0.09"),
+        Decimal("0.08"),
+    )
+    assert "2026-01-22" in au.limits_source
+    assert shipped.accounts["CN-FUT"].margin_call == "risk_degree"
+    assert shipped.accounts["US-FUT"].margin_call == "maintenance"
+
+
+def test_an_account_with_an_unknown_margin_rule_is_refused_naming_the_rules(tmp_path: Path) -> None:
+    path = tmp_path / "desk.toml"
+    path.write_text('[accounts.HK-FUT]\ncurrency = "USD"\ncash = "1"\nmargin_call = "equity"\n')
+    with pytest.raises(SpecError, match="margin_call = 'equity' must be one of risk_degree, maintenance"):
+        load_specs(path)
 
 
 def test_shipped_venues_and_accounts(shipped: Specs) -> None:
@@ -164,7 +190,7 @@ def test_shipped_venues_and_accounts(shipped: Specs) -> None:
 def test_instrument_values_are_exact_decimals(shipped: Specs) -> None:
     au = shipped.instrument("SHFE.au")
     assert isinstance(au.tick, Decimal) and str(au.tick) == "0.02"
-    assert isinstance(au.margin_rate, Decimal) and au.margin_rate == Decimal("0.10")
+    assert isinstance(au.margin_rate, Decimal) and au.margin_rate == Decimal("0.17")
     assert isinstance(au, Instrument)
 
 
@@ -185,7 +211,7 @@ def test_unknown_instrument_without_close_name_lists_known(shipped: Specs) -> No
 
 def test_user_file_adds_an_instrument(tmp_path: Path) -> None:
     specs = load_one(tmp_path, instrument_block())
-    assert len(specs.instruments) == 10
+    assert len(specs.instruments) == 11
     zn = specs.instrument("SHFE.zn")
     assert zn.tick == Decimal(5)
     assert zn.hours.timezone == "Asia/Shanghai"
@@ -194,7 +220,7 @@ def test_user_file_adds_an_instrument(tmp_path: Path) -> None:
 
 def test_user_file_overrides_shipped_instrument_by_venue_and_symbol(tmp_path: Path) -> None:
     specs = load_one(tmp_path, instrument_block(symbol="au", tick="0.05", lot_unit="g", price_unit="g"))
-    assert len(specs.instruments) == 9
+    assert len(specs.instruments) == 10
     assert specs.instrument("SHFE.au").tick == Decimal("0.05")
     assert specs.instrument("SHFE.ag").tick == Decimal(1)
 
@@ -337,7 +363,7 @@ def test_unknown_session_name_lists_known(tmp_path: Path) -> None:
     with pytest.raises(
         SpecError,
         match=r"sessions = 'shfe_nite' is not defined; "
-        r"known: cme_globex, fx_24x5, lme_select, shfe_base, shfe_precious",
+        r"known: cfets_spot, cme_globex, fx_24x5, lme_select, shfe_base, shfe_precious",
     ):
         load_one(tmp_path, instrument_block(sessions="shfe_nite"))
 

@@ -30,7 +30,8 @@ def crossings(eng: cmc.Engine) -> list[tuple[str, str, str]]:
 def small(make_engine: Callable[..., cmc.Engine], journal_path: Any) -> cmc.Engine:
     """US-FUT with 100,000 USD and 2 GC lots bought: utilisation 0.33 at 16,500 a lot."""
     eng = make_engine(journal=journal_path, accounts={"US-FUT": 100_000})
-    assert eng.submit("COMEX.GC", "buy", 2, price="2700.0").wait(5) is cmc.OrderState.FILLED
+    eng.set_margin_rate("COMEX.GC", 16_500, kind="per_lot")  # a clearing firm that charges per lot
+    assert eng.submit("COMEX.GC", "buy", 2, price="4177.4").wait(5) is cmc.OrderState.FILLED
     return eng
 
 
@@ -127,7 +128,7 @@ def test_rules_are_listed_journaled_and_replaced_by_metric_and_scope(eng: cmc.En
 
 def test_warn_crossing_alerts_with_value_and_threshold(small: cmc.Engine) -> None:
     small.thresholds.add("margin_utilisation", warn=0.5, scope="US-FUT")
-    small.set_margin_rate("COMEX.GC", 30_000)  # 60,000 on about 100,000
+    small.set_margin_rate("COMEX.GC", 30_000, kind="per_lot")  # 60,000 on about 100,000
     assert crossings(small) == [("US-FUT", "warn", "crossed")]
     alert = small.alerts().iloc[0]
     assert alert["source"] == "threshold" and alert["level"] == "warning"
@@ -144,7 +145,7 @@ def test_warn_crossing_alerts_with_value_and_threshold(small: cmc.Engine) -> Non
 def test_hysteresis_keeps_a_level_raised_until_the_value_is_clearly_back(small: cmc.Engine) -> None:
     small.thresholds.add("margin_utilisation", warn=0.5, hysteresis=0.05, scope="US-FUT")
     for rate in (25_500, 24_500, 23_500, 25_500, 22_000, 24_000, 25_500):  # about 0.51 .. 0.44
-        small.set_margin_rate("COMEX.GC", rate)
+        small.set_margin_rate("COMEX.GC", rate, kind="per_lot")
     assert crossings(small) == [
         ("US-FUT", "warn", "crossed"),
         ("US-FUT", "warn", "cleared"),
@@ -157,7 +158,7 @@ def test_hysteresis_keeps_a_level_raised_until_the_value_is_clearly_back(small: 
 
 def test_a_jump_past_several_levels_crosses_each_in_order(small: cmc.Engine) -> None:
     small.thresholds.add("margin_utilisation", warn=0.5, act=0.6, liquidation=0.9, action="alert", scope="*")
-    small.set_margin_rate("COMEX.GC", 50_000)
+    small.set_margin_rate("COMEX.GC", 50_000, kind="per_lot")
     assert crossings(small) == [
         ("US-FUT", "warn", "crossed"),
         ("US-FUT", "act", "crossed"),
@@ -188,11 +189,11 @@ def test_evaluations_are_rate_limited_per_rule(small: cmc.Engine) -> None:
 
 def test_block_sets_reducing_and_lifts_it_when_the_level_clears(small: cmc.Engine) -> None:
     small.thresholds.add("margin_utilisation", warn=0.4, act=0.5, action="block", scope="US-FUT")
-    small.set_margin_rate("COMEX.GC", 30_000)
+    small.set_margin_rate("COMEX.GC", 30_000, kind="per_lot")
     assert small.trading_state is cmc.TradingState.REDUCING
-    assert small.submit("COMEX.GC", "buy", 1, price="2700.0").state is cmc.OrderState.DENIED
-    assert small.submit("COMEX.GC", "sell", 1, price="2600.0").wait(5) is cmc.OrderState.FILLED
-    small.set_margin_rate("COMEX.GC", 16_500)
+    assert small.submit("COMEX.GC", "buy", 1, price="4177.4").state is cmc.OrderState.DENIED
+    assert small.submit("COMEX.GC", "sell", 1, price="4022.6").wait(5) is cmc.OrderState.FILLED
+    small.set_margin_rate("COMEX.GC", 16_500, kind="per_lot")
     assert small.trading_state is cmc.TradingState.ACTIVE
     changes = payloads(small, "TradingStateChanged")
     assert [(c["state"], c["who"]) for c in changes] == [("REDUCING", "thresholds"), ("ACTIVE", "thresholds")]
@@ -206,7 +207,7 @@ def test_block_sets_reducing_and_lifts_it_when_the_level_clears(small: cmc.Engin
 def test_cancel_action_cancels_the_working_orders_in_scope(eng: cmc.Engine) -> None:
     bid = Decimal(str(eng.quote("COMEX.GC").bid))
     gc = [eng.submit("COMEX.GC", "buy", 1, price=bid - 3 - i) for i in range(3)]
-    au = eng.submit("SHFE.au", "buy", 1, price="600.00")
+    au = eng.submit("SHFE.au", "buy", 1, price="914.52")
     eng.thresholds.add("order_count", warn=2, act=3, action="cancel", scope="COMEX.GC")
     eng.sleep(1.0)
     assert [o.state for o in gc] == [cmc.OrderState.CANCELED] * 3
@@ -216,12 +217,12 @@ def test_cancel_action_cancels_the_working_orders_in_scope(eng: cmc.Engine) -> N
 
 
 def test_halt_action_kills_and_clearing_never_rearms(small: cmc.Engine) -> None:
-    resting = small.submit("COMEX.GC", "buy", 1, price="2600.0")
+    resting = small.submit("COMEX.GC", "buy", 1, price="4022.6")
     small.thresholds.add("margin_utilisation", act=0.5, action="halt", scope="US-FUT")
-    small.set_margin_rate("COMEX.GC", 30_000)
+    small.set_margin_rate("COMEX.GC", 30_000, kind="per_lot")
     assert small.trading_state is cmc.TradingState.HALTED
     assert resting.wait(5) is cmc.OrderState.CANCELED
-    small.set_margin_rate("COMEX.GC", 10_000)
+    small.set_margin_rate("COMEX.GC", 10_000, kind="per_lot")
     assert crossings(small)[-1] == ("US-FUT", "act", "cleared")
     assert small.trading_state is cmc.TradingState.HALTED
     small.rearm(reason="margin restored", who="lead")
@@ -232,9 +233,9 @@ def test_transfer_action_respects_the_minimum_buffer_of_the_source(
     make_engine: Callable[..., cmc.Engine],
 ) -> None:
     eng = make_engine(accounts={"US-FUT": 100_000, "CN-FUT": 1_000_000})
-    assert eng.submit("COMEX.GC", "buy", 2, price="2700.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "buy", 2, price="4177.4").wait(5) is cmc.OrderState.FILLED
     eng.thresholds.add("margin_utilisation", act=0.5, action="transfer", scope="US-FUT", min_buffer=900_000)
-    eng.set_margin_rate("COMEX.GC", 30_000)
+    eng.set_margin_rate("COMEX.GC", 30_000, kind="per_lot")
     t = next(iter(eng.risk.transfers.transfers.values()))
     assert t.source == "CN-FUT" and t.amount <= Decimal(100_000)
     assert "(capped by the source's buffer)" in eng.thresholds.actions()["detail"].iloc[-1]
@@ -244,9 +245,9 @@ def test_transfer_action_respects_the_minimum_buffer_of_the_source(
 
 def test_transfer_action_without_headroom_fails_readably(make_engine: Callable[..., cmc.Engine]) -> None:
     eng = make_engine(accounts={"US-FUT": 100_000, "CN-FUT": 1_000_000})
-    assert eng.submit("COMEX.GC", "buy", 2, price="2700.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "buy", 2, price="4177.4").wait(5) is cmc.OrderState.FILLED
     eng.thresholds.add("margin_utilisation", act=0.5, action="transfer", scope="US-FUT", min_buffer=5_000_000)
-    eng.set_margin_rate("COMEX.GC", 30_000)
+    eng.set_margin_rate("COMEX.GC", 30_000, kind="per_lot")
     last = eng.thresholds.actions().iloc[-1]
     assert (last["action"], last["ok"]) == ("transfer", False)
     assert last["detail"] == "no account has funds above its minimum buffer of 5,000,000 CNY"
@@ -268,7 +269,7 @@ def test_reduce_action_unwinds_hedged_spreads_with_opposite_tickets(eng: cmc.Eng
 
 
 def test_reduce_action_on_a_position_sends_an_ioc_back_to_the_warn_level(eng: cmc.Engine) -> None:
-    assert eng.submit("COMEX.GC", "buy", 5, price="2700.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "buy", 5, price="4177.4").wait(5) is cmc.OrderState.FILLED
     eng.thresholds.add("position", warn=2, act=4, action="reduce", scope="COMEX.GC")
     eng.sleep(1.0)
     assert eng.risk.capital.net_position("COMEX.GC") == 2
@@ -293,9 +294,9 @@ def test_stale_quotes_and_fx_cross_when_a_feed_stops(eng: cmc.Engine) -> None:
 def test_ack_latency_and_reject_rate_cross_on_slow_or_rejecting_venues(eng: cmc.Engine) -> None:
     eng.thresholds.add("ack_latency_ms", act=100.0, scope="COMEX")
     eng.thresholds.add("reject_rate", warn=0.5, scope="NYMEX", min_count=2)
-    assert eng.submit("COMEX.GC", "buy", 1, price="2700.0").wait(5) is cmc.OrderState.FILLED  # 120-240 ms
+    assert eng.submit("COMEX.GC", "buy", 1, price="4177.4").wait(5) is cmc.OrderState.FILLED  # 120-240 ms
     eng.venues["NYMEX"].inject("reject", times=2)
-    for price in ("72.00", "72.01"):
+    for price in ("61.00", "61.01"):
         eng.submit("NYMEX.CL", "buy", 1, price=price).wait(5)
     eng.sleep(0.5)
     assert sorted(crossings(eng)) == [("COMEX", "act", "crossed"), ("NYMEX", "warn", "crossed")]

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cmc_lab as cmc
-from cmc_lab.risk.capital import Account, convert
+from cmc_lab.risk.capital import Account
+from cmc_lab.risk.fx_book import RateUsed, convert
 from cmc_lab.risk.transfers import Transfers, TransferState
 
 CENT = Decimal("0.01")
@@ -76,15 +77,15 @@ def test_same_currency_transfer_arrives_on_the_next_loop_turn(make_engine: Calla
 def test_transfer_above_what_the_source_can_release_fails_and_moves_nothing(
     make_engine: Callable[..., cmc.Engine],
 ) -> None:
-    eng = make_engine(accounts={"US-FUT": 50_000})
-    assert eng.submit("COMEX.GC", "buy", 2, price="2700.0").wait(5) is cmc.OrderState.FILLED
-    t = eng.transfer("US-FUT", "CN-FUT", 20_000)  # 33,000 of the 50,000 holds margin
+    eng = make_engine(accounts={"US-FUT": 90_000})
+    assert eng.submit("COMEX.GC", "buy", 2, price="4177.4").wait(5) is cmc.OrderState.FILLED
+    t = eng.transfer("US-FUT", "CN-FUT", 20_000)  # about 73,800 of the 90,000 holds margin (9 % of notional)
     assert t.state is TransferState.FAILED
     assert t.failure.startswith("US-FUT can release 1")
     assert "(cash not held as margin); the transfer needs 20,000.00" in t.failure
     assert kinds(eng) == ["TransferRequested", "TransferFailed"]
     assert payloads(eng, "TransferFailed")[0]["refunded"] is False
-    assert eng.capital().accounts.loc["US-FUT", "cash"] == Decimal("49995.06")  # less the fill's fees
+    assert eng.capital().accounts.loc["US-FUT", "cash"] == Decimal("89995.06")  # less the fill's fees
 
 
 @pytest.mark.parametrize("at", ["request", "transit"])
@@ -124,10 +125,10 @@ def test_bad_transfer_arguments_raise_before_anything_is_journaled(
 
 
 def test_ledger_balances_with_trading_pnl_and_transfers_in_flight(eng: cmc.Engine) -> None:
-    assert eng.submit("COMEX.GC", "buy", 3, price="2700.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "buy", 3, price="4177.4").wait(5) is cmc.OrderState.FILLED
     eng.transfer("US-FUT", "CN-FUT", 100_000)
     eng.sleep(1.0)
-    assert eng.submit("COMEX.GC", "sell", 3, price="2600.0").wait(5) is cmc.OrderState.FILLED
+    assert eng.submit("COMEX.GC", "sell", 3, price="4022.6").wait(5) is cmc.OrderState.FILLED
     eng.transfer("CN-FUT", "US-FUT", 300_000)
     for ccy, e in eng.risk.transfers.ledger().items():
         assert e["cash"] + e["in_transit"] == e["start"] + e["settled"] + e["bought"] - e["sold"], ccy
@@ -158,7 +159,7 @@ class Harness:
             self.accounts,
             resolve=self.resolve,
             withdrawable=lambda n: self.accounts[n].cash,
-            usdcnh=lambda: self.rate,
+            live_rate=lambda ccy: None if self.rate is None else RateUsed("USDCNY", self.rate, "live"),
             call_later=self.call_later,
             journal=lambda kind, payload: self.rows.append((kind, payload)),
             now_ns=lambda: self.now,

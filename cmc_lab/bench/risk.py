@@ -42,6 +42,7 @@ def threshold_action_latency(n: int = 500, workdir: Path | None = None) -> dict[
 def _threshold_action_latency(connect: Any, n: int, journal: Path) -> dict[str, Any]:
     eng = connect("sim", seed=1, clock="virtual", latency=0, journal=journal, accounts={"US-FUT": 20_000})
     try:
+        eng.set_margin_rate("COMEX.GC", 8_000, kind="per_lot")  # the rounds below move a per-lot rate
         ask = eng.quote("COMEX.GC").ask
         order = eng.submit("COMEX.GC", "buy", 1, price=round(ask + 1.0, 1))
         order.wait(5)

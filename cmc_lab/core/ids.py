@@ -9,8 +9,12 @@ from __future__ import annotations
 
 #: The venue that quotes FX rates (a rate, not a tradeable contract).
 FX_VENUE = "FX"
-#: The one FX rate the engine holds: offshore USDCNH, CNH per USD (USDCNY is USDCNH plus a basis).
+#: Offshore USDCNH, CNH per USD: the rate a spread converts at unless it names another.
 USDCNH_ID = "FX.USDCNH"
+#: Onshore USDCNY, CNY per USD: the rate money held in CNY converts at.
+USDCNY_ID = "FX.USDCNY"
+#: The FX rates a spread may convert at, by the name a user writes (``fx="USDCNY"``).
+FX_RATE_IDS = {"USDCNH": USDCNH_ID, "USDCNY": USDCNY_ID}
 
 
 def split_instrument_id(instrument_id: str) -> tuple[str, str]:

@@ -47,13 +47,29 @@ class VenueSpec:
 ACCOUNT_CURRENCIES = ("CNY", "CNH", "USD")
 
 
+#: How a broker decides an account is in margin call: China's futures brokers on the risk degree
+#: (margin held over equity reaching ``call_level``, 100 %); CME clearing firms when equity falls
+#: below the maintenance margin.
+MARGIN_CALL_RULES = ("risk_degree", "maintenance")
+
+
 @dataclass(frozen=True, slots=True)
 class AccountSpec:
-    """A trading account at a broker: its currency and its starting cash (exact)."""
+    """A trading account at a broker: its currency, its starting cash (exact) and its broker's margin terms.
+
+    ``margin_call`` names the broker's rule (:data:`MARGIN_CALL_RULES`) and ``call_level`` where the
+    risk degree calls (1 = 100 %). ``broker_add_on`` is what the broker charges over the exchange's
+    margin: percentage points on a percent rate (0.03: 17 % -> 20 %), a share on a per-lot rate.
+    ``hedge`` marks an account trading under a hedge code (the instruments' ``hedge_rate``).
+    """
 
     name: str
     currency: str
     cash: Decimal
+    margin_call: str = "maintenance"
+    call_level: Decimal = Decimal(1)
+    broker_add_on: Decimal = Decimal(0)
+    hedge: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +95,8 @@ class Specs:
     capital: CapitalSpec = CapitalSpec()
     #: instrument id -> maintenance margin as a share of initial (from ``margin = { maintenance = ... }``)
     maintenance: dict[str, Decimal] = field(default_factory=dict)
+    #: instrument id -> the margin rate of a hedge account (from ``margin = { hedge_rate = ... }``)
+    hedge_margin: dict[str, Decimal] = field(default_factory=dict)
     #: dated trading fees per instrument (``[[fee]]`` entries of ``fees.toml`` and any extra file)
     fees: FeeSchedule = field(default_factory=lambda: FeeSchedule({}))
     #: exchange calendars by name (``[calendars.X]`` of ``calendars.toml`` and any extra file)
@@ -188,6 +206,7 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
     sessions = {name: _hours(raw, where, calendars) for name, (raw, where) in raw_sessions.items()}
     instruments: dict[str, Instrument] = {}
     maintenance: dict[str, Decimal] = {}
+    hedge_margin: dict[str, Decimal] = {}
     for raw, where in raw_instruments:
         inst = _instrument(raw, sessions, where)
         instruments[inst.id] = inst
@@ -196,6 +215,9 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
             maintenance.pop(inst.id, None)
         else:
             maintenance[inst.id] = ratio
+        hedge_margin.pop(inst.id, None)
+        if "hedge_rate" in raw["margin"]:
+            hedge_margin[inst.id] = _decimal(raw["margin"], "hedge_rate", f"{where} ({inst.id}) margin")
     for inst in instruments.values():
         if inst.venue not in venues:
             raise SpecError(
@@ -216,6 +238,7 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
         accounts=accounts,
         capital=_capital(capital),
         maintenance=maintenance,
+        hedge_margin=hedge_margin,
         fees=fee_schedule([entry for entry, _ in fees]),
         calendars=calendars,
         import_terms=terms,
@@ -365,7 +388,33 @@ def _account(name: str, raw: dict[str, Any], where: str) -> AccountSpec:
             f"{where}: currency {raw['currency']!r} is not one the FX conversion knows; "
             f"use one of {', '.join(ACCOUNT_CURRENCIES)}"
         )
-    return AccountSpec(name=name, currency=currency, cash=_decimal(raw, "cash", where))
+    unknown = sorted(set(raw) - {"currency", "cash", "margin_call", "call_level", "broker_add_on", "hedge"})
+    if unknown:
+        raise SpecError(
+            f"{where}: unknown key {unknown[0]!r}; an account takes currency, cash, margin_call, "
+            "call_level, broker_add_on and hedge"
+        )
+    rule = str(raw.get("margin_call", "maintenance"))
+    if rule not in MARGIN_CALL_RULES:
+        raise SpecError(
+            f"{where}: margin_call = {rule!r} must be one of {', '.join(MARGIN_CALL_RULES)} "
+            "(risk_degree: China's brokers; maintenance: CME clearing firms)"
+        )
+    add_on = _decimal(raw, "broker_add_on", where) if "broker_add_on" in raw else Decimal(0)
+    if add_on < 0:
+        raise SpecError(f'{where}: broker_add_on {add_on} is negative; the broker adds, e.g. "0.03"')
+    hedge = raw.get("hedge", False)
+    if not isinstance(hedge, bool):
+        raise SpecError(f"{where}: hedge = {hedge!r} must be true or false")
+    return AccountSpec(
+        name=name,
+        currency=currency,
+        cash=_decimal(raw, "cash", where),
+        margin_call=rule,
+        call_level=_ratio(raw["call_level"], f"{where} call_level") if "call_level" in raw else Decimal(1),
+        broker_add_on=add_on,
+        hedge=hedge,
+    )
 
 
 def _capital(raw: dict[str, tuple[Any, str]]) -> CapitalSpec:

@@ -1,7 +1,8 @@
 """Simulated fair prices and liquidity regimes for the embedded exchange. Pure, no IO.
 
 Latent overseas factors (gold, silver, LME copper, WTI) follow correlated log random walks
-with Poisson jumps; USDCNH is an Ornstein-Uhlenbeck (OU) process around its reference. Each
+with Poisson jumps; USDCNH is an Ornstein-Uhlenbeck (OU) process around its reference, and onshore
+USDCNY is USDCNH less an OU basis (offshore yuan a few hundredths weaker or stronger). Each
 domestic contract is its overseas factor converted to CNY in its own units plus an OU
 cross-market spread with occasional jumps. Any other instrument walks on its own.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cmc_lab.core.ids import USDCNH_ID
+from cmc_lab.core.ids import USDCNH_ID, USDCNY_ID
 from cmc_lab.core.instruments import TROY_OUNCE_GRAMS, Instrument
 from cmc_lab.core.specs import Specs
 
@@ -23,10 +24,10 @@ GRAMS_PER_OUNCE = float(TROY_OUNCE_GRAMS)
 
 #: (instrument id, default start, annualised volatility) of each latent overseas factor.
 _FACTORS: tuple[tuple[str, float, float], ...] = (
-    ("COMEX.GC", 2650.0, 0.15),
-    ("COMEX.SI", 31.0, 0.28),
-    ("LME.CA", 9200.0, 0.22),
-    ("NYMEX.CL", 70.0, 0.35),
+    ("COMEX.GC", 4100.0, 0.15),
+    ("COMEX.SI", 48.0, 0.28),
+    ("LME.CA", 10600.0, 0.22),
+    ("NYMEX.CL", 60.0, 0.35),
 )
 _FACTOR_CORR = np.array(
     [
@@ -36,7 +37,9 @@ _FACTOR_CORR = np.array(
         [0.10, 0.15, 0.40, 1.00],
     ]
 )
-_FX_START, _FX_VOL, _FX_HALF_LIFE = 7.25, 0.04, 3600.0
+_FX_START, _FX_VOL, _FX_HALF_LIFE = 7.12, 0.04, 3600.0
+#: USDCNH - USDCNY: default mean, stationary sd and half-life (the basis of 2025 moved within +-0.05).
+_BASIS_START, _BASIS_SD, _BASIS_HALF_LIFE = 0.01, 0.008, 1800.0
 
 #: domestic id -> (factor index, unit multiplier applied after FX); the VAT and bonded premium come
 #: from the specs' import terms (``terms.toml``), so the simulated cross-market spread is a real one.
@@ -83,7 +86,7 @@ class SimMarket:
     >>> from cmc_lab.core.specs import load_specs
     >>> market = SimMarket(load_specs(), seed=7)
     >>> market.quotes["COMEX.GC"].mid
-    2650.0
+    4100.0
     >>> quotes = market.step()
     >>> quotes["SHFE.au"].regime in ("normal", "thin")
     True
@@ -136,6 +139,11 @@ class SimMarket:
         self._fx_y = 0.0  # log(USDCNH / reference)
         self._fx_decay = math.exp(-math.log(2) / _FX_HALF_LIFE * dt)
         self._fx_sd = _FX_VOL * math.sqrt(dt / SECONDS_PER_YEAR)
+        onshore = by_id.get(USDCNY_ID)
+        self._basis_mean = self._fx_ref - float(onshore.reference_price) if onshore else _BASIS_START
+        self._basis = self._basis_mean
+        self._basis_decay = math.exp(-math.log(2) / _BASIS_HALF_LIFE * dt)
+        self._basis_sd = _BASIS_SD * math.sqrt(1 - self._basis_decay**2)
         self._factor_jump_p = 1 - math.exp(-_FACTOR_JUMP_RATE * dt)
 
     def _setup_instruments(self, instruments: list[Instrument]) -> None:
@@ -145,6 +153,7 @@ class SimMarket:
         self._idx_factor: list[int] = []
         self._of_factor: list[int] = []
         self._idx_fx: list[int] = []
+        self._idx_onshore: list[int] = []
         self._idx_dom: list[int] = []
         dom_factor: list[int] = []
         dom_premium: list[float] = []
@@ -159,6 +168,8 @@ class SimMarket:
                 self._of_factor.append(factor_ids.index(inst.id))
             elif inst.id == USDCNH_ID:
                 self._idx_fx.append(i)
+            elif inst.id == USDCNY_ID:
+                self._idx_onshore.append(i)
             elif inst.id in _DOMESTIC:
                 k, mult = _DOMESTIC[inst.id]
                 terms = self._terms.get((inst.id, factor_ids[k]))
@@ -190,16 +201,18 @@ class SimMarket:
     def step(self) -> dict[str, FairQuote]:
         """Advance ``dt`` seconds; the new fair quote of every instrument (also kept in ``quotes``)."""
         n_f, n_d, n_a, n = len(_FACTORS), len(self._idx_dom), len(self._idx_alone), len(self.ids)
-        z = self._rng.standard_normal(n_f + 1 + n_d + n_a + n_f + n_d)
+        z = self._rng.standard_normal(n_f + 1 + n_d + n_a + n_f + n_d + 1)
         u = self._rng.random(n_f + n_d + 4 * n)
         z_f, z_fx, z_s = z[:n_f], z[n_f], z[n_f + 1 : n_f + 1 + n_d]
         z_a, rest = z[n_f + 1 + n_d : n_f + 1 + n_d + n_a], z[n_f + 1 + n_d + n_a :]
-        z_fj, z_sj = rest[:n_f], rest[n_f:]
+        z_fj, z_sj, z_basis = rest[:n_f], rest[n_f:-1], rest[-1]
         u_fj, u_sj = u[:n_f], u[n_f : n_f + n_d]
         u_regime = u[n_f + n_d :].reshape(4, n)
 
         self._x += self._factor_step @ z_f + (u_fj < self._factor_jump_p) * z_fj * _FACTOR_JUMP_SD
         self._fx_y = self._fx_y * self._fx_decay + self._fx_sd * z_fx
+        mean_b = self._basis_mean
+        self._basis = mean_b + (self._basis - mean_b) * self._basis_decay + self._basis_sd * z_basis
         mean = self._spread_mean
         jumps = (u_sj < self._spread_jump_p) * z_sj * self._spread_jump_sd
         self._spread = mean + (self._spread - mean) * self._spread_decay + self._spread_sd * z_s + jumps
@@ -210,6 +223,7 @@ class SimMarket:
         mids = np.empty(n)
         mids[self._idx_factor] = factors[self._of_factor]
         mids[self._idx_fx] = fx
+        mids[self._idx_onshore] = fx - self._basis
         dom = (factors[self._dom_factor] + self._dom_premium) * fx * self._dom_mult + self._spread
         mids[self._idx_dom] = dom
         mids[self._idx_alone] = np.exp(self._alone_x)

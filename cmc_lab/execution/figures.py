@@ -18,7 +18,7 @@ from cmc_lab.core.model import OrderFilled, Side
 from cmc_lab.core.ports import BookedFill
 from cmc_lab.execution.ticket import Leg, imbalance
 from cmc_lab.pricing.units import needs_fx
-from cmc_lab.risk.capital import convert
+from cmc_lab.risk.fx_book import convert
 
 
 def naked_positions(legs: Sequence[Leg]) -> dict[str, int]:

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
 from cmc_lab.core.fees import FillFee
-from cmc_lab.core.ids import USDCNH_ID
 from cmc_lab.core.instruments import PLAIN_DECIMAL, Instrument, MarginKind
 from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.specs import ACCOUNT_CURRENCIES, AccountSpec, Specs
-from cmc_lab.pricing.units import needs_fx
-from cmc_lab.risk.positions import FillEffect, Position, lazy_mid, priced
+from cmc_lab.risk.fx_book import FxBook, RateUsed
+from cmc_lab.risk.positions import FillEffect, Position, priced
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
@@ -46,20 +45,6 @@ def to_money(value: object, what: str) -> Decimal:
     return out
 
 
-def convert(amount: Decimal, from_ccy: str, to_ccy: str, usdcnh: Decimal) -> Decimal:
-    """``amount`` of ``from_ccy`` in ``to_ccy`` at USDCNH (CNY and CNH count as one money).
-
-    Examples
-    --------
-    >>> convert(Decimal("100"), "USD", "CNY", Decimal("7.25"))
-    Decimal('725.00')
-    """
-    if not needs_fx(from_ccy, to_ccy):
-        return amount
-    to_usd = amount if from_ccy.upper() == "USD" else amount / usdcnh
-    return to_usd if to_ccy.upper() == "USD" else to_usd * usdcnh
-
-
 @dataclass(frozen=True, slots=True)
 class MarginRate:
     """An instrument's margin: a share of notional (percent) or money per lot, and maintenance share."""
@@ -67,13 +52,26 @@ class MarginRate:
     kind: MarginKind
     rate: Decimal
     maintenance: Decimal
+    hedge: Decimal | None = None  # the rate of an account trading under a hedge code
 
-    def initial(self, inst: Instrument, qty: int, price: Decimal) -> Decimal:
-        """Initial margin of ``qty`` lots (absolute) at ``price``, in the instrument's currency."""
+    def initial(
+        self, inst: Instrument, qty: int, price: Decimal, terms: AccountSpec | None = None
+    ) -> Decimal:
+        """Initial margin of ``qty`` lots (absolute) at ``price``, in the instrument's currency.
+
+        With an account's ``terms``: its hedge rate when it trades as a hedger, plus its broker's add-on.
+        """
+        rate = self.rate
+        if terms is not None:
+            if terms.hedge and self.hedge is not None:
+                rate = self.hedge
+            if terms.broker_add_on:
+                add_on = terms.broker_add_on
+                rate = rate + add_on if self.kind is MarginKind.PERCENT else rate * (1 + add_on)
         lots = abs(qty)
         if self.kind is MarginKind.PERCENT:
-            return self.rate * price * inst.lot_size * lots
-        return self.rate * lots
+            return rate * price * inst.lot_size * lots
+        return rate * lots
 
 
 @dataclass(slots=True)
@@ -144,10 +142,29 @@ class AccountFigures:
     available: Decimal
     withdrawable: Decimal
     utilisation: float
+    rule: str = "maintenance"  # the broker's margin-call rule (core.specs.MARGIN_CALL_RULES)
+    call_level: Decimal = Decimal(1)
 
     @property
     def margin_call(self) -> bool:
+        """Whether the broker's rule calls: risk degree at its level, or equity under maintenance."""
+        if self.rule == "risk_degree":
+            return self.initial_margin > 0 and self.utilisation >= self.call_level
         return self.equity < self.maintenance_margin
+
+    def call_text(self) -> str:
+        """The rule and where the account stands against it, e.g. ``risk degree 104.2 % (calls at 100 %)``."""
+        if self.rule == "risk_degree":
+            return f"risk degree {self.utilisation:.1%} (calls at {self.call_level:.0%})"
+        return f"equity {self.equity:,.2f} against maintenance {self.maintenance_margin:,.2f} {self.currency}"
+
+    def shortfall(self) -> Decimal:
+        """Cash that would end the call (0 when not called), in the account's currency."""
+        if not self.margin_call:
+            return ZERO
+        if self.rule == "risk_degree":
+            return max(ZERO, self.initial_margin / self.call_level - self.equity).quantize(CENT)
+        return (self.maintenance_margin - self.equity).quantize(CENT)
 
 
 def account_specs(specs: Specs, override: Mapping[str, Any] | None) -> dict[str, AccountSpec]:
@@ -160,7 +177,10 @@ def account_specs(specs: Specs, override: Mapping[str, Any] | None) -> dict[str,
         if isinstance(value, Mapping):
             unknown = sorted(set(value) - {"currency", "cash"})
             if unknown:
-                raise ValueError(f"accounts[{name!r}]: unknown key {unknown[0]!r}; give currency and cash")
+                raise ValueError(
+                    f"accounts[{name!r}]: unknown key {unknown[0]!r}; give currency and cash (a broker's "
+                    "margin terms go in an instruments file: [accounts.NAME] margin_call, broker_add_on, hedge)"
+                )
             currency = str(value.get("currency", known.currency if known else "")).upper()
             cash_value = value.get("cash", known.cash if known else None)
         else:
@@ -177,7 +197,11 @@ def account_specs(specs: Specs, override: Mapping[str, Any] | None) -> dict[str,
         cash = to_money(cash_value, f"accounts[{name!r}] cash")
         if cash < 0:
             raise ValueError(f"accounts[{name!r}]: cash {cash} is negative; start an account at 0 or more")
-        accounts[name] = AccountSpec(name=name, currency=currency, cash=cash)
+        accounts[name] = (
+            replace(known, currency=currency, cash=cash)
+            if known is not None
+            else AccountSpec(name=name, currency=currency, cash=cash)
+        )
     return accounts
 
 
@@ -192,9 +216,9 @@ class Capital:
     >>> specs = load_specs()
     >>> cap = Capital(specs, specs.instruments.values())
     >>> gc = specs.instrument("COMEX.GC")
-    >>> _ = cap.apply_fill("US-FUT", gc, Side.BUY, Decimal("2650.0"), 2)
-    >>> cap.figures("US-FUT").initial_margin
-    Decimal('33000')
+    >>> _ = cap.apply_fill("US-FUT", gc, Side.BUY, Decimal("4100.0"), 2)
+    >>> cap.figures("US-FUT").initial_margin  # 9 % of 2 x 100 oz x 4,100 USD
+    Decimal('73800.000')
     """
 
     def __init__(
@@ -204,24 +228,27 @@ class Capital:
         accounts: Mapping[str, Any] | None = None,
     ) -> None:
         self.base = specs.capital.base_currency
+        #: each account's broker terms: margin-call rule, add-on, hedge code
+        self.terms = account_specs(specs, accounts)
         self.accounts: dict[str, Account] = {
-            a.name: Account(a.name, a.currency, a.cash) for a in account_specs(specs, accounts).values()
+            a.name: Account(a.name, a.currency, a.cash) for a in self.terms.values()
         }
         self.venue_accounts = {name: v.account for name, v in specs.venues.items() if v.account}
         self.instruments = {i.id: i for i in instruments}
         default = specs.capital.maintenance_ratio
         self.rates: dict[str, MarginRate] = {
-            i.id: MarginRate(i.margin_kind, i.margin_rate, specs.maintenance.get(i.id, default))
+            i.id: MarginRate(
+                i.margin_kind,
+                i.margin_rate,
+                specs.maintenance.get(i.id, default),
+                specs.hedge_margin.get(i.id),
+            )
             for i in self.instruments.values()
             if i.tradeable
         }
         self.fees = specs.fees
         self.bookings: dict[str, list[FillBooking]] = {}  # client order id -> its fills as booked
-        fx = specs.instruments.get(USDCNH_ID)
-        self.fx_reference = fx.reference_price if fx is not None else Decimal("7.25")
-        self._fx: Quote | Decimal | None = None  # the last FX quote, its mid worked out when read
-        self._fx_mid: tuple[Quote | None, Decimal | None] = (None, None)
-        self.fx_ts: int | None = None
+        self.fx_book = FxBook(specs)
         self.version = 0
         self._held: dict[str, list[Position]] = {}
         self._figures: dict[str, tuple[int, AccountFigures]] = {}
@@ -242,26 +269,15 @@ class Capital:
 
     # ------------------------------------------------------------------ money
 
-    @property
-    def fx(self) -> Decimal | None:
-        """The live USDCNH mid (None before the first FX quote)."""
-        mid, self._fx_mid = lazy_mid(self._fx, self._fx_mid)
-        return mid
-
-    @fx.setter
-    def fx(self, value: Decimal | None) -> None:
-        self._fx = value
-
-    @property
-    def usdcnh(self) -> Decimal:
-        """The live USDCNH mid, or the specs' reference rate before the first FX quote."""
-        return self.fx if self.fx is not None else self.fx_reference
+    def rate_used(self, currency: str) -> RateUsed:
+        """The named rate money in ``currency`` converts to USD at (CNY: USDCNY, CNH: USDCNH)."""
+        return self.fx_book.used(currency)
 
     def convert(self, amount: Decimal, from_ccy: str, to_ccy: str) -> Decimal:
-        return convert(amount, from_ccy, to_ccy, self.usdcnh)
+        return self.fx_book.convert(amount, from_ccy, to_ccy)
 
     def to_base(self, amount: Decimal, currency: str) -> Decimal:
-        return convert(amount, currency, self.base, self.usdcnh)
+        return self.fx_book.convert(amount, currency, self.base)
 
     # ------------------------------------------------------------------ margin
 
@@ -277,7 +293,9 @@ class Capital:
         self, instrument_id: str, rate: Decimal, kind: MarginKind | None, maintenance: Decimal | None
     ) -> tuple[MarginRate, MarginRate]:
         old = self.rate(instrument_id)
-        new = MarginRate(kind or old.kind, rate, old.maintenance if maintenance is None else maintenance)
+        new = MarginRate(
+            kind or old.kind, rate, old.maintenance if maintenance is None else maintenance, old.hedge
+        )
         self.rates[instrument_id] = new
         self.version += 1
         return old, new
@@ -285,7 +303,8 @@ class Capital:
     def order_margin(self, account: str, inst: Instrument, qty: int, price: Decimal) -> Decimal:
         """Initial margin of ``qty`` lots at ``price``, in the account's currency."""
         acct = self.accounts[account]
-        return self.convert(self.rate(inst.id).initial(inst, qty, price), inst.currency, acct.currency)
+        margin = self.rate(inst.id).initial(inst, qty, price, self.terms.get(account))
+        return self.convert(margin, inst.currency, acct.currency)
 
     def reserve(self, account: str, client_order_id: str, amount: Decimal) -> None:
         acct = self.accounts.get(account)
@@ -383,10 +402,9 @@ class Capital:
 
         The marks keep the quote: its Decimal mid is worked out when a figure is next read.
         """
-        if quote.instrument_id == USDCNH_ID:
-            if not priced(quote):
+        if quote.instrument_id in self.fx_book.reference:
+            if not self.fx_book.on_quote(quote):
                 return False
-            self._fx, self.fx_ts = quote, quote.ts_event
             self.version += 1
             return True
         held = self._held.get(quote.instrument_id)
@@ -411,6 +429,7 @@ class Capital:
     def _compute(self, account: str) -> AccountFigures:
         acct = self.accounts[account]
         ccy = acct.currency
+        terms = self.terms.get(account)
         unrealized = initial = maintenance = ZERO
         for pos in acct.positions.values():
             if not pos.qty:
@@ -419,9 +438,9 @@ class Capital:
             rate = self.rates.get(inst.id)
             unrealized += self.convert(pos.unrealized, inst.currency, ccy)
             if rate is not None:
-                im = self.convert(rate.initial(inst, pos.qty, pos.price), inst.currency, ccy)
-                initial += im
-                maintenance += im * rate.maintenance
+                initial += self.convert(rate.initial(inst, pos.qty, pos.price, terms), inst.currency, ccy)
+                exchange = self.convert(rate.initial(inst, pos.qty, pos.price), inst.currency, ccy)
+                maintenance += exchange * rate.maintenance
         reserved = sum(acct.reserved.values(), ZERO)
         equity = acct.cash + unrealized
         available = equity - initial - reserved
@@ -437,6 +456,8 @@ class Capital:
             available=available,
             withdrawable=max(ZERO, min(acct.cash, available)),
             utilisation=utilisation(initial, equity),
+            rule=terms.margin_call if terms is not None else "maintenance",
+            call_level=terms.call_level if terms is not None else Decimal(1),
         )
 
     def unified(self) -> dict[str, Any]:
@@ -460,7 +481,14 @@ class Capital:
             out, into = in_transit.get(name, (ZERO, ZERO))
             total_transit += self.to_base(out, acct.currency)
             accounts.append(
-                {**_row(f), "margin_call": f.margin_call, "in_transit_out": out, "in_transit_in": into}
+                {
+                    **_row(f),
+                    "margin_call_rule": f.rule,
+                    "margin_call": f.margin_call,
+                    "shortfall": f.shortfall(),
+                    "in_transit_out": out,
+                    "in_transit_in": into,
+                }
             )
         unified = self.unified()
         unified["in_transit"] = total_transit
@@ -475,7 +503,9 @@ class Capital:
                 "currency": p.instrument.currency,
                 "unrealized": p.unrealized,
                 "realized": p.realized,
-                "initial_margin": self.rates[p.instrument.id].initial(p.instrument, p.qty, p.price)
+                "initial_margin": self.rates[p.instrument.id].initial(
+                    p.instrument, p.qty, p.price, self.terms.get(p.account)
+                )
                 if p.instrument.id in self.rates
                 else ZERO,
             }
@@ -486,9 +516,9 @@ class Capital:
             "accounts": accounts,
             "unified": unified,
             "positions": positions,
-            "fx_rate": self.usdcnh,
-            "fx_live": self.fx is not None,
-            "fx_age_s": (now_ns - self.fx_ts) / 1e9 if self.fx_ts is not None else None,
+            "fx": self.fx_book.snapshot(now_ns),
+            "fx_basis": self.fx_book.basis(),
+            "base_rate": str(self.rate_used(self.base)) if self.base != "USD" else "",
             "ts": now_ns,
         }
 

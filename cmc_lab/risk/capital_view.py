@@ -33,6 +33,7 @@ _MONEY = (
     "in_transit_in",
     "total",
     "realized",
+    "shortfall",
 )
 
 
@@ -50,15 +51,18 @@ class CapitalView:
 
     ``accounts`` (one row per account, its own currency) and ``unified`` (one row, base currency)
     are DataFrames; money columns hold exact ``Decimal`` cents, utilisation is a float ratio
-    (initial margin / equity). Unpacks as ``accounts, unified = eng.capital()``.
+    (initial margin / equity: the risk degree of a Chinese broker's account). ``margin_call``
+    follows each account's broker rule (``margin_call_rule``), ``shortfall`` is the cash that ends
+    a call. ``fx`` holds both rates (USDCNY onshore, USDCNH offshore) with their age; ``base_rate``
+    names the one the unified view converts at. Unpacks as ``accounts, unified = eng.capital()``.
 
     Examples
     --------
     >>> view = eng.capital()                       # doctest: +SKIP
     >>> view.accounts.loc["US-FUT", "utilisation"]  # doctest: +SKIP
     0.33
-    >>> view.fx_rate, view.fx_age_s                # doctest: +SKIP
-    (Decimal('7.2498'), 0.12)
+    >>> view.base_rate                             # doctest: +SKIP
+    'USDCNY 7.1102'
     """
 
     accounts: pd.DataFrame
@@ -66,17 +70,16 @@ class CapitalView:
     positions: pd.DataFrame
     transfers: pd.DataFrame
     base: str
-    fx_rate: Decimal
-    fx_live: bool
-    fx_age_s: float | None
+    fx: pd.DataFrame
+    fx_basis: Decimal | None
+    base_rate: str
     ts_ns: int
 
     @classmethod
     def from_snapshot(cls, snap: dict[str, Any], transfers: list[dict[str, Any]]) -> CapitalView:
         accounts = _cents(pd.DataFrame(snap["accounts"]).set_index("account"))
         unified = _cents(pd.DataFrame([{"currency": snap["base"], **snap["unified"]}]).set_index("currency"))
-        unified["fx_usdcnh"] = float(snap["fx_rate"])
-        unified["fx_age_s"] = snap["fx_age_s"]
+        unified["converted_at"] = snap["base_rate"]
         positions = _cents(pd.DataFrame(snap["positions"]))
         return cls(
             accounts=accounts,
@@ -84,9 +87,9 @@ class CapitalView:
             positions=positions,
             transfers=pd.DataFrame(transfers),
             base=snap["base"],
-            fx_rate=snap["fx_rate"],
-            fx_live=snap["fx_live"],
-            fx_age_s=snap["fx_age_s"],
+            fx=pd.DataFrame(snap["fx"]).set_index("rate"),
+            fx_basis=snap["fx_basis"],
+            base_rate=snap["base_rate"],
             ts_ns=snap["ts"],
         )
 
@@ -94,18 +97,28 @@ class CapitalView:
         return iter((self.accounts, self.unified))
 
     def fx_text(self) -> str:
-        if not self.fx_live:
-            return f"USDCNH {self.fx_rate} (reference rate: no FX quote yet)"
-        age = f"{self.fx_age_s:.1f} s old" if self.fx_age_s is not None else "age unknown"
-        return f"USDCNH {self.fx_rate} ({age})"
+        """Both rates, their age (or that a reference stands in), the basis, and the rate the base uses."""
+        parts = []
+        for name, row in self.fx.iterrows():
+            if not row["live"]:
+                parts.append(f"{name} {row['value']} (reference rate: no quote yet)")
+            else:
+                age = f"{row['age_s']:.1f} s old" if row["age_s"] is not None else "age unknown"
+                parts.append(f"{name} {row['value']} ({age})")
+        if self.fx_basis is not None:
+            parts.append(f"CNH-CNY basis {self.fx_basis:+.4f}")
+        if self.base_rate:
+            parts.append(f"{self.base} converts at {self.base_rate}")
+        return "; ".join(parts)
 
     def __repr__(self) -> str:
         lines = [f"CapitalView at {_when(self.ts_ns)}; {self.fx_text()}"]
         for name, row in self.accounts.iterrows():
+            call = f", MARGIN CALL: short {row['shortfall']:,.2f}" if row["margin_call"] else ""
             lines.append(
                 f"  {name} ({row['currency']}): equity {row['equity']:,.2f}, margin "
                 f"{row['initial_margin']:,.2f}, available {row['available']:,.2f}, "
-                f"utilisation {row['utilisation']:.1%}"
+                f"utilisation {row['utilisation']:.1%} ({row['margin_call_rule'].replace('_', ' ')} rule){call}"
             )
         u = self.unified.iloc[0]
         lines.append(

@@ -88,7 +88,14 @@ METRICS: dict[str, Metric] = {
         Metric(
             "quote_staleness", "above", "instrument", "s", "timer", "age of the last quote, open sessions"
         ),
-        Metric("fx_staleness", "above", "engine", "s", "timer", "age of the last USDCNH quote"),
+        Metric(
+            "fx_staleness",
+            "above",
+            "engine",
+            "s",
+            "timer",
+            "age of the rate the base currency converts at (USDCNY, or USDCNH)",
+        ),
         Metric("order_count", "above", "instrument", "orders", "orders", "orders sent this trading day"),
         Metric("cancel_count", "above", "instrument", "cancels", "orders", "cancels sent this trading day"),
     )

@@ -77,7 +77,7 @@ class RiskMonitor:
             self.capital.accounts,
             resolve=self.capital.account_name,
             withdrawable=lambda name: self.capital.figures(name).withdrawable,
-            usdcnh=lambda: self.capital.fx,
+            live_rate=self.capital.fx_book.live_rate,
             call_later=lambda delay, callback: runner.loop.call_later(delay, callback),
             journal=self.journal,
             now_ns=market.now_ns,
@@ -388,7 +388,8 @@ class RiskMonitor:
         return out
 
     def _v_fx_staleness(self, rule: Rule) -> dict[str, float | None]:
-        ts = self.capital.fx_ts
+        cap = self.capital
+        ts = cap.fx_book.ts.get(f"FX.{cap.rate_used(cap.base).name}")
         return {"engine": (self.market.now_ns() - ts) / 1e9 if ts is not None else math.inf}
 
     def _counts(self, rule: Rule, counter: Mapping[Any, int]) -> dict[str, float | None]:

@@ -2,7 +2,8 @@
 
 State layer, on the engine loop. Money is never created or lost: a transfer debits its source
 when it goes in transit, and either credits its destination or refunds its source. A transfer
-between currencies converts at the USDCNH rate locked when it was requested, recorded as a
+between currencies converts at the rate locked when it was requested (USDCNY for CNY money, USDCNH
+for CNH), recorded as a
 :class:`Conversion`, so for every currency: cash in accounts + money in transit = starting cash
 + what conversions bought - what they sold, exactly (see :meth:`Transfers.ledger`).
 """
@@ -19,7 +20,8 @@ from typing import Any
 import pandas as pd
 
 from cmc_lab.pricing.units import needs_fx
-from cmc_lab.risk.capital import CENT, ZERO, Account, convert, to_money
+from cmc_lab.risk.capital import CENT, ZERO, Account, to_money
+from cmc_lab.risk.fx_book import RateUsed, convert
 
 #: The largest amount a transfer may name: money has 28 significant digits (cents included) in
 #: the default decimal context, so anything near it is a typo, not a wire.
@@ -42,8 +44,8 @@ class Transfer:
     """One transfer; updated in place on the engine loop as it moves.
 
     ``amount`` is in ``currency`` as asked; ``debit`` leaves the source (its currency) and
-    ``credit`` reaches the destination (its currency), converted at ``rate`` (USDCNH) when the
-    two currencies differ.
+    ``credit`` reaches the destination (its currency), converted at ``rate`` when the two
+    currencies differ: ``rate_name`` says which (USDCNY for CNY money, USDCNH for CNH).
     """
 
     transfer_id: str
@@ -61,6 +63,7 @@ class Transfer:
     credit: Decimal = ZERO
     credit_currency: str = ""
     rate: Decimal | None = None
+    rate_name: str = ""
     failure: str = ""
     arrives_ns: int | None = None
     ts_done: int | None = None
@@ -83,6 +86,7 @@ class Transfer:
             "credit": self.credit,
             "credit_currency": self.credit_currency,
             "rate": self.rate,
+            "rate_name": self.rate_name,
             "reason": self.reason,
             "cause": self.cause,
             "failure": self.failure,
@@ -129,8 +133,8 @@ class Transfers:
         Account name from an account or venue name (raises ValueError).
     withdrawable
         How much cash an account can release now (not held as margin), in its currency.
-    usdcnh
-        The live USDCNH rate, None before the first FX quote.
+    live_rate
+        The live rate (named) money in a currency converts to USD at, None before its first quote.
     call_later
         ``call_later(seconds, callback)`` on the engine loop (virtual time in tests).
     journal
@@ -143,7 +147,7 @@ class Transfers:
         *,
         resolve: Callable[[str], str],
         withdrawable: Callable[[str], Decimal],
-        usdcnh: Callable[[], Decimal | None],
+        live_rate: Callable[[str], RateUsed | None],
         call_later: Callable[[float, Callable[[], None]], Any],
         journal: Callable[[str, dict[str, Any]], None],
         now_ns: Callable[[], int],
@@ -159,7 +163,7 @@ class Transfers:
         self.initial = {name: (a.currency, a.cash) for name, a in accounts.items()}
         self._resolve = resolve
         self._withdrawable = withdrawable
-        self._usdcnh = usdcnh
+        self._live_rate = live_rate
         self._call_later = call_later
         self._journal = journal
         self._now = now_ns
@@ -247,9 +251,14 @@ class Transfers:
             return self._fail(t, injected, refund=False)
         rate = None
         if needs_fx(src.currency, dst.currency):
-            rate = self._usdcnh()
-            if rate is None:
-                return self._fail(t, "no live USDCNH quote to convert at; wait for the FX feed", refund=False)
+            ccy = dst.currency if src.currency == "USD" else src.currency
+            used = self._live_rate(ccy)
+            if used is None:
+                name = "USDCNY" if ccy == "CNY" else "USDCNH"
+                return self._fail(
+                    t, f"no live {name} quote to convert at; wait for the FX feed", refund=False
+                )
+            rate, t.rate_name = used.rate, used.name
         t.rate = rate
         r = rate or Decimal(1)
         # Rounding never creates money: a converted credit rounds down, a converted debit up.
@@ -329,6 +338,7 @@ class Transfers:
                 credit=str(t.credit),
                 credit_currency=t.credit_currency,
                 rate=None if t.rate is None else str(t.rate),
+                rate_name=t.rate_name,
             )
         if t.failure:
             payload["failure"] = t.failure
@@ -390,6 +400,7 @@ class Transfers:
             t.debit, t.debit_currency = Decimal(payload["debit"]), str(payload["debit_currency"])
             t.credit, t.credit_currency = Decimal(payload["credit"]), str(payload["credit_currency"])
             t.rate = None if payload.get("rate") is None else Decimal(payload["rate"])
+            t.rate_name = str(payload.get("rate_name") or ("USDCNH" if t.rate is not None else ""))
         t.state = _STATE_OF[kind]
         t.history.append((ts, t.state.value))
         if t.done:

@@ -140,7 +140,7 @@ def _act(eng: Engine, action: str, rng: random.Random, plain: list[Order], count
         eng.transfer(source, dest, rng.randint(10, 200) * 1000, reason="trading_day")
         counts["transfers"] += 1
     elif action == "margin":
-        eng.set_margin_rate("COMEX.GC", rng.randint(15, 20) * 1000)
+        eng.set_margin_rate("COMEX.GC", rng.randint(8, 12) / 100)  # 8-12 % of notional
         counts["margin"] += 1
     elif action == "kill":
         eng.kill("random kill switch (trading_day)", who="trading_day")

@@ -23,10 +23,12 @@ from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from typing import Any
 
 from cmc_lab.core.ids import USDCNH_ID
+from cmc_lab.core.instruments import Instrument, MarginKind
 from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.specs import Specs
 from cmc_lab.data.market import SimMarket
-from cmc_lab.risk.capital import CENT, Capital, convert
+from cmc_lab.risk.capital import CENT, Capital
+from cmc_lab.risk.fx_book import convert
 from cmc_lab.risk.transfers import Transfer, Transfers
 
 AU, GC = "SHFE.au", "COMEX.GC"
@@ -67,11 +69,11 @@ def capital_month(
     # one unit, utilisation N m_t / (C + N p_t) < L holds while N (m_t - L p_t) < L C: the worst
     # mark of every path fixes the capital each account needs per unit.
     lot_au, lot_gc = float(au.lot_size), float(gc.lot_size)
-    rate_au, rate_gc = float(au.margin_rate), float(gc.margin_rate)
+    rate_au = float(au.margin_rate)
     need_cn = max(
         AU_LOTS * lot_au * (rate_au * a - liquidation * (a - p[0][0])) for p in paths for a, _, _ in p
     )
-    need_us = max(rate_gc + liquidation * (g - p[0][1]) * lot_gc for p in paths for _, g, _ in p)  # short GC
+    need_us = max(_lot_margin(gc, g) + liquidation * (g - p[0][1]) * lot_gc for p in paths for _, g, _ in p)
     per_unit = need_cn + need_us * fx0  # CNY of capital per unit, both accounts
     siloed_units = math.floor(liquidation * float(total) / per_unit)
     cn_share = need_cn / per_unit
@@ -81,7 +83,7 @@ def capital_month(
         siloed_units + 1,
     )
     m_cn = AU_LOTS * lot_au * rate_au * paths[0][0][0]
-    m_us = rate_gc * fx0
+    m_us = _lot_margin(gc, paths[0][0][1]) * fx0
     rule = (act, target)
     upper = math.floor(liquidation * float(total) / (m_cn + m_us))
     pooled = _largest(
@@ -176,7 +178,7 @@ def _one_path(
         cap.accounts,
         resolve=cap.account_name,
         withdrawable=lambda name: cap.figures(name).withdrawable,
-        usdcnh=lambda: cap.fx,
+        live_rate=cap.fx_book.live_rate,
         call_later=later,
         journal=lambda _kind, _payload: None,
         now_ns=lambda: clock[0],
@@ -213,6 +215,12 @@ def _one_path(
         "transfers": len(transfers.transfers),
         "conserved": conserved,
     }
+
+
+def _lot_margin(inst: Instrument, price: float) -> float:
+    """Initial margin of one lot at ``price``: a share of notional or money per lot (the specs' rate)."""
+    rate = float(inst.margin_rate)
+    return rate * price * float(inst.lot_size) if inst.margin_kind is MarginKind.PERCENT else rate
 
 
 def _mark(cap: Capital, mark: tuple[float, float, float], ts: int) -> None:

@@ -247,7 +247,7 @@ def margin_squeeze(quick: bool = False, seed: int = 7, journal: str | Path | Non
 
 
 def _squeeze_engine(path: Path, seed: int) -> Engine:
-    return connect("sim", seed=seed, clock="virtual", journal=path, accounts={"US-FUT": 400_000})
+    return connect("sim", seed=seed, clock="virtual", journal=path, accounts={"US-FUT": 900_000})
 
 
 def _squeeze_once(eng: Engine) -> dict[str, Any]:
@@ -272,7 +272,7 @@ def _squeeze_once(eng: Engine) -> dict[str, Any]:
         peak[0] = max(peak[0], eng.risk.capital.figures("US-FUT").utilisation)
 
     eng.on_quote(watch)
-    eng.set_margin_rate("COMEX.GC", 30_000)
+    eng.set_margin_rate("COMEX.GC", 0.16)  # COMEX raises gold from 9 % to 16 % of notional
     eng.sleep(0.5)
     shock_ns = eng.now_ns()
     eng.venues["COMEX"].shock("GC", 0.02)  # type: ignore[attr-defined]

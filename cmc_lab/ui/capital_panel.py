@@ -90,10 +90,16 @@ def render_capital(view: CapitalView, levels: tuple[float, ...] = DEFAULT_LEVELS
     rows = []
     for name, row in view.accounts.iterrows():
         util = float(row["utilisation"])
+        rule = "risk degree" if row.get("margin_call_rule") == "risk_degree" else "vs maintenance"
+        call = (
+            f" <b style='color:#b00'>MARGIN CALL, short {_money(row['shortfall'])}</b>"
+            if row.get("margin_call")
+            else ""
+        )
         rows.append(
             f"<tr><td>{escape(str(name))}</td><td>{escape(str(row['currency']))}</td>"
             f"<td>{_money(row['equity'])}</td><td>{_money(row['initial_margin'])}</td>"
-            f"<td>{_money(row['available'])}</td><td>{_bar(util, levels)} {util:.1%}</td></tr>"
+            f"<td>{_money(row['available'])}</td><td title='{rule}'>{_bar(util, levels)} {util:.1%}{call}</td></tr>"
         )
     u = view.unified.iloc[0]
     util = float(u["utilisation"])
