@@ -9,6 +9,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from lab_page import CODE_PROMPTS, kernel_idle
 
 pytestmark = pytest.mark.slow
 
@@ -18,8 +19,6 @@ CELLS = [
     "q = eng.quote('SHFE.au')\nfill = eng.submit('SHFE.au', 'buy', 1, price=str(q.ask), tif='IOC')\n"
     "resting = eng.submit('SHFE.au', 'buy', 2, price=str(round(q.bid - 20 * float(eng.instrument('SHFE.au').tick), 2)))",
 ]
-CODE_PROMPTS = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')]
-  .map(cell => (cell.querySelector('.jp-InputPrompt')?.textContent || '').trim())"""
 # Frame times (ms) over ``ms`` of requestAnimationFrame while the workbench streams.
 FRAME_TIMES = """(ms) => new Promise(done => {
   const times = []; let last = performance.now(); const end = last + ms;
@@ -52,7 +51,7 @@ def test_cancel_a_working_order_from_the_blotter(
     try:
         page.goto(lab.notebook_url(NOTEBOOK), wait_until="domcontentloaded", timeout=45_000)
         page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=45_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=45_000)
+        wait_for(lambda: kernel_idle(page), 45, lambda: f"the kernel never became idle\n{lab.log_tail()}")
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
         wait_for(

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from bokeh import __version__ as BOKEH
+from lab_page import CODE_PROMPTS, PANEL, kernel_idle
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("0*.ipynb"))
 RUN_ALL_S = 150.0  # the slowest notebook (06, a dask sweep) takes about 40 s on two cores
 SHOT_MAX_PX = 16_000  # Chromium's screenshot limit is about 16k pixels a side
-PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
-CODE_PROMPTS = f"""() => [...document.querySelectorAll('{PANEL} .jp-CodeCell')]
-  .map(cell => (cell.querySelector('.jp-InputPrompt')?.textContent || '').trim())"""
 # Output text that means a cell or a view failed.
 BROKEN = re.compile(
     r"Traceback|Could not create a view|Error displaying widget|javascript error|BokehJS .* could not be loaded"
@@ -45,15 +43,6 @@ def wait_for(page: Any, condition: Callable[[], Any], timeout: float, failure: C
         if time.monotonic() > deadline:
             pytest.fail(f"after {timeout:.0f} s: {failure()}")
         page.wait_for_timeout(200)
-
-
-def kernel_idle(page: Any) -> bool:
-    """The kernel is started and idle; a "Select Kernel" dialog (a slow start) is answered as a person would."""
-    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
-    if dialog.count():
-        dialog.locator("button", has_text=re.compile(r"^\s*Select\s*$")).click()
-    status = page.locator("#jp-main-statusbar")
-    return status.count() > 0 and "Python 3 (ipykernel) | Idle" in status.first.inner_text()
 
 
 def inlines_bokehjs_itself(name: str) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from lab_page import CODE_PROMPTS, kernel_idle, status_bar
 
 pytestmark = pytest.mark.slow
 
@@ -44,9 +45,6 @@ RECEIPT_CHARTS = """() => {
 # What cmc_lab.ui.server_ext logs when it forwards a press to the kernel's side channel.
 KILL_FORWARDED = "POST /kill via server -> 127.0.0.1:"
 
-CODE_PROMPTS = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')]
-  .map(cell => (cell.querySelector('.jp-InputPrompt')?.textContent || '').trim())"""
-
 
 BUDGET_S = 120.0  # the whole test, however slow each step: generous waits, bounded in sum
 _deadline = [time.monotonic() + BUDGET_S]
@@ -69,18 +67,6 @@ def wait_for(page: Any, condition: Callable[[], Any], timeout: float, failure: C
 def text_of(page: Any, selector: str) -> str:
     loc = page.locator(selector)
     return loc.first.inner_text(timeout=2000).strip() if loc.count() else ""
-
-
-def status_bar(page: Any) -> str:
-    return text_of(page, "#jp-main-statusbar")
-
-
-def kernel_idle(page: Any) -> bool:
-    """The kernel is started and idle; a "Select Kernel" dialog (a slow start) is answered as a person would."""
-    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
-    if dialog.count():
-        dialog.locator("button", has_text=re.compile(r"^\s*Select\s*$")).click()
-    return "Python 3 (ipykernel) | Idle" in status_bar(page)
 
 
 def monitor(page: Any) -> dict[str, Any]:
