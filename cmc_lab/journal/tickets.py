@@ -35,7 +35,7 @@ TICKET_FIELDS = _names(
 )
 LEG_FIELDS = _names("instrument side qty filled net decision_px avg_px slippage_ticks slippage currency")
 #: What the audit pack's summary shows of each ticket.
-SUMMARY_FIELDS = ("ticket_id", "spread", "side", "units", "policy", "state", "decide_to_hedged_ms")
+SUMMARY_FIELDS = ("ticket_id", "spread", "side", "units", "policy", "state", "reason", "decide_to_hedged_ms")
 _LEG_SUMMARY = ("instrument", "filled", "avg_px", "slippage", "currency")
 
 
