@@ -396,25 +396,25 @@ class Engine:
         ratio_tolerance: float = 0.04,
         stale_after_ms: float = 3000.0,
         z_window: int = 300,
+        fx: str = "USDCNH",
     ) -> Spread:
         """Define a spread (or fetch one by name when ``legs`` is omitted).
 
-        Units and currency convert from the instrument specs: SHFE au (CNY/g) against COMEX GC
-        (USD/oz) through USD/CNH; SHFE cu against LME copper with the import-parity terms
-        (13 % VAT, bonded premium) unless ``costs`` says otherwise. ``lots`` defaults to the
-        smallest whole ratio of equal physical quantity within ``ratio_tolerance``. The trigger
-        field ``z`` is the z-score of the spread's mid over its last ``z_window`` updates.
+        Units and currency convert from the specs: SHFE au (CNY/g) against COMEX GC (USD/oz) at
+        ``fx`` (offshore USDCNH, or onshore USDCNY); SHFE cu against LME copper with the import
+        terms (13 % VAT, bonded premium) unless ``costs`` says otherwise. ``lots``: the smallest
+        whole ratio of equal quantity within ``ratio_tolerance``; ``z``: the mid's z-score over ``z_window`` updates.
 
         Examples
         --------
-        >>> sp = eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})   # doctest: +SKIP
-        >>> sp.quote()                                                      # doctest: +SKIP
+        >>> eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1}, fx="USDCNY").quote()  # doctest: +SKIP
         """
         if legs is None:
             return self.desk.spread(name)
-        options: dict[str, Any] = {"ratio_tolerance": ratio_tolerance, "stale_after_ms": stale_after_ms}
-        options["z_window"] = z_window
-        return self.desk.add_spread(name, legs, kind, lots=lots, costs=costs, formula=formula, **options)
+        tuning = {"ratio_tolerance": ratio_tolerance, "stale_after_ms": stale_after_ms}
+        return self.desk.add_spread(
+            name, legs, kind, lots=lots, costs=costs, formula=formula, fx=fx, z_window=z_window, **tuning
+        )
 
     @property
     def spreads(self) -> SpreadBook:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from cmc_lab.core.ids import USDCNH_ID
+from cmc_lab.core.ids import FX_RATE_IDS
 from cmc_lab.core.model import Event, Quote, Side, VenueConnected, VenueDisconnected
 from cmc_lab.core.order import fire_callbacks, register_callback
 from cmc_lab.core.ports import AlertSink, BookedFill, FeeLedger, JournalWriter, MarketView, OrderSender
@@ -92,12 +92,18 @@ class Desk:
         ratio_tolerance: float = 0.04,
         stale_after_ms: float = 3000.0,
         z_window: int = 300,
+        fx: str = "USDCNH",
     ) -> Spread:
         if kind not in ("diff", "ratio"):
             raise ValueError(f"spread kind {kind!r} is not known; use 'diff' or 'ratio'")
         if not isinstance(legs, Mapping) or len(legs) < 2:
             raise ValueError(
                 "legs must map at least two instrument ids to weights, e.g. {'SHFE.au': 1, 'COMEX.GC': -1}"
+            )
+        fx_id = FX_RATE_IDS.get(fx) if isinstance(fx, str) else None
+        if fx_id is None:
+            raise ValueError(
+                f"fx={fx!r} is not a rate a spread converts at; use 'USDCNH' (offshore) or 'USDCNY' (onshore)"
             )
         instruments = {i: self.market.instrument(i) for i in legs}
         if costs is None:  # a domestic contract against its overseas twin: VAT and premium by default
@@ -108,15 +114,25 @@ class Desk:
             isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in chosen.values()
         ):
             raise ValueError(f"lots must give a whole number >= 1 for each leg: {', '.join(defn.ids)}")
+        if fx_id not in self.market.instruments and len({i.currency for i in instruments.values()}) > 1:
+            raise ValueError(
+                f"spread {name!r} converts at {fx}, which this engine does not quote; connect its FX venue"
+            )
         spread = Spread(
-            self.market, defn, chosen, stale_after_ms=stale_after_ms, z_window=z_window, shared=self._shared
+            self.market,
+            defn,
+            chosen,
+            stale_after_ms=stale_after_ms,
+            z_window=z_window,
+            shared=self._shared,
+            fx_id=fx_id,
         )
         old = self.spreads.get(name)
         if old is not None:  # a redefinition replaces the old spread everywhere, FX included
             for leg, spreads in self._by_leg.items():
                 self._by_leg[leg] = tuple(s for s in spreads if s is not old)
         self.spreads[name] = spread
-        for leg in (*spread.leg_ids, *((USDCNH_ID,) if spread.needs_fx else ())):
+        for leg in (*spread.leg_ids, *((spread.fx_id,) if spread.needs_fx else ())):
             self._by_leg[leg] = (*self._by_leg.get(leg, ()), spread)
         return spread
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
 from html import escape
 
 import pandas as pd
 
 from cmc_lab.core.hours import TradingHours
-from cmc_lab.core.ids import USDCNH_ID
+from cmc_lab.core.ids import FX_VENUE, USDCNH_ID
 from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import Quote
 from cmc_lab.core.ports import MarketView
+from cmc_lab.execution.spread_snapshot import SpreadSnapshot, new_snapshot
 from cmc_lab.execution.trigger import FIELDS, RollingZ
 from cmc_lab.pricing.spreads import SpreadDef
 from cmc_lab.pricing.units import best_lot_ratio, spread_units
@@ -43,94 +43,13 @@ class SpreadNotQuotable(RuntimeError):
         self.why = why
 
 
-@dataclass(frozen=True, slots=True)
-class SpreadSnapshot:
-    """An executable quote of a spread at one moment, with the leg quotes and FX it came from."""
-
-    name: str
-    unit: str
-    bid: float
-    ask: float
-    mid: float
-    bid_size: int
-    ask_size: int
-    z: float | None
-    fx: float | None
-    ts_ns: int
-    legs: tuple[Quote, ...]
-    ratio: float | None = None  # first leg's mid / second leg's landed mid (two-leg spreads)
-
-    def value(self, field: str) -> float | None:
-        """The value a trigger reads: bid, ask (executable), mid, ratio or z."""
-        return getattr(self, field)
-
-    def _repr_html_(self) -> str:
-        legs = "".join(
-            f"<tr><td>{escape(q.instrument_id)}</td><td>{q.bid_size} @ {q.bid:g}</td>"
-            f"<td>{q.ask:g} x {q.ask_size}</td></tr>"
-            for q in self.legs
-        )
-        z = "" if self.z is None else f", z {self.z:+.2f}"
-        fx = "" if self.fx is None else f", USDCNH {self.fx:.4f}"
-        return (
-            f"<div><b>{escape(self.name)}</b> ({escape(self.unit)}): "
-            f"<b>{self.bid_size} @ {self.bid:.4f} / {self.ask:.4f} x {self.ask_size}</b> "
-            f"mid {self.mid:.4f}{z}{fx}<table><tr><th>leg</th><th>bid</th><th>ask</th></tr>{legs}"
-            "</table></div>"
-        )
-
-
-def _snapshot_builder() -> Callable[..., SpreadSnapshot]:
-    # A frozen dataclass's __init__ sets each field through object.__setattr__; the slots' own
-    # setters do the same in half the time, and a spread is recomputed on every leg quote.
-    names = ("name", "unit", "bid", "ask", "mid", "bid_size", "ask_size", "z", "fx", "ts_ns", "legs", "ratio")
-    if names != tuple(f.name for f in fields(SpreadSnapshot)):
-        raise AssertionError("SpreadSnapshot's fields changed: update _snapshot_builder")
-    (s_name, s_unit, s_bid, s_ask, s_mid, s_bid_size, s_ask_size, s_z, s_fx, s_ts, s_legs, s_ratio) = (
-        getattr(SpreadSnapshot, name).__set__ for name in names
-    )
-    new = object.__new__
-
-    def build(
-        name: str,
-        unit: str,
-        bid: float,
-        ask: float,
-        mid: float,
-        bid_size: int,
-        ask_size: int,
-        z: float | None,
-        fx: float | None,
-        ts_ns: int,
-        legs: tuple[Quote, ...],
-        ratio: float | None,
-    ) -> SpreadSnapshot:
-        snap = new(SpreadSnapshot)
-        s_name(snap, name)
-        s_unit(snap, unit)
-        s_bid(snap, bid)
-        s_ask(snap, ask)
-        s_mid(snap, mid)
-        s_bid_size(snap, bid_size)
-        s_ask_size(snap, ask_size)
-        s_z(snap, z)
-        s_fx(snap, fx)
-        s_ts(snap, ts_ns)
-        s_legs(snap, legs)
-        s_ratio(snap, ratio)
-        return snap
-
-    return build
-
-
-_new_snapshot = _snapshot_builder()
-
-
 class Spread:
     """A named spread on an engine: executable quote, lot ratio, rolling z-score of the mid.
 
     ``lots`` says how many lots of each leg trade together (by default the smallest whole
     ratio within ``ratio_tolerance`` of equal physical quantity: 3 SHFE au : 1 COMEX GC).
+    ``fx_id`` is the rate it converts at: offshore ``FX.USDCNH`` (by default: it trades around
+    the clock, as the overseas leg does) or onshore ``FX.USDCNY`` (quoted 09:30-03:00 Beijing).
 
     Examples
     --------
@@ -147,8 +66,11 @@ class Spread:
         stale_after_ms: float = 3000.0,
         z_window: int = 300,
         shared: SharedLegs | None = None,
+        fx_id: str = USDCNH_ID,
     ) -> None:
         self._market = market
+        self.fx_id = fx_id
+        self.fx_name = fx_id.split(".", 1)[1]
         self.defn = defn
         self.lots = dict(lots)
         if isinstance(z_window, bool) or not isinstance(z_window, int) or z_window < 2:
@@ -241,7 +163,7 @@ class Spread:
             now
         ):
             return None  # the per-quote checks say quotable; the loop below names what is not
-        ids = list(self.leg_ids) + ([USDCNH_ID] if self.needs_fx else [])
+        ids = list(self.leg_ids) + ([self.fx_id] if self.needs_fx else [])
         for iid in ids:
             inst: Instrument = eng.instrument(iid)
             if not eng.venue_up.get(inst.venue, False):
@@ -287,7 +209,7 @@ class Spread:
         eng = self._market
         watched = [eng.instrument(iid) for iid in self._ids]
         if self.needs_fx:
-            watched.append(eng.instrument(USDCNH_ID))
+            watched.append(eng.instrument(self.fx_id))
         self._hours = tuple({id(i.hours): i.hours for i in watched}.values())
         self._watch = tuple((inst.id, inst.venue, inst.hours) for inst in watched)
 
@@ -344,7 +266,7 @@ class Spread:
         quotes = self._market.quotes
         kernel = self._kernel
         legs = tuple([quotes[i] for i in self._ids])
-        fx_quote = quotes.get(USDCNH_ID) if self.needs_fx else None
+        fx_quote = quotes.get(self.fx_id) if self.needs_fx else None
         fx = fx_quote.mid if fx_quote is not None else None
         bid, ask, mid = kernel.executable([q.bid for q in legs], [q.ask for q in legs], fx if fx else None)
         return float(bid), float(ask), float(mid), legs, fx, kernel.rates(fx if fx else None)
@@ -362,8 +284,20 @@ class Spread:
     ) -> SpreadSnapshot:
         bid_size, ask_size = self._sizes(legs)
         ratio = self._ratio(legs, mid, rates)
-        return _new_snapshot(
-            self.defn.name, self.defn.unit, bid, ask, mid, bid_size, ask_size, z, fx, ts, legs, ratio
+        return new_snapshot(
+            self.defn.name,
+            self.defn.unit,
+            bid,
+            ask,
+            mid,
+            bid_size,
+            ask_size,
+            z,
+            fx,
+            ts,
+            legs,
+            ratio,
+            self.fx_name,
         )
 
     def _sizes(self, legs: tuple[Quote, ...]) -> tuple[int, int]:
@@ -428,7 +362,7 @@ class SharedLegs:
 
     def update_for(self, spread: Spread) -> Callable[[int], bool]:
         """The spread's per-quote recomputation (``Spread._update``), its legs' half shared."""
-        key = (spread._ids, spread._kernel.leg_terms, spread.stale_after_ns)
+        key = (spread._ids, spread._kernel.leg_terms, spread.stale_after_ns, spread.fx_id)
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = _live_legs(spread, self)
@@ -460,7 +394,8 @@ def _live_legs(first: Spread, shared: SharedLegs) -> Callable[[Spread], Callable
             zip(first.defn.instruments, kernel.leg_terms, strict=True)
         )
     )
-    fx_venue = eng.instrument(USDCNH_ID).venue if first.needs_fx else None
+    fx_id = first.fx_id
+    fx_venue = eng.instrument(fx_id).venue if first.needs_fx else None
     live_rates = kernel.live_rates
     seen: list[Quote | None] = [None] * len(legs)  # the quote each leg was last landed from
     sell = [0.0] * len(legs)  # landed price of each leg when selling the spread
@@ -486,7 +421,7 @@ def _live_legs(first: Spread, shared: SharedLegs) -> Callable[[Spread], Callable
                 checked_pass, checked_at, quotable = shared.pass_no, now, False
                 fresh_after = now - stale  # a quote stamped before this is stale
                 if fx_venue is not None:
-                    fx_quote = get(USDCNH_ID)
+                    fx_quote = get(fx_id)
                     if fx_quote is None or fx_quote.ts_event < fresh_after or not up[fx_venue]:
                         return False
                     if fx_quote is not fx_seen:
@@ -544,7 +479,7 @@ def _live_legs(first: Spread, shared: SharedLegs) -> Callable[[Spread], Callable
 
 
 def _label(iid: str) -> str:
-    return "FX" if iid == USDCNH_ID else "leg"
+    return "FX" if iid.startswith(FX_VENUE + ".") else "leg"
 
 
 def default_lots(defn: SpreadDef, tolerance: float) -> dict[str, int]:

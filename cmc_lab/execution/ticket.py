@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from cmc_lab.core.ids import USDCNH_ID
+from cmc_lab.core.ids import USDCNH_ID, USDCNY_ID
 from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import OrderFilled, Quote, Side, TimeInForce
 from cmc_lab.core.order import Order
@@ -250,10 +250,11 @@ def imbalance(legs: Sequence[Leg]) -> dict[str, int]:
 def legged_exposure(legs: Sequence[Leg], quotes: Mapping[str, Quote]) -> float:
     """Notional of the naked lots in CNY, at the legs' last quotes (or decision prices).
 
-    A leg priced in a money whose FX rate has not been heard counts unconverted, never as zero.
+    USD converts to CNY at USDCNY (onshore), at USDCNH while no USDCNY quote was heard. A leg
+    priced in a money whose FX rate has not been heard counts unconverted, never as zero.
     """
-    fx_quote = quotes.get(USDCNH_ID)
-    fx = FxRates(usdcnh=fx_quote.mid) if fx_quote else None
+    cnh, cny = quotes.get(USDCNH_ID), quotes.get(USDCNY_ID)
+    fx = FxRates(usdcnh=cnh.mid, cnh_cny_basis=cny.mid - cnh.mid if cny else 0.0) if cnh else None
     naked_lots = imbalance(legs)
     total = 0.0
     for leg in legs:
@@ -284,6 +285,7 @@ def decision_payload(snap: Any, legs: Sequence[Leg], why: str, denials: list[str
         "bid_size": snap.bid_size if snap else None,
         "ask_size": snap.ask_size if snap else None,
         "fx": snap.fx if snap else None,
+        "fx_rate": snap.fx_rate if snap and snap.fx is not None else None,
         "quotes": {q.instrument_id: [q.bid, q.ask, q.bid_size, q.ask_size] for q in snap.legs}
         if snap
         else {},

@@ -36,6 +36,7 @@ from cmc_lab.core.trading import TradingState
 from cmc_lab.risk.capital import CENT, Capital, ceil_money, to_money
 from cmc_lab.risk.capital_view import CapitalView
 from cmc_lab.risk.flatten import CannotFlatten, closing_requests
+from cmc_lab.risk.margin_calls import MarginCalls
 from cmc_lab.risk.pretrade import OrderActivity, RiskLimits, trading_day
 from cmc_lab.risk.rules import Crossing, Rule
 from cmc_lab.risk.thresholds import Thresholds
@@ -87,6 +88,7 @@ class RiskMonitor:
             on_change=self._on_transfer,
         )
         self.thresholds = Thresholds(runner, market, self)
+        self.margin_calls = MarginCalls(self.capital, alerts)
         self._opening: dict[str, int] = {}  # client order id -> lots that open a position
         self._arrival: dict[str, float] = {}  # client order id -> touch when it left
         self.acks: deque[tuple[int, str, float]] = deque(maxlen=_SAMPLES)
@@ -127,6 +129,7 @@ class RiskMonitor:
     def on_quote(self, quote: Quote) -> None:
         if self.capital.on_quote(quote):
             self.thresholds.poke("capital")
+            self.margin_calls.on_quote(quote.ts_event)
 
     def on_order_event(self, order: Order, event: OrderEvent) -> None:
         now = event.ts_init  # when the engine saw it: a restart's replay counts each event on its own day
@@ -227,6 +230,7 @@ class RiskMonitor:
         self.capital.version += 1  # cash moved
         if transfer.state is not TransferState.REQUESTED:
             self.thresholds.poke("capital", now=True)
+            self.margin_calls.check()
 
     # ================================================================== facade work (engine loop)
 
@@ -283,6 +287,7 @@ class RiskMonitor:
             instrument=instrument_id,
         )
         self.thresholds.poke("capital", now=True)
+        self.margin_calls.check()
 
     # ================================================================== scopes
 
