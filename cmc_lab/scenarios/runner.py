@@ -196,9 +196,9 @@ def margin_squeeze(quick: bool = False, seed: int = 7, journal: str | Path | Non
     """An overseas squeeze lifts US-FUT margin utilisation past 80 %: alert, transfer, no liquidation.
 
     Each run holds a hedged gold position (30 SHFE au long in CN-FUT, 10 COMEX GC short in US-FUT,
-    US-FUT funded with 400,000 USD), watches US-FUT with warn 70 %, act 80 % (transfer from
-    CN-FUT), liquidation 95 %, then COMEX raises the GC margin to 30,000 a lot and gold jumps
-    2 %. Runs use seeds ``seed``, ``seed + 1``, ...
+    US-FUT funded with 900,000 USD), watches US-FUT with warn 70 %, act 80 % (transfer from
+    CN-FUT), liquidation 95 %, then COMEX raises the GC margin from 9 % to 16 % of notional and
+    gold jumps 2 %. Runs use seeds ``seed``, ``seed + 1``, ...
 
     Examples
     --------
