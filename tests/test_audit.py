@@ -9,6 +9,7 @@ import re
 import sqlite3
 import zipfile
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -76,7 +77,7 @@ def test_the_pack_holds_every_file_each_listed_with_its_sha256(session: cmc.Engi
     assert set(manifest["files"]) == set(FILES)
     assert manifest["head"]["seq"] == session.journal.head[0] - 0 or manifest["head"]["seq"] > 0
     report = verify_pack(pack)
-    assert report.ok and report.altered == () and str(report).startswith("audit pack intact: 13 files")
+    assert report.ok and report.altered == () and str(report).startswith("audit pack intact: 15 files")
 
 
 def test_every_order_event_is_there_with_the_order_record_fields(session: cmc.Engine, tmp_path: Path) -> None:
@@ -427,3 +428,25 @@ def test_the_audit_magic_writes_a_pack_of_the_session(tmp_path: Path) -> None:
             magics.engine.close()
             magics.engine = None
         ip.user_ns.pop("eng", None)
+
+
+def test_the_pack_lists_every_fill_with_its_fee_and_each_contracts_pnl_gross_and_net(
+    session: cmc.Engine, tmp_path: Path
+) -> None:
+    """Fees in the audit pack (issue 15): each fill as booked, and P&L per contract net of fees,
+    agreeing with the book's own fee ledger."""
+    pack = session.audit(tmp_path / "audit.zip", progress=False)
+    fills = table(pack, "fills.csv")
+    assert fills and all(f["fee"] and f["fee_currency"] and f["fee_as_of"] for f in fills)
+    assert {f["instrument"] for f in fills} == {"COMEX.GC", "SHFE.au"}
+    pnl = {(r["account"], r["instrument"]): r for r in table(pack, "pnl.csv")}
+    for (account, instrument), row in pnl.items():
+        mine = [f for f in fills if (f["account"], f["instrument"]) == (account, instrument)]
+        assert int(row["fills"]) == len(mine)
+        assert Decimal(row["fees"]) == sum(Decimal(f["fee"]) for f in mine)
+        assert Decimal(row["realized_gross"]) == sum(Decimal(f["realized"]) for f in mine)
+        assert Decimal(row["realized_net"]) == Decimal(row["realized_gross"]) - Decimal(row["fees"])
+    book = session.risk.capital.accounts
+    for account in ("US-FUT", "CN-FUT"):
+        assert sum(Decimal(r["fees"]) for (a, _), r in pnl.items() if a == account) == book[account].fees
+    assert verify_pack(pack).ok

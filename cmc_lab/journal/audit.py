@@ -39,6 +39,7 @@ from cmc_lab.journal.compliance import (
     load_thresholds,
 )
 from cmc_lab.journal.compliance import FIELDS as COMPLIANCE_FIELDS
+from cmc_lab.journal.fills import FILL_FIELDS, PNL_FIELDS, FillTable
 from cmc_lab.journal.pack import FILES, PackFile, PackWriter, new_workdir
 from cmc_lab.journal.ratios import ratio_frame, ratio_rows, ratio_text
 from cmc_lab.journal.records import OrderRecord, order_summary, step_of
@@ -165,6 +166,7 @@ class _Export:
         self.in_window: dict[str, None] = {}
         self.purposes: dict[str, str] = {}
         self.tickets = TicketTable()
+        self.fills = FillTable()
         self.alerts: list[tuple[Any, ...]] = []
         self.kills: list[tuple[Any, ...]] = []
         self.kinds: Counter[str] = Counter()
@@ -282,6 +284,8 @@ class _Export:
             return self._dumps(record) + "\n"
         if kind.startswith("Hedge") and ticket_id:
             self.tickets.hedge(seq, kind, ticket_id, payload, row[3])
+        elif inside and kind == "FillBooked":
+            self.fills.add(seq, ts_event, payload)
         elif inside and kind in ALERT_KINDS:
             self._alert(row, payload)
         elif inside and kind == "TradingStateChanged":
@@ -396,6 +400,9 @@ class _Export:
         _csv(files["kill_switch.csv"], KILL_FIELDS, self.kills)
         _csv(files["compliance.csv"], COMPLIANCE_FIELDS, self.messages.rows())
         _csv(files["compliance_contracts.csv"], CONTRACT_FIELDS, self.contracts.rows())
+        _csv(files["fills.csv"], FILL_FIELDS, self.fills.fills())
+        currency_of = {iid: inst.currency for iid, inst in self.instruments.items()}
+        _csv(files["pnl.csv"], PNL_FIELDS, self.fills.pnl(currency_of))
         self.ratios = ratio_frame(counts)
         _csv(files["ratios.csv"], list(self.ratios.columns), ratio_text(self.ratios))
         self.orders = pd.DataFrame(orders)

@@ -26,7 +26,7 @@ from cmc_lab.journal.chain import encode_payload
 from cmc_lab.journal.store import Journal
 from cmc_lab.journal.verify import verify_chain
 
-FORMAT = "cmc-lab-audit-pack/2"
+FORMAT = "cmc-lab-audit-pack/3"
 MANIFEST = "manifest.json"
 #: The members of a pack of :data:`FORMAT` (besides the manifest), each with what it holds.
 FILES = {
@@ -43,6 +43,9 @@ FILES = {
     "compliance_contracts.csv": "per account, contract and exchange trading day: orders, cancels (IOC "
     "cancels apart), large cancels, self-trades and self-match denials, flagged at the exchanges' "
     "abnormal-trading thresholds",
+    "fills.csv": "every fill as the book took it: lots opened and closed (today, yesterday), realized P&L, "
+    "the fee with its schedule and as-of date, the cash it moved",
+    "pnl.csv": "per account and contract: fills, lots bought and sold, realized P&L gross, fees, net",
     "events.jsonl": "every journal row of the window with its hashes (re-verifiable chain)",
     "chain.json": "the journal head at export, the window's links and the verification report",
     "verification.txt": "the verification report, readable",
@@ -50,7 +53,8 @@ FILES = {
 }
 #: Earlier formats still verified, with the members a pack of each must have.
 _MEMBERS = {
-    "cmc-lab-audit-pack/1": frozenset(FILES) - {"compliance_contracts.csv"},
+    "cmc-lab-audit-pack/1": frozenset(FILES) - {"compliance_contracts.csv", "fills.csv", "pnl.csv"},
+    "cmc-lab-audit-pack/2": frozenset(FILES) - {"fills.csv", "pnl.csv"},
     FORMAT: frozenset(FILES),
 }
 _BLOCK = 1 << 20
@@ -218,7 +222,8 @@ def verify_pack(path: str | Path, journal: Journal | None = None) -> PackReport:
 
     Every file's SHA-256 and size must match ``manifest.json``, no file may be missing or
     added (the manifest must list every member of its format: :data:`FILES` for this one, the
-    earlier format's without ``compliance_contracts.csv``), and the rows of ``events.jsonl`` must recompute and link as a hash chain from the
+    earlier formats' without the files added after them: ``compliance_contracts.csv`` in 2, ``fills.csv`` and
+    ``pnl.csv`` in 3), and the rows of ``events.jsonl`` must recompute and link as a hash chain from the
     window's first link to its last hash. With ``journal``, that last hash must also be the
     journal's own row at that seq (the pack came from this journal).
 
