@@ -89,7 +89,7 @@ def _measure(eng: Engine, monitor: SpreadMonitor, seconds: float, rate: int) -> 
         with lock:
             sent0, stream0, flush0 = len(sent), len(stream_json), len(flush_ns)
         updates0, points0, snaps0 = monitor.updates, monitor.points, snapshots
-        future = asyncio.run_coroutine_threadsafe(_push_quotes(eng, seconds, rate), eng.runtime.loop)
+        future = asyncio.run_coroutine_threadsafe(push_quotes(eng, seconds, rate), eng.runtime.loop)
         pushed = future.result(seconds + 10)
         storm_updates = monitor.updates - updates0
         time.sleep(0.25)  # the last batch
@@ -116,7 +116,13 @@ def _measure(eng: Engine, monitor: SpreadMonitor, seconds: float, rate: int) -> 
     }
 
 
-async def _push_quotes(eng: Engine, seconds: float, rate: int) -> int:
+async def push_quotes(eng: Engine, seconds: float, rate: int) -> int:
+    """Push ``rate`` extra ``SHFE.au`` quotes a second for ``seconds`` through the engine's quote path.
+
+    Runs on the engine loop (``asyncio.run_coroutine_threadsafe(push_quotes(...), eng.runtime.loop)``);
+    the quotes step within 5 ticks of the first one, so resting orders 5 ticks or more below the bid
+    never fill. Returns the number of quotes pushed.
+    """
     base = eng.quote(_LEG)
     tick = float(eng.instrument(_LEG).tick)
     started = time.monotonic()
@@ -151,13 +157,8 @@ def blotter_stream_cost(
     """
     if seconds <= 0 or quotes_per_second < 1 or orders < 0:
         raise ValueError("seconds must be > 0, quotes_per_second >= 1 and orders >= 0")
-    eng = connect("sim", seed=7, clock="real")
+    eng = blotter_workload(orders)
     try:
-        q = eng.quote(_LEG)
-        eng.submit(_LEG, "buy", 1, price=str(q.ask), tif="IOC").wait(5)
-        tick = float(eng.instrument(_LEG).tick)
-        for i in range(orders):
-            eng.submit(_LEG, "buy", 1, price=f"{q.bid - (i + 5) * tick:.2f}")
         blotter = Blotter(eng)
         time.sleep(0.5)
         sent: list[int] = []
@@ -180,7 +181,7 @@ def blotter_stream_cost(
             widget.observe(count, names="value")
         ticks0 = pump_for(eng).ticks
         future = asyncio.run_coroutine_threadsafe(
-            _push_quotes(eng, seconds, quotes_per_second), eng.runtime.loop
+            push_quotes(eng, seconds, quotes_per_second), eng.runtime.loop
         )
         pushed = future.result(seconds + 10)
         ticks = pump_for(eng).ticks - ticks0
@@ -202,3 +203,29 @@ def blotter_stream_cost(
         eng.cancel_all()
         eng.flatten(_LEG)
         eng.close()
+
+
+def blotter_workload(orders: int = 50) -> Engine:
+    """The blotter's benchmark desk: a fresh engine (embedded exchange, real clock) holding one lot of
+    ``SHFE.au`` (so the mark and P&L move with its quotes) and ``orders`` resting bids 5 ticks and more
+    below the market (they never fill under :func:`push_quotes`). The caller closes it.
+
+    Examples
+    --------
+    >>> eng = blotter_workload(5)      # doctest: +SKIP
+    >>> len(eng.working_orders())      # doctest: +SKIP
+    5
+    """
+    if orders < 0:
+        raise ValueError(f"orders must be >= 0, got {orders!r}")
+    eng = connect("sim", seed=7, clock="real")
+    try:
+        q = eng.quote(_LEG)
+        eng.submit(_LEG, "buy", 1, price=str(q.ask), tif="IOC").wait(5)
+        tick = float(eng.instrument(_LEG).tick)
+        for i in range(orders):
+            eng.submit(_LEG, "buy", 1, price=f"{q.bid - (i + 5) * tick:.2f}")
+    except BaseException:
+        eng.close()
+        raise
+    return eng

@@ -42,6 +42,32 @@ TICKET_HEADERS = (
     ("state", "state"),
     ("naked", "naked exposure"),
 )
+FILL_HEADERS = (
+    ("order", "order"),
+    ("instrument", "instrument"),
+    ("side", "side"),
+    ("qty", "qty"),
+    ("px", "price"),
+    ("trade", "trade id"),
+)
+
+
+def fills_frame(engine: Engine) -> pd.DataFrame:
+    """The session's last ``FILLS_SHOWN`` fills, newest first, in ``FILL_HEADERS``' columns."""
+    fills = [(f, o) for o in engine.working_orders(all_orders=True) for f in list(o.fills)]
+    return pd.DataFrame(
+        [
+            {
+                "order": o.client_order_id,
+                "instrument": o.instrument_id,
+                "side": o.side.value,
+                "qty": f.last_qty,
+                "px": f.last_px,
+                "trade": f.trade_id,
+            }
+            for f, o in reversed(fills[-FILLS_SHOWN:])
+        ]
+    )
 
 
 def _text(value: Any) -> str:
@@ -138,39 +164,13 @@ class Blotter:
         """Bring every section up to date, sending only what changed."""
         self._set(self.positions, html_table(self.engine.positions(), POSITION_HEADERS, "flat: no positions"))
         self._set(self.tickets, html_table(self.engine.tickets(), TICKET_HEADERS, "no hedge tickets"))
-        self._set(self.fills, self._fills_html())
+        self._set(self.fills, html_table(fills_frame(self.engine), FILL_HEADERS, "no fills yet"))
         self._refresh_orders()
 
     @staticmethod
     def _set(widget: w.HTML, value: str) -> None:
         if value != widget.value:
             widget.value = value
-
-    def _fills_html(self) -> str:
-        fills = [(f, o) for o in self.engine.working_orders(all_orders=True) for f in list(o.fills)]
-        fills = fills[-FILLS_SHOWN:]
-        rows = pd.DataFrame(
-            [
-                {
-                    "order": o.client_order_id,
-                    "instrument": o.instrument_id,
-                    "side": o.side.value,
-                    "qty": f.last_qty,
-                    "px": f.last_px,
-                    "trade": f.trade_id,
-                }
-                for f, o in reversed(fills)
-            ]
-        )
-        headers = (
-            ("order", "order"),
-            ("instrument", "instrument"),
-            ("side", "side"),
-            ("qty", "qty"),
-            ("px", "price"),
-            ("trade", "trade id"),
-        )
-        return html_table(rows, headers, "no fills yet")
 
     def _refresh_orders(self) -> None:
         working = {o.client_order_id: o for o in self.engine.working_orders()}
