@@ -83,7 +83,7 @@ DEFINE_ONCE = """(() => {
   const define = customElements.define.bind(customElements);
   customElements.define = (name, cls, options) => { if (!customElements.get(name)) define(name, cls, options); };
 })();"""
-METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
+METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration", "JSHeapUsedSize")
 CELLS = [
     "import sys\nsys.path.insert(0, {here!r})\nimport candidates as bc\n"
     "eng = bc.workload({orders})\nrun = bc.Run(eng, {name!r})\nrun.table.widget",
@@ -340,6 +340,7 @@ def measure(context: Any, lab: Lab, name: str, args: argparse.Namespace, round_n
         "layout_style_ms_per_s": round(
             (busy["LayoutDuration"] + busy["RecalcStyleDuration"]) * 1000 / seconds, 1
         ),
+        "js_heap_mb": round(after["JSHeapUsedSize"] / 2**20, 1),
         "screenshot": str(shot.relative_to(ROOT)),
         "browser_errors": browser_errors,
     }
@@ -373,6 +374,7 @@ COLUMNS = (
     ("main_thread_ms_per_s", "main ms/s", "{:.0f}"),
     ("script_ms_per_s", "script ms/s", "{:.0f}"),
     ("layout_style_ms_per_s", "layout+style ms/s", "{:.0f}"),
+    ("js_heap_mb", "JS heap MB", "{:.0f}"),
 )
 
 
