@@ -138,6 +138,19 @@ def _titled(sections: list[tuple[str, Any]]) -> Any:
     return w.VBox(children, layout={"width": "1100px"})
 
 
+def _grids(kind: Any, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """One ipydatagrid grid of ``kind`` per table, sized alike for every grid candidate."""
+    return {
+        name: kind(
+            frame.copy(),
+            base_column_size=100,
+            base_row_header_size=150,
+            layout={"height": f"{TABLE_HEIGHTS[name]}px"},
+        )
+        for name, frame in tables.items()
+    }
+
+
 class DataGridTable:
     """ipydatagrid ``DataGrid`` per table: a changed row as ``set_row_value``, the frame only when rows change."""
 
@@ -147,15 +160,7 @@ class DataGridTable:
         from ipydatagrid import DataGrid
 
         self.shown = {name: frame.copy() for name, frame in tables.items()}
-        self.grids = {
-            name: DataGrid(
-                frame.copy(),
-                base_column_size=100,
-                base_row_header_size=150,
-                layout={"height": f"{TABLE_HEIGHTS[name]}px"},
-            )
-            for name, frame in tables.items()
-        }
+        self.grids = _grids(DataGrid, tables)
         self.widget = _titled(list(self.grids.items()))
 
     def refresh(self, tables: dict[str, pd.DataFrame]) -> None:
@@ -179,15 +184,7 @@ class StreamingGridTable:
         from ipydatagrid import StreamingDataGrid
 
         self.shown = {name: frame.copy() for name, frame in tables.items()}
-        self.grids = {
-            name: StreamingDataGrid(
-                frame.copy(),
-                base_column_size=100,
-                base_row_header_size=150,
-                layout={"height": f"{TABLE_HEIGHTS[name]}px"},
-            )
-            for name, frame in tables.items()
-        }
+        self.grids = _grids(StreamingDataGrid, tables)
         self.widget = _titled(list(self.grids.items()))
 
     def refresh(self, tables: dict[str, pd.DataFrame]) -> None:
