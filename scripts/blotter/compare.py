@@ -24,17 +24,11 @@ import json
 import os
 import platform
 import re
-import secrets
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -46,17 +40,9 @@ sys.path.insert(0, str(HERE))
 
 from candidates import CANDIDATES  # noqa: E402
 from lab_page import CODE_PROMPTS, kernel_idle  # noqa: E402
+from lab_server import CHROMIUM, CHROMIUM_ARGS, Lab, wait_for  # noqa: E402
+from lab_server import lab_server as start_lab  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SETTLE_SECONDS = 1.0
 # Frame intervals and long tasks over ``ms`` of requestAnimationFrame.
 FRAMES = """(ms) => new Promise(done => {
@@ -164,101 +150,13 @@ def machine() -> dict[str, Any]:
     }
 
 
-class Lab:
-    def __init__(self, url: str, token: str, root: Path, log: Path) -> None:
-        self.url, self.token, self.root, self.log = url, token, root, log
-
-    def api(self, method: str, path: str) -> Any:
-        request = urllib.request.Request(f"{self.url}{path}?token={self.token}", method=method)
-        with urllib.request.urlopen(request, timeout=10) as response:
-            body = response.read()
-        return json.loads(body) if body else None
-
-    def shutdown_kernels(self) -> None:
-        for kernel in self.api("GET", "/api/kernels"):
-            with contextlib.suppress(urllib.error.URLError):
-                self.api("DELETE", f"/api/kernels/{kernel['id']}")
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else "(no log)"
-
-
 @contextlib.contextmanager
 def lab_server(base: Path) -> Any:
     """JupyterLab of this Python (so its labextensions: ipydatagrid, Perspective) with private Jupyter dirs."""
     root = base / "notebooks"
     root.mkdir()
-    home = base / "jupyter"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
-    env.update(
-        JUPYTER_CONFIG_DIR=str(home / "config"),
-        JUPYTER_DATA_DIR=str(home / "data"),
-        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-        IPYTHONDIR=str(home / "ipython"),
-        PYTHONUNBUFFERED="1",
-    )
-    settings = home / "config" / "lab" / "user-settings" / "@jupyterlab"
-    for plugin, text in (
-        ("apputils-extension/notification", '{"fetchNews": "false"}'),
-        ("notebook-extension/tracker", '{"windowingMode": "none"}'),
-    ):
-        path = settings / f"{plugin}.jupyterlab-settings"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    token = secrets.token_hex(16)
-    log = base / "jupyterlab.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyter",
-        "lab",
-        "--no-browser",
-        "--allow-root",
-        f"--port={port}",
-        "--ip=127.0.0.1",
-        f"--ServerApp.token={token}",
-        f"--ServerApp.root_dir={root}",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    lab = Lab(f"http://127.0.0.1:{port}", token, root, log)
-    try:
-        wait_for(lambda: proc.poll() is not None or _answers(lab), 60, lambda: "JupyterLab did not start")
-        if proc.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{lab.log_tail()}")
+    with start_lab(base, root) as lab:
         yield lab
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(15)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-
-
-def _answers(lab: Lab) -> bool:
-    try:
-        lab.api("GET", "/api/status")
-    except (urllib.error.URLError, OSError):
-        return False
-    return True
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, failure: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.2)
-    raise TimeoutError(failure())
 
 
 def write_notebook(lab: Lab, name: str, args: argparse.Namespace, out: Path) -> str:

@@ -3,59 +3,16 @@ notebooks, and headless Chromium."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lab_server import CHROMIUM, CHROMIUM_ARGS, Lab, lab_server
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@dataclass
-class Lab:
-    url: str
-    token: str
-    root: Path
-    log: Path
-
-    def notebook_url(self, name: str) -> str:
-        return f"{self.url}/lab/tree/{name}?reset&token={self.token}"
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else "(no log)"
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log_text()[-chars:]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -66,83 +23,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root.mkdir()
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):
         shutil.copy(notebook, root)
-    home = base / "jupyter"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
-    env.update(
-        JUPYTER_CONFIG_DIR=str(home / "config"),
-        JUPYTER_DATA_DIR=str(home / "data"),
-        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-        IPYTHONDIR=str(home / "ipython"),
-        PYTHONUNBUFFERED="1",
-    )
-    # No "get notified about Jupyter news?" toast over the widgets, and every cell stays in the DOM
-    # (JupyterLab's windowing detaches cells scrolled out of view).
-    user_settings = home / "config" / "lab" / "user-settings" / "@jupyterlab"
-    for plugin, settings in (
-        ("apputils-extension/notification", '{"fetchNews": "false"}'),
-        ("notebook-extension/tracker", '{"windowingMode": "none"}'),
-    ):
-        path = user_settings / f"{plugin}.jupyterlab-settings"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(settings)
-    token = secrets.token_hex(16)
-    port = free_port()
-    log = base / "jupyterlab.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyter",
-        "lab",
-        "--no-browser",
-        "--allow-root",
-        f"--port={port}",
-        "--ip=127.0.0.1",
-        f"--ServerApp.token={token}",
-        f"--ServerApp.root_dir={root}",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        # The kill switch's server route, enabled explicitly: an editable install made before the
-        # route existed has no etc/jupyter/jupyter_server_config.d/cmc_lab.json.
-        "--ServerApp.jpserver_extensions=cmc_lab.ui.server_ext=True",
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = Lab(f"http://127.0.0.1:{port}", token, root, log)
-    try:
-        wait_for_server(server, proc)
+    # The kill switch's server route, enabled explicitly: an editable install made before the route
+    # existed has no etc/jupyter/jupyter_server_config.d/cmc_lab.json.
+    with lab_server(
+        base, root, "--ServerApp.jpserver_extensions=cmc_lab.ui.server_ext=True", timeout=45.0
+    ) as server:
         yield server
-    finally:
-        stop(proc)
-
-
-def wait_for_server(server: Lab, proc: subprocess.Popen[Any], timeout: float = 45.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"JupyterLab exited with {proc.returncode} before answering:\n{server.log_tail()}")
-        try:
-            with urllib.request.urlopen(
-                f"{server.url}/api/status?token={server.token}", timeout=2
-            ) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"JupyterLab did not answer within {timeout:.0f} s:\n{server.log_tail()}")
-
-
-def stop(proc: subprocess.Popen[Any]) -> None:
-    """Stop the server and its kernels: they run in the process group this fixture started."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(15)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # kernels still shutting down
-    proc.wait(5)
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
 import nbformat
 import pytest
 from lab_page import CODE_PROMPTS, kernel_idle
+from lab_server import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -25,15 +25,6 @@ FRAME_TIMES = """(ms) => new Promise(done => {
   const step = now => { times.push(now - last); last = now; if (now < end) requestAnimationFrame(step); else done(times); };
   requestAnimationFrame(step);
 })"""
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, failure: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(failure())
 
 
 def test_cancel_a_working_order_from_the_blotter(
