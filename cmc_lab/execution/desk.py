@@ -114,10 +114,6 @@ class Desk:
             isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in chosen.values()
         ):
             raise ValueError(f"lots must give a whole number >= 1 for each leg: {', '.join(defn.ids)}")
-        if fx_id not in self.market.instruments and len({i.currency for i in instruments.values()}) > 1:
-            raise ValueError(
-                f"spread {name!r} converts at {fx}, which this engine does not quote; connect its FX venue"
-            )
         spread = Spread(
             self.market,
             defn,
@@ -127,6 +123,10 @@ class Desk:
             shared=self._shared,
             fx_id=fx_id,
         )
+        if spread.needs_fx and fx_id not in self.market.instruments:
+            raise ValueError(
+                f"spread {name!r} converts at {fx}, which this engine does not quote; connect its FX venue"
+            )
         old = self.spreads.get(name)
         if old is not None:  # a redefinition replaces the old spread everywhere, FX included
             for leg, spreads in self._by_leg.items():

@@ -430,6 +430,9 @@ class Capital:
         acct = self.accounts[account]
         ccy = acct.currency
         terms = self.terms.get(account)
+        own = (
+            terms if terms is not None and (terms.hedge or terms.broker_add_on) else None
+        )  # else the exchange's
         unrealized = initial = maintenance = ZERO
         for pos in acct.positions.values():
             if not pos.qty:
@@ -438,9 +441,13 @@ class Capital:
             rate = self.rates.get(inst.id)
             unrealized += self.convert(pos.unrealized, inst.currency, ccy)
             if rate is not None:
-                initial += self.convert(rate.initial(inst, pos.qty, pos.price, terms), inst.currency, ccy)
                 exchange = self.convert(rate.initial(inst, pos.qty, pos.price), inst.currency, ccy)
                 maintenance += exchange * rate.maintenance
+                initial += (
+                    exchange
+                    if own is None
+                    else self.convert(rate.initial(inst, pos.qty, pos.price, own), inst.currency, ccy)
+                )
         reserved = sum(acct.reserved.values(), ZERO)
         equity = acct.cash + unrealized
         available = equity - initial - reserved

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
-from cmc_lab.core.ids import venue_of
+from cmc_lab.core.ids import FX_RATE_IDS, venue_of
 from cmc_lab.core.instruments import Instrument, MarginKind
 from cmc_lab.core.model import (
     OrderAccepted,
@@ -394,7 +394,7 @@ class RiskMonitor:
 
     def _v_fx_staleness(self, rule: Rule) -> dict[str, float | None]:
         cap = self.capital
-        ts = cap.fx_book.ts.get(f"FX.{cap.rate_used(cap.base).name}")
+        ts = cap.fx_book.ts.get(FX_RATE_IDS.get(cap.rate_used(cap.base).name, ""))
         return {"engine": (self.market.now_ns() - ts) / 1e9 if ts is not None else math.inf}
 
     def _counts(self, rule: Rule, counter: Mapping[Any, int]) -> dict[str, float | None]:

@@ -23,11 +23,11 @@ from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from typing import Any
 
 from cmc_lab.core.ids import USDCNH_ID
-from cmc_lab.core.instruments import Instrument, MarginKind
+from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.specs import Specs
 from cmc_lab.data.market import SimMarket
-from cmc_lab.risk.capital import CENT, Capital
+from cmc_lab.risk.capital import CENT, Capital, MarginRate
 from cmc_lab.risk.fx_book import convert
 from cmc_lab.risk.transfers import Transfer, Transfers
 
@@ -218,9 +218,9 @@ def _one_path(
 
 
 def _lot_margin(inst: Instrument, price: float) -> float:
-    """Initial margin of one lot at ``price``: a share of notional or money per lot (the specs' rate)."""
-    rate = float(inst.margin_rate)
-    return rate * price * float(inst.lot_size) if inst.margin_kind is MarginKind.PERCENT else rate
+    """Initial margin of one lot at ``price`` at the specs' rate (a share of notional or money per lot)."""
+    rate = MarginRate(inst.margin_kind, inst.margin_rate, Decimal(1))
+    return float(rate.initial(inst, 1, Decimal(str(price))))
 
 
 def _mark(cap: Capital, mark: tuple[float, float, float], ts: int) -> None:
