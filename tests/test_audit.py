@@ -117,6 +117,8 @@ def test_the_summary_tables_cover_tickets_alerts_kill_switch_and_ratios(
     assert (
         re.fullmatch(r"-?\d+\.\d\d", slippage) and "legs" not in ticket
     )  # money to the cent, one column per leg
+    live = session.ticket(ticket["ticket_id"]).report()["legs"]["COMEX.GC"]["slippage_money"]
+    assert Decimal(slippage) == live  # the pack, rebuilt from the journal, says what the live ticket said
     kills = table(pack, "kill_switch.csv")
     assert [(k["state"], k["who"]) for k in kills] == [("HALTED", "desk"), ("ACTIVE", "desk")]
     assert kills[0]["reason"] == "end of day drill"

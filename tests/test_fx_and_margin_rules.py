@@ -11,7 +11,7 @@ import pytest
 import cmc_lab as cmc
 from cmc_lab.core.instruments import TROY_OUNCE_GRAMS
 from cmc_lab.core.model import Quote, Side
-from cmc_lab.core.specs import load_specs
+from cmc_lab.core.specs import Specs, load_specs
 from cmc_lab.risk.capital import Capital
 
 G = float(TROY_OUNCE_GRAMS)
@@ -69,7 +69,7 @@ def test_a_transfer_between_cny_and_usd_converts_at_usdcny_and_journals_the_rate
 # ---------------------------------------------------------------------------- margin by the broker's rule
 
 
-def capital(text: str, tmp_path: Path) -> tuple[Capital, object]:
+def capital(text: str, tmp_path: Path) -> tuple[Capital, Specs]:
     path = tmp_path / "desk.toml"
     path.write_text(text)
     specs = load_specs(path)
@@ -80,7 +80,7 @@ def test_a_chinese_broker_calls_on_the_risk_degree_where_a_maintenance_rule_woul
     cap, specs = capital(
         '[accounts.CN-FUT]\ncurrency = "CNY"\ncash = "1700000"\nmargin_call = "risk_degree"\n', tmp_path
     )
-    au = specs.instruments["SHFE.au"]  # type: ignore[attr-defined]
+    au = specs.instruments["SHFE.au"]
     cap.apply_fill("CN-FUT", au, Side.BUY, Decimal("945.00"), 10)  # 17 % of 9,450,000 = 1,606,500
     cap.on_quote(Quote("SHFE.au", 944.0, 944.04, 5, 5, 1, 1))
     f = cap.figures("CN-FUT")
@@ -96,7 +96,7 @@ def test_a_cme_account_calls_only_below_maintenance(tmp_path: Path) -> None:
     cap, specs = capital(
         '[accounts.US-FUT]\ncurrency = "USD"\ncash = "80000"\nmargin_call = "maintenance"\n', tmp_path
     )
-    gc = specs.instruments["COMEX.GC"]  # type: ignore[attr-defined]
+    gc = specs.instruments["COMEX.GC"]
     cap.apply_fill(
         "US-FUT", gc, Side.BUY, Decimal("4100.0"), 2
     )  # 9 % of 820,000 = 73,800; maintenance 67,158
@@ -115,7 +115,7 @@ def test_a_hedge_account_pays_the_hedge_rate_and_the_broker_adds_its_points(tmp_
         'broker_add_on = "0.03"\nhedge = true\n',
         tmp_path,
     )
-    au = specs.instruments["SHFE.au"]  # type: ignore[attr-defined]
+    au = specs.instruments["SHFE.au"]
     assert cap.order_margin("CN-FUT", au, 1, Decimal("1000.00")) == Decimal(
         "190000.0000"
     )  # (16 % + 3) x 1,000,000
