@@ -41,6 +41,7 @@ class VenueSpec:
     region: str  # "domestic" or "overseas"
     account: str
     latency_ms: tuple[float, float]
+    offsets: bool = False  # keeps long and short apart: orders say open, close today or close yesterday
 
 
 #: Currencies an account may hold: the ones the FX conversion knows (CNY and CNH count as one money).
@@ -378,7 +379,9 @@ def _venue(name: str, raw: dict[str, Any], where: str) -> VenueSpec:
     region = raw.get("region", "overseas")
     if region not in ("domestic", "overseas"):
         raise SpecError(f"{where}: region {region!r} must be 'domestic' or 'overseas'")
-    return VenueSpec(name=name, region=region, account=str(raw.get("account", "")), latency_ms=(lo, hi))
+    if not isinstance(offsets := raw.get("offsets", False), bool):
+        raise SpecError(f"{where}: offsets must be true (long and short kept apart: SHFE, INE) or false")
+    return VenueSpec(name, region, str(raw.get("account", "")), (lo, hi), offsets)
 
 
 def _account(name: str, raw: dict[str, Any], where: str) -> AccountSpec:
