@@ -123,8 +123,8 @@ def chain_rows(rows: Iterable[Sequence[Any]], tip: list[tuple[int, str]]) -> Ite
     """The stored tuples of ``rows`` (each ``kind, ts_event, ts_init, mono_ns, payload, order_id,
     ticket_id, venue, instrument``) chained on from ``tip[0]``, a (seq, hash); the hot path of writes.
 
-    A generator fed straight to executemany: each row is hashed just before SQLite reads it, so
-    a batch never sits in memory as a list. Once exhausted, ``tip[0]`` is the new head. Empty ids
+    A generator: the journal feeds it to executemany a slice of a few hundred rows at a time, so
+    a long write never sits in memory whole. Once exhausted, ``tip[0]`` is the new head. Empty ids
     are stored as absent. The hash is :func:`row_hash`'s, computed inline (this loop runs once per
     row of every write). A row that cannot be journaled raises TypeError or ValueError naming it.
     """
