@@ -134,6 +134,7 @@ class SubmitOrder:
     account: str
     ts_init: int
     ticket_id: str | None = None
+    offset: str = ""  # open / close / close_today / close_yesterday on venues that keep them (core.offsets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +192,8 @@ class OrderInitialized(OrderEvent):
     quote_ts: int = 0  # that quote's ts_event; 0 without a quote
     trader: str = ""  # who is responsible for the order (a configured id), as a regulator asks
     algo: str = ""  # what made it: cmc_lab's version and the ticket, policy and trigger, or "manual"
+    offset: str = ""  # SHFE/INE: open, close, close_today or close_yesterday; "" where the venue nets
+    part_of: str = ""  # the first part's client order id when one order went out as several (one offset each)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ OffsetBook(long 5 (today 2, yesterday 3), short 0)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 
 
@@ -35,6 +36,22 @@ class Offset(StrEnum):
     @property
     def closes(self) -> bool:
         return self is not Offset.OPEN
+
+    @classmethod
+    def parse(cls, value: str | Offset) -> Offset:
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            known = ", ".join(repr(o.value) for o in cls)
+            raise OffsetError(
+                f"offset {value!r} is not valid; use one of {known} (or None: the engine chooses)"
+            ) from None
+
+    def fee_lots(self, qty: int) -> tuple[int, int, int]:
+        """``(opened, closed today, closed yesterday)`` of ``qty`` lots with this offset, as fees charge them."""
+        if self is Offset.OPEN:
+            return qty, 0, 0
+        return (0, qty, 0) if self is Offset.CLOSE_TODAY else (0, 0, qty)
 
 
 class OffsetError(ValueError):
@@ -58,11 +75,13 @@ class OffsetBook:
     """One account's lots in one contract, long and short apart.
 
     A buy opens a long or closes a short; a sell opens a short or closes a long. ``roll()`` at the
-    start of a new exchange trading day turns today's lots into yesterday's.
+    start of a new exchange trading day turns today's lots into yesterday's; ``on(day)`` does it
+    when ``day`` is later than the trading day the book last saw (``day``).
     """
 
     long: Lots = field(default_factory=Lots)
     short: Lots = field(default_factory=Lots)
+    day: date | None = None
 
     def __repr__(self) -> str:
         def side(name: str, lots: Lots) -> str:
@@ -118,6 +137,20 @@ class OffsetBook:
         for lots in (self.long, self.short):
             lots.yesterday += lots.today
             lots.today = 0
+
+    def on(self, day: date | None) -> OffsetBook:
+        """This book on exchange trading day ``day``: rolled when ``day`` is a later one; returns itself."""
+        if day is not None:
+            if self.day is not None and day > self.day:
+                self.roll()
+            if self.day is None or day > self.day:
+                self.day = day
+        return self
+
+    def copy(self) -> OffsetBook:
+        return OffsetBook(
+            Lots(self.long.today, self.long.yesterday), Lots(self.short.today, self.short.yesterday), self.day
+        )
 
 
 def plan(book: OffsetBook, side: str, qty: int, prefer_today: bool = False) -> list[tuple[Offset, int]]:

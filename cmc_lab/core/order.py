@@ -79,6 +79,12 @@ class Order:
         self.tif = tif
         self.account = account
         self.ticket_id = ticket_id
+        self.offset = (
+            ""  # from its intent: open / close / close_today / close_yesterday, "" where the venue nets
+        )
+        self.part_of = ""  # the first part's id when one order went out as several, one offset each
+        #: every order one request went out as (the first part holds them all; a single order: itself)
+        self.parts: list[Order] = [self]
         self.state = OrderState.INITIALIZED
         self.reason = ""
         self.fills: list[OrderFilled] = []
@@ -180,6 +186,7 @@ class Order:
         """Apply a journaled event (engine loop only); returns the callbacks' errors, if any."""
         self.events.append(event)
         if isinstance(event, OrderInitialized):  # the order's first log entry, not a transition
+            self.offset, self.part_of = event.offset, event.part_of
             return []
         errors: list[str] = []
         if isinstance(event, OrderReplaced):
@@ -225,7 +232,7 @@ class Order:
             ("order", self.client_order_id),
             ("venue id", self.venue_order_id or ""),
             ("instrument", self.instrument_id),
-            ("side / qty", f"{self.side.value} {self.qty}"),
+            ("side / qty", f"{self.side.value} {self.qty}" + (f" ({self.offset})" if self.offset else "")),
             ("limit", f"{self.price} {self.instrument.quote_unit}"),
             ("state", self.state.value + (f" ({self.reason})" if self.reason else "")),
             ("filled", f"{self.filled_qty} @ {self.avg_px:.6g}" if self.fills else "0"),

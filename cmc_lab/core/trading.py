@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import Side
+from cmc_lab.core.offsets import Offset
 
 
 class TradingState(StrEnum):
@@ -28,3 +29,6 @@ class OrderRequest:
     price: Decimal
     account: str
     ticket_id: str | None = None
+    offset: Offset | None = (
+        None  # on a venue that keeps offsets; None: the engine chooses (core.offsets.plan)
+    )

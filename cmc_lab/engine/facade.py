@@ -38,9 +38,10 @@ from cmc_lab.engine.errors import EngineClosed, OpenExposureWarning
 from cmc_lab.engine.inbox import Inbox, QuoteCallback
 from cmc_lab.engine.journaling import EngineJournal
 from cmc_lab.engine.market import MarketState
+from cmc_lab.engine.order_table import orders_frame, parse_tif
 from cmc_lab.engine.reconciliation import BookReconciler, Reconciliation
 from cmc_lab.engine.recovery import rebuild_order
-from cmc_lab.engine.routing import EventCallback, OrderRouter, orders_frame, parse_tif
+from cmc_lab.engine.routing import EventCallback, OrderRouter
 from cmc_lab.engine.runtime import Runtime
 from cmc_lab.execution.desk import Desk
 from cmc_lab.execution.hedge import HedgeTicket
@@ -226,14 +227,16 @@ class Engine:
         account: str | None = None,
         ticket_id: str | None = None,
         reason: str = "",
+        offset: str | None = None,
     ) -> Order:
         """Send one limit order; returns the live :class:`Order` once it has left (or been denied).
 
-        Arguments that cannot make an order raise :class:`InvalidOrder` and nothing is
-        journaled; an order the pre-trade checks refuse comes back DENIED with its reason.
+        Bad arguments raise :class:`InvalidOrder` (nothing journaled); a refused order comes back DENIED.
+        ``offset`` (SHFE/INE): open, close, close_today, close_yesterday, or None (the engine chooses; an
+        order needing two goes out as parts, one offset each: the first returned, ``o.parts`` all).
         """
         return self.runtime.call(
-            self._submit(instrument_id, side, qty, price, tif, account, ticket_id, reason)
+            self._submit(instrument_id, side, qty, price, tif, account, ticket_id, reason, offset)
         )
 
     async def submit_async(
@@ -247,10 +250,11 @@ class Engine:
         account: str | None = None,
         ticket_id: str | None = None,
         reason: str = "",
+        offset: str | None = None,
     ) -> Order:
         """``await`` twin of :meth:`submit`."""
         return await self.runtime.call_async(
-            self._submit(instrument_id, side, qty, price, tif, account, ticket_id, reason)
+            self._submit(instrument_id, side, qty, price, tif, account, ticket_id, reason, offset)
         )
 
     def _submit(
@@ -263,9 +267,10 @@ class Engine:
         account: str | None,
         ticket_id: str | None,
         reason: str,
+        offset: str | None = None,
     ) -> Coroutine[Any, Any, Order]:
         """Validate in the caller's thread, then the coroutine both twins run on the loop."""
-        request = self.router.request(instrument_id, side, qty, price, account, ticket_id)
+        request = self.router.request(instrument_id, side, qty, price, account, ticket_id, offset)
         parsed_tif = parse_tif(tif)
 
         async def send() -> Order:
@@ -288,9 +293,8 @@ class Engine:
         return self.runtime.call(self.router.cancel_all(instrument_id, "cancel all"))
 
     def kill(self, reason: str, who: str = "user") -> int:
-        """The kill switch: cancel every working order, block orders that add exposure (reducing
-        ones pass, exemption journaled), journal who and why; returns how many were cancelled.
-        Trading stays HALTED until :meth:`rearm`."""
+        """The kill switch: cancel working orders, block orders that add exposure (reducing ones pass, exemption
+        journaled), journal who and why; returns how many were cancelled. HALTED until :meth:`rearm`."""
         if not isinstance(reason, str) or not reason.strip():
             raise ValueError("say why: eng.kill(reason='...') is journaled for the auditor")
         return self.runtime.call(self.router.kill(reason, who))
@@ -356,11 +360,8 @@ class Engine:
         return self.runtime.closed
 
     def close(self) -> None:
-        """Disconnect every venue, stop the engine thread and close the journal. Idempotent.
-
-        Positions, working orders or tickets with a naked leg left open are journaled and said
-        (an :class:`OpenExposureWarning`); a reopen of the journal rebuilds them.
-        """
+        """Disconnect every venue, stop the engine thread and close the journal (idempotent). What is left
+        open is journaled and said (:class:`OpenExposureWarning`); a reopen rebuilds it."""
         if self.runtime.closed:
             return
         for callback in self._close_callbacks:
@@ -487,8 +488,9 @@ class Engine:
         return self.risk.capital_view()
 
     def positions(self) -> pd.DataFrame:
-        """Signed positions per account and contract: FIFO average, mark, P&L in its money and the base's."""
-        return position_table(self.risk.capital, self.specs.capital.base_currency)
+        """Signed positions per account and contract: FIFO average, mark, P&L in its money and the base's;
+        SHFE/INE long and short lots, today's and yesterday's."""
+        return position_table(self.risk.capital, self.specs.capital.base_currency, self.clock.now_ns())
 
     def transfer(
         self,
@@ -557,12 +559,9 @@ class Engine:
         return read_receipt(self.journal, order_or_ticket, self.specs.instruments)
 
     def audit(self, path: str | Path, since: object = None, until: object = None, **options: Any) -> Path:
-        """Write the audit pack (zip) of the journal rows from ``since`` to ``until``; its path.
-
-        ``since``/``until``: int ns, datetimes or ISO 8601 text (UTC unless it says otherwise).
-        Options of :func:`cmc_lab.journal.audit.export_pack`: ``progress``, ``overwrite``. Check a
-        pack later with ``cmc-lab audit verify PACK``.
-        """
+        """Write the audit pack (zip) of the journal rows from ``since`` to ``until`` (int ns, datetimes or
+        ISO 8601 text, UTC unless it says otherwise); its path. Options of :func:`cmc_lab.journal.audit.export_pack`:
+        ``progress``, ``overwrite``. Check a pack later with ``cmc-lab audit verify PACK``."""
         return export_pack(self.journal, path, since, until, instruments=self.specs.instruments, **options)
 
     # ================================================================== display

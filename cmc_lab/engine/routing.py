@@ -14,14 +14,13 @@ import asyncio
 import getpass
 import importlib.metadata
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-import pandas as pd
-
 from cmc_lab.core.crashpoints import crash_point
-from cmc_lab.core.instruments import parse_price, parse_qty
+from cmc_lab.core.instruments import Instrument, parse_price, parse_qty
 from cmc_lab.core.model import (
     CancelOrder,
     Event,
@@ -49,6 +48,7 @@ from cmc_lab.core.model import (
     VenueEvent,
     event_payload,
 )
+from cmc_lab.core.offsets import Offset
 from cmc_lab.core.order import Order, fire_callbacks
 from cmc_lab.core.ports import CheckResult
 from cmc_lab.core.runner import Runner
@@ -138,6 +138,7 @@ class OrderRouter:
         price: float | str | Decimal,
         account: str | None,
         ticket_id: str | None,
+        offset: str | Offset | None = None,
     ) -> OrderRequest:
         """Static validation in the caller's thread: bad arguments never reach the journal."""
         instrument = self.market.instrument(instrument_id)
@@ -161,9 +162,19 @@ class OrderRouter:
                 price=parse_price(price, instrument),
                 account=account or default,
                 ticket_id=ticket_id,
+                offset=self._offset(instrument, offset),
             )
         except ValueError as exc:
             raise InvalidOrder(str(exc)) from None
+
+    def _offset(self, inst: Instrument, offset: str | Offset | None) -> Offset | None:
+        if offset is None:
+            return None
+        if not self.risk.capital.offsets.keeps(inst):
+            raise InvalidOrder(
+                f"{inst.venue} nets long and short: its orders carry no offset; leave offset out for {inst.id}"
+            )
+        return Offset.parse(offset)
 
     def submit_now(self, request: OrderRequest, tif: TimeInForce, reason: str) -> Order:
         return self.submit_batch([request], tif, reason)[0]
@@ -182,11 +193,19 @@ class OrderRouter:
         results for these requests, run by the caller earlier in this same loop turn (a hedge
         decision checks its legs before it commits to sending them); they are not run twice.
         ``algo``: what made the orders (a ticket, its policy and trigger), journaled with each intent.
+
+        On SHFE and INE one venue order carries one offset: a request without one goes out as the
+        parts the offset book plans (close yesterday's lots, today's, then open), each its own order
+        journaled with its offset and ``part_of`` the first; a forced offset that closes more than
+        can be closed is DENIED. Returns one Order per request, its first part (``order.parts``: all).
         """
         now = self.market.now_ns()
         staged: list[tuple[Order, OrderRequest, OrderInitialized, OrderEvent]] = []
         rows: list[Event] = []
-        for i, req in enumerate(requests):
+        first: dict[int, Order] = {}
+        parts = self.risk.capital.offsets.split(requests, now, self.risk.activity.orders_in)
+        counts = Counter(i for i, _, _ in parts)
+        for i, req, problem in parts:
             cid = self._next_client_order_id()
             inst = req.instrument
             order = Order(
@@ -194,10 +213,17 @@ class OrderRouter:
                 req.account, req.ticket_id, replace=self.request_replace,
             )  # fmt: skip
             self.orders[cid] = order
-            init = _initialized(
-                now, cid, req, tif, reason, self.market.quotes.get(inst.id), self.trader, algo
-            )
-            denial, passed = checked[i] if checked is not None else self.checks.run(req, self)
+            head = first.setdefault(i, order)
+            if head is not order:
+                head.parts.append(order)
+                order.parts = head.parts
+            part_of = head.client_order_id if head is not order else ""
+            quote = self.market.quotes.get(inst.id)
+            init = _initialized(now, cid, req, tif, reason, quote, self.trader, algo, part_of)
+            whole = checked is not None and counts[i] == 1  # a split request's parts are checked each
+            denial, passed = checked[i] if checked is not None and whole else self.checks.run(req, self)
+            if problem is not None:
+                denial = f"offset: {problem}"
             outcome: OrderEvent
             if denial is None:
                 outcome = OrderSubmitted(now, now, cid, inst.id, ",".join(passed))
@@ -210,19 +236,19 @@ class OrderRouter:
             for order, _, init, _ in staged:
                 order.apply(init)
                 self.apply(order, OrderDenied(now, now, order.client_order_id, order.instrument_id, why))
-            return [order for order, *_ in staged]
+            return list(first.values())
         for order, _, init, outcome in staged:
             order.apply(init)
             self.apply(order, outcome)
         for order, req, _, outcome in staged:
             if isinstance(outcome, OrderSubmitted):
                 self._send(order, req, tif, now)
-        return [order for order, *_ in staged]
+        return list(first.values())
 
     def _send(self, order: Order, req: OrderRequest, tif: TimeInForce, now: int) -> None:
         command = SubmitOrder(
             order.client_order_id, req.instrument.id, req.side, req.qty, req.price, tif, req.account, now,
-            req.ticket_id,
+            req.ticket_id, req.offset.value if req.offset is not None else "",
         )  # fmt: skip
         crash_point("after_intent_commit")
         try:
@@ -295,7 +321,7 @@ class OrderRouter:
         else:
             request = OrderRequest(
                 instrument=inst, side=order.side, qty=qty - order.filled_qty, price=price,
-                account=order.account, ticket_id=order.ticket_id,
+                account=order.account, ticket_id=order.ticket_id, offset=Offset(order.offset) if order.offset else None,
             )  # fmt: skip
             denial, passed = self.checks.run(request, self)
             refused = refused or (f"denied: {denial}" if denial else None)
@@ -524,6 +550,7 @@ def _initialized(
     quote: Quote | None,
     trader: str,
     algo: str | None,
+    part_of: str = "",
 ) -> OrderInitialized:
     """An order's decision row, with the top of book it saw (receipts and the audit pack show it), the
     trader responsible and the algorithm that made it (``algo``, else the reason: manual, flatten ...)."""
@@ -534,6 +561,7 @@ def _initialized(
     return OrderInitialized(
         now, now, cid, inst.id, req.side, req.qty, req.price, tif, req.account, req.ticket_id, reason,
         bid=bid, ask=ask, quote_ts=quote_ts, trader=trader, algo=f"cmc_lab {VERSION}: {algo or reason or 'manual'}",
+        offset=req.offset.value if req.offset is not None else "", part_of=part_of,
     )  # fmt: skip
 
 
@@ -550,45 +578,3 @@ try:
     VERSION = importlib.metadata.version("cmc-lab")
 except importlib.metadata.PackageNotFoundError:  # a checkout run without installing
     VERSION = "unknown"
-
-
-def orders_frame(orders: list[Order]) -> pd.DataFrame:
-    """One row per order: id, instrument, side, qty, price, state, filled, average price, ticket."""
-    rows = [
-        {
-            "client_order_id": o.client_order_id,
-            "instrument": o.instrument_id,
-            "side": o.side.value,
-            "qty": o.qty,
-            "price": o.price,
-            "state": o.state.value,
-            "filled": o.filled_qty,
-            "avg_px": o.avg_px,
-            "ticket": o.ticket_id,
-            "reason": o.reason,
-        }
-        for o in orders
-    ]
-    return pd.DataFrame(rows, columns=list(ORDER_COLUMNS))
-
-
-#: The columns of :func:`orders_frame`, there even when no order is.
-ORDER_COLUMNS = (
-    "client_order_id",
-    "instrument",
-    "side",
-    "qty",
-    "price",
-    "state",
-    "filled",
-    "avg_px",
-    "ticket",
-    "reason",
-)
-
-
-def parse_tif(tif: str | TimeInForce) -> TimeInForce:
-    try:
-        return TimeInForce.parse(tif)
-    except ValueError as exc:
-        raise InvalidOrder(str(exc)) from None

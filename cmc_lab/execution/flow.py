@@ -65,28 +65,32 @@ class TicketFlow(TicketPosition):
             checked,
             self.algo(),
         )
-        for (leg, request), order in zip(batch, orders, strict=True):
-            leg.orders.append(order)
-            self.purposes[order.client_order_id] = purpose
-            order.on_fill(self._on_order_fill)
-            order.on_state(self._on_order_state)
-            self._journal(
-                "HedgeOrderSent",
-                {
-                    "leg": leg.id,
-                    "purpose": purpose,
-                    "reason": why,
-                    "side": request.side.value,
-                    "qty": request.qty,
-                    "price": str(request.price),
-                    "state": order.state.value,
-                },
-                order.client_order_id,
-            )
-            self._arm_timer(self.policy.leg_timeout_ms, functools.partial(self._on_leg_timeout, order))
-        if any(o.done for o in orders):  # denied in the batch: no state callback will come
+        sent = []  # SHFE/INE: a leg order that needs two offsets went out as parts, one order each
+        for (leg, request), first in zip(batch, orders, strict=True):
+            for order in first.parts:
+                sent.append(order)
+                leg.orders.append(order)
+                self.purposes[order.client_order_id] = purpose
+                order.on_fill(self._on_order_fill)
+                order.on_state(self._on_order_state)
+                self._journal(
+                    "HedgeOrderSent",
+                    {
+                        "leg": leg.id,
+                        "purpose": purpose,
+                        "reason": why,
+                        "side": request.side.value,
+                        "qty": order.qty,
+                        "price": str(request.price),
+                        "state": order.state.value,
+                        "offset": order.offset,
+                    },
+                    order.client_order_id,
+                )
+                self._arm_timer(self.policy.leg_timeout_ms, functools.partial(self._on_leg_timeout, order))
+        if any(o.done for o in sent):  # denied in the batch: no state callback will come
             self._schedule_settle(retry=True)
-        return orders
+        return sent
 
     def _checked_plan(self, plan: list[Planned], purpose: str) -> PlanChecked | None:
         """The planned orders and their check results, or None (and a retry scheduled) when the

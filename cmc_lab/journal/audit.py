@@ -42,6 +42,7 @@ from cmc_lab.journal.compliance import FIELDS as COMPLIANCE_FIELDS
 from cmc_lab.journal.fills import FILL_FIELDS, PNL_FIELDS, FillTable
 from cmc_lab.journal.pack import FILES, PackFile, PackWriter, new_workdir
 from cmc_lab.journal.ratios import ratio_frame, ratio_rows, ratio_text
+from cmc_lab.journal.receipts import with_offset
 from cmc_lab.journal.records import OrderRecord, order_summary, step_of
 from cmc_lab.journal.report import slippage_table, summary_html, verification_text
 from cmc_lab.journal.store import Journal, anchor
@@ -165,6 +166,7 @@ class _Export:
         self.records: dict[str, OrderRecord] = {}
         self.in_window: dict[str, None] = {}
         self.purposes: dict[str, str] = {}
+        self.offsets: dict[str, str] = {}  # order id -> its offset (SHFE/INE), from its intent
         self.tickets = TicketTable()
         self.fills = FillTable()
         self.alerts: list[tuple[Any, ...]] = []
@@ -190,6 +192,7 @@ class _Export:
             payload, _ = _decode(row[9])
             if payload is not None:
                 self._record(row[5], row[6]).apply(row[4], payload, row[3], row[1], row[2])
+                self._offset(row[4], row[5], payload)
         span = {
             "since_ns": self.since_ns,
             "until_ns": self.until_ns,
@@ -307,6 +310,7 @@ class _Export:
         record = self._record(order_id, ticket_id)
         self.in_window[order_id] = None
         record.apply(kind, payload, mono, ts_event, ts_init)
+        self._offset(kind, order_id, payload)
         self._count(record, kind, payload, ts_event, mono, record.instrument or instrument)
         if kind == "OrderInitialized":
             ticket = self.tickets.get(record.ticket_id or "")
@@ -407,10 +411,15 @@ class _Export:
         _csv(files["ratios.csv"], list(self.ratios.columns), ratio_text(self.ratios))
         self.orders = pd.DataFrame(orders)
 
+    def _offset(self, kind: str, order_id: str, payload: dict[str, Any]) -> None:
+        if kind == "OrderInitialized":
+            self.offsets[order_id] = payload.get("offset") or ""
+
     def _order_row(self, record: OrderRecord) -> dict[str, Any]:
         ticket = self.tickets.get(record.ticket_id or "")
         legs = ticket.legs if ticket is not None else {}
-        row = order_summary(record, legs, self.instruments.get(record.instrument or ""))
+        summary = order_summary(record, legs, self.instruments.get(record.instrument or ""))
+        row = with_offset(summary, self.offsets.get(record.client_order_id))
         return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()}
 
     def _rotations(self) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ FILL_FIELDS = (
     "trade_id",
     "ticket_id",
     "side",
+    "offset",
     "qty",
     "px",
     "opened",

@@ -160,6 +160,7 @@ class Receipt:
                     "purpose",
                     "instrument",
                     "side",
+                    "offset",
                     "qty",
                     "price",
                     "tif",
@@ -245,6 +246,7 @@ def _build(
     context: Sequence[str] = (),
 ) -> Receipt:
     records: dict[str, OrderRecord] = {}
+    offsets: dict[str, str] = {}  # order id -> its offset (SHFE/INE), from its intent
     leg_px: dict[str, tuple[str, str]] = {}  # instrument -> (leg side, decision price)
     for text in context:  # payloads of HedgeDecision rows outside ``rows``: the legs' decision prices
         leg_px.update({i: (v[0], v[2]) for i, v in (json.loads(text).get("legs") or {}).items()})
@@ -261,6 +263,8 @@ def _build(
         if order_id and (kind.startswith("Order") or kind in ("HedgeOrderSent", "DuplicateFillIgnored")):
             record = records.setdefault(order_id, OrderRecord(order_id, ticket_id=ticket_id))
             record.apply(kind, payload, mono, ts_event, ts_init)
+            if kind == "OrderInitialized":
+                offsets[order_id] = payload.get("offset") or ""
         if kind in _DECISIONS:
             decisions.append((seq, kind, payload, ts_event))
         elif kind == "OrderInitialized" and intent is None:
@@ -314,7 +318,7 @@ def _build(
     for column in ("order_id", "ticket_id", "venue", "instrument", "side", "venue_order_id", "slippage_ref"):
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     decision = _decision(decisions[0] if decisions else None, intent if subject == "order" else None)
-    orders = _orders(records, leg_px, instruments)
+    orders = _orders(records, leg_px, instruments, offsets)
     legs = _legs(records, leg_px, instruments) if subject == "ticket" else pd.DataFrame()
     if subject == "ticket":
         final = ticket_payloads.get("HedgeStateChanged", {})
@@ -326,11 +330,26 @@ def _build(
     return Receipt(id, subject, frame, orders, decision, legs, outcome, reason)
 
 
+def with_offset(summary: dict[str, Any], offset: str | None) -> dict[str, Any]:
+    """An order summary with its offset (SHFE/INE: open, close_today ...; "" where the venue nets) after its side."""
+    out: dict[str, Any] = {}
+    for key, value in summary.items():
+        out[key] = value
+        if key == "side":
+            out["offset"] = offset or ""
+    return out
+
+
 def _detail(kind: str, payload: Mapping[str, Any]) -> str:
     if kind == "OrderInitialized":
         quote = f" (saw {payload.get('bid')} / {payload.get('ask')})" if payload.get("bid") else ""
         why = payload.get("reason") or "manual order"
-        return f"{payload.get('side')} {payload.get('qty')} @ {payload.get('price')} {payload.get('tif')}: {why}{quote}"
+        offset = f" {payload['offset']}" if payload.get("offset") else ""
+        part = f", part of {payload['part_of']}" if payload.get("part_of") else ""
+        return (
+            f"{payload.get('side')}{offset} {payload.get('qty')} @ {payload.get('price')} {payload.get('tif')}: "
+            f"{why}{part}{quote}"
+        )
     if kind == "OrderSubmitted":
         return f"checks passed: {payload.get('checks', '')}"
     if kind == "OrderFilled":
@@ -388,9 +407,15 @@ def _orders(
     records: Mapping[str, OrderRecord],
     leg_px: Mapping[str, tuple[str, str]],
     instruments: Mapping[str, Instrument],
+    offsets: Mapping[str, str],
 ) -> pd.DataFrame:
     frame = pd.DataFrame(
-        [order_summary(r, leg_px, instruments.get(r.instrument or "")) for r in records.values()]
+        [
+            with_offset(
+                order_summary(r, leg_px, instruments.get(r.instrument or "")), offsets.get(r.client_order_id)
+            )
+            for r in records.values()
+        ]
     )
     for column in ("intent_to_ack_ns", "intent_to_first_fill_ns", "intent_to_done_ns", "venue_lag_ns"):
         if column in frame:

@@ -2,7 +2,8 @@
 
 Written at a clean close with a quiet book (no working order, no transfer in transit): per account
 the trading P&L settled into cash and the fees in it, each position's FIFO lots (with their
-exchange trading days, which decide close today), realized P&L and last mark; the orders and
+exchange trading days, which decide close today), realized P&L and last mark; the SHFE/INE offset
+books (long and short, today's and yesterday's lots, and the trading day they are of); the orders and
 cancels per contract and exchange trading day, and the messages per account and trading day (a
 checkpoint written before these were kept restores none). Cash is not stored: a reopen starts from the
 accounts' opening cash, adds what was settled, and replays the transfers, exactly as a replay of
@@ -48,6 +49,7 @@ def book_state(capital: Capital, activity: OrderActivity) -> dict[str, Any]:
         "orders": [[iid, day.isoformat(), n] for (iid, day), n in sorted(activity.orders.items())],
         "cancels": [[iid, day.isoformat(), n] for (iid, day), n in sorted(activity.cancels.items())],
         "messages": [[acct, day.isoformat(), n] for (acct, day), n in sorted(activity.day_messages.items())],
+        "offsets": capital.offsets.state(),
     }
 
 
@@ -59,6 +61,7 @@ def restore_book(capital: Capital, activity: OrderActivity, state: dict[str, Any
         orders = {(str(iid), date.fromisoformat(day)): int(n) for iid, day, n in state["orders"]}
         cancels = {(str(iid), date.fromisoformat(day)): int(n) for iid, day, n in state["cancels"]}
         messages = {(str(a), date.fromisoformat(day)): int(n) for a, day, n in state.get("messages", [])}
+        offsets = capital.offsets.read(state.get("offsets", []))
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise BookStateError(f"the checkpoint's book is unreadable: {exc!r}") from exc
     for name, (settled, fees, positions) in accounts.items():
@@ -71,6 +74,7 @@ def restore_book(capital: Capital, activity: OrderActivity, state: dict[str, Any
     activity.orders.update(orders)
     activity.cancels.update(cancels)
     activity.day_messages.update(messages)
+    capital.offsets.books.update(offsets)
 
 
 def _account(capital: Capital, name: str, raw: dict[str, Any]) -> tuple[Decimal, Decimal, list[Position]]:

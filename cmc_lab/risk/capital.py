@@ -20,8 +20,10 @@ from typing import Any
 from cmc_lab.core.fees import FillFee
 from cmc_lab.core.instruments import PLAIN_DECIMAL, Instrument, MarginKind
 from cmc_lab.core.model import Quote, Side
+from cmc_lab.core.offsets import Offset
 from cmc_lab.core.specs import ACCOUNT_CURRENCIES, AccountSpec, Specs
 from cmc_lab.risk.fx_book import FxBook, RateUsed
+from cmc_lab.risk.offset_book import OffsetBooks
 from cmc_lab.risk.positions import FillEffect, Position, priced
 
 ZERO = Decimal(0)
@@ -104,6 +106,7 @@ class FillBooking:
     fee: FillFee
     cash: Decimal
     position: int
+    offset: str = ""  # the order's offset(s) the fill was booked at (SHFE/INE), "" where the venue nets
 
     def payload(self) -> dict[str, Any]:
         """The journal's ``FillBooked`` row (money as text)."""
@@ -124,6 +127,7 @@ class FillBooking:
             "fee_as_of": f.as_of.isoformat() if f.as_of else None,
             "cash": str(self.cash),
             "position": self.position,
+            "offset": self.offset,
         }
 
 
@@ -249,6 +253,8 @@ class Capital:
         self.fees = specs.fees
         self.bookings: dict[str, list[FillBooking]] = {}  # client order id -> its fills as booked
         self.fx_book = FxBook(specs)
+        #: long and short lots, today's and yesterday's, on the venues that keep them apart
+        self.offsets = OffsetBooks(name for name, v in specs.venues.items() if v.offsets)
         self.version = 0
         self._held: dict[str, list[Position]] = {}
         self._figures: dict[str, tuple[int, AccountFigures]] = {}
@@ -352,10 +358,15 @@ class Capital:
         *,
         day: date | None = None,
         order_id: str | None = None,
+        offset: str = "",
     ) -> FillBooking:
         """A fill on trading day ``day`` moves the position (FIFO lots); the P&L it realizes, less
         its fee (SHFE/INE: open, close today or close yesterday; CME/LME: per contract), is settled
         into the account's cash in cents. Kept for :meth:`bookings_of` when ``order_id`` is given.
+
+        On a venue that keeps offsets the fill moves the account's offset book by its order's
+        ``offset`` (none given: as the venue would net it) and the fee is charged by that offset, a
+        forced close today at the close-today rate; P&L and margin stay on the net FIFO position.
         """
         acct = self.accounts.get(account)
         if acct is None:  # an order the checks never saw (reconcile): keep the money visible
@@ -365,6 +376,8 @@ class Capital:
             pos = acct.positions[inst.id] = Position(account, inst)
             self._held.setdefault(inst.id, []).append(pos)
         effect = pos.apply_fill(side, px, qty, day)
+        if self.offsets.keeps(inst):
+            effect, offset = self._offset_effect(account, inst.id, side, qty, day, offset, effect)
         fee = self.fees.fee(
             inst, px, opened=effect.opened, closed_today=effect.closed_today,
             closed_yesterday=effect.closed_yesterday, day=day,
@@ -377,10 +390,21 @@ class Capital:
         acct.settled += money - paid
         acct.fees += paid
         self.version += 1
-        booking = FillBooking(account, inst.id, side, qty, px, effect, fee, money - paid, pos.qty)
+        booking = FillBooking(account, inst.id, side, qty, px, effect, fee, money - paid, pos.qty, offset)
         if order_id is not None:
             self.bookings.setdefault(order_id, []).append(booking)
         return booking
+
+    def _offset_effect(
+        self, account: str, iid: str, side: Side, qty: int, day: date | None, offset: str, net: FillEffect
+    ) -> tuple[FillEffect, str]:
+        """The fill's lots as the offset book took them (what the fee charges), and the offsets used."""
+        parts = self.offsets.apply(account, iid, side, Offset.parse(offset) if offset else None, qty, day)
+        opened = today = yesterday = 0
+        for part, n in parts:
+            o, t, y = part.fee_lots(n)
+            opened, today, yesterday = opened + o, today + t, yesterday + y
+        return FillEffect(opened, today, yesterday, net.realized), "+".join(o.value for o, _ in parts)
 
     def bookings_of(self, client_order_id: str) -> list[FillBooking]:
         """The fills of one order as the book took them (fee, P&L, lots), in fill order.

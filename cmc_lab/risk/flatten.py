@@ -87,7 +87,8 @@ async def _flatten(book: Book, inst: Instrument, account: str | None) -> list[Or
     )
     if not requests:
         return []
-    return book.orders.submit_batch(requests, TimeInForce.IOC, f"flatten: {what}")
+    sent = book.orders.submit_batch(requests, TimeInForce.IOC, f"flatten: {what}")
+    return [part for order in sent for part in order.parts]  # SHFE/INE: one order per offset
 
 
 def marketable_price(

@@ -185,6 +185,7 @@ class RiskMonitor:
             fill.last_qty,
             day=day,
             order_id=order.client_order_id,
+            offset=order.offset,
         )
         cid = order.client_order_id
         opening = self._opening.get(cid)
@@ -583,7 +584,8 @@ class RiskMonitor:
             )  # fmt: skip
         except CannotFlatten as exc:
             return str(exc)
-        orders = self.orders.submit_batch(requests, TimeInForce.IOC, reason) if requests else []
+        sent_as = self.orders.submit_batch(requests, TimeInForce.IOC, reason) if requests else []
+        orders = [part for o in sent_as for part in o.parts]
         sent = [f"{o.client_order_id} {o.side.value} {o.qty} {inst.id} IOC: {o.state.value}" for o in orders]
         return "; ".join(sent) or f"{inst.id} already at or below {floor} lots"
 

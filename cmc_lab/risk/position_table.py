@@ -2,8 +2,10 @@
 
 One row per account and contract held (or closed with realized P&L): the signed lots and how a
 trader says them, the FIFO average price of the open lots, the mark (last mid), unrealized and
-realized P&L in the contract's currency (Decimal) and both in the base currency. Flat contracts
-with nothing realized are left out; an empty book keeps the columns.
+realized P&L in the contract's currency (Decimal) and both in the base currency; on SHFE and INE,
+which keep long and short apart, the lots held long and short, opened today and before (the
+trading day of ``now_ns``), elsewhere None. Flat contracts with nothing realized or held are left
+out; an empty book keeps the columns.
 """
 
 from __future__ import annotations
@@ -28,16 +30,22 @@ COLUMNS = [
     "realized",
     "unrealized_base",
     "realized_base",
+    "long_today",
+    "long_yesterday",
+    "short_today",
+    "short_yesterday",
 ]
 
 
-def position_table(capital: Capital, base: str) -> pd.DataFrame:
+def position_table(capital: Capital, base: str, now_ns: int) -> pd.DataFrame:
     """The book's positions (see the module docstring); ``base`` is the unified view's currency."""
     rows = []
     for pos in capital.positions():
-        if not pos.qty and not pos.realized:
+        inst = pos.instrument
+        book = capital.offsets.view(pos.account, inst, now_ns) if capital.offsets.keeps(inst) else None
+        if not pos.qty and not pos.realized and not (book and (book.long.total or book.short.total)):
             continue
-        currency = pos.instrument.currency
+        currency = inst.currency
         rows.append(
             {
                 "account": pos.account,
@@ -51,6 +59,10 @@ def position_table(capital: Capital, base: str) -> pd.DataFrame:
                 "realized": _cents(pos.realized),
                 "unrealized_base": _cents(capital.convert(pos.unrealized, currency, base)),
                 "realized_base": _cents(capital.convert(pos.realized, currency, base)),
+                "long_today": book and book.long.today,
+                "long_yesterday": book and book.long.yesterday,
+                "short_today": book and book.short.today,
+                "short_yesterday": book and book.short.yesterday,
             }
         )
     rows.sort(key=lambda r: (r["account"], r["instrument"]))

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cmc_lab.core.hours import TradingHours
 from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import PriceLimitsPublished, Side
+from cmc_lab.core.offsets import Offset
 from cmc_lab.core.ports import AlertSink
 from cmc_lab.core.trading import OrderRequest, TradingState
 from cmc_lab.risk.capital import Capital
@@ -219,13 +220,14 @@ def reduction(req: OrderRequest, ctx: CheckContext) -> str | None:
     """What the order reduces ("short 3 SHFE.au in CN-FUT"), or None when it would add exposure.
 
     Decided from the account's signed position and the working orders on the order's side: the
-    order and those orders together must not close more than is held. An order above the
+    order and those orders together must not close more than is held. An order that opens (SHFE,
+    INE: offset ``open``) adds a position whatever the net, and is never exempt. An order above the
     exchange's own maximum size is never exempt (the exchange would refuse it anyway).
     """
     risk = ctx.risk
     inst = req.instrument
     pos = risk.capital.position(req.account, inst.id)
-    if pos * req.side.sign >= 0 or req.qty > inst.max_order_qty:
+    if pos * req.side.sign >= 0 or req.qty > inst.max_order_qty or req.offset is Offset.OPEN:
         return None
     pending = risk.activity.working_leaves(req.account, inst.id, req.side)
     if req.qty + pending > abs(pos):

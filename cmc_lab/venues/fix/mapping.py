@@ -8,6 +8,7 @@ served exchange reads and writes) is :mod:`cmc_lab.venues.fix.venue_mapping`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -63,6 +64,18 @@ NO_MD_ENTRIES, MD_ENTRY_TYPE, MD_ENTRY_PX, MD_ENTRY_SIZE, MD_ENTRY_DATE, MD_ENTR
 )
 MD_UPDATE_ACTION, MD_REJ_REASON, NO_RELATED_SYM = 279, 281, 146
 BUSINESS_REJECT_REF_ID, BUSINESS_REJECT_REASON = 379, 380
+#: SHFE/INE offsets: PositionEffect (77) O open, C close; FIX 4.4 has no close-today value, so a close
+#: names the lots it closes in CloseDay, a tag of our own in the bilateral range: T today, Y yesterday
+#: (absent: a plain close, which SHFE and INE take as closing yesterday's lots). Venues that net send neither.
+POSITION_EFFECT, CLOSE_DAY = 77, 20077
+_OFFSET_TO_FIX = {
+    "open": [(POSITION_EFFECT, "O")],
+    "close": [(POSITION_EFFECT, "C")],
+    "close_today": [(POSITION_EFFECT, "C"), (CLOSE_DAY, "T")],
+    "close_yesterday": [(POSITION_EFFECT, "C"), (CLOSE_DAY, "Y")],
+    "": [],
+}
+_FIX_TO_OFFSET = {tuple(v for _, v in fields): offset for offset, fields in _OFFSET_TO_FIX.items()}
 
 SIDE_TO_FIX = {Side.BUY: "1", Side.SELL: "2"}
 FIX_TO_SIDE = {v: k for k, v in SIDE_TO_FIX.items()}
@@ -130,10 +143,32 @@ def new_order_single(
         (PRICE, price_text(cmd.price)),
         (TIME_IN_FORCE, TIF_TO_FIX[cmd.tif]),
         (CURRENCY, currency),
+        *offset_fields(cmd.offset),
     ]
     return [
         (tag, value) for tag, value in fields if value != ""
     ]  # no Account or Currency rather than an empty one
+
+
+def offset_fields(offset: str) -> list[tuple[int, object]]:
+    """The tags of an order's offset (:data:`POSITION_EFFECT`, :data:`CLOSE_DAY`); none where the venue nets.
+
+    >>> offset_fields("close_today")
+    [(77, 'C'), (20077, 'T')]
+    """
+    return list(_OFFSET_TO_FIX[offset])
+
+
+def offset_of(msg: Mapping[int, str] | FixMessage) -> str:
+    """The offset a NewOrderSingle carries ("" when it says none); ValueError naming the tag if unreadable."""
+    effect, day = msg.get(POSITION_EFFECT), msg.get(CLOSE_DAY)
+    found = _FIX_TO_OFFSET.get(tuple(v for v in (effect, day) if v is not None))
+    if found is None or (effect is None and day is not None):
+        raise ValueError(
+            f"PositionEffect (77) {effect!r} with CloseDay (20077) {day!r} is not an offset: send 77=O to open, "
+            "77=C to close (20077=T today, Y yesterday)"
+        )
+    return found
 
 
 def cancel_request(
@@ -410,6 +445,8 @@ __all__ = [
     "market_data_quotes",
     "market_data_request",
     "new_order_single",
+    "offset_fields",
+    "offset_of",
     "price_text",
     "replace_request",
     "status_report",

@@ -312,6 +312,7 @@ class ExchangeServer(SessionApp):
                 order.tif,
                 order.account,
                 self._now(),
+                offset=order.offset,
             )
         )
 
@@ -562,7 +563,7 @@ class ExchangeServer(SessionApp):
         self._venue(order.instrument).submit(
             SubmitOrder(
                 live.internal, order.instrument, order.side, qty - order.cum_qty, price, order.tif, order.account,
-                self._now(),
+                self._now(), offset=order.offset,
             )
         )  # fmt: skip
 

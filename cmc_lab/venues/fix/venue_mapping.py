@@ -60,6 +60,7 @@ from cmc_lab.venues.fix.mapping import (
     UNKNOWN_ORDER,
     UNKNOWN_ORDER_TEXT,
     instrument_id,
+    offset_of,
     price_text,
 )
 
@@ -90,6 +91,7 @@ class FixOrder:
     cum_qty: int = 0
     notional: Decimal = Decimal(0)
     chain: list[str] = field(default_factory=list)  # every ClOrdID this order has had
+    offset: str = ""  # SHFE/INE: open, close, close_today, close_yesterday (77 and 20077)
 
     @property
     def avg_px(self) -> Decimal:
@@ -136,7 +138,13 @@ def parse_new_order(msg: FixMessage, currencies: dict[str, str], default_account
     if price <= 0:
         raise OrderRefused(f"Price {price} must be above zero")
     account = msg.get(ACCOUNT) or default_account
-    return FixOrder(cl_ord_id, iid, side, int(qty), price, tif, account, currency, chain=[cl_ord_id])
+    try:
+        offset = offset_of(msg)
+    except ValueError as exc:
+        raise OrderRefused(str(exc)) from None
+    order = FixOrder(cl_ord_id, iid, side, int(qty), price, tif, account, currency, chain=[cl_ord_id])
+    order.offset = offset
+    return order
 
 
 def execution_report(

@@ -98,9 +98,7 @@ class SimExchange:
         for trade in self.trade_log.trades() if self.trade_log is not None else ():
             venue = self.venues.get(trade["venue"])
             if venue is not None:  # a venue these specs no longer list trades nowhere here
-                venue._matcher.positions.apply(
-                    trade["account"], trade["instrument_id"], Side(trade["side"]), trade["qty"]
-                )
+                venue._matcher.positions.replay(trade)
 
     def __repr__(self) -> str:
         up = sum(v.connected for v in self.venues.values())
@@ -230,7 +228,7 @@ class SimVenue(InProcessVenue):
         super().__init__(exchange, spec, latency_ms)
         self._ex = exchange
         self.faults = Faults(self._rng)
-        self._matcher = Matcher(spec.name, self._listed(), self.faults, exchange.trade_log)
+        self._matcher = Matcher(spec.name, self._listed(), self.faults, exchange.trade_log, spec.offsets)
         self._link_up = True
         self._outage: FaultHandle | None = None
         self._restore_timer: asyncio.TimerHandle | None = None

@@ -32,6 +32,7 @@ from cmc_lab.core.model import (
     SubmitOrder,
     TimeInForce,
 )
+from cmc_lab.core.offsets import Offset, OffsetError
 from cmc_lab.data.market import FairQuote
 from cmc_lab.venues.base import OrderStatusReport
 from cmc_lab.venues.sim.book import BookOrder, Match, OrderBook
@@ -136,6 +137,7 @@ class SimOrder:
     filled: int = 0
     notional: Decimal = Decimal(0)
     account: str = ""
+    offset: Offset | None = None  # SHFE/INE: what the order does to the account's position
 
     def report(self) -> OrderStatusReport:
         leaves = 0 if self.state.is_terminal else self.qty - self.filled
@@ -157,13 +159,21 @@ class Matcher:
     """The books, order records and positions of one venue, and the exchange's answer to each message.
 
     ``positions`` is the venue's own book of every account's lots, moved by its fills (and kept in
-    ``log`` when given, so it outlives the process).
+    ``log`` when given, so it outlives the process). A venue with ``offsets`` (SHFE, INE) holds long
+    and short apart: an order says open or close (today / yesterday), and a close of more lots than
+    the account holds, less what its working closes claim, is rejected.
     """
 
     def __init__(
-        self, venue: str, instruments: Iterable[Instrument], faults: Faults, log: TradeLog | None = None
+        self,
+        venue: str,
+        instruments: Iterable[Instrument],
+        faults: Faults,
+        log: TradeLog | None = None,
+        offsets: bool = False,
     ) -> None:
         self.venue = venue
+        self.offsets = offsets
         self.faults = faults
         self.listings: dict[str, Listing] = {inst.id: Listing.of(inst) for inst in instruments}
         self.orders: dict[str, SimOrder] = {}
@@ -252,6 +262,7 @@ class Matcher:
         self._order_seq += 1
         voi = f"{self.venue}-{self._order_seq:08d}"
         order = SimOrder(cid, voi, iid, cmd.side, cmd.qty, OrderState.ACCEPTED, account=cmd.account)
+        order.offset = Offset(cmd.offset) if self.offsets and cmd.offset else None
         self.orders[cid] = self._by_key[voi] = order
         items: list[Item] = []
         if not self.faults.take("no_ack", iid, cmd.side, lost=False):
@@ -321,7 +332,15 @@ class Matcher:
             reason = f"the new quantity {cmd.qty} must be above the {order.filled} filled"
         else:
             as_new = SubmitOrder(  # checked as the order it would become, under an id of its own
-                f"{cid}#replace", iid, order.side, cmd.qty, cmd.price, TimeInForce.GFD, order.account, now
+                f"{cid}#replace",
+                iid,
+                order.side,
+                cmd.qty,
+                cmd.price,
+                TimeInForce.GFD,
+                order.account,
+                now,
+                offset=order.offset.value if order.offset is not None else "",
             )
             reason = self._check(as_new, listing, now)
         if reason is not None or listing is None or resting is None or order is None:
@@ -399,7 +418,40 @@ class Matcher:
             )
         if not 1 <= cmd.qty <= inst.max_order_qty:
             return f"quantity {cmd.qty} must be between 1 and {inst.max_order_qty} lots for {iid}"
-        return None
+        return self._check_offset(cmd, inst, now) if self.offsets else None
+
+    def _check_offset(self, cmd: SubmitOrder, inst: Instrument, now: int) -> str | None:
+        """Why the venue's book cannot take the order's offset: an unknown one, or a close of more than
+        the account holds less the lots its working closes claim (an exchange freezes them). An order
+        that says none is booked as a netting account's (closes what is held, then opens), as a
+        broker's automatic offset would send it."""
+        if not cmd.offset:
+            return None
+        try:
+            offset = Offset.parse(cmd.offset)
+        except OffsetError:
+            return (
+                f"{self.venue} holds long and short apart: say open, close, close_today or close_yesterday "
+                f"for {cmd.instrument_id}, not offset {cmd.offset!r}"
+            )
+        if not offset.closes:
+            return None
+        today = offset is Offset.CLOSE_TODAY
+        replaced = self.orders.get(cmd.client_order_id.removesuffix("#replace"))  # a replace: itself aside
+        qty = cmd.qty - (replaced.filled if replaced is not None else 0)
+        claimed = sum(
+            o.qty - o.filled
+            for o in self.orders.values()
+            if o.account == cmd.account and o.instrument_id == cmd.instrument_id and o.side is cmd.side
+            and o is not replaced
+            and not o.state.is_terminal and o.offset is not None and o.offset.closes
+            and (o.offset is Offset.CLOSE_TODAY) == today
+        )  # fmt: skip
+        day = inst.hours.trading_day(now)
+        problem = self.positions.check(cmd.account, cmd.instrument_id, cmd.side, offset, qty + claimed, day)
+        if problem is not None and claimed:
+            problem += f" ({claimed} of them claimed by close orders working here)"
+        return problem
 
     def _report_matches(
         self, listing: Listing, matches: list[Match], taker: SimOrder | None, now: int, items: list[Item]
@@ -435,7 +487,8 @@ class Matcher:
         order.filled += qty
         order.notional += px * qty
         order.state = OrderState.FILLED if order.filled >= order.qty else OrderState.PARTIALLY_FILLED
-        self.positions.book(order.account, order.instrument_id, order.side, qty, now)
+        day = listing.inst.hours.trading_day(now) if self.offsets else None
+        self.positions.book(order.account, order.instrument_id, order.side, qty, now, order.offset, day)
         self._trade_seq += 1
         item = partial(
             OrderFilled,
