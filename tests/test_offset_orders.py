@@ -184,6 +184,24 @@ def test_the_embedded_exchange_books_long_and_short_apart_by_the_offset(eng: cmc
     assert eng.reconcile().clean
 
 
+def test_a_reconcile_says_when_the_venue_holds_the_same_net_apart_otherwise(eng: cmc.Engine) -> None:
+    take(eng, "SHFE.au", "buy", 2)
+    au = eng.instrument("SHFE.au")
+    venue_book = eng.venues["SHFE"]._matcher.positions  # type: ignore[attr-defined]
+    day = au.hours.trading_day(eng.now_ns())
+    venue_book.apply("CN-FUT", au.id, Side.SELL, 1, Offset.OPEN, day)  # locked at the venue, net unchanged
+    venue_book.apply("CN-FUT", au.id, Side.BUY, 1, Offset.OPEN, day)
+    result = eng.reconcile()
+    assert not result.clean
+    (line,) = result.frame[result.frame["status"] == "differs"].to_dict("records")
+    assert (line["check"], line["item"], line["reported"], line["engine"]) == ("long lots", au.id, 3, 2)
+    (row,) = eng.journal.rows(kinds=["ReconcileDifference"])
+    assert (
+        "holds long 3 / short 1, the engine's book long 2 / short 0: the same net"
+        in row["payload"]["message"]
+    )
+
+
 # ---------------------------------------------------------------------------- the engine's plan
 
 

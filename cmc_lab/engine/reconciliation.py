@@ -52,8 +52,8 @@ Number = int | Decimal
 class Line:
     """One comparison: what a venue (or the statement) reports against the engine's book.
 
-    ``check`` is ``"position"`` (signed lots), ``"working order"`` (lots still to fill) or
-    ``"cash"``; ``item`` the instrument id, client order id or currency; ``action`` the order
+    ``check`` is ``"position"`` (signed lots), ``"long lots"`` (SHFE/INE, same net but long and
+    short held apart differently), ``"working order"`` (lots still to fill) or ``"cash"``; ``item`` the instrument id, client order id or currency; ``action`` the order
     that would flatten the difference, or what to do about it.
     """
 
@@ -79,7 +79,7 @@ class Line:
 
     def ids(self) -> dict[str, str]:
         """The journal row's ids: the instrument, and the order of a working-order line."""
-        if self.check == "position":
+        if self.check in ("position", "long lots"):
             return {"instrument": self.item}
         if self.check == "working order":
             return {"order_id": self.item, "instrument": str(self.details["instrument_id"])}
@@ -275,10 +275,30 @@ class BookReconciler:
             report = held.get((account, iid))
             reported = report.net_qty if report is not None else 0
             sides = {"long_qty": report.long_qty, "short_qty": report.short_qty} if report else {}
-            lines.append(
-                position_line(source, account, iid, reported, self.capital.position(account, iid), sides)
-            )
+            engine = self.capital.position(account, iid)
+            lines.append(position_line(source, account, iid, reported, engine, sides))
+            if report is not None and reported == engine:
+                lines += self._sides(source, report)
         return lines
+
+    def _sides(self, source: str, report: PositionReport) -> list[Line]:
+        """Where the venue keeps long and short apart (SHFE, INE): the same net held apart otherwise."""
+        inst = self.capital.instruments.get(report.instrument_id)
+        if inst is None or not self.capital.offsets.keeps(inst):
+            return []
+        book = self.capital.offsets.view(report.account, inst, self.router.market.now_ns())
+        if (book.long.total, book.short.total) == (report.long_qty, report.short_qty):
+            return []
+        iid, theirs, ours = inst.id, (report.long_qty, report.short_qty), (book.long.total, book.short.total)
+        message = (
+            f"{iid} in {report.account}: {source} holds long {theirs[0]} / short {theirs[1]}, the engine's book "
+            f"long {ours[0]} / short {ours[1]}: the same net, long and short held apart differently; close "
+            "the locked lots with close orders (offset='close_today' or 'close_yesterday') (the book is not changed)"
+        )
+        sides = {"long_qty": report.long_qty, "short_qty": report.short_qty}
+        return [
+            Line(source, "long lots", report.account, iid, theirs[0], ours[0], "", message, "warning", sides)
+        ]
 
     def _working(self, source: str, reports: list[OrderStatusReport]) -> list[Line]:
         listed = {r.client_order_id: r for r in reports}
