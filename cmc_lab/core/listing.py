@@ -1,0 +1,108 @@
+"""Listed months: the specs of a market that trades contract months, as of one moment.
+
+A desk trades ``SHFE.au2702`` against ``COMEX.GCG27``, not "gold". :func:`list_months` turns specs
+of products into specs of the contract months a session trades: for every product with rules in
+``contracts.toml``, its main month on the product's trading day and the next main months
+(``months`` in all), each an :class:`~cmc_lab.core.instruments.Instrument` of its own with its last
+trading day; the product id (``SHFE.au``) stays readable as an alias of the main month. Fees,
+margin rates, hedge rates and import terms given for the product apply to each of its months.
+Products without month rules (LME's rolling 3-month copper, FX rates) stay as they are.
+Pure: no IO.
+
+>>> from cmc_lab.core.specs import load_specs
+>>> from cmc_lab.core.clock import SIM_START_NS
+>>> specs = list_months(load_specs(), SIM_START_NS)
+>>> specs.aliases["SHFE.au"], specs.aliases["COMEX.GC"]
+('SHFE.au2702', 'COMEX.GCG27')
+>>> specs.instrument("SHFE.au").last_trading_day
+datetime.date(2027, 2, 15)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+
+from cmc_lab.core.fees import FeeSchedule
+from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.months import ContractMonth, ContractRule, contract_instrument, parse_contract_id
+from cmc_lab.core.specs import SpecError, Specs
+
+
+def list_months(specs: Specs, now_ns: int, months: int = 2) -> Specs:
+    """``specs`` with each product that has month rules replaced by ``months`` of its contract months.
+
+    The main month (``ContractRule.main_month`` on the product's trading day at ``now_ns``) comes
+    first and is what the product id stands for; the others are the next main months, the ones a
+    position rolls into. Already listed specs come back unchanged.
+    """
+    if isinstance(months, bool) or not isinstance(months, int) or months < 1:
+        raise SpecError(f"months = {months!r} must be a whole number of contract months >= 1, e.g. months=2")
+    if specs.aliases:
+        return specs
+    instruments: dict[str, Instrument] = {}
+    aliases: dict[str, str] = {}
+    of_product: dict[str, list[str]] = {}
+    for iid, inst in specs.instruments.items():
+        rule = specs.contracts.get(iid)
+        if rule is None:
+            instruments[iid] = inst
+            continue
+        contracts = contract_instruments(inst, rule, specs, now_ns, months)
+        instruments.update((c.id, c) for c in contracts)
+        aliases[iid] = contracts[0].id
+        of_product[iid] = [c.id for c in contracts]
+
+    def per_contract(table: dict[str, Decimal]) -> dict[str, Decimal]:
+        out = dict(table)
+        for product, ids in of_product.items():
+            if product in table:
+                out.update(dict.fromkeys(ids, table[product]))
+        return out
+
+    fees = dict(specs.fees.entries)
+    for product, ids in of_product.items():
+        if product in fees:
+            fees.update(dict.fromkeys(ids, fees[product]))
+    terms = dict(specs.import_terms)
+    for (domestic, overseas), entry in specs.import_terms.items():
+        for d in of_product.get(domestic, [domestic]):
+            for o in of_product.get(overseas, [overseas]):
+                terms[(d, o)] = entry
+    return dataclasses.replace(
+        specs,
+        instruments=instruments,
+        maintenance=per_contract(specs.maintenance),
+        hedge_margin=per_contract(specs.hedge_margin),
+        fees=FeeSchedule(fees),
+        import_terms=terms,
+        aliases=aliases,
+        products=dict(specs.instruments),
+    )
+
+
+def contract_instruments(
+    product: Instrument, rule: ContractRule, specs: Specs, now_ns: int, months: int
+) -> list[Instrument]:
+    """The product's main month and the next ``months - 1`` main months as instruments."""
+    calendar = specs.calendars.get(rule.calendar)
+    if calendar is None:
+        raise SpecError(
+            f'[contracts."{rule.product}"]: calendar {rule.calendar!r} has no [calendars.{rule.calendar}] table'
+        )
+    chosen = rule.main_months(product.hours.trading_day(now_ns), calendar, months)
+    return [
+        contract_instrument(product, rule, m, calendar, (1 + rule.carry) ** (m.months_after(chosen[0]) / 12))
+        for m in chosen
+    ]
+
+
+def month_of(inst: Instrument, specs: Specs) -> ContractMonth | None:
+    """The delivery month of a contract instrument; None for a product or an FX rate."""
+    if not inst.product:
+        return None
+    parsed = parse_contract_id(inst.id, specs.contracts)
+    return parsed[1] if parsed is not None else None
+
+
+__all__ = ["contract_instruments", "list_months", "month_of"]
