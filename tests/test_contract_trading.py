@@ -117,8 +117,13 @@ def test_a_roll_moves_a_hedged_position_one_month_on_with_both_legs_journaled(en
         if r["ticket_id"] == gold_in.ticket_id
     }
     assert roll_legs == {(AU, "sell"), (AU_NEXT, "buy")}
-    report = eng.ticket(gold_in.ticket_id).report()
-    assert report["fees_cny"] is not None  # the roll's fees are the book's: close today is free on au
+    receipt = eng.receipt(gold_in.ticket_id)  # the roll's fees as the book charged them
+    fees = {(o.instrument, o.offset): (o.fee, o.fee_currency) for o in receipt.orders.itertuples()}
+    assert fees == {
+        (AU, "close_today"): (Decimal("0.00"), "CNY"),
+        (AU_NEXT, "open"): (Decimal("30.00"), "CNY"),
+    }
+    assert eng.ticket(gold_in.ticket_id).report()["fees_cny"] == Decimal("30.00")
     with pytest.raises(ValueError, match=r"CN-FUT holds no SHFE.au2702: nothing to roll"):
         eng.roll(AU)
     with pytest.raises(ValueError, match=r"rolls more than CN-FUT holds: \+3 SHFE.au2704"):

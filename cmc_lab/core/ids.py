@@ -7,6 +7,8 @@ only cut at the first dot, for hot paths over ids the specs already know.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 #: The venue that quotes FX rates (a rate, not a tradeable contract).
 FX_VENUE = "FX"
 #: Offshore USDCNH, CNH per USD: the rate a spread converts at unless it names another.
@@ -57,3 +59,14 @@ def symbol_of(instrument_id: str) -> str:
     ('GC', 'GC')
     """
     return instrument_id.partition(".")[2] or instrument_id
+
+
+def unknown_instrument_message(instrument_id: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    wanted = symbol_of(instrument_id).lower() if isinstance(instrument_id, str) else None
+    close = [k for k in known if symbol_of(k).lower() == wanted]
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"unknown instrument {instrument_id!r}; {hint}instruments are named VENUE.SYMBOL, "
+        f"known: {', '.join(known)}"
+    )

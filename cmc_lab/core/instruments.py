@@ -11,6 +11,7 @@ import math
 import numbers
 import re
 from dataclasses import dataclass
+from datetime import date
 from decimal import (
     ROUND_CEILING,
     ROUND_FLOOR,
@@ -92,10 +93,17 @@ class Instrument:
     max_order_qty: int = 500
     price_band: Decimal = Decimal(0)  # the exchange's band around the last price, as a fraction (0: none)
     limits_source: str = ""
+    product: str = ""  # a contract month's product ("SHFE.au" for SHFE.au2702); "" for a product itself
+    last_trading_day: date | None = None  # a contract month's last trading day (core/months.py)
 
     @property
     def id(self) -> str:
         return f"{self.venue}.{self.symbol}"
+
+    @property
+    def product_id(self) -> str:
+        """The product this contract is a month of (its own id for a product or an FX rate)."""
+        return self.product or f"{self.venue}.{self.symbol}"
 
     @property
     def quote_unit(self) -> str:

@@ -15,6 +15,7 @@ days (``core/calendar.py``). Pure: no IO beyond reading the rules file.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cmc_lab.core.calendar import TradingCalendar
+from cmc_lab.core.instruments import Instrument
 
 #: The shipped contract-month rules (``[contracts."VENUE.SYMBOL"]`` tables).
 SHIPPED_CONTRACTS = Path(__file__).with_name("contracts.toml")
@@ -36,6 +38,7 @@ _LAST_TRADING = (
     "last_business_day_of_prior_month",
 )
 _ONE_DAY = timedelta(days=1)
+_MONTH_NAMES = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 class ContractError(ValueError):
@@ -83,6 +86,14 @@ class ContractRule:
     main_roll_days: int
     source: str
     as_of: str
+    carry: float = 0.0  # the embedded exchange's yearly premium of a later month over an earlier one
+    remind_days: int = 5  # trading days before the last trading day from which a position is reminded to roll
+
+    def main_months(self, today: date, calendar: TradingCalendar, count: int) -> list[ContractMonth]:
+        """The main month on ``today`` and the ``count - 1`` main months after it, nearest first."""
+        first = self.main_month(today, calendar)
+        later = [m for m in self.listed_months(today, calendar) if m > first and m.month in self.main]
+        return [first, *later][:count]
 
     @property
     def symbol(self) -> str:
@@ -209,6 +220,25 @@ def contract_id(product: str, month: ContractMonth, rules: dict[str, ContractRul
     return f"{product}{rule.code_of(month)}"
 
 
+def contract_instrument(
+    product: Instrument,
+    rule: ContractRule,
+    month: ContractMonth,
+    calendar: TradingCalendar,
+    premium: float = 1.0,
+) -> Instrument:
+    """``product`` in ``month``: its own id (``SHFE.au2702``), name and last trading day; the
+    reference price (where the embedded exchange starts it) is the product's times ``premium``."""
+    return dataclasses.replace(
+        product,
+        symbol=f"{product.symbol}{rule.code_of(month)}",
+        name=f"{product.name} {_MONTH_NAMES[month.month - 1]} {month.year}",
+        reference_price=product.round_to_tick(float(product.reference_price) * premium),
+        product=product.id,
+        last_trading_day=rule.last_trading_day(month, calendar),
+    )
+
+
 def load_contract_rules(*paths: Path | str) -> dict[str, ContractRule]:
     """The shipped rules, then each ``[contracts."VENUE.SYMBOL"]`` table of ``paths`` over them."""
     tables: dict[str, dict[str, Any]] = {}
@@ -266,6 +296,8 @@ def rule_from_table(product: str, table: dict[str, Any]) -> ContractRule:
         n_if_closed=int(table.get("n_if_closed", table.get("n", 1))),
         main=months("main") or frozenset(range(1, 13)),
         main_roll_days=int(table.get("main_roll_days", 30)),
+        carry=float(table.get("carry", 0.0)),
+        remind_days=int(table.get("remind_days", 5)),
         source=str(table.get("source", "")),
         as_of=str(table.get("as_of", "")),
     )
@@ -276,6 +308,7 @@ __all__ = [
     "ContractMonth",
     "ContractRule",
     "contract_id",
+    "contract_instrument",
     "load_contract_rules",
     "parse_contract_id",
     "rule_from_table",

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cmc_lab.core.calendar import CalendarError, TradingCalendar, calendar_from_table
-from cmc_lab.core.fees import FeeBasis, FeeEntry, FeeSchedule, fee_schedule
+from cmc_lab.core.fee_table import check_fees, fee_entry
+from cmc_lab.core.fees import FeeEntry, FeeSchedule, fee_schedule
 from cmc_lab.core.hours import SessionWindow, TradingHours
-from cmc_lab.core.ids import split_instrument_id, symbol_of
+from cmc_lab.core.ids import unknown_instrument_message
 from cmc_lab.core.instruments import Instrument, MarginKind
+from cmc_lab.core.months import (
+    ContractError,
+    ContractRule,
+    contract_instrument,
+    load_contract_rules,
+    parse_contract_id,
+)
+from cmc_lab.core.spec_fields import SpecError
+from cmc_lab.core.spec_fields import decimal_field as _decimal
+from cmc_lab.core.spec_fields import read_toml as _read
+from cmc_lab.core.spec_fields import require as _require
+from cmc_lab.core.spec_fields import table as _table
+from cmc_lab.core.spec_fields import tables as _tables
 from cmc_lab.core.terms import SHIPPED_TERMS, ImportTerms, terms_from_table
 
 SHIPPED = Path(__file__).with_name("instruments.toml")
@@ -27,10 +39,6 @@ SHIPPED_FEES = Path(__file__).with_name("fees.toml")
 SHIPPED_CALENDARS = Path(__file__).with_name("calendars.toml")
 ENV_VAR = "CMC_LAB_INSTRUMENTS"
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class SpecError(ValueError):
-    """A specification file has a missing or malformed entry; the message names it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,23 +112,38 @@ class Specs:
     calendars: dict[str, TradingCalendar] = field(default_factory=dict)
     #: (domestic id, overseas id) -> VAT, premium and FX rate that land the overseas price (``terms.toml``)
     import_terms: dict[tuple[str, str], ImportTerms] = field(default_factory=dict)
+    #: product id -> its contract months' rules (``contracts.toml`` and ``[contracts.X]`` of any extra file)
+    contracts: dict[str, ContractRule] = field(default_factory=dict)
+    #: product id -> the contract id it stands for (its main month), once months are listed (core/listing.py)
+    aliases: dict[str, str] = field(default_factory=dict)
+    #: the product instruments months were listed from (empty while ``instruments`` are the products)
+    products: dict[str, Instrument] = field(default_factory=dict)
 
     def instrument(self, instrument_id: str) -> Instrument:
+        """The instrument of an id; a product with listed months (``SHFE.au``) is its main month, and
+        a month not listed here (an old position's, a far one) is worked out from its product's rules."""
+        found = None
+        if isinstance(instrument_id, str):
+            found = self.instruments.get(self.aliases.get(instrument_id, instrument_id))
+            found = found or self._contract(instrument_id)
+        if found is None:
+            raise KeyError(unknown_instrument_message(instrument_id, self.instruments))
+        return found
+
+    def _contract(self, instrument_id: str) -> Instrument | None:
         try:
-            return self.instruments[instrument_id]
-        except KeyError:
-            raise KeyError(unknown_instrument_message(instrument_id, self.instruments)) from None
-
-
-def unknown_instrument_message(instrument_id: str, known: Iterable[str]) -> str:
-    known = sorted(known)
-    wanted = symbol_of(instrument_id).lower() if isinstance(instrument_id, str) else None
-    close = [k for k in known if symbol_of(k).lower() == wanted]
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return (
-        f"unknown instrument {instrument_id!r}; {hint}instruments are named VENUE.SYMBOL, "
-        f"known: {', '.join(known)}"
-    )
+            parsed = parse_contract_id(instrument_id, self.contracts)
+        except ContractError as exc:
+            raise KeyError(f"unknown instrument {exc}") from None
+        if parsed is None:
+            return None
+        product, rule = (self.products or self.instruments).get(parsed[0]), self.contracts[parsed[0]]
+        calendar = self.calendars.get(rule.calendar)
+        return (
+            None
+            if product is None or calendar is None
+            else contract_instrument(product, rule, parsed[1], calendar)
+        )
 
 
 def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
@@ -186,7 +209,7 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
             raise SpecError(f"{path}: 'fee' must be an array of tables, written [[fee]]")
         for i, raw in enumerate(fee_entries):
             where = f"{path}: [[fee]] #{i + 1}"
-            fees.append((_fee(_table(raw, where), where), where))
+            fees.append((fee_entry(_table(raw, where), where), where))
         term_entries = data.get("import_terms", [])
         if not isinstance(term_entries, list):
             raise SpecError(f"{path}: 'import_terms' must be an array of tables, written [[import_terms]]")
@@ -232,7 +255,11 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
                 f"[accounts.{venue.account}] table; add one with currency and cash, e.g. "
                 f'[accounts.{venue.account}] currency = "USD", cash = "1000000"'
             )
-    _check_fees(fees, instruments)
+    check_fees(fees, instruments)
+    try:
+        contracts = load_contract_rules(*paths[4:])
+    except ContractError as exc:
+        raise SpecError(str(exc)) from None
     return Specs(
         instruments=instruments,
         venues=venues,
@@ -243,46 +270,8 @@ def load_specs(extra: str | Path | Iterable[str | Path] | None = None) -> Specs:
         fees=fee_schedule([entry for entry, _ in fees]),
         calendars=calendars,
         import_terms=terms,
+        contracts={p: rule for p, rule in contracts.items() if p in instruments},
     )
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise SpecError(f"instrument file {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError(f"instrument file {path} is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise SpecError(f"instrument file {path} cannot be read: {exc.strerror or exc}") from None
-
-
-def _table(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise SpecError(f"{where}: expected a table of key = value pairs, got {value!r}")
-    return value
-
-
-def _tables(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    return _table(data.get(key, {}), f"{where}: [{key}]")
-
-
-def _require(raw: dict[str, Any], key: str, where: str) -> Any:
-    if key not in raw:
-        raise SpecError(f"{where}: missing field {key!r}")
-    return raw[key]
-
-
-def _decimal(raw: dict[str, Any], key: str, where: str) -> Decimal:
-    value = _require(raw, key, where)
-    try:
-        out = Decimal(str(value))
-    except InvalidOperation:
-        raise SpecError(f"{where}: {key} = {value!r} is not a number") from None
-    if not out.is_finite() or out < 0:
-        raise SpecError(f"{where}: {key} = {value!r} must be a finite, non-negative number")
-    return out
 
 
 def _fraction(raw: dict[str, Any], key: str, where: str) -> Decimal:
@@ -510,80 +499,3 @@ def _instrument(raw: dict[str, Any], sessions: dict[str, TradingHours], where: s
         price_band=_fraction(raw, "price_band", where),
         limits_source=str(raw.get("limits_source", "")),
     )
-
-
-_FEE_KEYS = {"instrument", "currency", "as_of", "source", "per_lot", "notional", "per_contract"}
-_FEE_RATES = ("open", "close_today", "close_yesterday")
-
-
-def _fee(raw: dict[str, Any], where: str) -> FeeEntry:
-    unknown = sorted(set(raw) - _FEE_KEYS)
-    if unknown:
-        raise SpecError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(sorted(_FEE_KEYS))}")
-    instrument = _require(raw, "instrument", where)
-    try:
-        split_instrument_id(instrument)
-    except ValueError as exc:
-        raise SpecError(f"{where}: {exc}") from None
-    where = f"{where} ({instrument})"
-    source = raw.get("source")
-    if not isinstance(source, str) or not source.strip():
-        raise SpecError(f'{where}: give the source of the numbers, e.g. source = "SHFE notice of 2021-05-14"')
-    as_of = _require(raw, "as_of", where)
-    if isinstance(as_of, str):
-        with contextlib.suppress(ValueError):
-            as_of = date.fromisoformat(as_of)
-    if not isinstance(as_of, date) or hasattr(as_of, "hour"):
-        raise SpecError(f"{where}: as_of = {as_of!r} must be a date, written as_of = 2026-01-31")
-    bases = [b for b in FeeBasis if b.value in raw]
-    if len(bases) != 1:
-        raise SpecError(
-            f"{where}: give exactly one of per_lot, notional or per_contract (found "
-            f"{', '.join(b.value for b in bases) or 'none'})"
-        )
-    basis = bases[0]
-    table = _table(raw[basis.value], f"{where} {basis.value}")
-    here = f"{where} {basis.value}"
-    components: tuple[tuple[str, Decimal], ...] = ()
-    if basis is FeeBasis.PER_CONTRACT:
-        if not table:
-            raise SpecError(
-                f'{here}: name the parts of the fee, e.g. {{ exchange = "1.60", broker = "0.85" }}'
-            )
-        components = tuple((name, _decimal(table, name, here)) for name in table)
-        total = sum((value for _, value in components), Decimal(0))
-        rates = (total, total, total)
-    else:
-        unknown = sorted(set(table) - set(_FEE_RATES))
-        if unknown:
-            raise SpecError(f"{here}: unknown key {unknown[0]!r}; give open, close_today and close_yesterday")
-        rates = (_decimal(table, "open", here), _decimal(table, "close_today", here),
-                 _decimal(table, "close_yesterday", here))  # fmt: skip
-        if basis is FeeBasis.NOTIONAL and any(r >= 1 for r in rates):
-            raise SpecError(f'{here}: a share of notional must be below 1: write 0.05 per mille as "0.00005"')
-    return FeeEntry(
-        instrument_id=instrument,
-        currency=str(_require(raw, "currency", where)).upper(),
-        basis=basis,
-        open=rates[0],
-        close_today=rates[1],
-        close_yesterday=rates[2],
-        as_of=as_of,
-        source=source.strip(),
-        components=components,
-    )
-
-
-def _check_fees(fees: list[tuple[FeeEntry, str]], instruments: dict[str, Instrument]) -> None:
-    for entry, where in fees:
-        inst = instruments.get(entry.instrument_id)
-        if inst is None:
-            raise SpecError(
-                f"{where}: {unknown_instrument_message(entry.instrument_id, instruments)}; a fee needs its "
-                "[[instrument]]"
-            )
-        if entry.currency != inst.currency.upper():
-            raise SpecError(
-                f"{where} ({entry.instrument_id}): currency {entry.currency!r} is not the instrument's "
-                f"({inst.currency}); fees are charged in the currency the contract trades in"
-            )

@@ -10,13 +10,13 @@ cross-market spread with occasional jumps. Any other instrument walks on its own
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from cmc_lab.core.ids import USDCNH_ID, USDCNY_ID
 from cmc_lab.core.instruments import TROY_OUNCE_GRAMS, Instrument
 from cmc_lab.core.specs import Specs
+from cmc_lab.data.month_curve import FairQuote, MonthCurve
 
 #: Seconds in a trading year, to turn annualised volatilities into per-second ones.
 SECONDS_PER_YEAR = 252 * 86_400
@@ -65,18 +65,9 @@ _THIN_HALF_SPREAD = (2, 6)
 _START_SIZE = 20
 
 
-@dataclass(frozen=True, slots=True)
-class FairQuote:
-    """Where the simulated liquidity quotes one instrument: fair ``mid``, half spread, size at top."""
-
-    mid: float
-    half_spread_ticks: int
-    top_size: int
-    regime: str  # "normal" or "thin"
-
-
 class SimMarket:
-    """Correlated fair prices for every instrument of ``specs``, one ``step()`` per ``dt`` seconds.
+    """Correlated fair prices for every product of ``specs``, one ``step()`` per ``dt`` seconds; each
+    listed contract month is priced off its product (:class:`~cmc_lab.data.month_curve.MonthCurve`).
 
     The path depends only on ``seed``: every step draws the same number of random numbers.
     Domestic contracts start at their reference price: the spread's long-run mean is set so.
@@ -99,7 +90,10 @@ class SimMarket:
         self.seed = seed
         self.steps = 0
         self._rng = np.random.Generator(np.random.PCG64(seed))
-        instruments = list(specs.instruments.values())
+        products = specs.products or specs.instruments
+        instruments = list(products.values())
+        contracts = [inst for inst in specs.instruments.values() if inst.product]
+        self.curve = MonthCurve(contracts, products, set(specs.aliases.values()), seed, dt)
         self._terms = specs.import_terms
         for inst in instruments:
             if inst.reference_price <= 0:
@@ -115,10 +109,11 @@ class SimMarket:
         n = len(instruments)
         self._thin = np.zeros(n, dtype=bool)
         self._half = np.ones(n, dtype=np.int64)
-        self.quotes: dict[str, FairQuote] = {
+        start = {
             iid: FairQuote(float(inst.reference_price), 1, _START_SIZE, "normal")
             for iid, inst in by_id.items()
         }
+        self.quotes: dict[str, FairQuote] = self.curve.extend(start, step=False)
 
     def __repr__(self) -> str:
         return f"SimMarket({len(self.ids)} instruments, seed={self.seed}, t+{self.steps * self.dt:.1f}s)"
@@ -242,10 +237,11 @@ class SimMarket:
         mids = np.maximum(mids, floor)
 
         self.steps += 1
-        self.quotes = {
+        quotes = {
             iid: FairQuote(mid, half, size, "thin" if is_thin else "normal")
             for iid, mid, half, size, is_thin in zip(
                 self.ids, mids.tolist(), self._half.tolist(), sizes.tolist(), thin.tolist(), strict=True
             )
         }
+        self.quotes = self.curve.extend(quotes, step=True)
         return self.quotes

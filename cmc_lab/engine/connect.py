@@ -8,6 +8,7 @@ from typing import Any
 
 from cmc_lab.core.clock import SIM_START_NS, make_clock
 from cmc_lab.core.ids import FX_VENUE
+from cmc_lab.core.listing import list_months
 from cmc_lab.core.specs import load_specs
 from cmc_lab.engine.facade import Engine
 from cmc_lab.engine.routing import trader_id
@@ -37,6 +38,7 @@ def connect(
     accounts: Mapping[str, Any] | None = None,
     accept_damaged_journal: str | None = None,
     trader: str | None = None,
+    months: int = 2,
 ) -> Engine:
     """Start an engine connected to its venues.
 
@@ -78,6 +80,10 @@ def connect(
     trader
         The id of the trader responsible, named with every order in the journal and the audit pack
         (default ``$CMC_LAB_TRADER``, else the OS user name).
+    months
+        Contract months traded per product (core/listing.py): the main month, which the product id
+        (``"SHFE.au"``) stands for, and the next main months (``SHFE.au2704``), the ones a
+        position rolls into. A replay trades the ids it recorded.
 
     Examples
     --------
@@ -121,6 +127,8 @@ def connect(
     if not replay_data:  # time moves forward: a reopened journal continues after its last row
         start = max(start, _last_ts_ns(journal) + 1_000_000_000)
     clk = make_clock(clock, None if fix_addresses else start)
+    if not replay_data:
+        specs = list_months(specs, clk.now_ns(), months)
     fix_objects = fix_venues(fix_addresses, specs, clk, journal)  # bad addresses fail before the journal
     replay_objects = replay_venues(replay_addresses, replay_data, specs, clk, latency=latency, seed=seed)
     trades = trade_log_path(journal) if journal is not None and str(journal) != ":memory:" else None

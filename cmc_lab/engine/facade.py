@@ -7,9 +7,8 @@ sessions), ``journal_writer`` (rows into the journal; a failed write halts tradi
 tickets), ``risk`` (limits, capital, transfers, thresholds), ``inbox`` (what venues hand in) and
 ``books`` (reconciliation with the venues and broker statements).
 
-Every public method is a thin delegation: it checks its arguments in the caller's thread (bad
-input raises before anything is journaled), then hands the work to the loop and waits; an
-``*_async`` twin awaits the same coroutine.
+Every public method is a thin delegation: it checks its arguments in the caller's thread (bad input
+raises before anything is journaled), hands the work to the loop and waits (``*_async``: awaits).
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import warnings
 from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
 from decimal import Decimal
-from html import escape
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +33,7 @@ from cmc_lab.core.trading import TradingState
 from cmc_lab.engine import lifecycle
 from cmc_lab.engine.alerts import AlertLog
 from cmc_lab.engine.errors import EngineClosed, OpenExposureWarning
+from cmc_lab.engine.html import engine_html
 from cmc_lab.engine.inbox import Inbox, QuoteCallback
 from cmc_lab.engine.journaling import EngineJournal
 from cmc_lab.engine.market import MarketState
@@ -54,6 +53,7 @@ from cmc_lab.risk.flatten import flatten
 from cmc_lab.risk.monitor import RiskMonitor
 from cmc_lab.risk.position_table import position_table
 from cmc_lab.risk.pretrade import PreTradeChecks, RiskLimits
+from cmc_lab.risk.roll_reminders import RollReminders
 from cmc_lab.risk.thresholds import Thresholds
 from cmc_lab.risk.transfers import Transfer
 from cmc_lab.venues.base import Venue
@@ -102,7 +102,7 @@ class Engine:
         prefix = lifecycle.run_prefix(journal)
         self.runtime = Runtime(clock)  # first: every part below may schedule on its loop
         instruments = {i.id: i for i in specs.instruments.values() if i.venue in self.venues}
-        self.market = MarketState(instruments, list(self.venues), clock)
+        self.market = MarketState(instruments, list(self.venues), clock, specs.aliases, specs.instrument)
         self.journal_writer = EngineJournal(
             journal, clock, on_failure=lambda exc: self.router.journal_failed(exc)
         )
@@ -138,7 +138,9 @@ class Engine:
         )
         self.router.risk = self.risk
         self.desk.fees = self.risk.capital  # ticket reports read the fees the book charged
-        self.inbox = Inbox(self.market, self.router, self.risk, self.desk)
+        remind = {p: rule.remind_days for p, rule in specs.contracts.items()}
+        rolls = RollReminders(self.risk.capital, self.alert_log, lambda i: remind.get(i.product, 5))
+        self.inbox = Inbox(self.market, self.router, self.risk, self.desk, rolls)
         self.books = BookReconciler(
             venues=self.venues,
             router=self.router,
@@ -162,6 +164,7 @@ class Engine:
         return self.market.instruments_frame(self.risk.margin_text)
 
     def instrument(self, instrument_id: str) -> Instrument:
+        """An instrument by id; a product (``"SHFE.au"``) is its main month (``SHFE.au2702``)."""
         return self.market.instrument(instrument_id)
 
     def quote(self, instrument_id: str) -> Quote:
@@ -332,8 +335,7 @@ class Engine:
         self.runtime.call(lifecycle.connect_venue(self, self._venue(venue), reconcile=True), advance=True)
 
     def reconcile(self) -> Reconciliation:
-        """Compare every venue's positions and working orders with the book; differences are
-        journaled and alerted, never written over it (:mod:`cmc_lab.engine.reconciliation`)."""
+        """Compare the venues' positions and working orders with the book; differences are alerted."""
         return self.runtime.call(self.books.reconcile(), advance=True)
 
     async def reconcile_async(self) -> Reconciliation:
@@ -341,8 +343,7 @@ class Engine:
         return await self.runtime.call_async(self.books.reconcile(), advance=True)
 
     def load_statement(self, path: str | Path) -> Reconciliation:
-        """Reconcile positions and cash with a broker's start-of-day CSV (format:
-        :mod:`cmc_lab.engine.statement`); a bad row raises ``StatementError`` naming line and column."""
+        """Reconcile positions and cash with a broker's start-of-day CSV (:mod:`cmc_lab.engine.statement`)."""
         return self.runtime.call(self.books.reconcile_statement(self.books.read_statement(path)))
 
     def on_event(self, callback: EventCallback, remove: bool = False) -> None:
@@ -360,8 +361,7 @@ class Engine:
         return self.runtime.closed
 
     def close(self) -> None:
-        """Disconnect every venue, stop the engine thread and close the journal (idempotent). What is left
-        open is journaled and said (:class:`OpenExposureWarning`); a reopen rebuilds it."""
+        """Disconnect, stop the loop, close the journal (idempotent); what is left open is journaled and warned."""
         if self.runtime.closed:
             return
         for callback in self._close_callbacks:
@@ -434,15 +434,11 @@ class Engine:
     ) -> HedgeTicket:
         """Trade a spread with its legs sent together; returns the live :class:`HedgeTicket`.
 
-        ``qty`` is in lots of the first leg (a multiple of the spread's lot ratio). ``when`` is a
-        trigger such as ``"ask <= 2.5"`` (fields bid, ask, mid, ratio, z); without it the ticket fires
-        now. ``policy`` is what to do when the legs do not fill together: ``"chase"`` the
-        missing leg, ``"unwind"`` the filled one, or ``"hold"`` for a human (bounded by
-        ``max_legged_ms``). Other options: see :class:`~cmc_lab.execution.hedge.HedgePolicy`
-        (``mode="lead_lag"``, ``tif``, ``allowance_ticks``, ``chase_ticks``, ``max_attempts``,
-        ``leg_timeout_ms``, ``max_legged_exposure``, ``time_limit_ms``, ``min_top_cover``, ...),
-        plus ``dwell_ms``, ``hysteresis`` and ``repeat=N`` (one ticket per fire, at most N; the
-        next waits ARMED in ``ticket.series``) for the trigger.
+        ``qty``: lots of the first leg (a multiple of the lot ratio). ``when``: a trigger such as
+        ``"ask <= 2.5"`` (bid, ask, mid, ratio, z); without it the ticket fires now. ``policy``: when
+        the legs do not fill together, ``"chase"`` the missing leg, ``"unwind"`` the filled one or
+        ``"hold"`` (bounded by ``max_legged_ms``). Other options: the fields of
+        :class:`~cmc_lab.execution.hedge.HedgePolicy`, and ``dwell_ms``, ``hysteresis``, ``repeat=N``.
         """
         return self.runtime.call(self._hedge(spread, side, qty, when, policy, options))
 
@@ -470,6 +466,23 @@ class Engine:
     ) -> Coroutine[Any, Any, HedgeTicket]:
         """Validate in the caller's thread (bad input raises here), then the coroutine both twins run."""
         return self.desk.start(*self.desk.prepare(spread, side, qty, when, policy, dict(options)))
+
+    def roll(
+        self,
+        instrument_id: str,
+        to: str | None = None,
+        *,
+        qty: int | None = None,
+        policy: str = "chase",
+        when: str | None = None,
+        **options: Any,
+    ) -> HedgeTicket:
+        """Move a position to a later month as one hedged ticket: the calendar spread ``near - far``, sold
+        to roll a long, bought to roll a short (execution/roll.py). Options as for :meth:`hedge`."""
+        spread, side, lots = self.desk.prepare_roll(instrument_id, to, qty, self.risk.capital)
+        return self.runtime.call(
+            self.desk.start(*self.desk.prepare(spread, side, lots, when, policy, options))
+        )
 
     def ticket(self, ticket_id: str) -> HedgeTicket | Receipt:
         """A ticket of this session; one of an earlier run comes back as its :class:`Receipt`."""
@@ -572,19 +585,7 @@ class Engine:
         return f"Engine({self.label}, {len(self.venues)} venues, journal={where}, {state})"
 
     def _repr_html_(self) -> str:
-        now = self.clock.now_ns()
-        rows = []
-        for name, venue in self.venues.items():
-            ages = [(now - q.ts_event) / 1e6 for q in self.market.venue_quotes(name)]
-            age = f"{min(ages):.0f} ms" if ages else "no quote"
-            up = "connected" if self.market.venue_up.get(name) else "down"
-            rows.append(f"<tr><td>{name}</td><td>{venue.kind}</td><td>{up}</td><td>{age}</td></tr>")
-        return (
-            f"<div class='cmc-engine'><b>{escape(repr(self))}</b> — {len(self.working_orders())} working orders"
-            "<table><tr><th>venue</th><th>kind</th><th>session</th><th>last quote</th></tr>"
-            + "".join(rows)
-            + "</table></div>"
-        )
+        return engine_html(repr(self), self.venues, self.market, len(self.working_orders()))
 
     # ================================================================== on the loop
 

@@ -10,27 +10,34 @@ from cmc_lab.engine.market import MarketState
 from cmc_lab.engine.routing import OrderRouter
 from cmc_lab.execution.desk import Desk
 from cmc_lab.risk.monitor import RiskMonitor
+from cmc_lab.risk.roll_reminders import RollReminders
 
 QuoteCallback = Callable[[Quote], None]
 
 
 class Inbox:
     """The venues' sink (engine loop): a quote updates the market, risk marks and live spreads;
-    an event goes through the router (journaled, then applied); a venue back up is reconciled.
+    an event goes through the router (journaled, then applied); a venue back up is reconciled. The
+    market's clock also drives the roll reminders (at most once a market minute).
     """
 
-    def __init__(self, market: MarketState, router: OrderRouter, risk: RiskMonitor, desk: Desk) -> None:
+    def __init__(
+        self, market: MarketState, router: OrderRouter, risk: RiskMonitor, desk: Desk, rolls: RollReminders
+    ) -> None:
         self.quote_callbacks: list[QuoteCallback] = []
         self._market = market
         self._router = router
         self._risk = risk
         self._desk = desk
+        self.rolls = rolls
 
     def receive(self, message: Event | Quote) -> None:
         if isinstance(message, Quote):
             self._market.quotes[message.instrument_id] = message
             self._risk.on_quote(message)
             self._desk.on_quote(message)
+            if message.ts_event >= self.rolls.next_ns:
+                self.rolls.on_quote(message.ts_event)
             if self.quote_callbacks:
                 self._router.runner.report(fire_callbacks(self.quote_callbacks, message))
             return

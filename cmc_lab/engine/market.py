@@ -7,10 +7,9 @@ from collections.abc import Callable, Mapping
 import pandas as pd
 
 from cmc_lab.core.clock import Clock
-from cmc_lab.core.ids import venue_of
+from cmc_lab.core.ids import unknown_instrument_message, venue_of
 from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import PriceLimitsPublished, Quote
-from cmc_lab.core.specs import unknown_instrument_message
 from cmc_lab.engine.errors import InvalidOrder, NoQuote
 
 
@@ -21,8 +20,17 @@ class MarketState:
     the quote path, where a method call per read would cost more than the work.
     """
 
-    def __init__(self, instruments: Mapping[str, Instrument], venues: list[str], clock: Clock) -> None:
+    def __init__(
+        self,
+        instruments: Mapping[str, Instrument],
+        venues: list[str],
+        clock: Clock,
+        aliases: Mapping[str, str] | None = None,
+        contract: Callable[[str], Instrument] | None = None,
+    ) -> None:
         self.instruments: dict[str, Instrument] = dict(instruments)
+        self.aliases: dict[str, str] = dict(aliases or {})  # product id -> its main month's id
+        self._contract = contract  # works out a month the venues do not quote (an old position's)
         self.quotes: dict[str, Quote] = {}
         self.venue_up: dict[str, bool] = dict.fromkeys(venues, False)
         self.limits: dict[str, PriceLimitsPublished] = {}
@@ -30,13 +38,22 @@ class MarketState:
         self.mono_ns = clock.mono_ns
 
     def instrument(self, instrument_id: str) -> Instrument:
-        found = self.instruments.get(instrument_id) if isinstance(instrument_id, str) else None
+        """The instrument of an id; a product with months (``SHFE.au``) is its main month."""
+        if not isinstance(instrument_id, str):
+            raise InvalidOrder(unknown_instrument_message(instrument_id, self.instruments))
+        found = self.instruments.get(self.aliases.get(instrument_id, instrument_id))
+        if found is None and self._contract is not None and instrument_id.partition(".")[0] in self.venue_up:
+            try:
+                found = self._contract(instrument_id)
+            except KeyError as exc:
+                raise InvalidOrder(str(exc.args[0])) from None
+            self.instruments[found.id] = found  # known from now on: positions and orders name it
         if found is None:
             raise InvalidOrder(unknown_instrument_message(instrument_id, self.instruments))
         return found
 
     def quote(self, instrument_id: str) -> Quote:
-        self.instrument(instrument_id)
+        instrument_id = self.instrument(instrument_id).id
         try:
             return self.quotes[instrument_id]
         except KeyError:
@@ -61,6 +78,8 @@ class MarketState:
                 "venue": i.venue,
                 "symbol": i.symbol,
                 "name": i.name,
+                "product": i.product_id,
+                "last trading day": i.last_trading_day.isoformat() if i.last_trading_day else None,
                 "currency": i.currency,
                 "lot": f"{i.lot_size} {i.lot_unit}",
                 "quote unit": i.quote_unit,

@@ -409,7 +409,11 @@ def rebuild_order(eng: Recoverable, client_order_id: str) -> Order | None:
 def _restore_rates(eng: Recoverable, book: list[tuple[str, int, dict[str, Any]]]) -> None:
     """Margin rates changed by earlier runs hold again (the last change of each instrument wins)."""
     for kind, _, payload in book:
-        if kind != "MarginRateChanged" or payload.get("instrument") not in eng.specs.instruments:
+        known = (
+            payload.get("instrument") in eng.specs.instruments
+            or payload.get("instrument") in eng.specs.aliases
+        )
+        if kind != "MarginRateChanged" or not known:
             continue
         try:
             rate_kind, rate, maintenance = payload["new"]

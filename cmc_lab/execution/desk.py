@@ -19,6 +19,7 @@ from cmc_lab.core.specs import Specs
 from cmc_lab.execution.context import DeskContext
 from cmc_lab.execution.flow import TicketFlow
 from cmc_lab.execution.hedge import HedgePolicy, HedgeTicket, TicketState, parse_trigger
+from cmc_lab.execution.roll import Holdings, plan_roll
 from cmc_lab.execution.spread import SharedLegs, Spread, SpreadSnapshot, default_lots
 from cmc_lab.execution.trigger import TriggerRule
 from cmc_lab.pricing.spreads import CostTerms, SpreadDef, import_costs
@@ -105,6 +106,10 @@ class Desk:
             raise ValueError(
                 f"fx={fx!r} is not a rate a spread converts at; use 'USDCNH' (offshore) or 'USDCNY' (onshore)"
             )
+        ids = {i: self.market.instrument(i).id for i in legs}  # a product (SHFE.au) is its main month
+        legs = {ids[i]: w for i, w in legs.items()}
+        if lots is not None:
+            lots = {ids.get(i, i): n for i, n in lots.items()}
         instruments = {i: self.market.instrument(i) for i in legs}
         if costs is None:  # a domestic contract against its overseas twin: VAT and premium by default
             costs = import_costs(instruments, self.specs.import_terms)
@@ -135,6 +140,19 @@ class Desk:
         for leg in (*spread.leg_ids, *((spread.fx_id,) if spread.needs_fx else ())):
             self._by_leg[leg] = (*self._by_leg.get(leg, ()), spread)
         return spread
+
+    def prepare_roll(
+        self, instrument_id: str, to: str | None, qty: int | None, book: Holdings
+    ) -> tuple[Spread, Side, int]:
+        """The calendar spread, side and lots that roll the position of the month's venue account (all
+        of it unless ``qty``, to the next quoted month unless ``to``); ValueError naming the fix."""
+        near = self.market.instrument(instrument_id)
+        far = self.market.instrument(to) if to is not None else None
+        name = book.account_name(near.venue)
+        held = book.position(name, near.id)
+        plan = plan_roll(near, far, held, name, qty, list(self.specs.instruments.values()))
+        spread = self.spreads.get(plan.spread_name) or self.add_spread(plan.spread_name, plan.legs)
+        return spread, plan.side, plan.qty
 
     def spread(self, name: str | Spread) -> Spread:
         if isinstance(name, Spread):

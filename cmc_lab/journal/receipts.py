@@ -171,6 +171,8 @@ class Receipt:
                     "slippage_ticks",
                     "slippage",
                     "currency",
+                    "fee",
+                    "fee_currency",
                     "intent_to_ack_ns",
                     "intent_to_first_fill_ns",
                     "checks",
@@ -221,6 +223,7 @@ def read_receipt(journal: Journal, id: str, instruments: Mapping[str, Instrument
         raise TypeError(f"receipt id {id!r} is not a client order id or ticket id (a non-empty str)")
     with journal._reading() as conn:
         rows = conn.execute(_BY_ID, (id,)).fetchall()
+        fees = _fees(conn, rows)
         if not rows:
             raise ReceiptNotFound(f"no journal events for {id!r}; pass a client order id or ticket id")
         subject = "order" if any(row[5] == id for row in rows) else "ticket"
@@ -235,7 +238,35 @@ def read_receipt(journal: Journal, id: str, instruments: Mapping[str, Instrument
         from cmc_lab.core.specs import load_specs
 
         instruments = load_specs().instruments
-    return _build(id, subject, rows, instruments, context=legs)
+    receipt = _build(id, subject, rows, instruments, context=legs)
+    if not receipt.orders.empty:
+        cid = receipt.orders["client_order_id"]
+        receipt.orders["fee"] = pd.Series([fees[c][0] if c in fees else None for c in cid], dtype=object)
+        receipt.orders["fee_currency"] = [fees[c][1] if c in fees else None for c in cid]
+    return receipt
+
+
+#: How the book took each fill (``FillBooked``: lots, P&L, fee) is journaled right after the fill,
+#: outside the order's own rows; a receipt looks for them just after its last row.
+_BOOKED = (
+    "SELECT payload FROM events WHERE kind = 'FillBooked' AND seq BETWEEN ? AND ? "
+    "AND json_extract(payload, '$.order_id') IN (SELECT value FROM json_each(?))"
+)
+_BOOKED_AFTER = 256
+
+
+def _fees(conn: Any, rows: Sequence[Sequence[Any]]) -> dict[str, tuple[Decimal, str]]:
+    """Each order's fees as the book charged them (instrument currency), from its FillBooked rows."""
+    ids = sorted({row[5] for row in rows if row[5] and row[4] == "OrderFilled"})
+    if not ids:
+        return {}
+    first, last = rows[0][0], rows[-1][0] + _BOOKED_AFTER
+    out: dict[str, tuple[Decimal, str]] = {}
+    for (text,) in conn.execute(_BOOKED, (first, last, json.dumps(ids))):
+        booked = json.loads(text)
+        fee, currency = out.get(booked["order_id"], (Decimal(0), booked.get("fee_currency", "")))
+        out[booked["order_id"]] = (fee + Decimal(booked.get("fee", "0")), currency)
+    return out
 
 
 def _build(

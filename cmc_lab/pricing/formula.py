@@ -1,7 +1,8 @@
 """Pure pricing layer, custom formulas: a spread formula parsed safely and evaluated elementwise.
 
 No IO, no engine, no threads. A formula is an expression over the legs' raw prices by symbol
-(``au``) or ``VENUE_symbol`` (``SHFE_au``) and ``USDCNH`` / ``USDCNY``; only numbers, those
+(``au2702``, or ``au`` when one leg is a month of SHFE au) or ``VENUE_symbol`` (``SHFE_au2702``) and
+``USDCNH`` / ``USDCNY``; only numbers, those
 names, ``+ - * / **``, parentheses and a few numpy functions pass :func:`parse_formula`.
 :mod:`cmc_lab.pricing.spreads` re-exports nothing from here: :class:`~cmc_lab.pricing.spreads.SpreadDef` is the
 public face.
@@ -121,11 +122,18 @@ def evaluate(node: ast.expr, env: Mapping[str, PriceLike]) -> Any:
 
 
 def formula_leg_names(instruments: Sequence[Instrument]) -> dict[str, int]:
+    """Each leg's names in a formula: its symbol (``au2702``) and ``VENUE_symbol``, and its product's
+    (``au``, ``SHFE_au``) when no other leg is a month of the same product."""
     reserved = {*FX_NAMES, *_FUNCTIONS}
-    symbols = [inst.symbol for inst in instruments]
+    products = [inst.product_id for inst in instruments]
     names: dict[str, int] = {}
     for i, inst in enumerate(instruments):
-        for name in (inst.symbol, f"{inst.venue}_{inst.symbol}"):
-            if name.isidentifier() and name not in reserved and symbols.count(name) <= 1:
+        own = [inst.symbol, f"{inst.venue}_{inst.symbol}"]
+        if inst.product and products.count(inst.product) == 1:
+            product_symbol = inst.product.partition(".")[2]
+            own += [product_symbol, f"{inst.venue}_{product_symbol}"]
+        for name in own:
+            if name.isidentifier() and name not in reserved and name not in names:
                 names[name] = i
-    return names
+    symbols = [inst.symbol for inst in instruments]
+    return {name: i for name, i in names.items() if symbols.count(name) <= 1}

@@ -10,6 +10,7 @@ caller's thread, is :class:`cmc_lab.risk.capital_view.CapitalView`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -251,6 +252,7 @@ class Capital:
             if i.tradeable
         }
         self.fees = specs.fees
+        self._specs = specs
         self.bookings: dict[str, list[FillBooking]] = {}  # client order id -> its fills as booked
         self.fx_book = FxBook(specs)
         #: long and short lots, today's and yesterday's, on the venues that keep them apart
@@ -288,21 +290,45 @@ class Capital:
     # ------------------------------------------------------------------ margin
 
     def rate(self, instrument_id: str) -> MarginRate:
-        try:
-            return self.rates[instrument_id]
-        except KeyError:
+        """An instrument's margin rate; a product's (``COMEX.GC``) is its first month's."""
+        found = self.rates.get(instrument_id) or next(
+            (self.rates[i] for i in self.months_of(instrument_id) if i in self.rates), None
+        )
+        if found is None and isinstance(instrument_id, str):
+            found = self._learn(instrument_id)
+        if found is None:
             raise ValueError(
                 f"no margin rate for {instrument_id!r}; tradeable instruments: {', '.join(self.rates)}"
-            ) from None
+            )
+        return found
+
+    def _learn(self, instrument_id: str) -> MarginRate | None:
+        """A month the session does not quote (an old position's, a far one) takes its product's rate."""
+        try:
+            inst = self._specs.instrument(instrument_id)
+        except KeyError:
+            return None
+        siblings = [self.rates[i] for i in self.months_of(inst.product) if i in self.rates]
+        if not inst.product or not siblings:
+            return None
+        self.instruments[inst.id] = inst
+        self.rates[inst.id] = siblings[0]
+        return siblings[0]
+
+    def months_of(self, product_id: str) -> list[str]:
+        """The contract months of a product this book knows, nearest first (none for a contract)."""
+        return [iid for iid, inst in self.instruments.items() if inst.product == product_id]
 
     def set_rate(
         self, instrument_id: str, rate: Decimal, kind: MarginKind | None, maintenance: Decimal | None
     ) -> tuple[MarginRate, MarginRate]:
+        """Change one contract's rate, or every month's of a product (an exchange notice sets a product's)."""
         old = self.rate(instrument_id)
         new = MarginRate(
             kind or old.kind, rate, old.maintenance if maintenance is None else maintenance, old.hedge
         )
-        self.rates[instrument_id] = new
+        for iid in [instrument_id] if instrument_id in self.rates else self.months_of(instrument_id):
+            self.rates[iid] = dataclasses.replace(new, hedge=self.rates[iid].hedge)
         self.version += 1
         return old, new
 

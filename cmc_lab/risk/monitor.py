@@ -262,7 +262,7 @@ class RiskMonitor:
                 parsed_kind = MarginKind(kind)
             except ValueError:
                 raise ValueError(f"margin kind {kind!r} must be 'percent' or 'per_lot'") from None
-        effective = parsed_kind or self.capital.rates[instrument_id].kind
+        effective = parsed_kind or self.capital.rate(instrument_id).kind
         if effective is MarginKind.PERCENT and value >= 1:
             raise ValueError(
                 f"{instrument_id} margin is a share of notional: {value} would be {value:%}; give e.g. 0.12"

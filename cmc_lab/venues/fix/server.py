@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from cmc_lab.core.clock import RealClock
 from cmc_lab.core.hours import SessionWindow, TradingHours
 from cmc_lab.core.ids import symbol_of, venue_of
+from cmc_lab.core.listing import list_months
 from cmc_lab.core.model import (
     CancelOrder,
     Event,
@@ -131,8 +132,8 @@ class ExchangeServer(SessionApp):
         specs: Specs | None = None,
     ) -> None:
         self.sender = sender
-        self.specs = paper_specs(specs or load_specs(), sessions)
         self.clock = RealClock()
+        self.specs = list_months(paper_specs(specs or load_specs(), sessions), self.clock.now_ns())
         self.exchange = SimExchange(
             self.specs, self.clock, seed=seed, quote_interval=quote_interval, latency=0
         )

@@ -13,7 +13,8 @@ from cmc_lab.core.ids import venue_of
 from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import Side, VenueConnected, VenueDisconnected
 from cmc_lab.core.specs import Specs, VenueSpec
-from cmc_lab.data.market import FairQuote, SimMarket
+from cmc_lab.data.market import SimMarket
+from cmc_lab.data.month_curve import FairQuote
 from cmc_lab.venues.base import EventSink, VenueNotConnected
 from cmc_lab.venues.sim.book import OrderBook
 from cmc_lab.venues.sim.faults import FaultHandle, Faults, make_fault
@@ -120,7 +121,8 @@ class SimExchange:
             ) from None
 
     def book(self, instrument_id: str) -> OrderBook:
-        """The order book of one instrument, for inspection."""
+        """The order book of one instrument (a product: its main month), for inspection."""
+        instrument_id = self.specs.aliases.get(instrument_id, instrument_id)
         venue = self.venue(venue_of(instrument_id)) if "." in instrument_id else None
         if venue is None or instrument_id not in venue._matcher.listings:
             raise KeyError(f"no instrument {instrument_id!r} on the embedded exchange; name it VENUE.SYMBOL")
@@ -138,6 +140,7 @@ class SimExchange:
         >>> ex.shock("COMEX.GC", 0.02)   # doctest: +SKIP
         """
         market = self.market
+        instrument_id = market.curve.product_of(self.specs.aliases.get(instrument_id, instrument_id))
         if instrument_id not in market.ids:
             raise KeyError(f"no instrument {instrument_id!r} on the embedded exchange; name it VENUE.SYMBOL")
         if isinstance(pct, bool) or not isinstance(pct, int | float) or not -1 < pct < 10:
@@ -303,6 +306,7 @@ class SimVenue(InProcessVenue):
         >>> venue.book_trade("US-FUT", "GC", "buy", 1)   # doctest: +SKIP
         """
         iid = instrument if "." in instrument else f"{self.name}.{instrument}"
+        iid = self._ex.specs.aliases.get(iid, iid)
         if iid not in self._matcher.listings:
             raise KeyError(
                 f"no instrument {iid!r} on {self.name}; its instruments: {', '.join(self._matcher.listings)}"

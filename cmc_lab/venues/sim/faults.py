@@ -141,8 +141,8 @@ def make_fault(
 def _instrument_id(instrument: str | None, venue: str, instruments: Sequence[Instrument]) -> str | None:
     if instrument is None:
         return None
-    for inst in instruments:
-        if instrument in (inst.id, inst.symbol):
+    for inst in instruments:  # a product ("GC", "COMEX.GC") names its main month, listed first
+        if instrument in (inst.id, inst.symbol, inst.product_id, inst.product_id.partition(".")[2]):
             return inst.id
     known = ", ".join(inst.id for inst in instruments) or "none"
     raise ValueError(f"instrument {instrument!r} is not traded on {venue}; its instruments: {known}")

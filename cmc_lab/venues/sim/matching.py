@@ -33,7 +33,7 @@ from cmc_lab.core.model import (
     TimeInForce,
 )
 from cmc_lab.core.offsets import Offset, OffsetError
-from cmc_lab.data.market import FairQuote
+from cmc_lab.data.month_curve import FairQuote
 from cmc_lab.venues.base import OrderStatusReport
 from cmc_lab.venues.sim.book import BookOrder, Match, OrderBook
 from cmc_lab.venues.sim.faults import Faults
