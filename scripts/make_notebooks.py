@@ -509,10 +509,12 @@ def cells_06() -> list:
         ),
         new_markdown_cell(
             "The price the ticket decided on is the number the research helpers compute from the same tape: "
-            "one code path."
+            "one code path. The live session traded contract months, so the tape holds them; the replay "
+            "reads `SHFE.au` as the nearest recorded month."
         ),
         new_code_cell(
-            'at = spread_series(recorded, {"SHFE.au": 1, "COMEX.GC": -1}, on=[ticket.decision.ts_ns])\n'
+            "legs = ticket.spread.leg_ids  # the months the session recorded: SHFE.au2702, COMEX.GCG27\n"
+            'at = spread_series(recorded, {legs[0]: 1, legs[1]: -1}, on=[ticket.decision.ts_ns])\n'
             "print(ticket.decision.bid, ticket.decision.ask)\n"
             "print(float(at.bid[0]), float(at.ask[0]))\n"
             'replay.journal.timeline(ticket.ticket_id)[["kind", "order_id", "venue", "hop_ns"]]'
@@ -544,6 +546,72 @@ def cells_06() -> list:
     ]
 
 
+def cells_07() -> list:
+    return [
+        new_markdown_cell("""# Contract months and the roll
+
+A desk does not hold "gold": it holds **SHFE au2702** against **COMEX GCG27**, and before February's last trading day it has to move both into later months. This notebook trades contract months on the embedded exchange: which months are quoted, what `SHFE.au` stands for, a calendar spread, a hedged position, the reminder that it is time to roll, and the roll itself as hedged tickets, with the fees the book charged.
+
+The embedded exchange starts on Tuesday 2026-11-24. Its months follow each exchange's rules (`cmc_lab/core/contracts.toml`, with sources): SHFE gold's main month is the next even month more than 30 days from its last trading day (the 15th), COMEX gold's the next even month before its first notice day."""),
+        new_code_cell("""import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+import cmc_lab as cmc
+
+# The desk's own rule for crude: remind 20 trading days ahead (contracts.toml says 5 by default).
+desk = Path(tempfile.mkdtemp()) / "desk.toml"
+desk.write_text('[contracts."NYMEX.CL"]\\nremind_days = 20\\n')
+
+eng = cmc.connect("sim", seed=7, clock="virtual", instruments=desk)
+eng.instruments.loc[:, ["product", "name", "last trading day", "tick", "margin"]].head(8)"""),
+        new_markdown_cell("""Each product is quoted in two months: its main month and the next main month, the one a position rolls into (`cmc.connect(..., months=N)` for more). The product id is a readable alias of the main month:"""),
+        new_code_cell("""pd.DataFrame(
+    {p: {"main month": eng.instrument(p).id, "last trading day": eng.instrument(p).last_trading_day}
+     for p in ("SHFE.au", "COMEX.GC", "NYMEX.CL")}
+).T"""),
+        new_markdown_cell("""**A calendar spread** is a spread of two months of one product: no unit or currency conversion. The later month trades above the main month by about the cost of carry."""),
+        new_code_cell("""au, au_next = eng.instrument("SHFE.au").id, "SHFE.au2704"
+gc, gc_next = eng.instrument("COMEX.GC").id, "COMEX.GCJ27"
+calendar = eng.spread("au_cal", legs={au: 1, au_next: -1})
+cross = eng.spread("au_gc", legs={au: 1, gc: -1})
+eng.sleep(5)
+pd.DataFrame([{"spread": s.name, "unit": q.unit, "bid": q.bid, "ask": q.ask, "legs": " / ".join(l.instrument_id for l in q.legs)}
+              for s, q in ((calendar, calendar.quote()), (cross, cross.quote()))])"""),
+        new_markdown_cell("""**The hedged position**: 3 au lots (3 kg) against 1 GC lot (3.11 kg), both legs sent together. Crude is held too, 2 lots of the front month."""),
+        new_code_cell("""ticket = eng.hedge(cross, "buy", 3)
+print(ticket.wait(10))
+crude = eng.submit(eng.instrument("NYMEX.CL").id, "buy", 2, price=eng.instrument("NYMEX.CL").round_to_tick(eng.quote("NYMEX.CL").ask + 0.05))
+print(crude.wait(10))
+eng.positions()[["account", "instrument", "position", "avg_px"]]"""),
+        new_markdown_cell("""**The reminder.** A position in a month close to its last trading day raises a roll alert once a trading day (from `remind_days` trading days before it; critical on the day). Crude's January contract stops trading on 2026-12-21, 18 CME trading days away, inside this desk's 20:"""),
+        new_code_cell("""eng.sleep(61)
+alerts = eng.alerts()
+for alert in alerts[alerts["source"] == "roll"].itertuples():
+    print(f"{alert.time:%Y-%m-%d %H:%M} {alert.level}: {alert.message}")"""),
+        new_markdown_cell("""**The roll.** `eng.roll(month)` trades the calendar spread *near − far* as one hedged ticket: sold to roll a long, bought to roll a short, all that the account holds unless `qty=` says otherwise. Both legs go out together and the ticket chases (or unwinds) as any other, so the position is never doubled or left out between the two orders. The cross-market hedge rolls leg by leg: each product's exposure stays the same while it moves."""),
+        new_code_cell("""rolls = [eng.roll(au), eng.roll(gc), eng.roll("NYMEX.CL")]
+for t in rolls:
+    t.wait(10)
+pd.DataFrame([{"ticket": t.ticket_id, "spread": t.spread.name, "side": t.side.value, "state": t.state.value} for t in rolls])"""),
+        new_code_cell("""eng.positions()[["account", "instrument", "position", "avg_px"]]"""),
+        new_markdown_cell("""**What it cost.** Every fill is booked with its fee from the dated schedule (`fees.toml`): on SHFE gold, closing a lot opened the same trading day is free and opening costs 10 CNY a lot; COMEX and NYMEX charge per contract (exchange, NFA and the broker's part). The ticket report gives the roll's fees in CNY, and its realised P&L gross and net:"""),
+        new_code_cell("""report = eng.ticket(rolls[0].ticket_id).report()
+{k: report[k] for k in ("outcome", "time_between_legs_ns", "realised_pnl_cny", "fees_cny", "realised_pnl_net_cny")}"""),
+        new_code_cell("""fills = list(eng.journal.rows(kinds=["FillBooked"]))
+pd.DataFrame([{"instrument": r["payload"]["instrument"], "side": r["payload"]["side"], "qty": r["payload"]["qty"],
+               "offset": r["payload"].get("offset"), "fee": r["payload"]["fee"], "fee_currency": r["payload"]["fee_currency"],
+               "detail": r["payload"]["fee_detail"]} for r in fills])"""),
+        new_markdown_cell("""The book ends where it started, one month on. Flat before the close, so nothing is carried into the next session:"""),
+        new_code_cell("""for month in ("SHFE.au2704", "COMEX.GCJ27", "NYMEX.CLG27"):
+    for order in eng.flatten(month):
+        order.wait(10)
+eng.positions()[["account", "instrument", "position", "realized"]]"""),
+        new_code_cell("""eng.close()"""),
+    ]
+
+
 NOTEBOOKS = {
     "01_quickstart.ipynb": cells_01,
     "02_spreads_and_triggers.ipynb": cells_02,
@@ -551,6 +619,7 @@ NOTEBOOKS = {
     "04_capital_and_thresholds.ipynb": cells_04,
     "05_receipts_and_audit.ipynb": cells_05,
     "06_research_replay_and_sweep.ipynb": cells_06,
+    "07_contract_months_and_rolls.ipynb": cells_07,
 }
 
 

@@ -21,6 +21,7 @@ datetime.date(2027, 2, 15)
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from decimal import Decimal
 
 from cmc_lab.core.fees import FeeSchedule
@@ -81,6 +82,30 @@ def list_months(specs: Specs, now_ns: int, months: int = 2) -> Specs:
     )
 
 
+def list_recorded(specs: Specs, recorded: Iterable[str]) -> Specs:
+    """``specs`` with the contract months a recording holds (``SHFE.au2702`` in a session recorded
+    from the embedded exchange) as instruments, each product an alias of its nearest recorded month;
+    products recorded as products (a synthetic or older store) stay as they are."""
+    months: dict[str, Instrument] = {}
+    for iid in dict.fromkeys(recorded):
+        if iid in specs.instruments:
+            continue
+        try:
+            inst = specs.instrument(iid)
+        except KeyError:
+            continue  # not ours: the replay says which instruments it skips
+        if inst.product:
+            months[inst.id] = inst
+    if not months:
+        return specs
+    aliases = dict(specs.aliases)
+    for inst in sorted(
+        months.values(), key=lambda i: (i.last_trading_day is None, i.last_trading_day), reverse=True
+    ):
+        aliases[inst.product] = inst.id  # the nearest month is written last
+    return dataclasses.replace(specs, instruments={**specs.instruments, **months}, aliases=aliases)
+
+
 def contract_instruments(
     product: Instrument, rule: ContractRule, specs: Specs, now_ns: int, months: int
 ) -> list[Instrument]:
@@ -105,4 +130,4 @@ def month_of(inst: Instrument, specs: Specs) -> ContractMonth | None:
     return parsed[1] if parsed is not None else None
 
 
-__all__ = ["contract_instruments", "list_months", "month_of"]
+__all__ = ["contract_instruments", "list_months", "list_recorded", "month_of"]

@@ -168,10 +168,15 @@ def spread_def(
         defn = legs
     else:
         specs = specs or load_specs()
-        instruments = specs.instruments
         ids = list(legs)
-        if costs is None:
-            costs = import_costs(ids, specs.import_terms)  # the live desk's default: VAT, bonded premium
+        months = {
+            i: _month(specs, i) for i in ids
+        }  # a recorded contract month (SHFE.au2702) is its product's
+        instruments = {**specs.instruments, **{m.id: m for m in months.values() if m is not None}}
+        if costs is None:  # the live desk's default: VAT, bonded premium, by product
+            product = {i: m.product_id if m is not None else i for i, m in months.items()}
+            by_product = import_costs(product.values(), specs.import_terms)
+            costs = {i: by_product[p] for i, p in product.items() if p in by_product}
         label = name or "_".join(symbol_of(i) for i in ids)
         defn = SpreadDef.from_ids(label, legs, instruments, kind=kind, costs=costs, formula=formula)  # type: ignore[arg-type]
     if lots is not None:
@@ -410,6 +415,14 @@ def distribution(
         table[f"p{round(q * 100):g}"] = grouped.quantile(q)
     table.attrs["tz"] = zone
     return table
+
+
+def _month(specs: Specs, instrument_id: str) -> Instrument | None:
+    """A contract month the specs list or can work out from its product's rules; None otherwise."""
+    try:
+        return specs.instrument(instrument_id)
+    except KeyError:
+        return None
 
 
 __all__ = [

@@ -8,7 +8,7 @@ from typing import Any
 
 from cmc_lab.core.clock import SIM_START_NS, make_clock
 from cmc_lab.core.ids import FX_VENUE
-from cmc_lab.core.listing import list_months
+from cmc_lab.core.listing import list_months, list_recorded
 from cmc_lab.core.specs import load_specs
 from cmc_lab.engine.facade import Engine
 from cmc_lab.engine.routing import trader_id
@@ -127,7 +127,11 @@ def connect(
     if not replay_data:  # time moves forward: a reopened journal continues after its last row
         start = max(start, _last_ts_ns(journal) + 1_000_000_000)
     clk = make_clock(clock, None if fix_addresses else start)
-    if not replay_data:
+    if replay_data:  # a replay trades what it recorded: contract months from a live session
+        specs = list_recorded(
+            specs, (i for ds in replay_data.values() for i in ds.instrument.values.tolist())
+        )
+    else:
         specs = list_months(specs, clk.now_ns(), months)
     fix_objects = fix_venues(fix_addresses, specs, clk, journal)  # bad addresses fail before the journal
     replay_objects = replay_venues(replay_addresses, replay_data, specs, clk, latency=latency, seed=seed)

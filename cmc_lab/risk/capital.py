@@ -10,7 +10,6 @@ caller's thread, is :class:`cmc_lab.risk.capital_view.CapitalView`.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -24,6 +23,7 @@ from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.offsets import Offset
 from cmc_lab.core.specs import ACCOUNT_CURRENCIES, AccountSpec, Specs
 from cmc_lab.risk.fx_book import FxBook, RateUsed
+from cmc_lab.risk.margin_rate import MarginRate
 from cmc_lab.risk.offset_book import OffsetBooks
 from cmc_lab.risk.positions import FillEffect, Position, priced
 
@@ -46,35 +46,6 @@ def to_money(value: object, what: str) -> Decimal:
     if isinstance(value, str) and PLAIN_DECIMAL.fullmatch(text) is None:
         raise ValueError(f"{what} = {value!r} is not written with the digits 0-9; {example}")
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class MarginRate:
-    """An instrument's margin: a share of notional (percent) or money per lot, and maintenance share."""
-
-    kind: MarginKind
-    rate: Decimal
-    maintenance: Decimal
-    hedge: Decimal | None = None  # the rate of an account trading under a hedge code
-
-    def initial(
-        self, inst: Instrument, qty: int, price: Decimal, terms: AccountSpec | None = None
-    ) -> Decimal:
-        """Initial margin of ``qty`` lots (absolute) at ``price``, in the instrument's currency.
-
-        With an account's ``terms``: its hedge rate when it trades as a hedger, plus its broker's add-on.
-        """
-        rate = self.rate
-        if terms is not None:
-            if terms.hedge and self.hedge is not None:
-                rate = self.hedge
-            if terms.broker_add_on:
-                add_on = terms.broker_add_on
-                rate = rate + add_on if self.kind is MarginKind.PERCENT else rate * (1 + add_on)
-        lots = abs(qty)
-        if self.kind is MarginKind.PERCENT:
-            return rate * price * inst.lot_size * lots
-        return rate * lots
 
 
 @dataclass(slots=True)
@@ -328,7 +299,7 @@ class Capital:
             kind or old.kind, rate, old.maintenance if maintenance is None else maintenance, old.hedge
         )
         for iid in [instrument_id] if instrument_id in self.rates else self.months_of(instrument_id):
-            self.rates[iid] = dataclasses.replace(new, hedge=self.rates[iid].hedge)
+            self.rates[iid] = replace(new, hedge=self.rates[iid].hedge)
         self.version += 1
         return old, new
 

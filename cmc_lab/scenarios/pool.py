@@ -27,8 +27,9 @@ from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.specs import Specs
 from cmc_lab.data.market import SimMarket
-from cmc_lab.risk.capital import CENT, Capital, MarginRate
+from cmc_lab.risk.capital import CENT, Capital
 from cmc_lab.risk.fx_book import convert
+from cmc_lab.risk.margin_rate import MarginRate
 from cmc_lab.risk.transfers import Transfer, Transfers
 
 AU, GC = "SHFE.au", "COMEX.GC"
