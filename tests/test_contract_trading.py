@@ -171,3 +171,20 @@ def test_a_margin_notice_for_a_product_moves_every_month(eng: cmc.Engine) -> Non
     eng.set_margin_rate("COMEX.GC", 0.12)
     margins = eng.instruments.loc[[GC, GC_NEXT], "margin"]
     assert margins.nunique() == 1 and margins.iloc[0].startswith("12")
+
+
+def test_a_position_in_a_month_the_next_session_does_not_quote_survives_the_restart(tmp_path: Path) -> None:
+    journal = tmp_path / "run.sqlite"
+    first = cmc.connect("sim", seed=7, clock="virtual", journal=journal)
+    take(first, AU_NEXT, "buy", 2)  # the second month: a session that lists one month does not quote it
+    with pytest.warns(cmc.OpenExposureWarning):
+        first.close()
+    again = cmc.connect("sim", seed=7, clock="virtual", journal=journal, months=1)
+    try:
+        assert AU_NEXT not in again.quotes().index
+        assert held(again) == {AU_NEXT: 2}
+        assert again.instrument(AU_NEXT).last_trading_day == date(2027, 4, 15)
+        assert again.capital().accounts.loc["CN-FUT", "initial_margin"] > 0  # its product's margin rate
+    finally:
+        with pytest.warns(cmc.OpenExposureWarning):
+            again.close()

@@ -130,6 +130,18 @@ class Specs:
             raise KeyError(unknown_instrument_message(instrument_id, self.instruments))
         return found
 
+    def recorded(self, instrument_id: str) -> Instrument | None:
+        """The instrument a journal row names, exactly: a listed one, a product as journals written
+        before months were listed name it, or a month no longer listed (an old position's); None if
+        no spec knows it."""
+        found = self.instruments.get(instrument_id) or self.products.get(instrument_id)
+        if found is None and isinstance(instrument_id, str):
+            try:
+                found = self._contract(instrument_id)
+            except KeyError:
+                return None
+        return found if found is not None and found.id == instrument_id else None
+
     def _contract(self, instrument_id: str) -> Instrument | None:
         try:
             parsed = parse_contract_id(instrument_id, self.contracts)

@@ -346,7 +346,7 @@ def _replay(
         cid = event.client_order_id
         order = orders.get(cid)
         if order is None:
-            inst = eng.specs.instruments.get(event.instrument_id)
+            inst = eng.specs.recorded(event.instrument_id)
             if not isinstance(event, OrderInitialized) or inst is None:
                 orphans.append(seq)
                 continue
@@ -395,7 +395,7 @@ def rebuild_order(eng: Recoverable, client_order_id: str) -> Order | None:
     for _, event in events:
         order = orders.get(client_order_id)
         if order is None:
-            inst = eng.specs.instruments.get(event.instrument_id)
+            inst = eng.specs.recorded(event.instrument_id)
             if not isinstance(event, OrderInitialized) or inst is None:
                 return None
             order = orders[client_order_id] = Order(
