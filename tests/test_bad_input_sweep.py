@@ -745,7 +745,9 @@ MAGIC_JUNK: dict[str, tuple[st.SearchStrategy[str], Callable[[str], str]]] = {
     ),
     "unknown flag": (
         st.tuples(st.sampled_from(["status", "capital", "hedge au_gc buy 3", "alerts"]), word).map(
-            lambda t: f"{t[0]} --{t[1]} 1"
+            lambda t: (
+                f"{t[0]} --zz{t[1]} 1"
+            )  # "zz": no real flag starts so (argparse takes "--dwell" for --dwell_ms)
         ),
         lambda line: "unrecognized arguments: --",
     ),
