@@ -127,7 +127,7 @@ class Specs:
             found = self.instruments.get(self.aliases.get(instrument_id, instrument_id))
             found = found or self._contract(instrument_id)
         if found is None:
-            raise KeyError(unknown_instrument_message(instrument_id, self.instruments))
+            raise KeyError(unknown_instrument_message(instrument_id, [*self.instruments, *self.aliases]))
         return found
 
     def recorded(self, instrument_id: str) -> Instrument | None:

@@ -40,7 +40,7 @@ class MarketState:
     def instrument(self, instrument_id: str) -> Instrument:
         """The instrument of an id; a product with months (``SHFE.au``) is its main month."""
         if not isinstance(instrument_id, str):
-            raise InvalidOrder(unknown_instrument_message(instrument_id, self.instruments))
+            raise InvalidOrder(unknown_instrument_message(instrument_id, [*self.instruments, *self.aliases]))
         found = self.instruments.get(self.aliases.get(instrument_id, instrument_id))
         if found is None and self._contract is not None and instrument_id.partition(".")[0] in self.venue_up:
             try:
@@ -49,7 +49,7 @@ class MarketState:
                 raise InvalidOrder(str(exc.args[0])) from None
             self.instruments[found.id] = found  # known from now on: positions and orders name it
         if found is None:
-            raise InvalidOrder(unknown_instrument_message(instrument_id, self.instruments))
+            raise InvalidOrder(unknown_instrument_message(instrument_id, [*self.instruments, *self.aliases]))
         return found
 
     def quote(self, instrument_id: str) -> Quote:
