@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sim_months import AG, AU, CL, CU, GC, MAIN, NEXT, SC, SI
 
 import cmc_lab as cmc
 from cmc_lab.core.clock import VirtualClock
@@ -52,38 +53,43 @@ def record_venue_submits(eng: cmc.Engine, venue: str) -> list[SubmitOrder]:
 def test_instruments_frame_has_one_row_per_instrument_with_the_contract_columns(eng: cmc.Engine) -> None:
     frame = eng.instruments
     assert frame.index.name == "id"
-    assert list(frame.index) == [
-        "SHFE.au",
-        "SHFE.ag",
-        "SHFE.cu",
-        "INE.sc",
-        "COMEX.GC",
-        "COMEX.SI",
-        "NYMEX.CL",
-        "LME.CA",
-        "FX.USDCNH",
-        "FX.USDCNY",
+    months = [
+        m
+        for p in ("SHFE.au", "SHFE.ag", "SHFE.cu", "INE.sc", "COMEX.GC", "COMEX.SI", "NYMEX.CL")
+        for m in (MAIN[p], NEXT[p])
     ]
-    for column in ("venue", "symbol", "currency", "lot", "quote unit", "tick", "margin", "sessions"):
+    assert list(frame.index) == [*months, "LME.CA", "FX.USDCNH", "FX.USDCNY"]
+    for column in (
+        "venue",
+        "symbol",
+        "product",
+        "currency",
+        "lot",
+        "quote unit",
+        "tick",
+        "margin",
+        "sessions",
+    ):
         assert column in frame.columns
-    assert frame.loc["SHFE.au", "margin"] == "17%"
-    assert frame.loc["COMEX.GC", "margin"] == "9%"
-    assert frame.loc["NYMEX.CL", "margin"] == "6000 /lot"
-    assert "Asia/Shanghai" in frame.loc["SHFE.au", "sessions"]
+    assert frame.loc[AU, "product"] == "SHFE.au"
+    assert frame.loc[AU, "margin"] == "17%"
+    assert frame.loc[GC, "margin"] == "9%"
+    assert frame.loc[CL, "margin"] == "6000 /lot"
+    assert "Asia/Shanghai" in frame.loc[AU, "sessions"]
     assert frame["open now"].all()  # the sim starts Tue 14:00 UTC, when every venue trades
 
 
 @pytest.mark.parametrize(
     ("iid", "lot", "quote_unit", "tick"),
     [
-        ("SHFE.au", "1000 g", "CNY/g", "0.02"),
-        ("COMEX.GC", "100 oz", "USD/oz", "0.10"),
-        ("SHFE.ag", "15 kg", "CNY/kg", "1"),
-        ("COMEX.SI", "5000 oz", "USD/oz", "0.005"),
-        ("SHFE.cu", "5 t", "CNY/t", "10"),
+        (AU, "1000 g", "CNY/g", "0.02"),
+        (GC, "100 oz", "USD/oz", "0.10"),
+        (AG, "15 kg", "CNY/kg", "1"),
+        (SI, "5000 oz", "USD/oz", "0.005"),
+        (CU, "5 t", "CNY/t", "10"),
         ("LME.CA", "25 t", "USD/t", "0.5"),
-        ("INE.sc", "1000 bbl", "CNY/bbl", "0.1"),
-        ("NYMEX.CL", "1000 bbl", "USD/bbl", "0.01"),
+        (SC, "1000 bbl", "CNY/bbl", "0.1"),
+        (CL, "1000 bbl", "USD/bbl", "0.01"),
     ],
 )
 def test_instruments_match_the_exchanges_contract_specs(
@@ -118,7 +124,7 @@ def test_quote_of_unknown_instrument_suggests_the_right_name(eng: cmc.Engine) ->
 
 def test_quote_of_disconnected_venue_raises_no_quote(eng: cmc.Engine) -> None:
     eng.disconnect("COMEX")
-    with pytest.raises(cmc.NoQuote, match=r"no quote for COMEX\.GC yet; its venue may be disconnected"):
+    with pytest.raises(cmc.NoQuote, match=rf"no quote for {GC} yet; its venue may be disconnected"):
         eng.quote("COMEX.GC")
     assert eng.quote("SHFE.au").bid > 0
 
@@ -268,7 +274,7 @@ def test_different_seed_gives_different_fills(make_engine: Callable[..., cmc.Eng
         (("COMEX.GC", "buy", 1, float("nan")), {}, "price nan is not a finite number"),
         (("COMEX.GC", "buy", 1, float("inf")), {}, "price inf is not a finite number"),
         (("COMEX.GC", "buy", 1, -5.0), {}, "must be positive"),
-        (("COMEX.GC", "buy", 1, 4100.05), {}, r"off the tick grid of COMEX\.GC .*use 4100\.00 or 4100\.10"),
+        (("COMEX.GC", "buy", 1, 4100.05), {}, rf"off the tick grid of {GC} .*use 4100\.00 or 4100\.10"),
         (("SHFE.au", "buy", 1, "945.01"), {}, r"tick 0\.02\); use 945\.00 or 945\.02"),
         (("COMEX.GC", "long", 1, 4100.0), {}, "side 'long' is not valid; use 'buy' or 'sell'"),
         (
@@ -497,7 +503,7 @@ def test_quote_callback_sees_quotes_and_can_be_removed(eng: cmc.Engine) -> None:
     eng.on_quote(on_quote, remove=True)
     count = len(seen)
     eng.sleep(1.0)
-    assert "COMEX.GC" in seen and "SHFE.au" in seen
+    assert GC in seen and AU in seen
     assert len(seen) == count
 
 
@@ -533,11 +539,11 @@ def test_close_with_a_position_and_a_working_order_says_so_and_journals_it(
     eng = make_engine(journal=journal_path)
     assert eng.submit("COMEX.GC", "buy", 2, price="4177.4").wait(5) is cmc.OrderState.FILLED
     resting = eng.submit("COMEX.GC", "buy", 1, price="3867.9")
-    with pytest.warns(cmc.OpenExposureWarning, match=r"long 2 US-FUT COMEX.GC; 1 working order"):
+    with pytest.warns(cmc.OpenExposureWarning, match=rf"long 2 US-FUT {GC}; 1 working order"):
         eng.close()
     with Journal(journal_path, readonly=True) as journal:
         stopped = list(journal.rows(kinds=["EngineStopped"]))[-1]["payload"]
-    assert stopped["positions"] == {"US-FUT COMEX.GC": 2}
+    assert stopped["positions"] == {f"US-FUT {GC}": 2}
     assert stopped["working_orders"] == [resting.client_order_id]
 
 
