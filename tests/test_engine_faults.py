@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sim_months import GC
 
 import cmc_lab as cmc
 from cmc_lab.venues.sim.exchange import SimVenue
@@ -201,7 +202,7 @@ def test_stale_feed_stops_quote_timestamps_until_cleared(eng: cmc.Engine) -> Non
     eng.sleep(2.0)
     assert eng.quote("COMEX.GC").ts_event == stale.ts_event
     assert eng.quote("SHFE.au").ts_event > domestic.ts_event
-    assert eng.quotes().loc["COMEX.GC", "age_ms"] >= 2000
+    assert eng.quotes().loc[GC, "age_ms"] >= 2000
     comex(eng).clear_faults()
     eng.sleep(0.5)
     assert eng.quote("COMEX.GC").ts_event > stale.ts_event
