@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sim_months import AU, CL, GC
 
 import cmc_lab as cmc
 from cmc_lab.core.model import Quote, Side
@@ -129,12 +130,10 @@ def test_margin_is_a_share_of_notional_on_comex_gold_and_on_shfe(eng: cmc.Engine
     au = fill(eng, "SHFE.au", "sell", 3)
     view = eng.capital()
     pos = view.positions.set_index("instrument")
-    assert pos.loc["COMEX.GC", "qty"] == 2 and pos.loc["SHFE.au", "qty"] == -3
-    gc_initial = (
-        Decimal("0.09") * pos.loc["COMEX.GC", "mark"] * 100 * 2
-    )  # CME: 9 % of notional since 2026-02-06
+    assert pos.loc[GC, "qty"] == 2 and pos.loc[AU, "qty"] == -3
+    gc_initial = Decimal("0.09") * pos.loc[GC, "mark"] * 100 * 2  # CME: 9 % of notional since 2026-02-06
     assert view.accounts.loc["US-FUT", "initial_margin"] == gc_initial.quantize(Decimal("0.01"))
-    au_mark = pos.loc["SHFE.au", "mark"]
+    au_mark = pos.loc[AU, "mark"]
     assert view.accounts.loc["CN-FUT", "initial_margin"] == (Decimal("0.17") * au_mark * 1000 * 3).quantize(
         Decimal("0.01")
     )
@@ -143,7 +142,7 @@ def test_margin_is_a_share_of_notional_on_comex_gold_and_on_shfe(eng: cmc.Engine
     assert us["equity"] == us["cash"] + us["unrealized"]
     assert us["available"] == us["equity"] - us["initial_margin"]
     assert us["utilisation"] == pytest.approx(float(us["initial_margin"] / us["equity"]))
-    assert gc.avg_px == pos.loc["COMEX.GC", "avg_px"] and au.avg_px == pos.loc["SHFE.au", "avg_px"]
+    assert gc.avg_px == pos.loc[GC, "avg_px"] and au.avg_px == pos.loc[AU, "avg_px"]
 
 
 def test_positions_are_marked_to_market_on_every_quote(eng: cmc.Engine) -> None:
@@ -187,8 +186,8 @@ def test_set_margin_rate_changes_margin_and_is_journaled(eng: cmc.Engine) -> Non
     eng.set_margin_rate("NYMEX.CL", 7_000, maintenance=0.9)
     assert eng.capital().accounts.loc["US-FUT", "initial_margin"] == Decimal("14000.00")
     assert eng.capital().accounts.loc["US-FUT", "maintenance_margin"] == Decimal("12600.00")
-    assert eng.instruments.loc["NYMEX.CL", "margin"] == "7000 /lot"
-    assert eng.instruments.loc["SHFE.au", "margin"] == "17%"
+    assert eng.instruments.loc[CL, "margin"] == "7000 /lot"
+    assert eng.instruments.loc[AU, "margin"] == "17%"
     assert rows(eng, "MarginRateChanged") == [
         {"instrument": "NYMEX.CL", "old": ["per_lot", "6000", "0.91"], "new": ["per_lot", "7000", "0.9"]}
     ]
