@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sim_months import AU, GC
 
 import cmc_lab as cmc
 from cmc_lab.core.model import PriceLimitsPublished, Side, TimeInForce
@@ -36,11 +37,11 @@ def test_flatten_with_nothing_held_returns_no_orders_and_says_so(eng: cmc.Engine
     assert eng.flatten("SHFE.au") == []
     assert flatten_rows(eng) == [
         {
-            "instrument": "SHFE.au",
+            "instrument": AU,
             "account": None,
             "held": {},
             "orders": [],
-            "note": "nothing held in SHFE.au",
+            "note": f"nothing held in {AU}",
         }
     ]
     assert list(eng.journal.rows(kinds=["OrderInitialized"])) == []
@@ -51,13 +52,13 @@ def test_flatten_closes_a_long_with_an_ioc_sell(eng: cmc.Engine) -> None:
     orders = eng.flatten("SHFE.au")
     assert [(o.side, o.qty, o.tif, o.account) for o in orders] == [(Side.SELL, 3, TimeInForce.IOC, "CN-FUT")]
     assert orders[0].wait(5) is cmc.OrderState.FILLED
-    assert eng.risk.capital.position("CN-FUT", "SHFE.au") == 0
+    assert eng.risk.capital.position("CN-FUT", AU) == 0
     row = flatten_rows(eng)[0]
-    assert row["held"] == {"CN-FUT": 3} and row["note"] == "long 3 SHFE.au in CN-FUT (sell 3)"
+    assert row["held"] == {"CN-FUT": 3} and row["note"] == f"long 3 {AU} in CN-FUT (sell 3)"
     intent = [
         r for r in eng.journal.rows(kinds=["OrderInitialized"]) if r["order_id"] == orders[0].client_order_id
     ]
-    assert intent[0]["payload"]["reason"] == "flatten: long 3 SHFE.au in CN-FUT (sell 3)"
+    assert intent[0]["payload"]["reason"] == f"flatten: long 3 {AU} in CN-FUT (sell 3)"
 
 
 def test_flatten_passes_the_kill_switch_and_the_cancel_cap(eng: cmc.Engine) -> None:
@@ -76,9 +77,9 @@ def test_flatten_passes_the_kill_switch_and_the_cancel_cap(eng: cmc.Engine) -> N
         for r in eng.journal.rows(kinds=["OrderSubmitted"])
         if r["order_id"] == order.client_order_id
     )
-    assert checks[0] == "trading_state: exempt (reduces short 2 COMEX.GC in US-FUT)"
-    assert "cancel_count: exempt (reduces short 2 COMEX.GC in US-FUT)" in checks
-    assert eng.risk.capital.position("US-FUT", "COMEX.GC") == 0
+    assert checks[0] == f"trading_state: exempt (reduces short 2 {GC} in US-FUT)"
+    assert f"cancel_count: exempt (reduces short 2 {GC} in US-FUT)" in checks
+    assert eng.risk.capital.position("US-FUT", GC) == 0
 
 
 def test_flatten_every_account_or_the_one_named(make_engine: Callable[..., cmc.Engine]) -> None:
@@ -95,8 +96,8 @@ def test_flatten_every_account_or_the_one_named(make_engine: Callable[..., cmc.E
         ("CN-FUT", "sell", 2),
     ]
     assert all(o.wait(5) is cmc.OrderState.FILLED for o in orders)
-    assert eng.risk.capital.position("CN-FUT", "SHFE.au") == 0
-    assert eng.risk.capital.position("CN-2", "SHFE.au") == 0
+    assert eng.risk.capital.position("CN-FUT", AU) == 0
+    assert eng.risk.capital.position("CN-2", AU) == 0
 
 
 def test_flatten_takes_a_venue_name_for_its_account(eng: cmc.Engine) -> None:
