@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from packs import close_quietly, pack_table
+from sim_months import AU
 
 import cmc_lab as cmc
 from cmc_lab.core.compliance import AbnormalTrading
@@ -121,7 +122,7 @@ def test_a_self_trade_on_the_embedded_exchange_is_flagged_on_both_fills_and_coun
     assert len(ours) == 1 and sell.fills[-1].liquidity == "maker" and buy.fills[0].liquidity == "taker"
     journaled = [r["payload"] for r in fills if r["payload"]["self_trade"]]
     assert {p["side"] for p in journaled} == {"buy", "sell"} and {p["match_id"] for p in journaled} == ours
-    (row,) = [r for r in pack_table(pack, "compliance_contracts.csv") if r["instrument"] == "SHFE.au"]
+    (row,) = [r for r in pack_table(pack, "compliance_contracts.csv") if r["instrument"] == AU]
     assert row["day"] == "2026-11-25" and row["account"] == "CN-FUT"  # the night session: the next day
     assert row["self_trades"] == "1" and row["self_match_denials"] == "0"  # one match, two fills of it
     assert row["orders"] == str(len(_submitted(pack))) and row["cancels"] == str(len(_cancels(pack)))
@@ -137,9 +138,7 @@ def _cancels(pack: Path) -> list[dict[str, str]]:
 
 
 def _events(pack: Path, kind: str) -> list[dict[str, str]]:
-    return [
-        r for r in pack_table(pack, "order_events.csv") if r["event"] == kind and r["instrument"] == "SHFE.au"
-    ]
+    return [r for r in pack_table(pack, "order_events.csv") if r["event"] == kind and r["instrument"] == AU]
 
 
 def test_an_order_the_self_match_check_denies_is_counted_for_its_contract_and_day(tmp_path: Path) -> None:
@@ -159,7 +158,7 @@ def test_an_order_the_self_match_check_denies_is_counted_for_its_contract_and_da
         close_quietly(eng)
     (row,) = pack_table(pack, "compliance_contracts.csv")
     assert (row["instrument"], row["orders"], row["cancels"], row["orders_and_cancels"]) == (
-        "SHFE.au",
+        AU,
         "1",
         "1",
         "2",
