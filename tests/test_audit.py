@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sim_months import AU, GC
 
 import cmc_lab as cmc
 from cmc_lab.bench.audit import audit_export_seconds, build_day
@@ -113,18 +114,18 @@ def test_the_summary_tables_cover_tickets_alerts_kill_switch_and_ratios(
     (ticket,) = table(pack, "tickets.csv")
     assert (ticket["state"], ticket["policy"], ticket["decision"]) == ("FILLED", "chase", "send")
     legs = {ticket[f"leg{n}_instrument"]: n for n in (1, 2)}
-    slippage = ticket[f"leg{legs['COMEX.GC']}_slippage"]
+    slippage = ticket[f"leg{legs[GC]}_slippage"]
     assert (
         re.fullmatch(r"-?\d+\.\d\d", slippage) and "legs" not in ticket
     )  # money to the cent, one column per leg
-    live = session.ticket(ticket["ticket_id"]).report()["legs"]["COMEX.GC"]["slippage_money"]
+    live = session.ticket(ticket["ticket_id"]).report()["legs"][GC]["slippage_money"]
     assert Decimal(slippage) == live  # the pack, rebuilt from the journal, says what the live ticket said
     kills = table(pack, "kill_switch.csv")
     assert [(k["state"], k["who"]) for k in kills] == [("HALTED", "desk"), ("ACTIVE", "desk")]
     assert kills[0]["reason"] == "end of day drill"
     ratio = {r["instrument"]: r for r in table(pack, "ratios.csv")}
-    assert ratio["COMEX.GC"]["new_orders"] == "3" and ratio["COMEX.GC"]["trades"] == "2"
-    assert ratio["COMEX.GC"]["order_to_trade"] == "1.5000" and ratio["COMEX.GC"]["denied"] == "1"
+    assert ratio[GC]["new_orders"] == "3" and ratio[GC]["trades"] == "2"
+    assert ratio[GC]["order_to_trade"] == "1.5000" and ratio[GC]["denied"] == "1"
     orders = table(pack, "orders.csv")
     assert {o["state"] for o in orders} == {"FILLED", "DENIED", "REJECTED"}
     html = read(pack, "summary.html")
@@ -440,7 +441,7 @@ def test_the_pack_lists_every_fill_with_its_fee_and_each_contracts_pnl_gross_and
     pack = session.audit(tmp_path / "audit.zip", progress=False)
     fills = table(pack, "fills.csv")
     assert fills and all(f["fee"] and f["fee_currency"] and f["fee_as_of"] for f in fills)
-    assert {f["instrument"] for f in fills} == {"COMEX.GC", "SHFE.au"}
+    assert {f["instrument"] for f in fills} == {GC, AU}
     pnl = {(r["account"], r["instrument"]): r for r in table(pack, "pnl.csv")}
     for (account, instrument), row in pnl.items():
         mine = [f for f in fills if (f["account"], f["instrument"]) == (account, instrument)]
