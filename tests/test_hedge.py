@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+from sim_months import AU, GC
 
 import cmc_lab as cmc
 from cmc_lab.core.model import OrderState, Quote, Side
@@ -45,8 +46,8 @@ def test_buying_the_gold_spread_buys_three_au_and_sells_one_gc(eng: cmc.Engine) 
     t = eng.hedge("au_gc", "buy", 3)
     assert t.wait(10) is TS.FILLED
     au, gc = t.legs
-    assert (au.id, au.side, au.net, au.target) == ("SHFE.au", Side.BUY, 3, 3)
-    assert (gc.id, gc.side, gc.net, gc.target) == ("COMEX.GC", Side.SELL, 1, 1)
+    assert (au.id, au.side, au.net, au.target) == (AU, Side.BUY, 3, 3)
+    assert (gc.id, gc.side, gc.net, gc.target) == (GC, Side.SELL, 1, 1)
     assert [s for _, s, _ in t.history] == ["CHECKING", "WORKING", "FILLED"]
     assert t.is_balanced and t.hedged_units() == 1 and t.qty == 3
 
@@ -90,13 +91,13 @@ def test_report_gives_slippage_time_between_legs_and_time_to_hedged(eng: cmc.Eng
     t.wait(10)
     report = t.report()
     assert report["outcome"] == "FILLED" and report["hedged_units"] == 1 and report["naked_lots"] == {}
-    gc = report["legs"]["COMEX.GC"]
+    gc = report["legs"][GC]
     assert gc["slippage_ticks"] is not None and gc["currency"] == "USD"
     assert gc["slippage_money"] == Decimal(str(gc["slippage_ticks"])) * Decimal("0.10") * 100 * gc["filled"]
     assert report["time_between_legs_ns"] > 0  # COMEX answers later than SHFE
     assert report["time_to_hedged_ns"] >= report["time_between_legs_ns"]
     final = [r for r in ticket_rows(eng, t) if r["kind"] == "HedgeStateChanged"][-1]["payload"]
-    assert final["report"]["legs"]["SHFE.au"]["net"] == 3
+    assert final["report"]["legs"][AU]["net"] == 3
 
 
 def test_callbacks_see_every_fill_and_state(eng: cmc.Engine) -> None:
@@ -105,7 +106,7 @@ def test_callbacks_see_every_fill_and_state(eng: cmc.Engine) -> None:
     t.on_fill(lambda ticket, fill: fills.append(fill.instrument_id))
     t.on_state(lambda ticket, state: states.append(state))
     t.wait(10)
-    assert sorted(set(fills)) == ["COMEX.GC", "SHFE.au"]
+    assert sorted(set(fills)) == [GC, AU]
     assert states == [TS.FILLED]
 
 
@@ -113,7 +114,7 @@ def test_tickets_frame_and_lookup(eng: cmc.Engine) -> None:
     t = eng.hedge("au_gc", "buy", 3)
     t.wait(10)
     frame = eng.tickets()
-    assert frame.loc[0, "state"] == "FILLED" and frame.loc[0, "SHFE.au filled"] == "3/3"
+    assert frame.loc[0, "state"] == "FILLED" and frame.loc[0, f"{AU} filled"] == "3/3"
     assert eng.ticket(t.ticket_id) is t
     with pytest.raises(KeyError, match="no ticket"):
         eng.ticket("T-nope")
@@ -160,7 +161,7 @@ def test_kill_switch_denies_both_legs_before_anything_is_sent(eng: cmc.Engine) -
     eng.kill("end of day")
     t = eng.hedge("au_gc", "buy", 3)
     assert t.state is TS.DENIED and t.orders == []
-    assert "SHFE.au: trading_state" in t.reason and "COMEX.GC: trading_state" in t.reason
+    assert f"{AU}: trading_state" in t.reason and f"{GC}: trading_state" in t.reason
     decision = next(r for r in ticket_rows(eng, t) if r["kind"] == "HedgeDecision")["payload"]
     assert decision["action"] == "deny" and decision["spread_ask"] is not None
 
@@ -169,7 +170,7 @@ def test_kill_switch_denies_both_legs_before_anything_is_sent(eng: cmc.Engine) -
     ("kwargs", "words"),
     [
         ({"qty": 4}, "not a multiple of the 3:1 lot ratio"),
-        ({"qty": 0}, "whole number of SHFE.au lots"),
+        ({"qty": 0}, f"whole number of {AU} lots"),
         ({"qty": 1503}, "largest order"),
         ({"qty": 3, "policy": "pray"}, "policy 'pray' is not known"),
         ({"qty": 3, "mode": "eventually"}, "mode 'eventually' is not known"),
