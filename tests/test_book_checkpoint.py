@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from polling import until
+from sim_months import AU, GC, GC_NEXT
 
 import cmc_lab as cmc
 from cmc_lab.core.trading import TradingState
@@ -72,7 +73,7 @@ def book(eng: cmc.Engine) -> dict[str, Any]:
         },
         "orders_per_day": dict(eng.risk.activity.orders),
         "cancels_per_day": dict(eng.risk.activity.cancels),
-        "margin": {iid: cap.rate(iid) for iid in ("COMEX.GC", "SHFE.au")},
+        "margin": {iid: cap.rate(iid) for iid in (GC, GC_NEXT, AU)},
         "ledger": eng.risk.transfers.ledger(),
         "transfers": sorted((t.transfer_id, t.state.value) for t in eng.risk.transfers.transfers.values()),
     }
@@ -122,7 +123,7 @@ def test_a_clean_close_checkpoints_the_book_and_a_reopen_from_it_equals_a_full_r
     checkpoint = Journal(path, readonly=True).last_of(KIND)
     assert (
         checkpoint is not None
-        and checkpoint["payload"]["book"]["accounts"]["CN-FUT"]["positions"]["SHFE.au"]["qty"] == 2
+        and checkpoint["payload"]["book"]["accounts"]["CN-FUT"]["positions"][AU]["qty"] == 2
     )
 
     fast, full, fast_note, full_note = reopen_both_ways(path, tmp_path, monkeypatch)
@@ -130,7 +131,7 @@ def test_a_clean_close_checkpoints_the_book_and_a_reopen_from_it_equals_a_full_r
     assert full_note["book_from_seq"] == 0 and FULL_REPLAY_ENV in full_note["full_replay_because"]
     assert fast == full
     assert fast["positions"] == before["positions"] and fast["accounts"] == before["accounts"]
-    assert fast["margin"]["COMEX.GC"].rate == Decimal("20000")
+    assert fast["margin"][GC].rate == fast["margin"][GC_NEXT].rate == Decimal("20000")  # a product notice
     assert fast["cancels_per_day"] and fast["transfers"] == before["transfers"]
 
 

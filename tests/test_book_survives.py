@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sim_months import GC
 
 import cmc_lab as cmc
 from cmc_lab.journal import Journal, Receipt
@@ -36,7 +37,7 @@ def test_a_long_filled_before_a_clean_close_is_held_after_the_reopen_with_its_ma
     assert first.submit("COMEX.GC", "buy", 2, price="4177.4").wait(5) is cmc.OrderState.FILLED
     held_margin = first.capital().accounts.loc["US-FUT", "initial_margin"]
     second = reopen(first, make_engine, journal_path, accounts={"US-FUT": 40_000})
-    assert second.risk.capital.position("US-FUT", "COMEX.GC") == 2
+    assert second.risk.capital.position("US-FUT", GC) == 2
     assert second.capital().accounts.loc["US-FUT", "initial_margin"] == held_margin
     order = second.submit("COMEX.GC", "buy", 1, price="4177.4")  # 2 lots hold 33,000 of 40,000
     assert order.state is cmc.OrderState.DENIED and order.reason.startswith("margin:")
@@ -51,7 +52,7 @@ def test_cash_and_realized_pnl_after_a_round_trip_survive_the_reopen(
     first.submit("COMEX.GC", "sell", 1, price="3867.9").wait(5)
     cash = first.capital().accounts.loc["US-FUT", "cash"]
     second = reopen(first, make_engine, journal_path)
-    assert second.risk.capital.position("US-FUT", "COMEX.GC") == 0
+    assert second.risk.capital.position("US-FUT", GC) == 0
     assert second.capital().accounts.loc["US-FUT", "cash"] == cash
 
 
@@ -97,7 +98,7 @@ def test_a_margin_rate_raised_before_the_close_still_holds_after_the_reopen(
     first = make_engine(journal=journal_path)
     first.set_margin_rate("COMEX.GC", 18_000, kind="per_lot")
     second = reopen(first, make_engine, journal_path)
-    assert second.risk.capital.rate("COMEX.GC").rate == Decimal(18_000)
+    assert second.risk.capital.rate(GC).rate == Decimal(18_000)
 
 
 def test_a_reopened_journal_continues_forward_in_time(make_engine: MakeEngine, journal_path: Path) -> None:
