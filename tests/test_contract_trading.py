@@ -188,3 +188,18 @@ def test_a_position_in_a_month_the_next_session_does_not_quote_survives_the_rest
     finally:
         with pytest.warns(cmc.OpenExposureWarning):
             again.close()
+
+
+def test_a_limit_set_on_a_product_holds_for_each_of_its_months(eng: cmc.Engine) -> None:
+    eng.limits.set("SHFE.au", max_order_qty=2)
+    for month in (AU, AU_NEXT):
+        quote = eng.quote(month)
+        order = eng.submit(month, "buy", 3, price=eng.instrument(month).round_to_tick(quote.bid))
+        assert order.state is cmc.OrderState.DENIED and "maximum order size of 2 lots" in (order.reason or "")
+    eng.limits.set(AU_NEXT, max_order_qty=5)  # a month's own limit comes first
+    order = eng.submit(AU_NEXT, "buy", 3, price=eng.instrument(AU_NEXT).round_to_tick(eng.quote(AU_NEXT).bid))
+    assert order.state is not cmc.OrderState.DENIED
+    eng.thresholds.add(
+        "position", warn=1, act=2, action="alert", scope="COMEX.GC"
+    )  # the product: its main month
+    assert GC in repr(eng.thresholds)

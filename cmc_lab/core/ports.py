@@ -34,6 +34,8 @@ class MarketView(Protocol):
     venue_up: dict[str, bool]
     #: each instrument's price limits of the trading day, as its venue last published them
     limits: dict[str, PriceLimitsPublished]
+    #: product id -> the id of its main month (``SHFE.au`` -> ``SHFE.au2702``)
+    aliases: dict[str, str]
 
     @property
     def instruments(self) -> Mapping[str, Instrument]: ...

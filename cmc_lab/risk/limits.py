@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from cmc_lab.core.compliance import load_compliance
+from cmc_lab.core.instruments import Instrument
 from cmc_lab.risk.capital import to_money
 
 #: ``core/compliance.toml``: the defaults of the message and cancel caps derive from it (below the
@@ -114,7 +115,8 @@ class RiskLimits:
                 )
 
     def set(self, instrument_id: str, **limits: Any) -> None:
-        """Limits for one instrument over the global ones (a value of None removes the override)."""
+        """Limits for one instrument over the global ones (a value of None removes the override); a
+        product's (``SHFE.au``) hold for each of its months unless a month has its own."""
         unknown = sorted(set(limits) - set(_PER_INSTRUMENT))
         if unknown:
             raise ValueError(
@@ -127,10 +129,13 @@ class RiskLimits:
             else:
                 own[name] = _limit_value(name, value)
 
-    def get(self, name: str, instrument_id: str) -> Any:
-        own = self.per_instrument.get(instrument_id)
-        if own and name in own:
-            return own[name]
+    def get(self, name: str, inst: Instrument) -> Any:
+        """The limit for ``inst``: its own, else its product's (a limit set on SHFE.au holds for every
+        month of it), else the global one."""
+        for key in (inst.id, inst.product):
+            own = self.per_instrument.get(key)
+            if own and name in own:
+                return own[name]
         return getattr(self, name)
 
 

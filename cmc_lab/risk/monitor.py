@@ -216,7 +216,7 @@ class RiskMonitor:
         count = self.activity.on_cancel_requested(order, now)
         warn = self.limits.cancel_warn_per_day
         if warn is not None and count == warn:
-            most = self.limits.get("max_cancels_per_day", order.instrument_id)
+            most = self.limits.get("max_cancels_per_day", order.instrument)
             self.alerts.alert(
                 "pretrade",
                 "warning",

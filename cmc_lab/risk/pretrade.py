@@ -310,7 +310,7 @@ def check_daily_limits(req: OrderRequest, ctx: CheckContext) -> str | None:
 
 
 def check_price_band(req: OrderRequest, ctx: CheckContext) -> str | None:
-    band = ctx.risk.limits.get("price_band", req.instrument.id)
+    band = ctx.risk.limits.get("price_band", req.instrument)
     if band is None:
         return None
     ref, source = ctx.risk.reference_price(req.instrument)
@@ -327,7 +327,7 @@ def check_price_band(req: OrderRequest, ctx: CheckContext) -> str | None:
 
 def check_order_qty(req: OrderRequest, ctx: CheckContext) -> str | None:
     inst = req.instrument
-    limit = ctx.risk.limits.get("max_order_qty", inst.id) or inst.max_order_qty
+    limit = ctx.risk.limits.get("max_order_qty", inst) or inst.max_order_qty
     if req.qty > limit:
         return (
             f"{req.qty} lots is above the maximum order size of {limit} lots for {inst.id}; split the order"
@@ -336,7 +336,7 @@ def check_order_qty(req: OrderRequest, ctx: CheckContext) -> str | None:
 
 
 def check_notional(req: OrderRequest, ctx: CheckContext) -> str | None:
-    limit = ctx.risk.limits.get("max_order_notional", req.instrument.id)
+    limit = ctx.risk.limits.get("max_order_notional", req.instrument)
     if limit is None:
         return None
     cap = ctx.risk.capital
@@ -352,7 +352,7 @@ def check_notional(req: OrderRequest, ctx: CheckContext) -> str | None:
 
 def check_position(req: OrderRequest, ctx: CheckContext) -> str | None:
     risk = ctx.risk
-    limit = risk.limits.get("max_position", req.instrument.id)
+    limit = risk.limits.get("max_position", req.instrument)
     if limit is None:
         return None
     pos = risk.capital.position(req.account, req.instrument.id)
@@ -422,7 +422,7 @@ def check_self_match(req: OrderRequest, ctx: CheckContext) -> str | None:
 
 def check_cancel_count(req: OrderRequest, ctx: CheckContext) -> str | None:
     inst = req.instrument
-    limit = ctx.risk.limits.get("max_cancels_per_day", inst.id)
+    limit = ctx.risk.limits.get("max_cancels_per_day", inst)
     if limit is None:
         return None
     count = ctx.risk.activity.cancels_today(inst, ctx.now_ns())

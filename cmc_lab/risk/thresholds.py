@@ -358,6 +358,8 @@ class Thresholds:
         if scope == "*":
             return scope
         known = self._monitor.scope_names(spec.keys)
+        if spec.keys == "instrument":  # a product (COMEX.GC) is its main month
+            scope = self._market.aliases.get(scope, scope)
         if scope not in known:
             what = {"account": "an account, 'unified'", "engine": "nothing but"}.get(
                 spec.keys, f"a {spec.keys}"
