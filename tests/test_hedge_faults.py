@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sim_months import AG, AU, CU, GC
 
 import cmc_lab as cmc
 from cmc_lab.core.model import OrderState, SubmitOrder
@@ -301,7 +302,7 @@ def _ran_away(run: Run, t: HedgeTicket) -> None:
     chases = [
         r["payload"] for r in run.eng.journal.rows(kinds=["HedgeChase"]) if r["ticket_id"] == t.ticket_id
     ]
-    assert chases and chases[-1].get("abandoned") and "price ran away on SHFE.au" in chases[-1]["reason"]
+    assert chases and chases[-1].get("abandoned") and f"price ran away on {AU}" in chases[-1]["reason"]
     assert t.attempts == 0
     unwound(run, t)
 
@@ -326,7 +327,7 @@ def session_closes_mid_ticket(run: Run) -> HedgeTicket:
     closed: list[bool] = []
 
     def close_overseas(ticket: HedgeTicket, fill: Any) -> None:
-        if fill.instrument_id == "SHFE.au" and not closed:
+        if fill.instrument_id == AU and not closed:
             closed.append(True)
             run.venue("COMEX").inject("close")
 
@@ -343,7 +344,7 @@ def _denied(words: str) -> Callable[[Run, HedgeTicket], None]:
     return check
 
 
-@scenario(TS.DENIED, check=_denied("leg COMEX.GC: quote is stale"))
+@scenario(TS.DENIED, check=_denied(f"leg {GC}: quote is stale"))
 def stale_quote_before_firing(run: Run) -> HedgeTicket:
     run.venue("COMEX").inject("stale", instrument="GC")
     run.eng.sleep(4.0)
@@ -357,7 +358,7 @@ def stale_fx_before_firing(run: Run) -> HedgeTicket:
     return run.eng.hedge("au_gc", "buy", 3)
 
 
-@scenario(TS.DENIED, connect={"quote_interval": 60.0}, check=_denied("leg SHFE.au: session closed"))
+@scenario(TS.DENIED, connect={"quote_interval": 60.0}, check=_denied(f"leg {AU}: session closed"))
 def venue_closed_before_firing(run: Run) -> HedgeTicket:
     run.eng.sleep(5 * 3600.0)  # 19:00 UTC: SHFE's night session closed at 02:30 Shanghai
     return run.eng.hedge("au_gc", "buy", 3)
@@ -439,7 +440,7 @@ def _unwound_through_the_kill_switch(run: Run, t: HedgeTicket) -> None:
         for r in run.eng.journal.rows(kinds=["OrderSubmitted"])
         if r["order_id"] == unwind.client_order_id
     )
-    assert checks.startswith("trading_state: exempt (reduces long 3 SHFE.au in CN-FUT)")
+    assert checks.startswith(f"trading_state: exempt (reduces long 3 {AU} in CN-FUT)")
     unwound(run, t)
 
 
@@ -467,7 +468,7 @@ def kill_switch_during_ticket_never_rearmed(run: Run) -> HedgeTicket:
 
 
 def _broken_with_its_venue_down(run: Run, t: HedgeTicket) -> None:
-    assert "time limit" in t.reason and t.imbalance_lots()["SHFE.au"] == 3
+    assert "time limit" in t.reason and t.imbalance_lots()[AU] == 3
 
 
 @scenario(TS.BROKEN, check=_broken_with_its_venue_down)
@@ -530,7 +531,7 @@ def gfd_legs_with_reject(run: Run) -> HedgeTicket:
 @scenario(TS.FILLED, check=chased)
 def silver_second_leg_rejected(run: Run) -> HedgeTicket:
     run.venue("COMEX").inject("reject", times=1, instrument="SI")
-    t = run.eng.hedge("ag_si", "sell", run.eng.spread("ag_si").lots["SHFE.ag"])
+    t = run.eng.hedge("ag_si", "sell", run.eng.spread("ag_si").lots[AG])
     settle(t)
     return t
 
@@ -538,7 +539,7 @@ def silver_second_leg_rejected(run: Run) -> HedgeTicket:
 @scenario(TS.FILLED, check=chased)
 def copper_overseas_leg_partial(run: Run) -> HedgeTicket:
     run.venue("LME").inject("partial", ratio=0.5)
-    t = run.eng.hedge("cu_lme", "buy", run.eng.spread("cu_lme").lots["SHFE.cu"] * 2)
+    t = run.eng.hedge("cu_lme", "buy", run.eng.spread("cu_lme").lots[CU] * 2)
     settle(t)
     return t
 
