@@ -162,7 +162,7 @@ def hedge_latency(n: int = 300, workdir: Path | None = None) -> dict[str, Any]:
                 ticket = await eng.desk.start(
                     *eng.desk.prepare("au_gc", "buy", 3, "ask < 1000000", "chase", {})
                 )
-                last = eng.market.quotes["SHFE.au"]
+                last = eng.market.quotes[eng.instrument("SHFE.au").id]
                 now = eng.clock.now_ns()
                 quote = Quote(last.instrument_id, last.bid, last.ask, last.bid_size, last.ask_size, now, now)
                 before, committed = len(comex), len(commits)

@@ -124,7 +124,8 @@ async def push_quotes(eng: Engine, seconds: float, rate: int) -> int:
     never fill. Returns the number of quotes pushed.
     """
     base = eng.quote(_LEG)
-    tick = float(eng.instrument(_LEG).tick)
+    leg = eng.instrument(_LEG)  # the month the product stands for: quotes name it, as the venue's do
+    tick = float(leg.tick)
     started = time.monotonic()
     pushed = 0
     while (elapsed := time.monotonic() - started) < seconds:
@@ -132,7 +133,7 @@ async def push_quotes(eng: Engine, seconds: float, rate: int) -> int:
         for _ in range(due):
             step = ((pushed * 7919) % 11 - 5) * tick
             now = eng.now_ns()
-            quote = Quote(_LEG, base.bid + step, base.ask + step, base.bid_size, base.ask_size, now, now)
+            quote = Quote(leg.id, base.bid + step, base.ask + step, base.bid_size, base.ask_size, now, now)
             eng.inbox.receive(quote)
             pushed += 1
         await asyncio.sleep(0.002)
