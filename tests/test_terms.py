@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from sim_months import SI
 
 import cmc_lab as cmc
 from cmc_lab.core.specs import SpecError, load_specs
@@ -45,7 +46,7 @@ def test_the_engines_silver_spread_uses_the_terms_and_the_simulated_market_sits_
     try:
         eng.sleep(1.0)
         sp = eng.spread("ag_si", legs={"SHFE.ag": 1, "COMEX.SI": -1})
-        assert sp.defn.costs["COMEX.SI"].vat == 0.13
+        assert sp.defn.costs[SI].vat == 0.13  # the product's terms land its month (COMEX.SIH27)
         assert abs(sp.quote().mid) < 50  # CNY/kg: the simulated ag is calibrated with VAT, as SHFE prices are
     finally:
         with warnings.catch_warnings():

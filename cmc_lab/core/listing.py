@@ -122,6 +122,14 @@ def contract_instruments(
     ]
 
 
+def products_of(specs: Specs) -> Specs:
+    """The specs as they were before months were listed: for models that price a product's path
+    (the capital pool's hourly marks), not its contract months."""
+    if not specs.aliases:
+        return specs
+    return dataclasses.replace(specs, instruments=dict(specs.products), aliases={}, products={})
+
+
 def month_of(inst: Instrument, specs: Specs) -> ContractMonth | None:
     """The delivery month of a contract instrument; None for a product or an FX rate."""
     if not inst.product:
@@ -130,4 +138,4 @@ def month_of(inst: Instrument, specs: Specs) -> ContractMonth | None:
     return parsed[1] if parsed is not None else None
 
 
-__all__ = ["contract_instruments", "list_months", "list_recorded", "month_of"]
+__all__ = ["contract_instruments", "list_months", "list_recorded", "month_of", "products_of"]

@@ -24,6 +24,7 @@ from typing import Any
 
 from cmc_lab.core.ids import USDCNH_ID
 from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.listing import products_of
 from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.specs import Specs
 from cmc_lab.data.market import SimMarket
@@ -59,6 +60,7 @@ def capital_month(
     liquidation: float = 0.95,
 ) -> dict[str, Any]:
     """Largest safe book and mean capital utilisation, siloed and pooled, over the seeds' paths."""
+    specs = products_of(specs)  # hourly marks of the products' paths: the model holds no months
     paths = [price_path(specs, seed, days) for seed in seeds]
     au, gc = specs.instruments[AU], specs.instruments[GC]
     fx0 = paths[0][0][2]
