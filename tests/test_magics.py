@@ -13,6 +13,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing import globalipapp
+from sim_months import AU, GC
 
 import cmc_lab as cmc
 from cmc_lab.core.model import OrderState
@@ -195,9 +196,9 @@ def test_bad_arguments_print_usage_without_an_engine(
         ("hedge au_gc buy three", "argument qty: invalid int value: 'three'"),
         ("hedge au_gc buy 2.5", "argument qty: invalid int value: '2.5'"),
         ("hedge au_gc buy 2", "qty 2 is not a multiple of the 3:1 lot ratio of au_gc; use 3 or 6 lots"),
-        ("hedge au_gc buy 4", "use 3 or 6 lots of SHFE.au"),
-        ("hedge au_gc buy 0", "qty must be a whole number of SHFE.au lots >= 1"),
-        ("hedge au_gc buy -3", "qty must be a whole number of SHFE.au lots >= 1"),
+        ("hedge au_gc buy 4", f"use 3 or 6 lots of {AU}"),
+        ("hedge au_gc buy 0", f"qty must be a whole number of {AU} lots >= 1"),
+        ("hedge au_gc buy -3", f"qty must be a whole number of {AU} lots >= 1"),
         ("hedge nope buy 3", "no spread 'nope'; define it with eng.spread('nope'"),
         ("hedge au_gc buy 3 --policy yolo", "argument --policy: invalid choice: 'yolo'"),
         ("hedge au_gc buy 3 --when 'ask <'", "condition 'ask <' is not understood"),
@@ -246,11 +247,11 @@ def test_a_session_of_magics_returns_sensible_objects(
 
     instruments, _ = run(ip, capsys, "instruments")
     assert isinstance(instruments, pd.DataFrame)
-    assert {"SHFE.au", "COMEX.GC"} <= set(instruments.index) | set(instruments.get("id", []))
+    assert {AU, GC} <= set(instruments.index) | set(instruments.get("id", []))
 
     spread, _ = run(ip, capsys, "spread au_gc SHFE.au COMEX.GC")
     assert isinstance(spread, Spread)
-    assert spread.leg_ids == ("SHFE.au", "COMEX.GC")
+    assert spread.leg_ids == (AU, GC)
     assert eng.spread("au_gc") is spread
 
     ticket, _ = run(ip, capsys, "hedge au_gc buy 3")

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sim_months import GC
 
 import cmc_lab as cmc
 from cmc_lab.core.compliance import SHIPPED_COMPLIANCE, load_compliance
@@ -96,7 +97,7 @@ def test_the_daily_cap_warns_first_then_denies_new_orders_but_never_a_cancel_or_
     bid = gc.round_to_tick(eng.quote("COMEX.GC").bid)
     closing = eng.submit("COMEX.GC", "sell", 1, price=bid - 5 * gc.tick)  # reduces the long 1
     assert closing.wait(5) is cmc.OrderState.FILLED, closing.reason
-    assert "message_rate: exempt (reduces long 1 COMEX.GC in US-FUT)" in checks_of(eng, closing)
+    assert f"message_rate: exempt (reduces long 1 {GC} in US-FUT)" in checks_of(eng, closing)
     assert eng.risk.activity.messages_today("US-FUT", gc, eng.now_ns()) == 6  # 4, the cancel, the close
 
 
