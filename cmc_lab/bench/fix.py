@@ -24,6 +24,7 @@ from typing import IO, Any
 from cmc_lab.bench.echo import tcp_round_trip
 from cmc_lab.bench.stats import percentiles
 from cmc_lab.core.clock import RealClock
+from cmc_lab.core.listing import list_months
 from cmc_lab.core.model import (
     Event,
     OrderCanceled,
@@ -38,7 +39,7 @@ from cmc_lab.core.specs import load_specs
 from cmc_lab.venues.fix.gateway import FixVenue, fix_venues
 
 _LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
-VENUE, INSTRUMENT = "COMEX", "COMEX.GC"
+VENUE, PRODUCT = "COMEX", "COMEX.GC"
 
 
 @contextmanager
@@ -103,11 +104,12 @@ class _Driver:
 
     def __init__(self, port: int, journal: Path) -> None:
         address = f"fix://127.0.0.1:{port}?sender=CLIENT1&target=EXECUTOR&heartbeat=5"
-        self.specs = load_specs()
         self.clock = RealClock()
+        self.specs = list_months(load_specs(), self.clock.now_ns())  # the months the served exchange lists
+        self.instrument = self.specs.instrument(PRODUCT).id
         self.venue: FixVenue = fix_venues({VENUE: address}, self.specs, self.clock, journal)[VENUE]
         self.loop = asyncio.new_event_loop()
-        inst = self.specs.instruments[INSTRUMENT]
+        inst = self.specs.instrument(PRODUCT)
         self.price = inst.round_to_tick(inst.reference_price * (1 + inst.price_band / 2))
         self._waiting: dict[str, asyncio.Future[None]] = {}
         self._n = 0
@@ -128,7 +130,14 @@ class _Driver:
         t0 = time.perf_counter_ns()
         self.venue.submit(
             SubmitOrder(
-                cid, INSTRUMENT, Side.BUY, 1, Decimal(self.price), TimeInForce.IOC, "US-FUT", time.time_ns()
+                cid,
+                self.instrument,
+                Side.BUY,
+                1,
+                Decimal(self.price),
+                TimeInForce.IOC,
+                "US-FUT",
+                time.time_ns(),
             )
         )
         await asyncio.wait_for(future, 10)
@@ -199,12 +208,12 @@ def fix_reconcile_round_trip(n: int = 200, working: int = 5) -> dict[str, Any]:
 
         async def prepare() -> None:
             await driver.order()  # a crossing IOC: the account holds a position
-            inst = driver.specs.instruments[INSTRUMENT]
+            inst = driver.specs.instrument(PRODUCT)
             low = inst.round_to_tick(inst.reference_price * (1 - inst.price_band / 2))  # rests below any bid
             for i in range(working):
                 venue.submit(
                     SubmitOrder(
-                        f"rest-{i}", INSTRUMENT, Side.BUY, 1, low, TimeInForce.GFD, "US-FUT", time.time_ns()
+                        f"rest-{i}", inst.id, Side.BUY, 1, low, TimeInForce.GFD, "US-FUT", time.time_ns()
                     )
                 )
             while len(await venue.working_orders()) < working:
