@@ -6,6 +6,8 @@ import warnings
 from decimal import Decimal
 from pathlib import Path
 
+from sim_months import GC
+
 import cmc_lab as cmc
 from cmc_lab.engine.errors import OpenExposureWarning
 from cmc_lab.risk.position_table import COLUMNS
@@ -20,7 +22,7 @@ def test_positions_are_signed_with_their_average_mark_and_pnl(tmp_path: Path) ->
         sold = eng.submit("COMEX.GC", "sell", 2, price=Decimal(str(gc.bid)) - 1)
         sold.wait(5)
         table = eng.positions().set_index("instrument")
-        row = table.loc["COMEX.GC"]
+        row = table.loc[GC]
         assert (row["account"], row["position"], row["held"], row["currency"]) == (
             "US-FUT",
             -2,

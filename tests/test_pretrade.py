@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sim_months import AU, GC
 
 import cmc_lab as cmc
 from cmc_lab.core.hours import SessionWindow, TradingHours
@@ -82,7 +83,7 @@ def test_instrument_not_on_this_engine_or_not_tradeable_is_denied(
     eng = make_engine(venues={"COMEX": "sim"})
     au = eng.specs.instrument("SHFE.au")
     reason, passed = run_checks(eng, OrderRequest(au, Side.BUY, 1, Decimal("945.00"), "CN-FUT"))
-    assert reason == "tradeable: SHFE.au is not traded on this engine's venues; connect its venue first"
+    assert reason == f"tradeable: {AU} is not traded on this engine's venues; connect its venue first"
     assert passed == ("trading_state",)
     fx = eng.instrument("FX.USDCNH")
     reason, _ = run_checks(eng, OrderRequest(fx, Side.BUY, 1, Decimal("7.2500"), "US-FUT"))
@@ -110,11 +111,11 @@ def test_order_outside_its_session_is_denied(make_engine: Callable[..., cmc.Engi
 def test_price_off_the_tick_grid_is_denied(eng: cmc.Engine) -> None:
     gc = eng.instrument("COMEX.GC")
     reason, _ = run_checks(eng, OrderRequest(gc, Side.BUY, 1, Decimal("4100.05"), "US-FUT"))
-    assert reason == "tick: price 4100.05 is off the tick grid of COMEX.GC (tick 0.10)"
+    assert reason == f"tick: price 4100.05 is off the tick grid of {GC} (tick 0.10)"
 
 
 def test_price_outside_the_days_limits_from_the_previous_settlement_is_denied(eng: cmc.Engine) -> None:
-    published = eng.market.limits["SHFE.au"]  # the embedded exchange publishes them at session open
+    published = eng.market.limits[AU]  # the embedded exchange publishes them at session open
     assert (published.settlement, published.low, published.high) == (
         Decimal("945.00"),
         Decimal("803.26"),
@@ -122,15 +123,15 @@ def test_price_outside_the_days_limits_from_the_previous_settlement_is_denied(en
     )  # 15 % either side (SHFE's gold limit since 2026-01-22), rounded inward to the 0.02 tick
     reason = denied(eng.submit("SHFE.au", "buy", 1, price="1086.76"), "daily_limits")
     assert reason == (
-        f"daily_limits: price 1086.76 is outside the limits of SHFE.au for trading day {published.trading_day}: "
+        f"daily_limits: price 1086.76 is outside the limits of {AU} for trading day {published.trading_day}: "
         f"[803.26, 1086.74], the previous settlement 945.00 ± 15% ({published.source})"
     )
 
 
 def test_a_cme_contract_has_no_daily_limit_but_a_dynamic_band_around_the_last_price(eng: cmc.Engine) -> None:
-    assert "COMEX.GC" not in eng.market.limits
+    assert GC not in eng.market.limits
     reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4564.2"), "daily_limits")
-    assert "price 4564.2 is beyond COMEX.GC's dynamic price fluctuation limit: ±10% around 4100" in reason
+    assert f"price 4564.2 is beyond {GC}'s dynamic price fluctuation limit: ±10% around 4100" in reason
 
 
 def test_price_outside_the_band_around_the_last_mid_is_denied(eng: cmc.Engine) -> None:
@@ -145,15 +146,13 @@ def test_price_outside_the_band_around_the_last_mid_is_denied(eng: cmc.Engine) -
 def test_order_above_the_maximum_quantity_is_denied(eng: cmc.Engine) -> None:
     eng.limits.max_order_qty = 5
     reason = denied(eng.submit("COMEX.GC", "buy", 6, price="4177.4"), "order_qty")
-    assert (
-        reason == "order_qty: 6 lots is above the maximum order size of 5 lots for COMEX.GC; split the order"
-    )
+    assert reason == f"order_qty: 6 lots is above the maximum order size of 5 lots for {GC}; split the order"
 
 
 def test_order_above_the_maximum_notional_is_denied(eng: cmc.Engine) -> None:
     eng.limits.max_order_notional = 1_000_000
     reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4177.4"), "notional")
-    assert "of buy 1 COMEX.GC @ 4177.4 is above the maximum order notional 1,000,000 CNY" in reason
+    assert f"of buy 1 {GC} @ 4177.4 is above the maximum order notional 1,000,000 CNY" in reason
     assert eng.submit("SHFE.au", "buy", 1, price="960.24").wait(5) is cmc.OrderState.FILLED  # 960,240 CNY
 
 
@@ -162,7 +161,7 @@ def test_order_taking_the_position_above_its_maximum_is_denied(eng: cmc.Engine) 
     assert eng.submit("COMEX.GC", "buy", 2, price="4177.4").wait(5) is cmc.OrderState.FILLED
     reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4177.4"), "position")
     assert reason == (
-        "position: buy 1 COMEX.GC @ 4177.4 would take the position in US-FUT to +3 lots (now +2, 0 more "
+        f"position: buy 1 {GC} @ 4177.4 would take the position in US-FUT to +3 lots (now +2, 0 more "
         "working), above the maximum of 2 lots (eng.limits.max_position)"
     )
     assert eng.submit("COMEX.GC", "sell", 1, price="4022.6").wait(5) is cmc.OrderState.FILLED
@@ -200,9 +199,7 @@ def test_duplicate_of_a_working_order_within_the_window_is_denied(eng: cmc.Engin
     first = resting_buy(eng, 30)
     twin = eng.submit("COMEX.GC", "buy", 1, price=first.price)
     reason = denied(twin, "duplicate")
-    assert (
-        f"buy 1 COMEX.GC @ {first.price} duplicates order {first.client_order_id}, still SUBMITTED" in reason
-    )
+    assert f"buy 1 {GC} @ {first.price} duplicates order {first.client_order_id}, still SUBMITTED" in reason
     assert resting_buy(eng, 31).state is cmc.OrderState.SUBMITTED  # another price is another order
     eng.sleep(1.1)
     assert eng.submit("COMEX.GC", "buy", 1, price=first.price).state is cmc.OrderState.SUBMITTED
@@ -215,7 +212,7 @@ def test_order_that_would_trade_against_our_own_resting_order_is_denied(eng: cmc
     assert rest.state is cmc.OrderState.ACCEPTED
     reason = denied(eng.submit("COMEX.GC", "buy", 1, price=ask + Decimal("6.0")), "self_match")
     assert reason == (
-        f"self_match: buy 1 COMEX.GC @ {ask + Decimal('6.0')} would trade against our own resting sell "
+        f"self_match: buy 1 {GC} @ {ask + Decimal('6.0')} would trade against our own resting sell "
         f"{rest.client_order_id} @ {rest.price}; cancel it first"
     )
     assert eng.submit("COMEX.GC", "buy", 1, price=ask + Decimal("4.0")).wait(5) is cmc.OrderState.FILLED
@@ -229,10 +226,10 @@ def test_cancels_per_contract_warn_first_then_deny_new_orders(eng: cmc.Engine) -
     alerts = eng.alerts()
     assert list(alerts["source"]) == ["pretrade"]
     assert alerts["message"][0].startswith(
-        "COMEX.GC: 2 cancels this trading day; new orders on it are denied at 3"
+        f"{GC}: 2 cancels this trading day; new orders on it are denied at 3"
     )
     reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4022.6"), "cancel_count")
-    assert reason.startswith("cancel_count: 3 cancels on COMEX.GC this trading day reached the limit of 3")
+    assert reason.startswith(f"cancel_count: 3 cancels on {GC} this trading day reached the limit of 3")
     assert eng.submit("COMEX.SI", "buy", 1, price="46.000").state is cmc.OrderState.SUBMITTED
 
 
@@ -242,7 +239,7 @@ def test_order_without_the_margin_available_is_denied(make_engine: Callable[...,
     resting_buy(eng, 30, qty=2)  # holds 33,000 USD of margin while it works
     reason = denied(eng.submit("COMEX.GC", "buy", 1, price="4022.6"), "margin")
     assert reason == (
-        "margin: buy 1 COMEX.GC @ 4022.6 needs 16,500.00 USD initial margin; US-FUT has 7,000.00 available "
+        f"margin: buy 1 {GC} @ 4022.6 needs 16,500.00 USD initial margin; US-FUT has 7,000.00 available "
         "(equity 40,000.00, margin 0.00, held by orders 33,000.00); transfer funds with eng.transfer(...) "
         "or trade smaller"
     )
