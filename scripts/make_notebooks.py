@@ -565,7 +565,8 @@ desk = Path(tempfile.mkdtemp()) / "desk.toml"
 desk.write_text('[contracts."NYMEX.CL"]\\nremind_days = 20\\n')
 
 eng = cmc.connect("sim", seed=7, clock="virtual", instruments=desk)
-eng.instruments.loc[:, ["product", "name", "last trading day", "tick", "margin"]].head(8)"""),
+months = eng.instruments
+months[months["product"].isin(["SHFE.au", "COMEX.GC", "NYMEX.CL"])][["product", "name", "last trading day", "tick", "margin"]]"""),
         new_markdown_cell("""Each product is quoted in two months: its main month and the next main month, the one a position rolls into (`cmc.connect(..., months=N)` for more). The product id is a readable alias of the main month:"""),
         new_code_cell("""pd.DataFrame(
     {p: {"main month": eng.instrument(p).id, "last trading day": eng.instrument(p).last_trading_day}
@@ -582,7 +583,8 @@ pd.DataFrame([{"spread": s.name, "unit": q.unit, "bid": q.bid, "ask": q.ask, "le
         new_markdown_cell("""**The hedged position**: 3 au lots (3 kg) against 1 GC lot (3.11 kg), both legs sent together. Crude is held too, 2 lots of the front month."""),
         new_code_cell("""ticket = eng.hedge(cross, "buy", 3)
 print(ticket.wait(10))
-crude = eng.submit(eng.instrument("NYMEX.CL").id, "buy", 2, price=eng.instrument("NYMEX.CL").round_to_tick(eng.quote("NYMEX.CL").ask + 0.05))
+cl = eng.instrument("NYMEX.CL")
+crude = eng.submit(cl.id, "buy", 2, price=cl.round_to_tick(eng.quote(cl.id).ask + 0.05))
 print(crude.wait(10))
 eng.positions()[["account", "instrument", "position", "avg_px"]]"""),
         new_markdown_cell("""**The reminder.** A position in a month close to its last trading day raises a roll alert once a trading day (from `remind_days` trading days before it; critical on the day). Crude's January contract stops trading on 2026-12-21, 18 CME trading days away, inside this desk's 20:"""),
@@ -596,9 +598,9 @@ for t in rolls:
     t.wait(10)
 pd.DataFrame([{"ticket": t.ticket_id, "spread": t.spread.name, "side": t.side.value, "state": t.state.value} for t in rolls])"""),
         new_code_cell("""eng.positions()[["account", "instrument", "position", "avg_px"]]"""),
-        new_markdown_cell("""**What it cost.** Every fill is booked with its fee from the dated schedule (`fees.toml`): on SHFE gold, closing a lot opened the same trading day is free and opening costs 10 CNY a lot; COMEX and NYMEX charge per contract (exchange, NFA and the broker's part). The ticket report gives the roll's fees in CNY, and its realised P&L gross and net:"""),
+        new_markdown_cell("""**What it cost.** Every fill is booked with its fee from the dated schedule (`fees.toml`): on SHFE gold, closing a lot opened the same trading day is free and opening costs 10 CNY a lot; COMEX and NYMEX charge per contract (exchange, NFA and the broker's part). The ticket report gives the roll's fees in CNY and what the book realised on its fills: closing the February lots bought at the start locked in their move (the ticket's own round trip, `realised_pnl_cny`, is zero: it bought one month and sold another):"""),
         new_code_cell("""report = eng.ticket(rolls[0].ticket_id).report()
-{k: report[k] for k in ("outcome", "time_between_legs_ns", "realised_pnl_cny", "fees_cny", "realised_pnl_net_cny")}"""),
+{k: report[k] for k in ("outcome", "time_between_legs_ns", "book_realised_pnl_cny", "fees_cny")}"""),
         new_code_cell("""fills = list(eng.journal.rows(kinds=["FillBooked"]))
 pd.DataFrame([{"instrument": r["payload"]["instrument"], "side": r["payload"]["side"], "qty": r["payload"]["qty"],
                "offset": r["payload"].get("offset"), "fee": r["payload"]["fee"], "fee_currency": r["payload"]["fee_currency"],

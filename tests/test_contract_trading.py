@@ -123,7 +123,12 @@ def test_a_roll_moves_a_hedged_position_one_month_on_with_both_legs_journaled(en
         (AU, "close_today"): (Decimal("0.00"), "CNY"),
         (AU_NEXT, "open"): (Decimal("30.00"), "CNY"),
     }
-    assert eng.ticket(gold_in.ticket_id).report()["fees_cny"] == Decimal("30.00")
+    report = eng.ticket(gold_in.ticket_id).report()
+    assert report["fees_cny"] == Decimal("30.00")
+    bought = Decimal(str(eng.receipt(opened.ticket_id).legs.set_index("leg").loc[AU, "avg_px"]))
+    sold = receipt.orders.set_index("instrument").loc[AU, "avg_px"]
+    assert report["book_realised_pnl_cny"] == (sold - bought) * 3 * 1000  # the near month's close, FIFO
+    assert report["realised_pnl_cny"] == 0  # its own round trip: it bought one month and sold another
     with pytest.raises(ValueError, match=r"CN-FUT holds no SHFE.au2702: nothing to roll"):
         eng.roll(AU)
     with pytest.raises(ValueError, match=r"rolls more than CN-FUT holds: \+3 SHFE.au2704"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from decimal import Decimal
 from typing import Any, Protocol
 
 from cmc_lab.core.fees import FillFee
@@ -98,10 +99,14 @@ class OrderSender(Protocol):
 
 
 class BookedFill(Protocol):
-    """One fill as the book took it: what matters to a ticket's report is its fee."""
+    """One fill as the book took it: what matters to a ticket's report is its fee and the P&L it
+    realised against the account's lots."""
 
     @property
     def fee(self) -> FillFee: ...
+
+    @property
+    def realized(self) -> Decimal: ...
 
 
 class FeeLedger(Protocol):

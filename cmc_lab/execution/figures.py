@@ -164,19 +164,24 @@ def fee_figures(
     legs: Sequence[Leg], bookings_of: Callable[[str], Sequence[BookedFill]], usdcnh: Decimal | None
 ) -> dict[str, Any]:
     """The fees the book charged for the ticket's fills: per leg in its currency, and the total in
-    CNY (None when a dollar fee meets an unknown rate)."""
+    CNY (None when a dollar fee meets an unknown rate); and the P&L the book realised on them against
+    the account's lots (``book_realised_pnl_cny``: a roll's close of the near month, which the
+    ticket's own round trip does not see)."""
     fees: dict[str, dict[str, Any]] = {}
     total: Decimal | None = Decimal(0)
+    realised: Decimal | None = Decimal(0)
     for leg in legs:
-        charged = [b.fee for o in leg.orders for b in bookings_of(o.client_order_id)]
-        if not charged:
+        booked = [b for o in leg.orders for b in bookings_of(o.client_order_id)]
+        if not booked:
             continue
-        amount = sum((f.amount for f in charged), Decimal(0))
-        currency = charged[0].currency
-        fees[leg.id] = {"amount": amount, "currency": currency, "fills": len(charged)}
+        amount = sum((b.fee.amount for b in booked), Decimal(0))
+        currency = booked[0].fee.currency
+        fees[leg.id] = {"amount": amount, "currency": currency, "fills": len(booked)}
         in_cny = _to_cny(amount, currency, usdcnh)
         total = None if total is None or in_cny is None else total + in_cny
-    return {"fees": fees, "fees_cny": total}
+        pnl = _to_cny(sum((b.realized for b in booked), Decimal(0)), leg.instrument.currency, usdcnh)
+        realised = None if realised is None or pnl is None else realised + pnl
+    return {"fees": fees, "fees_cny": total, "book_realised_pnl_cny": realised}
 
 
 def _to_cny(amount: Decimal, currency: str, usdcnh: Decimal | None) -> Decimal | None:

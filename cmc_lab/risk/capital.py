@@ -80,6 +80,10 @@ class FillBooking:
     position: int
     offset: str = ""  # the order's offset(s) the fill was booked at (SHFE/INE), "" where the venue nets
 
+    @property
+    def realized(self) -> Decimal:
+        return self.effect.realized
+
     def payload(self) -> dict[str, Any]:
         """The journal's ``FillBooked`` row (money as text)."""
         e, f = self.effect, self.fee
