@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from sim_months import AU, GC
 
 import cmc_lab as cmc
 from cmc_lab.data.synthetic import synthetic_quotes
@@ -57,7 +58,7 @@ def test_the_embedded_exchange_settles_each_trading_day_and_publishes_the_next_d
     eng = cmc.connect("sim", seed=7, clock="virtual", quote_interval=30.0)
     try:
         eng.sleep(1.0)
-        first = eng.market.limits["SHFE.au"]
+        first = eng.market.limits[AU]
         assert (
             first.trading_day == "2026-11-25"
         )  # 22:00 in Shanghai: the night session counts toward the next day
@@ -66,21 +67,19 @@ def test_the_embedded_exchange_settles_each_trading_day_and_publishes_the_next_d
             Decimal("1086.74"),
         )
         eng.sleep(23 * 3600.0)  # past 20:00 Shanghai on the 25th: the night session of the 26th
-        day = eng.market.limits["SHFE.au"]
+        day = eng.market.limits[AU]
         assert day.trading_day == "2026-11-26" and day.settlement != first.settlement
         au = eng.instrument("SHFE.au")
         assert (day.low, day.high) == au.day_limits(day.settlement)
         published = [
-            r["payload"]
-            for r in eng.journal.rows(kinds=["PriceLimitsPublished"])
-            if r["instrument"] == "SHFE.au"
+            r["payload"] for r in eng.journal.rows(kinds=["PriceLimitsPublished"]) if r["instrument"] == AU
         ]
         assert [p["trading_day"] for p in published] == ["2026-11-25", "2026-11-26"]
         outside = eng.submit("SHFE.au", "buy", 1, price=day.high + au.tick)
         assert (
             outside.state is cmc.OrderState.DENIED and f"for trading day {day.trading_day}" in outside.reason
         )
-        assert "COMEX.GC" not in eng.market.limits  # CME: no daily limit, a dynamic band instead
+        assert GC not in eng.market.limits  # CME: no daily limit, a dynamic band instead
     finally:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OpenExposureWarning)

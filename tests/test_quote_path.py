@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sim_months import AU, GC
 
 import cmc_lab as cmc
 from cmc_lab.core.hours import SessionWindow, TradingHours
@@ -246,14 +247,14 @@ def test_a_callback_that_moves_a_venue_is_seen_by_the_next_spread_on_the_same_le
     first, second = (
         eng.spread(n, legs={"SHFE.au": 1, "COMEX.GC": -1}, kind=k) for n, k in (("a", "diff"), ("b", "ratio"))
     )
-    assert eng.desk._by_leg["SHFE.au"][:2] == (first, second)
+    assert eng.desk._by_leg[AU][:2] == (first, second)
     now = eng.now_ns()
     eng.desk.on_spread("a", lambda snap: eng.router.on_event(VenueDisconnected(now, now, "COMEX")))
     kept = second._state
     au = eng.quote("SHFE.au")
     eng.runtime.call(_feed(eng, Quote(au.instrument_id, au.bid + 0.02, au.ask + 0.02, 5, 5, now, now)))
     assert first._state is not None and second._state is kept  # b saw COMEX go
-    assert second.not_quotable_reason() == "leg COMEX.GC: venue COMEX is not connected"
+    assert second.not_quotable_reason() == f"leg {GC}: venue COMEX is not connected"
 
 
 # --------------------------------------------------------------------------- the desk's quick look
