@@ -107,6 +107,8 @@ class FeeSchedule:
             return no_fee(inst.currency)
         parts = [("open", opened, entry.open), ("close today", closed_today, entry.close_today)]
         parts.append(("close yesterday", closed_yesterday, entry.close_yesterday))
+        if entry.basis is FeeBasis.PER_CONTRACT:  # the same to open or close: no today or yesterday
+            parts = [("open", opened, entry.open), ("close", closed_today + closed_yesterday, entry.close_today)]
         amount = ZERO
         detail = []
         for what, lots, rate in parts:
