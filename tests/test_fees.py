@@ -197,3 +197,13 @@ def test_fees_are_rebuilt_on_reopen_and_not_journaled_twice(
     assert second.capital().accounts.loc["US-FUT", "cash"] == cash
     assert second.risk.capital.accounts["US-FUT"].fees == Decimal("4.94")
     assert len(list(second.journal.rows(kinds=["FillBooked"]))) == 1
+
+
+def test_a_per_contract_fee_reads_close_without_today_or_yesterday() -> None:
+    specs = load_specs()
+    fee = specs.fees.fee(
+        specs.instrument("COMEX.GC"), Decimal("4100.0"), opened=0, closed_today=1, closed_yesterday=1,
+        day=date(2026, 12, 7),
+    )  # fmt: skip
+    assert fee.amount == Decimal("4.94")
+    assert fee.detail == "close 2 x 2.47 USD/contract (exchange 1.60 + nfa 0.02 + broker 0.85)"
