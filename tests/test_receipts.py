@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sim_months import AU, GC
 
 import cmc_lab as cmc
 from cmc_lab.core.model import OrderState
@@ -17,7 +18,7 @@ from cmc_lab.execution.hedge import TicketState
 from cmc_lab.journal import Journal, JournalRow
 from cmc_lab.journal.receipts import Receipt, ReceiptNotFound, read_receipt, slippage
 
-GC = load_specs().instruments["COMEX.GC"]
+GC_SPEC = load_specs().instruments["COMEX.GC"]
 
 
 def test_a_filled_order_has_every_step_its_decision_quote_and_checks(eng: cmc.Engine) -> None:
@@ -39,7 +40,7 @@ def test_a_filled_order_has_every_step_its_decision_quote_and_checks(eng: cmc.En
     row = receipt.orders.iloc[0]
     assert row["client_order_id"] == order.client_order_id and row["venue_order_id"] == order.venue_order_id
     assert (row["instrument"], row["side"], row["qty"], row["price"], row["tif"]) == (
-        "COMEX.GC",
+        GC,
         "buy",
         2,
         Decimal("4177.4"),
@@ -48,7 +49,7 @@ def test_a_filled_order_has_every_step_its_decision_quote_and_checks(eng: cmc.En
     assert row["account"] == "US-FUT" and "price_band" in row["checks"]
     assert row["avg_px"] == order.avg_px and row["filled"] == 2
     assert row["slippage_ref"] == "decision ask"
-    expected_ticks, expected_money = slippage(order.avg_px, str(quote.ask), "buy", 2, GC)
+    expected_ticks, expected_money = slippage(order.avg_px, str(quote.ask), "buy", 2, GC_SPEC)
     assert (row["slippage_ticks"], row["slippage"]) == (expected_ticks, expected_money)
     assert isinstance(row["slippage"], Decimal)
     assert row["intent_to_ack_ns"] > 0 and row["intent_to_first_fill_ns"] >= row["intent_to_ack_ns"]
@@ -79,7 +80,7 @@ def test_a_chased_ticket_rebuilds_the_report_of_the_live_ticket(eng: cmc.Engine)
         assert step in steps, step
     assert steps.index("decision") < steps.index("intent") < steps.index("rejected") < steps.index("re-order")
     assert steps[-1] == "ticket FILLED"
-    assert set(receipt.decision["quotes"]["instrument"]) == {"SHFE.au", "COMEX.GC"}
+    assert set(receipt.decision["quotes"]["instrument"]) == {AU, GC}
     report = ticket.report()["legs"]
     legs = receipt.legs.set_index("leg")
     for leg, figures in report.items():
@@ -218,7 +219,7 @@ def test_a_receipt_comes_from_the_journal_alone_with_exact_money(tmp_path: Path)
 
 
 def test_slippage_is_positive_when_worse_for_either_side() -> None:
-    assert slippage(Decimal("4100.30"), "4100.10", "buy", 1, GC) == (2.0, Decimal("20.00"))
-    assert slippage(Decimal("4100.30"), "4100.10", "sell", 3, GC) == (-2.0, Decimal("-60.00"))
-    assert slippage(None, "4100.10", "buy", 1, GC) == (None, None)
-    assert slippage(Decimal("1"), None, "buy", 1, GC) == (None, None)
+    assert slippage(Decimal("4100.30"), "4100.10", "buy", 1, GC_SPEC) == (2.0, Decimal("20.00"))
+    assert slippage(Decimal("4100.30"), "4100.10", "sell", 3, GC_SPEC) == (-2.0, Decimal("-60.00"))
+    assert slippage(None, "4100.10", "buy", 1, GC_SPEC) == (None, None)
+    assert slippage(Decimal("1"), None, "buy", 1, GC_SPEC) == (None, None)
