@@ -25,6 +25,7 @@ import pytest
 import cmc_lab as cmc
 from cmc_lab.bench.fix import served_exchange
 from cmc_lab.core.clock import RealClock
+from cmc_lab.core.listing import list_months
 from cmc_lab.core.model import (
     Event,
     OrderAccepted,
@@ -53,8 +54,9 @@ T = TypeVar("T")
 PASSWORD = "s3cret"
 PASSWORD_ENV = "CMC_LAB_FIX_PASSWORD_EXECUTOR"
 CLIENTS = [f"G{i:02d}" for i in range(40)]
-SPECS = load_specs()
-GC = SPECS.instruments["COMEX.GC"]
+SPECS = list_months(load_specs(), time.time_ns())  # the months the served exchange lists on its real clock
+GC_ID, SI_ID = SPECS.aliases["COMEX.GC"], SPECS.aliases["COMEX.SI"]
+GC = SPECS.instruments[GC_ID]
 HIGH = GC.round_to_tick(GC.reference_price * (1 + GC.price_band / 2))  # crosses any ask
 LOW = GC.round_to_tick(GC.reference_price * (1 - GC.price_band / 2))  # rests below any bid
 
@@ -123,7 +125,7 @@ class Gateway:
 
     def submit(self, cid: str, side: Side = Side.BUY, price: Decimal = HIGH, tif: TimeInForce = TimeInForce.IOC,
                qty: int = 1) -> SubmitOrder:  # fmt: skip
-        cmd = SubmitOrder(cid, "COMEX.GC", side, qty, price, tif, "US-FUT", time.time_ns())
+        cmd = SubmitOrder(cid, GC_ID, side, qty, price, tif, "US-FUT", time.time_ns())
         self.venue.submit(cmd)
         return cmd
 
@@ -371,11 +373,11 @@ def test_logon_then_market_data_streams_top_of_book_quotes(
     assert gw.venue.connected and isinstance(gw.events[0], VenueConnected)
     assert "FIX 4.4 session" in gw.events[0].detail and comp_id in gw.events[0].detail
     gw.until(
-        lambda: {q.instrument_id for q in gw.events if isinstance(q, Quote)} >= {"COMEX.GC", "COMEX.SI"},
+        lambda: {q.instrument_id for q in gw.events if isinstance(q, Quote)} >= {GC_ID, SI_ID},
         what="quotes",
     )
     gw.sleep(0.35)
-    quotes = [q for q in gw.events if isinstance(q, Quote) and q.instrument_id == "COMEX.GC"]
+    quotes = [q for q in gw.events if isinstance(q, Quote) and q.instrument_id == GC_ID]
     assert len(quotes) >= 3  # a snapshot then incremental refreshes
     after = time.time_ns()
     for q in quotes:
@@ -395,7 +397,12 @@ def test_crossing_ioc_order_is_accepted_then_filled_with_account_currency_and_ti
     assert isinstance(filled, OrderFilled) and filled.last_qty == 1 and GC.is_on_tick(filled.last_px)
     assert filled.venue_order_id == accepted.venue_order_id and filled.trade_id.startswith("COMEX-T")
     line = next(x for x in server[1].read_text().splitlines() if "|35=D|" in x and "|11=buy-1|" in x)
-    assert "|1=US-FUT|" in line and "|15=USD|" in line and "|59=3|" in line and "|55=GC|207=COMEX|" in line
+    assert (
+        "|1=US-FUT|" in line
+        and "|15=USD|" in line
+        and "|59=3|" in line
+        and f"|55={GC.symbol}|207=COMEX|" in line
+    )
     assert orders_taken(server[1], comp_id, "buy-1") == 1
 
 
@@ -423,9 +430,9 @@ def test_resting_order_is_cancelled_and_a_second_cancel_is_rejected(
     gw = make_gateway(address(server[0], comp_id))
     gw.submit("rest-1", price=LOW, tif=TimeInForce.GFD)
     gw.until(lambda: bool(gw.of("rest-1", OrderAccepted)), what="accept")
-    gw.venue.cancel(CancelOrder("rest-1", "COMEX.GC", time.time_ns()))
+    gw.venue.cancel(CancelOrder("rest-1", GC_ID, time.time_ns()))
     gw.until(lambda: bool(gw.of("rest-1", OrderCanceled)), what="cancel")
-    gw.venue.cancel(CancelOrder("rest-1", "COMEX.GC", time.time_ns()))
+    gw.venue.cancel(CancelOrder("rest-1", GC_ID, time.time_ns()))
     gw.until(lambda: bool(gw.of("rest-1", OrderCancelRejected)), what="cancel reject")
     (rejected,) = gw.of("rest-1", OrderCancelRejected)
     assert isinstance(rejected, OrderCancelRejected) and "too late to cancel" in rejected.reason
@@ -438,7 +445,7 @@ def test_order_outside_the_price_band_is_rejected_with_the_venue_reason(
     gw.submit("wild-1", price=GC.round_to_tick(GC.reference_price * 3))
     gw.until(lambda: gw.settled("wild-1"), what="reject")
     (rejected,) = gw.of("wild-1")
-    assert isinstance(rejected, OrderRejected) and "outside the price band of COMEX.GC" in rejected.reason
+    assert isinstance(rejected, OrderRejected) and f"outside the price band of {GC_ID}" in rejected.reason
 
 
 def test_replace_moves_a_resting_order_and_its_fill_comes_under_our_id(
@@ -701,7 +708,7 @@ def test_hedge_ticket_overseas_leg_over_fix_fills_and_its_timeline_shows_the_fix
             assert eng.venues["COMEX"].kind == "fix" and eng.venues["SHFE"].kind == "sim"
             assert repr(eng.clock) == "RealClock()"  # real UTC: FIX SendingTimes and quotes agree
             deadline = time.monotonic() + 5
-            while "COMEX.GC" not in eng.quotes().index and time.monotonic() < deadline:
+            while eng.instrument("COMEX.GC").id not in eng.quotes().index and time.monotonic() < deadline:
                 time.sleep(0.05)
             eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
             t = eng.hedge("au_gc", "buy", 3)
@@ -791,9 +798,9 @@ def test_connect_fix_target_puts_every_venue_on_one_fix_session(
         gateways = {id(v.gateway) for v in eng.venues.values() if isinstance(v, FixVenue)}
         assert len(gateways) == 1 and all(eng.venue_connected(name) for name in eng.venues)
         deadline = time.monotonic() + 5
-        while not {"SHFE.au", "FX.USDCNH"} <= set(eng.quotes().index) and time.monotonic() < deadline:
-            time.sleep(0.05)
         au = eng.instrument("SHFE.au")
+        while not {au.id, "FX.USDCNH"} <= set(eng.quotes().index) and time.monotonic() < deadline:
+            time.sleep(0.05)
         order = eng.submit(
             "SHFE.au", "buy", 1, price=au.round_to_tick(au.reference_price * Decimal("1.04")), tif="IOC"
         )
