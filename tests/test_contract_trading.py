@@ -70,12 +70,12 @@ def test_an_order_on_a_month_fills_and_the_book_holds_that_month(eng: cmc.Engine
 
 
 def test_a_month_that_is_listed_but_not_quoted_is_known_and_says_why_it_cannot_trade(eng: cmc.Engine) -> None:
-    june = eng.instrument("SHFE.au2606")  # listed by SHFE's rules on 2026-11-24, not quoted here
-    assert (june.product, june.last_trading_day) == ("SHFE.au", date(2026, 6, 15))
-    order = eng.submit("SHFE.au2606", "buy", 1, price="900.00")
+    june = eng.instrument("SHFE.au2706")  # listed by SHFE's rules on 2026-11-24, not quoted here
+    assert (june.product, june.last_trading_day) == ("SHFE.au", date(2027, 6, 15))
+    order = eng.submit("SHFE.au2706", "buy", 1, price="900.00")
     order.wait(5)
     assert order.state in (cmc.OrderState.DENIED, cmc.OrderState.REJECTED)
-    assert "SHFE.au2606" in (order.reason or "")
+    assert "SHFE.au2706" in (order.reason or "")
     with pytest.raises(ValueError, match=r"'2613' is not a contract month of SHFE.au.*SHFE.au2606"):
         eng.instrument("SHFE.au2613")
     with pytest.raises(ValueError, match=r"COMEX.GCM26"):
@@ -208,3 +208,16 @@ def test_a_limit_set_on_a_product_holds_for_each_of_its_months(eng: cmc.Engine) 
         "position", warn=1, act=2, action="alert", scope="COMEX.GC"
     )  # the product: its main month
     assert GC in repr(eng.thresholds)
+
+
+def test_open_interest_names_the_main_month_as_the_exchange_does() -> None:
+    busy = {"SHFE.au2706": 210_000, "SHFE.au2702": 15_000, "COMEX.GCG27": 400_000}  # a daily report's figures
+    eng = cmc.connect("sim", seed=7, clock="virtual", open_interest=busy)
+    try:
+        assert eng.instrument("SHFE.au").id == "SHFE.au2706"  # the most open interest, though June is far
+        assert "SHFE.au2708" in eng.quotes().index  # and the main month after it
+        assert eng.instrument("COMEX.GC").id == GC  # agrees with the rule
+    finally:
+        eng.close()
+    with pytest.raises(ValueError, match=r"'SHFE.au' is not a contract month; name months, e.g. SHFE.au2606"):
+        cmc.connect("sim", clock="virtual", open_interest={"SHFE.au": 1})

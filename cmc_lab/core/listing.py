@@ -21,7 +21,7 @@ datetime.date(2027, 2, 15)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from cmc_lab.core.fees import FeeSchedule
@@ -30,12 +30,16 @@ from cmc_lab.core.months import ContractMonth, ContractRule, contract_instrument
 from cmc_lab.core.specs import SpecError, Specs
 
 
-def list_months(specs: Specs, now_ns: int, months: int = 2) -> Specs:
+def list_months(
+    specs: Specs, now_ns: int, months: int = 2, open_interest: Mapping[str, float] | None = None
+) -> Specs:
     """``specs`` with each product that has month rules replaced by ``months`` of its contract months.
 
     The main month (``ContractRule.main_month`` on the product's trading day at ``now_ns``) comes
     first and is what the product id stands for; the others are the next main months, the ones a
-    position rolls into. Already listed specs come back unchanged.
+    position rolls into. ``open_interest`` (contract id -> open interest or volume, e.g. from the
+    exchange's daily report) makes the main month of a product the most active of its listed months,
+    as the exchange names its main contract. Already listed specs come back unchanged.
     """
     if isinstance(months, bool) or not isinstance(months, int) or months < 1:
         raise SpecError(f"months = {months!r} must be a whole number of contract months >= 1, e.g. months=2")
@@ -49,7 +53,8 @@ def list_months(specs: Specs, now_ns: int, months: int = 2) -> Specs:
         if rule is None:
             instruments[iid] = inst
             continue
-        contracts = contract_instruments(inst, rule, specs, now_ns, months)
+        activity = _activity(open_interest or {}, iid, specs)
+        contracts = contract_instruments(inst, rule, specs, now_ns, months, activity)
         instruments.update((c.id, c) for c in contracts)
         aliases[iid] = contracts[0].id
         of_product[iid] = [c.id for c in contracts]
@@ -107,7 +112,12 @@ def list_recorded(specs: Specs, recorded: Iterable[str]) -> Specs:
 
 
 def contract_instruments(
-    product: Instrument, rule: ContractRule, specs: Specs, now_ns: int, months: int
+    product: Instrument,
+    rule: ContractRule,
+    specs: Specs,
+    now_ns: int,
+    months: int,
+    activity: dict[ContractMonth, float] | None = None,
 ) -> list[Instrument]:
     """The product's main month and the next ``months - 1`` main months as instruments."""
     calendar = specs.calendars.get(rule.calendar)
@@ -115,11 +125,24 @@ def contract_instruments(
         raise SpecError(
             f'[contracts."{rule.product}"]: calendar {rule.calendar!r} has no [calendars.{rule.calendar}] table'
         )
-    chosen = rule.main_months(product.hours.trading_day(now_ns), calendar, months)
+    chosen = rule.main_months(product.hours.trading_day(now_ns), calendar, months, activity)
     return [
         contract_instrument(product, rule, m, calendar, (1 + rule.carry) ** (m.months_after(chosen[0]) / 12))
         for m in chosen
     ]
+
+
+def _activity(open_interest: Mapping[str, float], product: str, specs: Specs) -> dict[ContractMonth, float]:
+    """The open interest of ``product``'s months, by month; a contract id that is no month of any
+    product with rules is a mistake the caller hears of."""
+    out = {}
+    for iid, value in open_interest.items():
+        parsed = parse_contract_id(iid, specs.contracts)
+        if parsed is None:
+            raise SpecError(f"open_interest: {iid!r} is not a contract month; name months, e.g. SHFE.au2606")
+        if parsed[0] == product:
+            out[parsed[1]] = float(value)
+    return out
 
 
 def products_of(specs: Specs) -> Specs:

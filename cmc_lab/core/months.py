@@ -89,9 +89,16 @@ class ContractRule:
     carry: float = 0.0  # the embedded exchange's yearly premium of a later month over an earlier one
     remind_days: int = 5  # trading days before the last trading day from which a position is reminded to roll
 
-    def main_months(self, today: date, calendar: TradingCalendar, count: int) -> list[ContractMonth]:
-        """The main month on ``today`` and the ``count - 1`` main months after it, nearest first."""
-        first = self.main_month(today, calendar)
+    def main_months(
+        self,
+        today: date,
+        calendar: TradingCalendar,
+        count: int,
+        activity: dict[ContractMonth, float] | None = None,
+    ) -> list[ContractMonth]:
+        """The main month on ``today`` (by ``activity`` when given) and the ``count - 1`` main months
+        after it, nearest first."""
+        first = self.main_month(today, calendar, activity)
         later = [m for m in self.listed_months(today, calendar) if m > first and m.month in self.main]
         return [first, *later][:count]
 

@@ -39,6 +39,7 @@ def connect(
     accept_damaged_journal: str | None = None,
     trader: str | None = None,
     months: int = 2,
+    open_interest: Mapping[str, float] | None = None,
 ) -> Engine:
     """Start an engine connected to its venues.
 
@@ -84,6 +85,10 @@ def connect(
         Contract months traded per product (core/listing.py): the main month, which the product id
         (``"SHFE.au"``) stands for, and the next main months (``SHFE.au2704``), the ones a
         position rolls into. A replay trades the ids it recorded.
+    open_interest
+        Open interest (or volume) by contract month, e.g. ``{"SHFE.au2606": 210_000}`` from the
+        exchange's daily report: a product's main month is then its most active listed month, as
+        the exchange names its main contract; without it, the rule of ``contracts.toml``.
 
     Examples
     --------
@@ -132,7 +137,7 @@ def connect(
             specs, (i for ds in replay_data.values() for i in ds.instrument.values.tolist())
         )
     else:
-        specs = list_months(specs, clk.now_ns(), months)
+        specs = list_months(specs, clk.now_ns(), months, open_interest)
     fix_objects = fix_venues(fix_addresses, specs, clk, journal)  # bad addresses fail before the journal
     replay_objects = replay_venues(replay_addresses, replay_data, specs, clk, latency=latency, seed=seed)
     trades = trade_log_path(journal) if journal is not None and str(journal) != ":memory:" else None
