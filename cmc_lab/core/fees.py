@@ -108,7 +108,10 @@ class FeeSchedule:
         parts = [("open", opened, entry.open), ("close today", closed_today, entry.close_today)]
         parts.append(("close yesterday", closed_yesterday, entry.close_yesterday))
         if entry.basis is FeeBasis.PER_CONTRACT:  # the same to open or close: no today or yesterday
-            parts = [("open", opened, entry.open), ("close", closed_today + closed_yesterday, entry.close_today)]
+            parts = [
+                ("open", opened, entry.open),
+                ("close", closed_today + closed_yesterday, entry.close_today),
+            ]
         amount = ZERO
         detail = []
         for what, lots, rate in parts:
