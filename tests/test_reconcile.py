@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sim_months import AU, GC
 
 import cmc_lab as cmc
 from cmc_lab.bench.fix import served_exchange
@@ -71,7 +72,7 @@ def test_a_clean_book_journals_book_reconciled_and_raises_no_alert(eng: cmc.Engi
     result = eng.reconcile()
     assert result.clean and result.differences == [] and result.unverified == {}
     rows = {row["item"]: row for row in result.frame.to_dict("records")}
-    assert [rows["COMEX.GC"][c] for c in ("reported", "engine", "status")] == [2, 2, "ok"]
+    assert [rows[GC][c] for c in ("reported", "engine", "status")] == [2, 2, "ok"]
     assert [rows[resting.client_order_id][c] for c in ("check", "reported", "engine")] == [
         "working order",
         1,
@@ -98,24 +99,24 @@ def test_a_fill_the_engine_never_heard_is_journaled_and_alerted_with_the_signed_
     result = eng.reconcile()
     (difference,) = result.differences
     assert (difference.reported, difference.engine, difference.difference) == (3, 2, 1)
-    assert difference.action == "sell 1 COMEX.GC"
+    assert difference.action == f"sell 1 {GC}"
     (row,) = payloads(eng, "ReconcileDifference")
     assert row["reported"] == 3 and row["engine"] == 2 and row["difference"] == 1
-    assert row["long_qty"] == 3 and row["short_qty"] == 0 and row["action"] == "sell 1 COMEX.GC"
+    assert row["long_qty"] == 3 and row["short_qty"] == 0 and row["action"] == f"sell 1 {GC}"
     alert = eng.alerts().iloc[-1]
     assert alert["level"] == "critical" and alert["source"] == "reconcile"
     assert "COMEX holds long 3, the engine's book long 2: +1 lot(s)" in alert["message"]
-    assert "sell 1 COMEX.GC to flatten the difference" in alert["message"]
-    assert eng.risk.capital.position("US-FUT", "COMEX.GC") == 2  # never overwritten
+    assert f"sell 1 {GC} to flatten the difference" in alert["message"]
+    assert eng.risk.capital.position("US-FUT", GC) == 2  # never overwritten
     assert payloads(eng, "BookReconciled")[-1]["clean"] is False
 
 
 def test_a_short_the_engine_does_not_hold_is_stated_short_with_a_buy_to_flatten(eng: cmc.Engine) -> None:
     sim(eng, "SHFE").book_trade("CN-FUT", "SHFE.au", "sell", 3)
     (difference,) = eng.reconcile().differences
-    assert difference.difference == -3 and difference.action == "buy 3 SHFE.au"
+    assert difference.difference == -3 and difference.action == f"buy 3 {AU}"
     message = eng.alerts()["message"].iloc[-1]
-    assert "SHFE holds short 3, the engine's book flat: -3 lot(s)" in message and "buy 3 SHFE.au" in message
+    assert "SHFE holds short 3, the engine's book flat: -3 lot(s)" in message and f"buy 3 {AU}" in message
 
 
 def test_a_fill_in_flight_while_the_venues_are_asked_is_not_a_difference(eng: cmc.Engine) -> None:
@@ -131,7 +132,7 @@ def test_an_order_working_at_the_venue_that_the_engine_does_not_know_is_critical
     eng.sleep(0.5)
     venue = sim(eng, "COMEX")
     stranger = SubmitOrder(
-        "x9-000001", "COMEX.GC", Side.BUY, 1, resting_price(eng, "COMEX.GC"), TimeInForce.GFD, "US-FUT", 0
+        "x9-000001", GC, Side.BUY, 1, resting_price(eng, "COMEX.GC"), TimeInForce.GFD, "US-FUT", 0
     )
 
     async def sent_by_another_process() -> None:
@@ -146,7 +147,7 @@ def test_an_order_working_at_the_venue_that_the_engine_does_not_know_is_critical
     alert = eng.alerts().iloc[-1]
     assert alert["level"] == "critical" and "which the engine does not know" in alert["message"]
     (row,) = [r for r in eng.journal.rows(kinds=["ReconcileDifference"])]
-    assert row["order_id"] == "x9-000001" and row["venue"] == "COMEX" and row["instrument"] == "COMEX.GC"
+    assert row["order_id"] == "x9-000001" and row["venue"] == "COMEX" and row["instrument"] == GC
 
 
 def test_a_reconnect_triggers_the_book_check_after_the_order_status_reconcile(eng: cmc.Engine) -> None:
@@ -165,7 +166,7 @@ def test_a_reconnect_triggers_the_book_check_after_the_order_status_reconcile(en
     kinds = [r["kind"] for r in eng.journal.rows(kinds=["Reconciled", "BookReconciled"])]
     assert kinds[-2:] == ["Reconciled", "BookReconciled"]  # order status first, then the book
     (row,) = payloads(eng, "ReconcileDifference")
-    assert row["difference"] == -2 and row["action"] == "buy 2 COMEX.GC"
+    assert row["difference"] == -2 and row["action"] == f"buy 2 {GC}"
     assert "critical" in set(eng.alerts()["level"])
     assert resting.state is cmc.OrderState.ACCEPTED  # checked by status and listed as working: no difference
 
@@ -186,7 +187,7 @@ def test_a_reopened_journal_is_checked_against_the_exchange_that_kept_its_trades
         {
             "venue": "COMEX",
             "account": "US-FUT",
-            "instrument_id": "COMEX.GC",
+            "instrument_id": GC,
             "side": "buy",
             "qty": 1,
             "ts_event": 0,
@@ -304,13 +305,13 @@ def test_a_statement_with_a_position_and_cash_mismatch_alerts_each(eng: cmc.Engi
     statement = write(
         tmp_path,
         "account,instrument,long,short,cash,currency\n"
-        "US-FUT,COMEX.GC,1,0,4999000.00,USD\n"
-        "SHFE,SHFE.au,0,3,,\n",  # a venue name stands for its account
+        f"US-FUT,{GC},1,0,4999000.00,USD\n"
+        f"SHFE,{AU},0,3,,\n",  # a venue name stands for its account
     )
     result = eng.load_statement(statement)
     by_item = {d.item: d for d in result.differences}
-    assert by_item["COMEX.GC"].difference == -1 and by_item["COMEX.GC"].action == "buy 1 COMEX.GC"
-    assert by_item["SHFE.au"].difference == -3 and by_item["SHFE.au"].action == "buy 3 SHFE.au"
+    assert by_item[GC].difference == -1 and by_item[GC].action == f"buy 1 {GC}"
+    assert by_item[AU].difference == -3 and by_item[AU].action == f"buy 3 {AU}"
     assert by_item["USD"].difference == Decimal("-995.06")  # the book's cash is net of 2 x 2.47 USD of fees
     levels = dict(zip(eng.alerts()["check"], eng.alerts()["level"], strict=True))
     assert levels == {"position": "critical", "cash": "warning"}
@@ -334,7 +335,7 @@ def test_a_statement_that_agrees_journals_book_reconciled_clean(eng: cmc.Engine,
     statement = write(
         tmp_path,
         "\ufeffCurrency,Cash,Short,Long,Instrument,Account,Desk\n"  # a BOM, any order, an extra column
-        "USD,4999997.53,1,0,COMEX.GC,US-FUT,metals\n",  # less the fill's 2.47 USD fee
+        f"USD,4999997.53,1,0,{GC},US-FUT,metals\n",  # less the fill's 2.47 USD fee
     )
     result = eng.load_statement(statement)
     assert result.clean and len(result.lines) == 2
@@ -344,17 +345,17 @@ def test_a_statement_that_agrees_journals_book_reconciled_clean(eng: cmc.Engine,
 @pytest.mark.parametrize(
     ("rows", "line", "column", "says"),
     [
-        ("CN-FUT,SHFE.au,3,0,,\nCN-FUT,SHFE.au,-3,0,,\n", 3, "long", "not a whole number of lots"),
+        (f"CN-FUT,{AU},3,0,,\nCN-FUT,{AU},-3,0,,\n", 3, "long", "not a whole number of lots"),
         ("CN-FUT,SHFE.xx,1,0,,\n", 2, "instrument", "not a contract the engine trades"),
         ("CN-FUT,au,1,0,,\n", 2, "instrument", "not VENUE.SYMBOL"),
-        ("HK-FUT,SHFE.au,1,0,,\n", 2, "account", "no account or venue 'HK-FUT'"),
-        (",SHFE.au,1,0,,\n", 2, "account", "is blank"),
+        (f"HK-FUT,{AU},1,0,,\n", 2, "account", "no account or venue 'HK-FUT'"),
+        (f",{AU},1,0,,\n", 2, "account", "is blank"),
         ("CN-FUT,,,,1000,USD\n", 2, "currency", "CN-FUT keeps CNY"),
         ("CN-FUT,,,,1000,\n", 2, "currency", "write CN-FUT's currency, CNY"),
         ("CN-FUT,,,,1.000.0,CNY\n", 2, "cash", "not an amount"),
         ("CN-FUT,,,,,\n", 2, "instrument", "both blank"),
         ("CN-FUT,,2,,,\n", 2, "instrument", "blank on a row with lots"),
-        ("CN-FUT,SHFE.au,1,0,,\n\nCN-FUT,SHFE.au,2,0,,\n", 4, "instrument", "again (first on line 2)"),
+        (f"CN-FUT,{AU},1,0,,\n\nCN-FUT,{AU},2,0,,\n", 4, "instrument", "again (first on line 2)"),
     ],
 )
 def test_a_statement_with_a_bad_row_names_the_line_and_column(
