@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from polling import until
 
 import cmc_lab as cmc
 from cmc_lab.bench.fix import served_exchange
+from cmc_lab.core.listing import list_months
 from cmc_lab.core.model import OrderState, Side
 from cmc_lab.core.specs import load_specs
 from cmc_lab.venues.base import VenueCannotReport
@@ -25,7 +27,7 @@ from cmc_lab.venues.fix.codec import FixMessage, encode, parse
 from cmc_lab.venues.fix.queries import VenueQueries
 
 CLIENTS = [f"R{i:02d}" for i in range(12)]
-GC = load_specs().instruments["COMEX.GC"]
+GC = list_months(load_specs(), time.time_ns()).instrument("COMEX.GC")  # the month served on the real clock
 HIGH = GC.round_to_tick(GC.reference_price * (1 + GC.price_band / 2))  # crosses any ask
 _names = itertools.count()
 
@@ -72,7 +74,7 @@ def test_a_position_and_a_working_order_at_the_served_exchange_show_in_reconcile
 
     assert result.unverified == {}, result.unverified
     lines = {(line.check, line.item): line for line in result.lines}
-    position = lines[("position", "COMEX.GC")]
+    position = lines[("position", eng.instrument("COMEX.GC").id)]
     assert (position.account, position.reported, position.engine) == ("US-FUT", 2, 2)
     working = lines[("working order", resting.client_order_id)]
     assert (working.reported, working.engine) == (1, 1)
@@ -90,10 +92,11 @@ def test_a_position_the_engine_does_not_hold_is_alerted_with_the_order_that_flat
 
     assert result.unverified == {}
     (line,) = result.differences
-    assert (line.check, line.item, line.reported, line.engine) == ("position", "COMEX.GC", 3, 0)
+    gc = desk.instrument("COMEX.GC").id
+    assert (line.check, line.item, line.reported, line.engine) == ("position", gc, 3, 0)
     assert "sell 3" in line.action
     alerts = desk.alerts()
-    assert any("COMEX.GC" in message for message in alerts[alerts["source"] == "reconcile"]["message"])
+    assert any(gc in message for message in alerts[alerts["source"] == "reconcile"]["message"])
 
 
 def test_nothing_held_and_nothing_working_is_a_clean_answer_not_an_unverified_one(
