@@ -13,6 +13,7 @@ from polling import until
 import cmc_lab as cmc
 from cmc_lab.bench.fix import served_exchange
 from cmc_lab.core.clock import RealClock
+from cmc_lab.core.listing import list_months
 from cmc_lab.core.model import (
     Event,
     OrderAccepted,
@@ -29,8 +30,8 @@ from cmc_lab.core.model import (
 from cmc_lab.core.specs import load_specs
 from cmc_lab.venues.fix.gateway import fix_venues
 
-SPECS = load_specs()
-GC = SPECS.instruments["COMEX.GC"]
+SPECS = list_months(load_specs(), time.time_ns())  # the months the served exchange lists on its real clock
+GC = SPECS.instrument("COMEX.GC")
 HIGH = GC.round_to_tick(GC.reference_price * (1 + GC.price_band / 2))  # crosses any ask
 LOW = GC.round_to_tick(GC.reference_price * (1 - GC.price_band / 2))  # rests below any bid
 
@@ -72,13 +73,11 @@ def test_an_order_cancel_reject_of_a_replace_comes_back_as_replace_rejected(port
 
     async def run() -> None:
         await venue.connect(events.append)
-        venue.submit(
-            SubmitOrder("rp-1", "COMEX.GC", Side.BUY, 1, LOW, TimeInForce.GFD, "US-FUT", time.time_ns())
-        )
+        venue.submit(SubmitOrder("rp-1", GC.id, Side.BUY, 1, LOW, TimeInForce.GFD, "US-FUT", time.time_ns()))
         while not any(isinstance(e, OrderAccepted) for e in events):
             await asyncio.sleep(0.01)
         beyond = GC.round_to_tick(GC.reference_price * (1 + GC.price_band * 2))  # the venue's band refuses it
-        venue.amend(ReplaceOrder("rp-1", "COMEX.GC", 1, beyond, time.time_ns()))
+        venue.amend(ReplaceOrder("rp-1", GC.id, 1, beyond, time.time_ns()))
         while not any(isinstance(e, OrderCanceled) for e in events):
             await asyncio.sleep(0.01)
         await venue.disconnect()
