@@ -13,7 +13,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing import globalipapp
-from sim_months import AU, GC
+from sim_months import AU, GC, NEXT
 
 import cmc_lab as cmc
 from cmc_lab.core.model import OrderState
@@ -367,6 +367,17 @@ def test_hedge_options_reach_the_ticket(ip: InteractiveShell, capsys: pytest.Cap
     assert (policy.leg_timeout_ms, policy.time_limit_ms, policy.max_attempts) == (900, 9000, 4)
     assert (policy.chase_ticks, policy.allowance_ticks, policy.tif) == (5, 1, "IOC")
     assert "invalid int value" in refused(ip, capsys, "hedge au_gc buy 3 --repeat two")
+
+
+def test_roll_moves_a_position_one_month_on(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    eng = connect(ip, capsys)
+    quote = eng.quote(AU)
+    eng.submit(AU, "buy", 2, price=eng.instrument(AU).round_to_tick(quote.ask + 0.1)).wait(5)
+    ticket, _ = run(ip, capsys, "roll SHFE.au --policy unwind")
+    assert ticket.wait(10).value == "FILLED" and ticket.policy.policy == "unwind"
+    assert ticket.spread.leg_ids == (AU, NEXT["SHFE.au"])
+    assert "nothing to roll" in refused(ip, capsys, f"roll {AU}")
+    assert "invalid int value" in refused(ip, capsys, f"roll {NEXT['SHFE.au']} --qty two")
 
 
 def test_thresholds_add_installs_a_rule_with_its_source(

@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chase-ticks", type=_int, metavar="N", help="how far a chase may move the price")
     p.add_argument("--allowance-ticks", type=_int, metavar="N", help="price allowance past the touch")
     p.add_argument("--tif", choices=["IOC", "GFD"], help="legs' time in force (default IOC)")
+    p = sub.add_parser("roll", help="move a position to a later month as one hedged ticket", add_help=False)
+    p.add_argument("month", help="the month held, e.g. SHFE.au2702 (a product: its main month)")
+    p.add_argument("--to", default=None, help="the month to roll into (default: the next quoted one)")
+    p.add_argument("--qty", type=_int, default=None, help="lots to roll (default: all that is held)")
+    p.add_argument("--policy", choices=["chase", "unwind", "hold"], default="chase", help="if one leg misses")
     sub.add_parser("capital", help="accounts and the unified view with margin utilisation", add_help=False)
     p = sub.add_parser("thresholds", help="the threshold rules and their levels, or add one", add_help=False)
     p.add_argument(
@@ -227,6 +232,9 @@ class CmcMagics(Magics):
         return self._engine().hedge(
             args.spread, args.side, args.qty, when=args.when, policy=args.policy, mode=args.mode, **options
         )
+
+    def _do_roll(self, args: argparse.Namespace) -> Any:
+        return self._engine().roll(args.month, args.to, qty=args.qty, policy=args.policy)
 
     def _do_capital(self, args: argparse.Namespace) -> Any:
         return self._engine().capital()
