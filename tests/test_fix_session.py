@@ -22,6 +22,8 @@ import pytest
 
 from cmc_lab.bench.fix import served_exchange
 from cmc_lab.core.clock import VirtualClock
+from cmc_lab.core.listing import list_months
+from cmc_lab.core.specs import load_specs
 from cmc_lab.venues.fix import codec
 from cmc_lab.venues.fix.codec import FixMessage, Framer, encode
 from cmc_lab.venues.fix.config import FixConfig, FixConfigError
@@ -32,6 +34,8 @@ from cmc_lab.venues.fix.store import SeqStore, SeqStoreError, store_path
 PASSWORD = "s3cret"
 PASSWORD_ENV = "CMC_LAB_FIX_PASSWORD_EXECUTOR"
 CLIENTS = [f"T{i:02d}" for i in range(40)]
+#: the symbol of the gold month the served exchange lists on its real clock (GCG27 ...)
+GC = list_months(load_specs(), time.time_ns()).instrument("COMEX.GC").symbol
 
 
 class RawClient:
@@ -164,7 +168,7 @@ def logged_on(client: RawClient) -> RawClient:
 
 
 def order(cl_ord_id: str, side: str = "1", price: str = "4486.8", tif: str = "3") -> list[tuple[int, object]]:
-    return [(11, cl_ord_id), (1, "US-FUT"), (55, "GC"), (207, "COMEX"), (54, side),
+    return [(11, cl_ord_id), (1, "US-FUT"), (55, GC), (207, "COMEX"), (54, side),
             (60, codec.format_timestamp(time.time_ns())), (38, 1), (40, "2"), (44, price), (59, tif)]  # fmt: skip
 
 
@@ -515,13 +519,13 @@ def test_13_logout_from_the_client_is_answered_with_logout_and_a_disconnect(logg
 @pytest.mark.parametrize(
     ("body", "reason", "tag"),
     [
-        ([(11, "f-1"), (55, "GC"), (207, "COMEX"), (38, 1), (40, "2"), (44, "4100")], "1", "54"),
+        ([(11, "f-1"), (55, GC), (207, "COMEX"), (38, 1), (40, "2"), (44, "4100")], "1", "54"),
         (
-            [(11, "f-2"), (55, "GC"), (207, "COMEX"), (54, "1"), (38, "lots"), (40, "2"), (44, "4100")],
+            [(11, "f-2"), (55, GC), (207, "COMEX"), (54, "1"), (38, "lots"), (40, "2"), (44, "4100")],
             "6",
             "38",
         ),
-        ([(11, "f-3"), (11, "f-3b"), (55, "GC"), (54, "1"), (38, 1), (40, "2"), (44, "4100")], "13", "11"),
+        ([(11, "f-3"), (11, "f-3b"), (55, GC), (54, "1"), (38, 1), (40, "2"), (44, "4100")], "13", "11"),
         ([(11, "f-4"), (55, ""), (54, "1"), (38, 1), (40, "2"), (44, "4100")], "4", "55"),
     ],
     ids=["required-tag-missing", "incorrect-data-format", "tag-repeated", "tag-without-value"],
@@ -538,7 +542,7 @@ def test_14_a_malformed_order_gets_a_session_reject_naming_the_tag(
 
 def test_14_repeating_group_with_a_wrong_count_is_rejected(logged_on: RawClient) -> None:
     logged_on.send(
-        "V", [(262, "md"), (263, "1"), (264, 1), (267, 3), (269, "0"), (269, "1"), (146, 1), (55, "GC")]
+        "V", [(262, "md"), (263, "1"), (264, 1), (267, 3), (269, "0"), (269, "1"), (146, 1), (55, GC)]
     )
     reject = logged_on.expect("3", skip="0")
     assert (reject.get(373), reject.get(371)) == ("16", "267")
@@ -626,7 +630,6 @@ def test_venue_serve_refuses_settings_that_cannot_work(
 def test_paper_venue_opens_every_instrument_all_day_unless_told_to_honour_sessions() -> None:
     from datetime import UTC, datetime
 
-    from cmc_lab.core.specs import load_specs
     from cmc_lab.venues.fix.server import ServeError, paper_specs
 
     saturday = int(datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()) * 1_000_000_000
