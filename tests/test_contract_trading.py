@@ -108,6 +108,8 @@ def test_a_roll_moves_a_hedged_position_one_month_on_with_both_legs_journaled(en
     for ticket in (gold_in, gold_out):
         assert ticket.wait(10) is TicketState.FILLED, ticket.reason
     assert held(eng) == {AU_NEXT: 3, GC_NEXT: -1}
+    book = eng.positions().set_index("instrument")
+    assert book.loc[AU_NEXT, "last_trading_day"] == date(2027, 4, 15)  # what the desk must roll by next
     assert gold_in.spread.name == f"roll_au2702_{AU_NEXT.split('.')[1]}"
     assert gold_in.side is cmc.Side.SELL and gold_out.side is cmc.Side.BUY
     rows = eng.journal.rows(kinds=["OrderInitialized"])

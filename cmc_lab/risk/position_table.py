@@ -4,7 +4,8 @@ One row per account and contract held (or closed with realized P&L): the signed 
 trader says them, the FIFO average price of the open lots, the mark (last mid), unrealized and
 realized P&L in the contract's currency (Decimal) and both in the base currency; on SHFE and INE,
 which keep long and short apart, the lots held long and short, opened today and before (the
-trading day of ``now_ns``), elsewhere None. Flat contracts with nothing realized or held are left
+trading day of ``now_ns``), elsewhere None; a contract month's last trading day, by which it must be
+rolled or closed. Flat contracts with nothing realized or held are left
 out; an empty book keeps the columns.
 """
 
@@ -34,6 +35,7 @@ COLUMNS = [
     "long_yesterday",
     "short_today",
     "short_yesterday",
+    "last_trading_day",
 ]
 
 
@@ -63,6 +65,7 @@ def position_table(capital: Capital, base: str, now_ns: int) -> pd.DataFrame:
                 "long_yesterday": book and book.long.yesterday,
                 "short_today": book and book.short.today,
                 "short_yesterday": book and book.short.yesterday,
+                "last_trading_day": inst.last_trading_day,
             }
         )
     rows.sort(key=lambda r: (r["account"], r["instrument"]))
