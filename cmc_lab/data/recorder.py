@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from cmc_lab.core.instruments import Instrument
 from cmc_lab.core.model import Quote
 from cmc_lab.data.history import QUOTE_VARS, check_quotes, quotes_dataset
 
@@ -32,12 +33,14 @@ class RecorderError(RuntimeError):
 
 
 class QuoteSource(Protocol):
-    """What a recorder attaches to: the engine's quote hook and its instruments."""
+    """What a recorder attaches to: the engine's quote hook, its instruments and their lookup."""
 
     def on_quote(self, callback: Callable[[Quote], None], remove: bool = False) -> None: ...
 
     @property
     def instruments(self) -> pd.DataFrame: ...
+
+    def instrument(self, instrument_id: str) -> Instrument: ...
 
 
 # --------------------------------------------------------------------------- stores
@@ -141,6 +144,15 @@ class _Chunk:
         self.n = 0
 
 
+def _listed(engine: QuoteSource, instrument_id: str, known: list[str]) -> str:  # a product: its main month
+    if instrument_id in known:
+        return instrument_id
+    try:
+        return engine.instrument(instrument_id).id
+    except ValueError:
+        return instrument_id  # unknown: named with the others below
+
+
 class Recorder:
     """Records every quote an engine hears (FX included) into a ``time x instrument`` Dataset.
 
@@ -150,6 +162,7 @@ class Recorder:
     waits for a disk. A row is one moment (the quote's ``ts_init``): quotes seen at the same
     nanosecond share a row, other instruments are NaN there; ``ts_event`` keeps the venue's stamp.
 
+    ``instruments`` records only those (a product id, ``SHFE.au``, records its main month).
     ``mode`` as in :func:`save_quotes`. :meth:`dataset` gives everything so far (flushed chunks,
     chunks in flight and the rows being filled); :meth:`close` detaches, flushes and waits. The
     recorder closes itself when the engine closes.
@@ -162,7 +175,7 @@ class Recorder:
     >>> eng.sleep(2.0)
     >>> ds = rec.close()
     >>> ds.sizes["instrument"], ds.sizes["time"] > 0
-    (9, True)
+    (17, True)
     >>> eng.close()
     """
 
@@ -193,7 +206,7 @@ class Recorder:
                     f"{self.path} exists; pass mode='w' to replace it or mode='a' to append to it"
                 )
         known = list(engine.instruments.index)
-        ids = list(instruments) if instruments is not None else known
+        ids = [_listed(engine, i, known) for i in instruments] if instruments is not None else known
         unknown = [i for i in ids if i not in known]
         if unknown:
             raise ValueError(f"unknown instrument {', '.join(unknown)}; this engine has {', '.join(known)}")
