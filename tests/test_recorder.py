@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import xarray as xr
+from sim_months import AU, GC
 
 import cmc_lab as cmc
 from cmc_lab.data import recorder as recorder_module
@@ -29,7 +30,7 @@ def test_recorder_captures_every_quote_of_every_instrument_fx_included(make_engi
     assert rec.quotes == int(ds.bid.notnull().sum())
     times = ds.time.values.astype(np.int64)
     assert (np.diff(times) > 0).all()
-    for iid in ("SHFE.au", "COMEX.GC", "FX.USDCNH"):
+    for iid in (AU, GC, "FX.USDCNH"):
         column = ds.sel(instrument=iid)
         last = column.isel(time=np.flatnonzero(column.bid.notnull().values)[-1])
         quote = eng.quote(iid)
@@ -120,6 +121,7 @@ def test_recorder_appends_to_a_store_with_mode_a(make_engine: Make, tmp_path: Pa
     second = Recorder(eng, path, instruments=["SHFE.au", "COMEX.GC"], mode="a")
     eng.sleep(5)
     both = second.close()
+    assert list(both.instrument.values) == [AU, GC]  # a product records its main month
     assert both.sizes["time"] == open_quotes(path).sizes["time"] > n
     assert (np.diff(both.time.values.astype(np.int64)) > 0).all()
 
