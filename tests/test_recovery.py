@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sim_months import GC
 
 import cmc_lab as cmc
 from cmc_lab.core.model import (
@@ -122,18 +123,18 @@ def test_recovery_rebuilds_the_killed_sessions_positions_once_across_two_kills(
     make_engine: MakeEngine, journal_path: Path, killed_run: dict[str, str]
 ) -> None:
     second = make_engine(journal=journal_path)
-    assert second.risk.capital.position("US-FUT", "COMEX.GC") == 2
+    assert second.risk.capital.position("US-FUT", GC) == 2
     (recovered,) = payloads(second, "EngineRecovered")
     assert recovered["fills_replayed"] == 1 and recovered["book_from_seq"] == 0
     second.sleep(1.0)
     filled(second, "COMEX.GC", "buy", 1)
     kill(second)
     third = make_engine(journal=journal_path)
-    assert third.risk.capital.position("US-FUT", "COMEX.GC") == 3  # each fill counted once
+    assert third.risk.capital.position("US-FUT", GC) == 3  # each fill counted once
     assert third.risk.activity.messages_last_second(third.now_ns()) == 0  # replays are not traffic
     third.close()
     fourth = make_engine(journal=journal_path)
-    assert fourth.risk.capital.position("US-FUT", "COMEX.GC") == 3  # a clean stop keeps the book too
+    assert fourth.risk.capital.position("US-FUT", GC) == 3  # a clean stop keeps the book too
 
 
 def test_a_venue_report_for_an_order_the_journal_never_saw_raises_a_critical_alert(
