@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sim_months import AU, GC
 
 import cmc_lab as cmc
 from cmc_lab.execution.hedge import HedgeTicket, TicketState
@@ -37,7 +38,7 @@ def legged(eng: cmc.Engine) -> HedgeTicket:
     eng.venues["COMEX"].inject("reject", times=1)
     t = eng.hedge("au_gc", "buy", 3, policy="hold", max_legged_ms=1000)
     eng.sleep(0.5)
-    assert t.state is TS.LEGGED and t.imbalance_lots()["SHFE.au"] == 3
+    assert t.state is TS.LEGGED and t.imbalance_lots()[AU] == 3
     return t
 
 
@@ -54,8 +55,8 @@ def test_legged_ticket_unwinds_after_the_kill_switch(eng: cmc.Engine) -> None:
     t = legged(eng)
     eng.kill("desk risk check")
     assert t.wait(timeout=30) is TS.UNWOUND, t.reason
-    assert eng.risk.capital.position("CN-FUT", "SHFE.au") == 0
-    assert "trading_state: exempt (reduces long 3 SHFE.au in CN-FUT)" in checks_of(eng, unwind_order(t))
+    assert eng.risk.capital.position("CN-FUT", AU) == 0
+    assert f"trading_state: exempt (reduces long 3 {AU} in CN-FUT)" in checks_of(eng, unwind_order(t))
     assert eng.trading_state is cmc.TradingState.HALTED  # the kill still stands
 
 
@@ -68,8 +69,8 @@ def test_legged_ticket_unwinds_after_its_leg_reached_the_cancel_cap(eng: cmc.Eng
     eng.sleep(0.2)
     assert eng.risk.activity.cancels_today(eng.instrument("SHFE.au"), eng.now_ns()) == 2
     assert t.wait(timeout=30) is TS.UNWOUND, t.reason
-    assert "cancel_count: exempt (reduces long 3 SHFE.au in CN-FUT)" in checks_of(eng, unwind_order(t))
-    assert eng.risk.capital.position("CN-FUT", "SHFE.au") == 0
+    assert f"cancel_count: exempt (reduces long 3 {AU} in CN-FUT)" in checks_of(eng, unwind_order(t))
+    assert eng.risk.capital.position("CN-FUT", AU) == 0
 
 
 # ---------------------------------------------------------------------------- one test per control
@@ -87,8 +88,8 @@ def test_closing_order_passes_the_kill_switch_and_an_opening_one_does_not(eng: c
     assert flipping.state is cmc.OrderState.DENIED
     closing = take(eng, "COMEX.GC", "sell", 2)
     assert closing.wait(5) is cmc.OrderState.FILLED
-    assert checks_of(eng, closing)[0] == "trading_state: exempt (reduces long 2 COMEX.GC in US-FUT)"
-    assert eng.risk.capital.position("US-FUT", "COMEX.GC") == 0
+    assert checks_of(eng, closing)[0] == f"trading_state: exempt (reduces long 2 {GC} in US-FUT)"
+    assert eng.risk.capital.position("US-FUT", GC) == 0
 
 
 def test_closing_order_at_a_nonsense_price_is_still_refused_under_the_kill_switch(eng: cmc.Engine) -> None:
@@ -107,7 +108,7 @@ def test_closing_order_passes_reducing_with_its_exemption(eng: cmc.Engine) -> No
     assert eng.trading_state is cmc.TradingState.REDUCING
     closing = take(eng, "COMEX.GC", "sell", 1)
     assert closing.wait(5) is cmc.OrderState.FILLED
-    assert checks_of(eng, closing)[0] == "trading_state: exempt (reduces long 2 COMEX.GC in US-FUT)"
+    assert checks_of(eng, closing)[0] == f"trading_state: exempt (reduces long 2 {GC} in US-FUT)"
 
 
 def test_closing_order_passes_the_cancel_cap(eng: cmc.Engine) -> None:
@@ -118,10 +119,10 @@ def test_closing_order_passes_the_cancel_cap(eng: cmc.Engine) -> None:
     for i in range(2):
         eng.submit("COMEX.GC", "buy", 1, price=bid - 30 - i).cancel()
     eng.sleep(0.5)
-    assert take(eng, "COMEX.GC", "buy", 1).reason.startswith("cancel_count: 2 cancels on COMEX.GC")
+    assert take(eng, "COMEX.GC", "buy", 1).reason.startswith(f"cancel_count: 2 cancels on {GC}")
     closing = take(eng, "COMEX.GC", "sell", 1)
     assert closing.wait(5) is cmc.OrderState.FILLED
-    assert "cancel_count: exempt (reduces long 1 COMEX.GC in US-FUT)" in checks_of(eng, closing)
+    assert f"cancel_count: exempt (reduces long 1 {GC} in US-FUT)" in checks_of(eng, closing)
 
 
 def test_closing_order_passes_the_message_rate_limit(eng: cmc.Engine) -> None:
@@ -133,7 +134,7 @@ def test_closing_order_passes_the_message_rate_limit(eng: cmc.Engine) -> None:
     assert eng.submit("COMEX.GC", "buy", 1, price=bid - 31).reason.startswith("message_rate:")
     closing = take(eng, "COMEX.GC", "sell", 1)
     assert closing.state is not cmc.OrderState.DENIED, closing.reason
-    assert "message_rate: exempt (reduces long 1 COMEX.GC in US-FUT)" in checks_of(eng, closing)
+    assert f"message_rate: exempt (reduces long 1 {GC} in US-FUT)" in checks_of(eng, closing)
 
 
 def test_closing_order_passes_a_position_limit_set_below_the_position(eng: cmc.Engine) -> None:
@@ -155,7 +156,7 @@ def test_closing_order_passes_the_margin_check_of_an_account_in_deficit(
     assert take(eng, "COMEX.GC", "buy", 1).reason.startswith("margin:")
     closing = take(eng, "COMEX.GC", "sell", 1)
     assert closing.wait(5) is cmc.OrderState.FILLED
-    assert "margin: exempt (reduces long 2 COMEX.GC in US-FUT)" in checks_of(eng, closing)
+    assert f"margin: exempt (reduces long 2 {GC} in US-FUT)" in checks_of(eng, closing)
 
 
 def test_closing_order_passes_the_working_order_cap(eng: cmc.Engine) -> None:
@@ -165,7 +166,7 @@ def test_closing_order_passes_the_working_order_cap(eng: cmc.Engine) -> None:
     assert eng.submit("COMEX.GC", "buy", 1, price=bid - 30).state is cmc.OrderState.SUBMITTED
     closing = take(eng, "COMEX.GC", "sell", 1)
     assert closing.wait(5) is cmc.OrderState.FILLED
-    assert "working_orders: exempt (reduces long 1 COMEX.GC in US-FUT)" in checks_of(eng, closing)
+    assert f"working_orders: exempt (reduces long 1 {GC} in US-FUT)" in checks_of(eng, closing)
 
 
 def test_closing_order_above_the_notional_and_size_caps_passes(eng: cmc.Engine) -> None:
@@ -175,8 +176,8 @@ def test_closing_order_above_the_notional_and_size_caps_passes(eng: cmc.Engine) 
     closing = take(eng, "COMEX.GC", "sell", 4)
     assert closing.wait(5) is cmc.OrderState.FILLED
     checks = checks_of(eng, closing)
-    assert "order_qty: exempt (reduces long 4 COMEX.GC in US-FUT)" in checks
-    assert "notional: exempt (reduces long 4 COMEX.GC in US-FUT)" in checks
+    assert f"order_qty: exempt (reduces long 4 {GC} in US-FUT)" in checks
+    assert f"notional: exempt (reduces long 4 {GC} in US-FUT)" in checks
 
 
 def test_working_orders_on_the_closing_side_count_against_the_exemption(eng: cmc.Engine) -> None:
@@ -190,5 +191,5 @@ def test_working_orders_on_the_closing_side_count_against_the_exemption(eng: cmc
     closing = take(eng, "COMEX.GC", "sell", 1)
     assert closing.state is not cmc.OrderState.DENIED, closing.reason
     assert checks_of(eng, closing)[0] == (
-        "trading_state: exempt (reduces long 2 COMEX.GC in US-FUT with 1 more working)"
+        f"trading_state: exempt (reduces long 2 {GC} in US-FUT with 1 more working)"
     )
