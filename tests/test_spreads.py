@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sim_months import AG, AU, CL, CU, GC, SC, SI
 
 import cmc_lab as cmc
 from cmc_lab.core.model import Quote
@@ -41,7 +43,7 @@ def test_gold_spread_converts_usd_per_ounce_to_cny_per_gram(eng: cmc.Engine) -> 
 
 def test_gold_trades_three_au_lots_per_gc_lot_and_sizes_are_whole_spread_units(eng: cmc.Engine) -> None:
     sp = eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
-    assert sp.lots == {"SHFE.au": 3, "COMEX.GC": 1}
+    assert sp.lots == {AU: 3, GC: 1}
     au, gc = books(eng, "SHFE.au", "COMEX.GC")
     q = sp.quote()
     assert q.ask_size == min(au.ask_size // 3, gc.bid_size)
@@ -51,7 +53,7 @@ def test_gold_trades_three_au_lots_per_gc_lot_and_sizes_are_whole_spread_units(e
 
 def test_lots_can_be_set_by_hand(eng: cmc.Engine) -> None:
     sp = eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1}, lots={"SHFE.au": 28, "COMEX.GC": 9})
-    assert sp.lots == {"SHFE.au": 28, "COMEX.GC": 9}
+    assert sp.lots == {AU: 28, GC: 9}
     with pytest.raises(ValueError, match="lots must give a whole number"):
         eng.spread("bad", legs={"SHFE.au": 1, "COMEX.GC": -1}, lots={"SHFE.au": 3})
 
@@ -64,7 +66,7 @@ def test_silver_spread_in_cny_per_kg_lands_comex_silver_with_vat(eng: cmc.Engine
     assert q.mid == pytest.approx(
         ag.mid - si.mid * fx.mid * 1000 / OZ * 1.13, rel=1e-9
     )  # terms.toml: 13 % VAT
-    ratio = sp.lots["SHFE.ag"] * 15 / (sp.lots["COMEX.SI"] * 5000 * OZ / 1000)
+    ratio = sp.lots[AG] * 15 / (sp.lots[SI] * 5000 * OZ / 1000)
     assert abs(ratio - 1) <= 0.04  # equal kilograms on both sides, within the ratio tolerance
 
 
@@ -75,7 +77,7 @@ def test_copper_import_parity_adds_vat_and_the_bonded_premium(eng: cmc.Engine) -
     q = sp.quote()
     assert q.unit == "CNY/t"
     assert q.mid == pytest.approx(cu.mid - (lme.mid + 80.0) * fx.mid * 1.13, rel=1e-9)
-    assert sp.lots == {"SHFE.cu": 5, "LME.CA": 1}  # 25 t of LME against 5 lots of 5 t
+    assert sp.lots == {CU: 5, "LME.CA": 1}  # 25 t of LME against 5 lots of 5 t
 
 
 def test_copper_parity_terms_are_named_and_editable(eng: cmc.Engine) -> None:
@@ -91,7 +93,7 @@ def test_copper_parity_terms_are_named_and_editable(eng: cmc.Engine) -> None:
 def test_crude_sc_against_cl_in_cny_per_barrel(eng: cmc.Engine) -> None:
     sp = eng.spread("sc_cl", legs={"INE.sc": 1, "NYMEX.CL": -1})
     sc, cl, fx = books(eng, "INE.sc", "NYMEX.CL", "FX.USDCNH")
-    assert sp.lots == {"INE.sc": 1, "NYMEX.CL": 1}
+    assert sp.lots == {SC: 1, CL: 1}
     assert sp.quote().mid == pytest.approx(sc.mid - cl.mid * fx.mid, rel=1e-9)
 
 
@@ -136,8 +138,8 @@ def test_a_stale_leg_is_not_quotable_and_says_which_and_why(eng: cmc.Engine) -> 
     eng.sleep(4)
     with pytest.raises(SpreadNotQuotable) as info:
         sp.quote()
-    assert info.value.leg == "COMEX.GC" and info.value.why.startswith("quote is stale")
-    assert "spread 'au_gc' is not quotable: leg COMEX.GC: quote is stale" in str(info.value)
+    assert info.value.leg == GC and info.value.why.startswith("quote is stale")
+    assert f"spread 'au_gc' is not quotable: leg {GC}: quote is stale" in str(info.value)
     assert "quote is stale" in sp._repr_html_()
 
 
@@ -153,7 +155,7 @@ def test_stale_fx_is_not_quotable(eng: cmc.Engine) -> None:
 def test_a_disconnected_venue_is_not_quotable(eng: cmc.Engine) -> None:
     sp = eng.spread("au_gc", legs={"SHFE.au": 1, "COMEX.GC": -1})
     eng.disconnect("COMEX")
-    with pytest.raises(SpreadNotQuotable, match=r"leg COMEX\.GC: venue COMEX is not connected"):
+    with pytest.raises(SpreadNotQuotable, match=rf"leg {re.escape(GC)}: venue COMEX is not connected"):
         sp.quote()
     eng.reconnect("COMEX")
     assert sp.quote().bid > 0
@@ -165,7 +167,7 @@ def test_a_closed_session_is_not_quotable(make_engine: Callable[..., cmc.Engine]
     eng.sleep(5 * 3600.0)  # 03:00 in Shanghai: SHFE's night session closed at 02:30
     with pytest.raises(SpreadNotQuotable) as info:
         sp.quote()
-    assert info.value.leg == "SHFE.au" and info.value.why.startswith("session closed (day-1")
+    assert info.value.leg == AU and info.value.why.startswith("session closed (day-1")
 
 
 # --------------------------------------------------------------------------- live recomputation
@@ -189,4 +191,4 @@ def test_redefining_a_spread_replaces_it_everywhere(eng: cmc.Engine) -> None:
     eng.desk.on_spread("x", seen.append)
     eng.sleep(3)
     assert seen and {s.unit for s in seen} == {"CNY/kg"}
-    assert "x" in eng.spreads and eng.spreads["x"].leg_ids == ("SHFE.ag", "COMEX.SI")
+    assert "x" in eng.spreads and eng.spreads["x"].leg_ids == (AG, SI)
