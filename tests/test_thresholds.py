@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sim_months import GC
 
 import cmc_lab as cmc
 from cmc_lab.bench.risk import pretrade_cost, threshold_action_latency
@@ -213,7 +214,7 @@ def test_cancel_action_cancels_the_working_orders_in_scope(eng: cmc.Engine) -> N
     assert [o.state for o in gc] == [cmc.OrderState.CANCELED] * 3
     assert au.state is cmc.OrderState.ACCEPTED
     detail = eng.thresholds.actions().query("action == 'cancel'")["detail"].iloc[0]
-    assert detail == "cancel sent for 3 working order(s) of COMEX.GC"
+    assert detail == f"cancel sent for 3 working order(s) of {GC}"
 
 
 def test_halt_action_kills_and_clearing_never_rearms(small: cmc.Engine) -> None:
@@ -272,8 +273,8 @@ def test_reduce_action_on_a_position_sends_an_ioc_back_to_the_warn_level(eng: cm
     assert eng.submit("COMEX.GC", "buy", 5, price="4177.4").wait(5) is cmc.OrderState.FILLED
     eng.thresholds.add("position", warn=2, act=4, action="reduce", scope="COMEX.GC")
     eng.sleep(1.0)
-    assert eng.risk.capital.net_position("COMEX.GC") == 2
-    assert crossings(eng)[-1] == ("COMEX.GC", "act", "cleared")
+    assert eng.risk.capital.net_position(GC) == 2
+    assert crossings(eng)[-1] == (GC, "act", "cleared")
 
 
 def test_stale_quotes_and_fx_cross_when_a_feed_stops(eng: cmc.Engine) -> None:
@@ -284,8 +285,8 @@ def test_stale_quotes_and_fx_cross_when_a_feed_stops(eng: cmc.Engine) -> None:
     eng.venues["FX"].inject("stale", duration=10.0)
     eng.disconnect("COMEX")
     eng.sleep(3.0)
-    assert sorted(crossings(eng)) == [("COMEX.GC", "act", "crossed"), ("engine", "act", "crossed")]
-    assert "quote_staleness of COMEX.GC is ∞" in " ".join(eng.alerts()["message"])
+    assert sorted(crossings(eng)) == [(GC, "act", "crossed"), ("engine", "act", "crossed")]
+    assert f"quote_staleness of {GC} is ∞" in " ".join(eng.alerts()["message"])
     journaled = payloads(eng, "Alert")
     assert len(journaled) == 2 and "inf" in {a["value"] for a in journaled}
     assert not [e for e in eng.errors if "threshold" in e]
@@ -311,7 +312,7 @@ def test_slippage_against_the_touch_is_measured_in_ticks(eng: cmc.Engine) -> Non
     order = eng.submit("COMEX.GC", "buy", big, price=Decimal(str(quote.ask)) + 10, tif="IOC")
     assert order.wait(5) is cmc.OrderState.FILLED
     eng.sleep(0.2)
-    assert crossings(eng) == [("COMEX.GC", "warn", "crossed")]
+    assert crossings(eng) == [(GC, "warn", "crossed")]
     worst = max(f.last_px for f in order.fills)
     value = eng.thresholds.state()["value"].iloc[0]
     assert value == pytest.approx(float((worst - Decimal(str(quote.ask))) / Decimal("0.1")))
