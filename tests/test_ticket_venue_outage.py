@@ -12,13 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sim_months import AU
 
 import cmc_lab as cmc
 from cmc_lab.core.model import OrderState
 from cmc_lab.execution.hedge import HedgeTicket, TicketState
 
 TS = TicketState
-FLATTEN_AU = "long 3 SHFE.au; sell 3 to flatten"
+FLATTEN_AU = f"long 3 {AU}; sell 3 to flatten"
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def test_venue_drop_with_hedge_order_in_flight_unwinds_the_filled_leg_within_the
     au_fill = t.legs[0].orders[0].fills[0]
     eng.sleep(t.policy.max_legged_ms / 1000 + 0.5)
     assert not eng.venues["COMEX"].connected and not gc_order.done  # its fate still unknown
-    assert eng.risk.capital.net_position("SHFE.au") == 0, "the filled au is unwound while COMEX is down"
+    assert eng.risk.capital.net_position(AU) == 0, "the filled au is unwound while COMEX is down"
     unwind = next(r for r in rows_of(eng, t, "HedgeOrderSent") if r["payload"]["purpose"] == "unwind")
     assert unwind["ts_init"] - au_fill.ts_init <= t.policy.max_legged_ms * 1e6 + 1e6
     assert t.state is TS.UNWINDING and not t.done  # the GC order may still have filled
@@ -103,7 +104,7 @@ def test_reconnect_that_cancels_the_missing_leg_resumes_the_ticket_with_a_new_al
     assert t.wait(timeout=60) is ends
     if ends is TS.BROKEN:
         assert any("BROKEN" in a and FLATTEN_AU in a for a in ticket_alerts(eng, t)[before:])
-        assert eng.risk.capital.net_position("SHFE.au") == 3
+        assert eng.risk.capital.net_position(AU) == 3
     else:
         assert t.is_balanced and all(o.done for o in t.orders)
 
