@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from sim_months import AU, GC
 
 import cmc_lab as cmc
 from cmc_lab.execution.hedge import HedgeTicket, TicketState
@@ -40,7 +41,7 @@ def test_unwound_ticket_report_shows_unwind_orders_and_their_cost(eng: cmc.Engin
     first, rejected, unwind = report["orders"]
     assert first == {
         "client_order_id": au_buy.client_order_id,
-        "leg": "SHFE.au",
+        "leg": AU,
         "purpose": "leg",
         "side": "buy",
         "qty": 3,
@@ -58,7 +59,7 @@ def test_unwound_ticket_report_shows_unwind_orders_and_their_cost(eng: cmc.Engin
     bought, sold = avg(au_buy.fills), avg(au_sell.fills)
     cost = (bought - sold) * 3 * 1000
     assert report["unwind"] == {
-        "SHFE.au": {
+        AU: {
             "orders": [au_sell.client_order_id],
             "side": "sell",
             "qty": 3,
@@ -74,7 +75,7 @@ def test_unwound_ticket_report_shows_unwind_orders_and_their_cost(eng: cmc.Engin
     assert report["realised_pnl"] == {"CNY": -cost}
     # the book's fees (fees.toml): SHFE au 10 CNY a lot to open, close today free; the rejected GC order paid none
     assert report["fees"] == {
-        "SHFE.au": {
+        AU: {
             "amount": Decimal("30.00"),
             "currency": "CNY",
             "fills": len(au_buy.fills) + len(au_sell.fills),
@@ -84,7 +85,7 @@ def test_unwound_ticket_report_shows_unwind_orders_and_their_cost(eng: cmc.Engin
     assert report["realised_pnl_net_cny"] == -cost - Decimal("30.00")
     journaled = final_report(eng, t)
     assert Decimal(journaled["unwind_cost_cny"]) == cost
-    assert Decimal(journaled["unwind"]["SHFE.au"]["avg_px"]) == sold
+    assert Decimal(journaled["unwind"][AU]["avg_px"]) == sold
     assert Decimal(journaled["fees_cny"]) == Decimal("30.00")
     assert Decimal(journaled["realised_pnl_net_cny"]) == -cost - Decimal("30.00")
     assert [o["client_order_id"] for o in journaled["orders"]] == [
@@ -100,7 +101,7 @@ def test_unwind_of_a_dollar_leg_costs_in_dollars_and_in_cny_at_the_decision_rate
     gc_sell, gc_buy = t.legs[1].orders
     cost = (avg(gc_buy.fills) - avg(gc_sell.fills)) * 100
     fx = Decimal(str(report["fx_usdcnh"]))
-    figures = report["unwind"]["COMEX.GC"]
+    figures = report["unwind"][GC]
     assert figures["currency"] == "USD" and figures["side"] == "buy" and figures["cost"] == cost
     assert figures["cost_cny"] == cost * fx
     assert report["unwind_cost_cny"] == cost * fx
@@ -112,8 +113,8 @@ def test_filled_ticket_report_lists_both_legs_and_no_unwind(eng: cmc.Engine) -> 
     assert t.wait(timeout=30) is TS.FILLED
     report = t.report()
     assert [(o["leg"], o["purpose"], o["state"]) for o in report["orders"]] == [
-        ("SHFE.au", "leg", "FILLED"),
-        ("COMEX.GC", "leg", "FILLED"),
+        (AU, "leg", "FILLED"),
+        (GC, "leg", "FILLED"),
     ]
     assert report["unwind"] == {} and report["unwind_cost_cny"] == Decimal(0)
     assert report["realised_pnl_cny"] == Decimal(0)
@@ -129,8 +130,8 @@ def test_filled_ticket_report_charges_each_legs_fees_and_nets_them_from_the_pnl(
         for o in t.orders
         for b in eng.risk.capital.bookings_of(o.client_order_id)
     }
-    assert report["fees"]["SHFE.au"]["amount"] == Decimal("30.00")  # open 3 x 10 CNY/lot
-    assert report["fees"]["COMEX.GC"] == {
+    assert report["fees"][AU]["amount"] == Decimal("30.00")  # open 3 x 10 CNY/lot
+    assert report["fees"][GC] == {
         "amount": booked["USD"],
         "currency": "USD",
         "fills": len(t.legs[1].orders[0].fills),
