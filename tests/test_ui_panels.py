@@ -16,6 +16,7 @@ import pytest
 from bokeh.document.events import ColumnsStreamedEvent, DocumentChangedEvent
 from bokeh.models import Span
 from jupyter_bokeh.widgets import BokehModel
+from sim_months import AU
 
 import cmc_lab as cmc
 from cmc_lab.bench.ui import widget_stream_rate
@@ -508,7 +509,7 @@ def test_spread_monitor_coalesces_a_quote_storm_into_one_patch_per_refresh(virt:
     received: list[SpreadSnapshot] = []
     virt.desk.on_spread("au_gc", received.append)
 
-    push_quotes(virt, "SHFE.au", 1000)
+    push_quotes(virt, AU, 1000)  # quotes name the month, as the venue's do
     clock.now += 0.1
     pump.run_due()
 
