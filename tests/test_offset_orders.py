@@ -185,6 +185,7 @@ def test_the_embedded_exchange_books_long_and_short_apart_by_the_offset(eng: cmc
 
 
 def test_a_reconcile_says_when_the_venue_holds_the_same_net_apart_otherwise(eng: cmc.Engine) -> None:
+    eng.sleep(0.5)  # the start-up reconcile is done before the venue's book is changed behind the engine
     take(eng, "SHFE.au", "buy", 2)
     au = eng.instrument("SHFE.au")
     venue_book = eng.venues["SHFE"]._matcher.positions  # type: ignore[attr-defined]
