@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from sim_months import AU
 
 import cmc_lab as cmc
 from cmc_lab.ui.blotter import FILL_HEADERS, POSITION_HEADERS, TICKET_HEADERS
@@ -30,7 +31,7 @@ def test_the_snapshot_holds_the_blotters_four_tables_as_text(eng: cmc.Engine) ->
     assert list(tables["fills"].columns) == [label for _, label in FILL_HEADERS]
     assert list(tables["tickets"].columns) == [label for _, label in TICKET_HEADERS]
     assert list(tables["orders"].index) == [resting.client_order_id]
-    assert tables["positions"].loc["CN-FUT SHFE.au", "position"] == "long 1"
+    assert tables["positions"].loc[f"CN-FUT {AU}", "position"] == "long 1"
     assert tables["tickets"].empty
     assert all(isinstance(v, str) for frame in tables.values() for v in frame.to_numpy().ravel())
 
