@@ -190,8 +190,9 @@ def execution_report(
         (ORD_TYPE, "2"),
         (PRICE, price_text(order.price)),
         (TIME_IN_FORCE, TIF_TO_FIX[order.tif]),
-        (CURRENCY, order.currency),
     ]
+    if order.currency:  # unknown for an order refused before its instrument was found: no empty tag
+        fields.append((CURRENCY, order.currency))
     if last_px is not None and last_qty is not None:
         fields += [(LAST_QTY, last_qty), (LAST_PX, price_text(last_px))]
         if liquidity:
