@@ -540,6 +540,18 @@ def test_14_a_malformed_order_gets_a_session_reject_naming_the_tag(
     assert logged_on.expect("0").get(112) == "still-here"
 
 
+def test_14_an_order_for_a_symbol_not_listed_is_rejected_with_no_tag_left_empty(logged_on: RawClient) -> None:
+    body = [(field, value) for field, value in order("nolist-1") if field != 55] + [(55, "GC")]  # the product
+    logged_on.send("D", body)
+    report = logged_on.expect("8")
+    assert (report.get(150), report.get(39)) == ("8", "8") and "unknown instrument GC" in (
+        report.get(58) or ""
+    )
+    assert [tag for tag, value in report.fields if value == ""] == []  # no Currency (15) it never had
+    logged_on.test_request("still-here")
+    assert logged_on.expect("0").get(112) == "still-here"
+
+
 def test_14_repeating_group_with_a_wrong_count_is_rejected(logged_on: RawClient) -> None:
     logged_on.send(
         "V", [(262, "md"), (263, "1"), (264, 1), (267, 3), (269, "0"), (269, "1"), (146, 1), (55, GC)]
