@@ -6,7 +6,7 @@ Run it with a Python that has ``quickfix`` installed (``scripts/quickfix/setup.s
     /tmp/qf/bin/python scripts/quickfix/interop.py --cmc-python .venv/bin/python
 
 QuickFIX validates every message it receives against its FIX 4.4 data dictionary. Steps, each
-checked: log on; buy 2 COMEX.GC with a crossing IOC (filled); rest a sell and replace it
+checked: log on; buy 2 of COMEX.GC's main month with a crossing IOC (filled); rest a sell and replace it
 (35=G, one tick lower); log out; reconnect with
 a gap both ways (our next MsgSeqNum 5 too high, the acceptor's 3 too low, so each side sends a
 ResendRequest and is answered by resend or gap fill); reset the sequence numbers in session (a
@@ -102,10 +102,10 @@ def message(msg_type: str, *fields: tuple[int, object]) -> fix.Message:
     return msg
 
 
-def order(cl_ord_id: str, side: str, qty: int, price: str, tif: str) -> fix.Message:
+def order(cl_ord_id: str, symbol: str, side: str, qty: int, price: str, tif: str) -> fix.Message:
     stamp = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime())
     return message(
-        "D", (11, cl_ord_id), (1, ACCOUNT), (55, "GC"), (207, "COMEX"), (54, side), (60, stamp),
+        "D", (11, cl_ord_id), (1, ACCOUNT), (55, symbol), (207, "COMEX"), (54, side), (60, stamp),
         (38, qty), (40, "2"), (44, price), (59, tif),
     )  # fmt: skip
 
@@ -122,12 +122,16 @@ def serve(cmc_python: str) -> tuple[subprocess.Popen[str], int]:
     return proc, int(found.group(1))
 
 
-def crossing_price(cmc_python: str) -> str:
+def gold_month(cmc_python: str) -> tuple[str, str]:
+    """The symbol of the gold month the served exchange lists now (GCG27 ...) and a price crossing any ask."""
     code = (
-        "from cmc_lab.core.specs import load_specs; gc = load_specs().instruments['COMEX.GC']; "
-        "print(gc.round_to_tick(gc.reference_price * (1 + gc.price_band / 2)))"
+        "import time; from cmc_lab.core.listing import list_months; from cmc_lab.core.specs import load_specs; "
+        "gc = list_months(load_specs(), time.time_ns()).instrument('COMEX.GC'); "
+        "print(gc.symbol, gc.round_to_tick(gc.reference_price * (1 + gc.price_band / 2)))"
     )
-    return subprocess.run([cmc_python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    run = subprocess.run([cmc_python, "-c", code], capture_output=True, text=True, check=True)
+    symbol, price = run.stdout.split()
+    return symbol, price
 
 
 def settings(work: Path, port: int) -> fix.SessionSettings:
@@ -161,7 +165,7 @@ SocketConnectPort={port}
 
 def run(cmc_python: str) -> list[str]:
     passed: list[str] = []
-    price = crossing_price(cmc_python)
+    symbol, price = gold_month(cmc_python)
     proc, port = serve(cmc_python)
     with tempfile.TemporaryDirectory(prefix="cmc-quickfix-") as tmp:
         work = Path(tmp)
@@ -173,9 +177,9 @@ def run(cmc_python: str) -> list[str]:
             until(lambda: app.logged_on, "the Logon")
             passed.append("logon")
 
-            app.send(order("qf-buy-1", "1", 2, price, "3"))
+            app.send(order("qf-buy-1", symbol, "1", 2, price, "3"))
             until(lambda: app.find("8", lambda m: m.get(11) == "qf-buy-1" and m.get(39) == "2"), "the fill")
-            app.send(order("qf-rest-1", "2", 1, price, "0"))
+            app.send(order("qf-rest-1", symbol, "2", 1, price, "0"))
             until(
                 lambda: app.find("8", lambda m: m.get(11) == "qf-rest-1" and m.get(150) == "0"),
                 "the rest ack",
@@ -187,7 +191,7 @@ def run(cmc_python: str) -> list[str]:
                     (41, "qf-rest-1"),
                     (11, "qf-rest-1.R1"),
                     (1, ACCOUNT),
-                    (55, "GC"),
+                    (55, symbol),
                     (207, "COMEX"),
                     (54, "2"),
                     (60, time.strftime("%Y%m%d-%H:%M:%S", time.gmtime())),
@@ -248,9 +252,11 @@ def run(cmc_python: str) -> list[str]:
             until(lambda: app.find("AP", lambda m: m.get(710) == "qf-pos-1"), "the PositionReport")
             (ack,) = app.find("AO", lambda m: m.get(710) == "qf-pos-1")
             (held,) = app.find("AP", lambda m: m.get(710) == "qf-pos-1")
-            if (ack.get(727), held.get(55), held.get(704), held.get(705)) != ("1", "GC", "2", "0"):
+            if (ack.get(727), held.get(55), held.get(704), held.get(705)) != ("1", symbol, "2", "0"):
                 raise AssertionError(f"positions answered {ack} then {held}")
-            passed.append("reconcile: mass status lists the replaced resting order, positions say long 2 GC")
+            passed.append(
+                f"reconcile: mass status lists the replaced resting order, positions say long 2 {symbol}"
+            )
 
             rejects = app.find("3") + app.find("j")
             if rejects:
