@@ -32,12 +32,13 @@ SPREADS: tuple[tuple[str, dict[str, float], str, str], ...] = (
 
 
 def quote_stream(eng: Any, n: int, seed: int = 11) -> list[Quote]:
-    """``n`` quotes round-robin over every leg of :data:`SPREADS` and FX, prices walking a tick at a time.
+    """``n`` quotes round-robin over every leg of :data:`SPREADS` (the months the products stand for)
+    and FX, prices walking a tick at a time.
 
     Stamped with the engine's (virtual, standing) clock, so none is ever stale.
     """
     rng = random.Random(seed)
-    ids = sorted({iid for _, legs, _, _ in SPREADS for iid in legs} | {USDCNH_ID})
+    ids = sorted({eng.instrument(iid).id for _, legs, _, _ in SPREADS for iid in legs} | {USDCNH_ID})
     now = eng.clock.now_ns()
     books = {}
     for iid in ids:
@@ -77,7 +78,7 @@ def quote_rate(n: int = 200_000, repeats: int = 5, workdir: Path | None = None) 
                 if with_spreads:
                     for name, legs, kind, when in SPREADS:
                         sp = eng.spread(name, legs=legs, kind=kind)
-                        eng.hedge(name, "buy", sp.lots[next(iter(legs))], when=when)
+                        eng.hedge(name, "buy", sp.lots[sp.leg_ids[0]], when=when)
                 quotes = quote_stream(eng, n)
 
                 async def absorb(

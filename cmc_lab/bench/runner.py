@@ -252,7 +252,7 @@ def memory_day(hours: float = 4.0, samples: int = 16, workdir: Path | None = Non
         try:
             for name, legs, kind, when in SPREADS:
                 sp = eng.spread(name, legs=legs, kind=kind)
-                eng.hedge(name, "buy", sp.lots[next(iter(legs))], when=when)
+                eng.hedge(name, "buy", sp.lots[sp.leg_ids[0]], when=when)
             quotes = [0]
             eng.on_quote(lambda _q: quotes.__setitem__(0, quotes[0] + 1))
             step = hours * 3600 / samples
