@@ -73,6 +73,14 @@ def test_ine_crude_expires_on_the_last_trading_day_of_the_prior_month() -> None:
     assert last_day("INE.sc", M(2026, 1)) == date(2025, 12, 31)
 
 
+def test_the_first_and_last_months_an_id_can_name_have_a_last_trading_day() -> None:
+    """COMEX.GCZ99 ended in 'contract month 2100-1 is not a month of 2000-2099' (an order for it too):
+    the rule's month arithmetic left the range the two-digit year can name."""
+    assert last_day("COMEX.GC", M(2099, 12)) == date(2099, 12, 29)
+    assert last_day("NYMEX.CL", M(2000, 1)) == date(1999, 12, 21)
+    assert last_day("INE.sc", M(2000, 1)) == date(1999, 12, 31)
+
+
 def test_listed_months_follow_each_exchanges_listing_rule() -> None:
     today = date(2026, 12, 5)
     au = RULES["SHFE.au"].listed_months(today, CALENDARS["SHFE"])

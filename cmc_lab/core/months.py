@@ -138,11 +138,10 @@ class ContractRule:
             day = date(month.year, month.month, self.day)
             return day if calendar.is_trading_day(day) else calendar.next_trading_day(day)
         if self.last_trading == "business_days_before_end":
-            end = date(month.plus(1).year, month.plus(1).month, 1) - _ONE_DAY
+            end = (first + timedelta(days=31)).replace(day=1) - _ONE_DAY
             return _business_days_back(end, self.n, calendar, count_start=True)
-        prior = month.plus(-1)
         if self.last_trading == "before_day_of_prior_month":
-            anchor = date(prior.year, prior.month, self.day)
+            anchor = (first - _ONE_DAY).replace(day=self.day)  # dates, not months: Jan 2000's prior is 1999
             n = self.n if calendar.is_trading_day(anchor) else self.n_if_closed
             return _business_days_back(anchor, n, calendar, count_start=False)
         end = first - _ONE_DAY  # last_business_day_of_prior_month
