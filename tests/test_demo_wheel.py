@@ -89,7 +89,7 @@ def test_demo_headless_runs_from_the_wheel_outside_the_clone(wheel_venv: Path, t
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "copied 6 notebook(s) into" in done.stdout
+    assert "copied 7 notebook(s) into" in done.stdout
     html = tmp_path / "demo-output" / "01_quickstart.html"
     text = html.read_text()
     assert "Engine(sim, 6 venues, journal=quickstart.sqlite" in text and "intact" in text  # ran, outputs kept
