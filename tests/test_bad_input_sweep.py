@@ -219,11 +219,27 @@ GC_BASE: dict[str, Any] = {
 }
 
 
+#: Contract months written wrong: the other exchange's code, no such month, a product without months,
+#: case and spaces (a month the rules can name but no venue lists is refused by the venue, not here).
+BAD_MONTHS = [
+    "COMEX.GC2702",
+    "SHFE.auG27",
+    "SHFE.au2713",
+    "SHFE.au27",
+    "shfe.au2702",
+    "SHFE.au2702 ",
+    "LME.CAG27",
+]
+
+
 def order_junk(eng: cmc.Engine) -> dict[str, Junk]:
-    tradeable = {i for i, inst in eng.specs.instruments.items() if inst.tradeable}
+    tradeable = {i for i, inst in eng.specs.instruments.items() if inst.tradeable} | set(eng.specs.aliases)
     return {
         "instrument_id": Junk(
-            st.one_of(words, st.sampled_from(["GC", "comex.gc", "COMEX.XX", "FX.USDCNH", "", "COMEX.GC "])),
+            st.one_of(
+                words,
+                st.sampled_from(["GC", "comex.gc", "COMEX.XX", "FX.USDCNH", "", "COMEX.GC ", *BAD_MONTHS]),
+            ),
             lambda v: isinstance(v, str) and v in tradeable,
             ("instrument", "FX.USDCNH"),
         ),
@@ -493,8 +509,10 @@ def test_a_formula_of_the_grammar_is_accepted_and_quotes_or_says_why_not(
 
 
 def spread_junk(eng: cmc.Engine) -> dict[str, tuple[st.SearchStrategy[Any], tuple[str, ...]]]:
-    instruments = set(eng.specs.instruments)
-    not_an_id = st.one_of(st.text(max_size=8), st.integers()).filter(lambda v: v not in instruments)
+    instruments = set(eng.specs.instruments) | set(eng.specs.aliases)
+    not_an_id = st.one_of(st.text(max_size=8), st.integers(), st.sampled_from(BAD_MONTHS)).filter(
+        lambda v: v not in instruments
+    )
     bad_weight = junk_numbers.filter(lambda v: not (finite_real(v) and v != 0))
     return {
         "legs not a mapping": (
