@@ -223,3 +223,15 @@ def test_open_interest_names_the_main_month_as_the_exchange_does() -> None:
         eng.close()
     with pytest.raises(ValueError, match=r"'SHFE.au' is not a contract month; name months, e.g. SHFE.au2606"):
         cmc.connect("sim", clock="virtual", open_interest={"SHFE.au": 1})
+
+
+def test_a_month_the_exchange_does_not_list_today_is_refused_naming_the_listed_ones(eng: cmc.Engine) -> None:
+    with pytest.raises(
+        ValueError, match=r"SHFE.au2606 is not listed on 2026-11-2\d \(its last trading day is 2026-06-15\)"
+    ):
+        eng.instrument("SHFE.au2606")  # expired in June
+    with pytest.raises(
+        ValueError, match=r"COMEX.GCZ98 is not listed .*COMEX.GC lists COMEX.GCX26, COMEX.GCZ26, COMEX.GCF27"
+    ):
+        eng.submit("COMEX.GCZ98", "buy", 1, price="4100.0")
+    assert "COMEX.GCZ98" not in eng.instruments.index  # a refused id leaves no trace in the universe

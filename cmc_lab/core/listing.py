@@ -26,7 +26,13 @@ from decimal import Decimal
 
 from cmc_lab.core.fees import FeeSchedule
 from cmc_lab.core.instruments import Instrument
-from cmc_lab.core.months import ContractMonth, ContractRule, contract_instrument, parse_contract_id
+from cmc_lab.core.months import (
+    ContractMonth,
+    ContractRule,
+    contract_id,
+    contract_instrument,
+    parse_contract_id,
+)
 from cmc_lab.core.specs import SpecError, Specs
 
 
@@ -145,6 +151,25 @@ def _activity(open_interest: Mapping[str, float], product: str, specs: Specs) ->
     return out
 
 
+def listed_month(specs: Specs, instrument_id: str, now_ns: int) -> Instrument:
+    """A month the session does not quote but its exchange lists today (``SHFE.au2706``), worked out
+    from its product's rules; KeyError saying why for anything else (an expired or unlisted month)."""
+    inst = specs.instrument(instrument_id)
+    parsed = parse_contract_id(inst.id, specs.contracts)
+    if parsed is None:
+        return inst
+    rule, calendar = specs.contracts[parsed[0]], specs.calendars[specs.contracts[parsed[0]].calendar]
+    today = inst.hours.trading_day(now_ns)
+    listed = rule.listed_months(today, calendar)
+    if parsed[1] not in listed:
+        names = ", ".join(contract_id(parsed[0], m, specs.contracts) for m in listed)
+        raise KeyError(
+            f"{inst.id} is not listed on {today} (its last trading day is {inst.last_trading_day}); "
+            f"{parsed[0]} lists {names}"
+        )
+    return inst
+
+
 def products_of(specs: Specs) -> Specs:
     """The specs as they were before months were listed: for models that price a product's path
     (the capital pool's hourly marks), not its contract months."""
@@ -161,4 +186,4 @@ def month_of(inst: Instrument, specs: Specs) -> ContractMonth | None:
     return parsed[1] if parsed is not None else None
 
 
-__all__ = ["contract_instruments", "list_months", "list_recorded", "month_of", "products_of"]
+__all__ = ["contract_instruments", "list_months", "list_recorded", "listed_month", "month_of", "products_of"]

@@ -102,7 +102,7 @@ class Engine:
         prefix = lifecycle.run_prefix(journal)
         self.runtime = Runtime(clock)  # first: every part below may schedule on its loop
         instruments = {i.id: i for i in specs.instruments.values() if i.venue in self.venues}
-        self.market = MarketState(instruments, list(self.venues), clock, specs.aliases, specs.instrument)
+        self.market = MarketState(instruments, list(self.venues), clock, specs)
         self.journal_writer = EngineJournal(
             journal, clock, on_failure=lambda exc: self.router.journal_failed(exc)
         )

@@ -9,7 +9,9 @@ import pandas as pd
 from cmc_lab.core.clock import Clock
 from cmc_lab.core.ids import unknown_instrument_message, venue_of
 from cmc_lab.core.instruments import Instrument
+from cmc_lab.core.listing import listed_month
 from cmc_lab.core.model import PriceLimitsPublished, Quote
+from cmc_lab.core.specs import Specs
 from cmc_lab.engine.errors import InvalidOrder, NoQuote
 
 
@@ -25,12 +27,11 @@ class MarketState:
         instruments: Mapping[str, Instrument],
         venues: list[str],
         clock: Clock,
-        aliases: Mapping[str, str] | None = None,
-        contract: Callable[[str], Instrument] | None = None,
+        specs: Specs | None = None,
     ) -> None:
         self.instruments: dict[str, Instrument] = dict(instruments)
-        self.aliases: dict[str, str] = dict(aliases or {})  # product id -> its main month's id
-        self._contract = contract  # works out a month the venues do not quote (an old position's)
+        self.aliases: dict[str, str] = dict(specs.aliases) if specs else {}  # product id -> main month's id
+        self._specs = specs  # works out a month the venues do not quote but the exchange lists today
         self.quotes: dict[str, Quote] = {}
         self.venue_up: dict[str, bool] = dict.fromkeys(venues, False)
         self.limits: dict[str, PriceLimitsPublished] = {}
@@ -42,12 +43,12 @@ class MarketState:
         if not isinstance(instrument_id, str):
             raise InvalidOrder(unknown_instrument_message(instrument_id, [*self.instruments, *self.aliases]))
         found = self.instruments.get(self.aliases.get(instrument_id, instrument_id))
-        if found is None and self._contract is not None and instrument_id.partition(".")[0] in self.venue_up:
+        if found is None and self._specs is not None and instrument_id.partition(".")[0] in self.venue_up:
             try:
-                found = self._contract(instrument_id)
+                found = listed_month(self._specs, instrument_id, self.now_ns())
             except KeyError as exc:
                 raise InvalidOrder(str(exc.args[0])) from None
-            self.instruments[found.id] = found  # known from now on: positions and orders name it
+            self.instruments[found.id] = found  # known from now on: orders and positions name it
         if found is None:
             raise InvalidOrder(unknown_instrument_message(instrument_id, [*self.instruments, *self.aliases]))
         return found
