@@ -414,7 +414,7 @@ def table(results: dict[str, Any]) -> str:
     ja = results.get("journal_append")
     if ja:
         rate(
-            "(c) journal appends (hash chain) vs raw executemany [0.60]",
+            "(c) journal appends (hash chain) vs raw executemany [0.75]",
             ja["journal_rows_per_s"],
             ja["raw_rows_per_s"],
         )
