@@ -30,12 +30,16 @@ class Inbox:
         self._risk = risk
         self._desk = desk
         self.rolls = rolls
+        # The quote path's reads, bound once: the market's dict (never replaced) and the parts' hooks.
+        self._quotes = market.quotes
+        self._risk_on_quote = risk.on_quote
+        self._desk_on_quote = desk.on_quote
 
     def receive(self, message: Event | Quote) -> None:
         if isinstance(message, Quote):
-            self._market.quotes[message.instrument_id] = message
-            self._risk.on_quote(message)
-            self._desk.on_quote(message)
+            self._quotes[message.instrument_id] = message
+            self._risk_on_quote(message)
+            self._desk_on_quote(message)
             if message.ts_event >= self.rolls.next_ns:
                 self.rolls.on_quote(message.ts_event)
             if self.quote_callbacks:

@@ -22,7 +22,7 @@ from cmc_lab.core.instruments import PLAIN_DECIMAL, Instrument, MarginKind
 from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.offsets import Offset
 from cmc_lab.core.specs import ACCOUNT_CURRENCIES, AccountSpec, Specs
-from cmc_lab.risk.fx_book import FxBook, RateUsed
+from cmc_lab.risk.fx_book import FxBook, RateUsed, convert
 from cmc_lab.risk.margin_rate import MarginRate
 from cmc_lab.risk.offset_book import OffsetBooks
 from cmc_lab.risk.positions import FillEffect, Position, priced
@@ -459,19 +459,20 @@ class Capital:
             terms if terms is not None and (terms.hedge or terms.broker_add_on) else None
         )  # else the exchange's
         unrealized = initial = maintenance = ZERO
-        for pos in acct.positions.values():
-            if not pos.qty:
-                continue
+        held = [pos for pos in acct.positions.values() if pos.qty]
+        if held:  # the rates every conversion below uses, read once (self.convert reads them per call)
+            cnh, cny = self.fx_book.used("CNH").rate, self.fx_book.used("CNY").rate
+        for pos in held:
             inst = pos.instrument
             rate = self.rates.get(inst.id)
-            unrealized += self.convert(pos.unrealized, inst.currency, ccy)
+            unrealized += convert(pos.unrealized, inst.currency, ccy, cnh, cny)
             if rate is not None:
-                exchange = self.convert(rate.initial(inst, pos.qty, pos.price), inst.currency, ccy)
+                exchange = convert(rate.initial(inst, pos.qty, pos.price), inst.currency, ccy, cnh, cny)
                 maintenance += exchange * rate.maintenance
                 initial += (
                     exchange
                     if own is None
-                    else self.convert(rate.initial(inst, pos.qty, pos.price, own), inst.currency, ccy)
+                    else convert(rate.initial(inst, pos.qty, pos.price, own), inst.currency, ccy, cnh, cny)
                 )
         reserved = sum(acct.reserved.values(), ZERO)
         equity = acct.cash + unrealized

@@ -129,7 +129,7 @@ class ReplayFeed:
         self.end_ns = int(self._t[-1])
         self.played = 0
         self.quotes = 0
-        self._latest: list[tuple[float, float, int, int, int] | None] = [None] * len(wanted)
+        self._latest: list[Quote | None] = [None] * len(wanted)  # as last played (ts_init: when)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._t0 = (0.0, 0)  # (loop time, clock ns) when the feed attached
@@ -140,6 +140,7 @@ class ReplayFeed:
             name: ReplayVenue(self, spec, ranges[name]) for name, spec in specs.venues.items()
         }
         self._venue_of = [self.venues[specs.instruments[i].venue] for i in wanted]
+        self._deliver = [venue._on_quote for venue in self._venue_of]  # bound once, called per quote
         for j, iid in enumerate(wanted):
             first = np.flatnonzero(np.isfinite(self._bid[:, j]))
             if first.size:
@@ -169,10 +170,7 @@ class ReplayFeed:
         """The recorded top of book of an instrument as of now (None before its first quote)."""
         j = self.ids.index(instrument_id) if instrument_id in self.ids else -1
         state = self._latest[j] if j >= 0 else None
-        if state is None:
-            return None
-        bid, ask, bid_size, ask_size, stamp = state
-        return Quote(instrument_id, bid, ask, bid_size, ask_size, stamp, self.clock.now_ns())
+        return None if state is None else state._replace(ts_init=self.clock.now_ns())
 
     # ------------------------------------------------------------------ playback
 
@@ -205,36 +203,46 @@ class ReplayFeed:
         self._timer = None
         try:
             self._advance(deliver=True)
-            # On a virtual clock, play on while the loop would come back to the tape next anyway.
-            jump = getattr(self._loop, "jump_to", None)
-            while jump is not None and not self.done and jump(self._at(self.played)):
-                self._advance(deliver=True)
         finally:  # a failing subscriber must not stop the tape (the loop reports the error)
             self._schedule()
 
     def _advance(self, deliver: bool) -> None:
+        """Play the rows due by now; delivering, on a virtual clock, play on while the loop would
+        come back to the tape next anyway (``VirtualTimeLoop.jump_to``), in this one call."""
         loop = self._loop
         if loop is None:
             return
-        now = loop.time()
         total = self._t.size
-        ids, venues, latest = self.ids, self._venue_of, self._latest
-        ts_init = self.clock.now_ns()
-        while self.played < total and self._at(self.played) <= now:
+        times, latest, on_quote, ids = self._times, self._latest, self._deliver, self.ids
+        loop_t0, ns0 = self._t0
+        jump = getattr(loop, "jump_to", None) if deliver else None
+        now_ns = self.clock.now_ns
+        now, ts_init = loop.time(), now_ns()
+        new = tuple.__new__  # Quote(...) without the named tuple's Python-level __new__
+        start, stop, block = self._block_start, self._block_start + _BLOCK, self._block
+        while self.played < total:
             row = self.played
-            self.played += 1  # before delivering: a row whose delivery fails is not played twice
-            if not self._block_start <= row < self._block_start + _BLOCK:
+            at = loop_t0 + (times[row] - ns0) / 1e9  # _at(row)
+            if at > now:
+                if jump is None or not jump(at):
+                    return
+                now, ts_init = at, now_ns()
+            self.played = row + 1  # before delivering: a row whose delivery fails is not played twice
+            if not start <= row < stop:
                 self._load_block(row)
-            r = row - self._block_start
-            bids, asks, bid_sizes, ask_sizes, stamps = self._block
+                start, stop, block = row, row + _BLOCK, self._block
+            r = row - start
+            bids, asks, bid_sizes, ask_sizes, stamps = block
             for j, column in enumerate(bids):
                 bid = column[r]
                 if bid != bid:  # NaN: this instrument did not quote in this row
                     continue
-                state = (bid, asks[j][r], int(bid_sizes[j][r]), int(ask_sizes[j][r]), stamps[j][r])
-                latest[j] = state
+                quote: Quote = new(
+                    Quote, (ids[j], bid, asks[j][r], bid_sizes[j][r], ask_sizes[j][r], stamps[j][r], ts_init)
+                )
+                latest[j] = quote
                 if deliver:
-                    venues[j]._on_quote(ids[j], state, ts_init)
+                    on_quote[j](quote)
 
     def _load_block(self, row: int) -> None:
         end = min(row + _BLOCK, self._t.size)
@@ -248,20 +256,26 @@ class ReplayFeed:
         self._block = (
             self._bid[row:end].T.tolist(),
             self._ask[row:end].T.tolist(),
-            np.nan_to_num(self._bid_size[row:end]).T.tolist(),
-            np.nan_to_num(self._ask_size[row:end]).T.tolist(),
+            _sizes(self._bid_size[row:end]),
+            _sizes(self._ask_size[row:end]),
             stamps.astype(np.int64).T.tolist(),
         )
         self._block_start = row
 
 
+def _sizes(block: np.ndarray) -> list[list[int]]:
+    """Recorded sizes as Python ints, one list per instrument (no size: 0; a fraction truncated)."""
+    sizes = np.nan_to_num(block)
+    if np.isfinite(sizes).all():
+        return sizes.astype(np.int64).T.tolist()
+    return [[int(x) for x in column] for column in sizes.T.tolist()]
+
+
 class _ReplayMatcher(Matcher):
     """The embedded exchange's matcher, its simulated liquidity replaced by the recorded top of book."""
 
-    def requote_top(
-        self, listing: Listing, state: tuple[float, float, int, int, int], now: int, items: list[Item]
-    ) -> None:
-        bid, ask, bid_size, ask_size, _ = state
+    def requote_top(self, listing: Listing, state: Quote, now: int, items: list[Item]) -> None:
+        _, bid, ask, bid_size, ask_size, _, _ = state
         book = listing.book
         book.remove_owner("mm")
         buy, sell = listing.mm[0]
@@ -306,7 +320,10 @@ class ReplayVenue(InProcessVenue):
         super().__init__(feed, spec, latency_ms)
         self._feed = feed
         self._matcher = _ReplayMatcher(spec.name, self._listed(), Faults(self._rng))
-        self._synced: dict[str, tuple[float, float, int, int, int] | None] = {}
+        self._synced: dict[str, Quote | None] = {}
+        # Instruments whose book may hold a user order: only a submit rests one (a replace needs one
+        # resting already), and a quote then checks the book until none rests; the others skip it.
+        self._may_rest: set[str] = set()
 
     @property
     def feed(self) -> ReplayFeed:
@@ -346,23 +363,33 @@ class ReplayVenue(InProcessVenue):
             self._synced[instrument_id] = state
             self._matcher.requote_top(listing, state, self._clock.now_ns(), items)
 
-    def _on_quote(self, instrument_id: str, state: tuple[float, float, int, int, int], ts_init: int) -> None:
-        listing = self._matcher.listings[instrument_id]
-        if self._matcher.has_resting(listing):
-            items: list[Item] = []
-            self._sync(instrument_id, items)
-            self._emit(items)
+    def _on_quote(self, quote: Quote) -> None:
+        """A recorded quote played: fills any resting order it crosses, then reaches the client."""
+        may_rest = self._may_rest
+        if may_rest and quote.instrument_id in may_rest:
+            iid = quote.instrument_id
+            if self._matcher.has_resting(self._matcher.listings[iid]):
+                items: list[Item] = []
+                self._sync(iid, items)
+                self._emit(items)
+            else:
+                may_rest.discard(iid)
         sink = self._sink
         if self._client_connected and sink is not None:
-            bid, ask, bid_size, ask_size, stamp = state
             self._feed.quotes += 1
-            sink(Quote(instrument_id, bid, ask, bid_size, ask_size, stamp, ts_init))
+            sink(quote)
 
     def _on_submit(self, command: SubmitOrder) -> None:
         items: list[Item] = []
         self._sync(command.instrument_id, items)
         items += self._matcher.submit(command, self._clock.now_ns())
+        self._rests(command.instrument_id)
         self._emit(items)
+
+    def _rests(self, instrument_id: str) -> None:
+        listing = self._matcher.listings.get(instrument_id)
+        if listing is not None and self._matcher.has_resting(listing):
+            self._may_rest.add(instrument_id)
 
 
 def open_replay(address: str) -> xr.Dataset:
