@@ -7,21 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from always_open import ALWAYS_OPEN_TOML
 
 import cmc_lab as cmc
-
-#: Instrument overrides that open the gold and FX sessions all day, every day (tests at any hour).
-ALWAYS_OPEN_TOML = """
-[sessions.shfe_precious]
-timezone = "UTC"
-windows = [{ name = "all", open = "00:00", close = "00:00", days = "mon-sun" }]
-[sessions.cme_globex]
-timezone = "UTC"
-windows = [{ name = "all", open = "00:00", close = "00:00", days = "mon-sun" }]
-[sessions.fx_24x5]
-timezone = "UTC"
-windows = [{ name = "all", open = "00:00", close = "00:00", days = "mon-sun" }]
-"""
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ALWAYS_OPEN_TOML
+from always_open import ALWAYS_OPEN_TOML
 from polling import until
 
 import cmc_lab as cmc
