@@ -514,7 +514,7 @@ def cells_06() -> list:
         ),
         new_code_cell(
             "legs = ticket.spread.leg_ids  # the months the session recorded: SHFE.au2702, COMEX.GCG27\n"
-            'at = spread_series(recorded, {legs[0]: 1, legs[1]: -1}, on=[ticket.decision.ts_ns])\n'
+            "at = spread_series(recorded, {legs[0]: 1, legs[1]: -1}, on=[ticket.decision.ts_ns])\n"
             "print(ticket.decision.bid, ticket.decision.ask)\n"
             "print(float(at.bid[0]), float(at.ask[0]))\n"
             'replay.journal.timeline(ticket.ticket_id)[["kind", "order_id", "venue", "hop_ns"]]'
@@ -567,12 +567,16 @@ desk.write_text('[contracts."NYMEX.CL"]\\nremind_days = 20\\n')
 eng = cmc.connect("sim", seed=7, clock="virtual", instruments=desk)
 months = eng.instruments
 months[months["product"].isin(["SHFE.au", "COMEX.GC", "NYMEX.CL"])][["product", "name", "last trading day", "tick", "margin"]]"""),
-        new_markdown_cell("""Each product is quoted in two months: its main month and the next main month, the one a position rolls into (`cmc.connect(..., months=N)` for more). The product id is a readable alias of the main month:"""),
+        new_markdown_cell(
+            """Each product is quoted in two months: its main month and the next main month, the one a position rolls into (`cmc.connect(..., months=N)` for more). The product id is a readable alias of the main month:"""
+        ),
         new_code_cell("""pd.DataFrame(
     {p: {"main month": eng.instrument(p).id, "last trading day": eng.instrument(p).last_trading_day}
      for p in ("SHFE.au", "COMEX.GC", "NYMEX.CL")}
 ).T"""),
-        new_markdown_cell("""**A calendar spread** is a spread of two months of one product: no unit or currency conversion. The later month trades above the main month by about the cost of carry."""),
+        new_markdown_cell(
+            """**A calendar spread** is a spread of two months of one product: no unit or currency conversion. The later month trades above the main month by about the cost of carry."""
+        ),
         new_code_cell("""au, au_next = eng.instrument("SHFE.au").id, "SHFE.au2704"
 gc, gc_next = eng.instrument("COMEX.GC").id, "COMEX.GCJ27"
 calendar = eng.spread("au_cal", legs={au: 1, au_next: -1})
@@ -580,32 +584,42 @@ cross = eng.spread("au_gc", legs={au: 1, gc: -1})
 eng.sleep(5)
 pd.DataFrame([{"spread": s.name, "unit": q.unit, "bid": q.bid, "ask": q.ask, "legs": " / ".join(l.instrument_id for l in q.legs)}
               for s, q in ((calendar, calendar.quote()), (cross, cross.quote()))])"""),
-        new_markdown_cell("""**The hedged position**: 3 au lots (3 kg) against 1 GC lot (3.11 kg), both legs sent together. Crude is held too, 2 lots of the front month."""),
+        new_markdown_cell(
+            """**The hedged position**: 3 au lots (3 kg) against 1 GC lot (3.11 kg), both legs sent together. Crude is held too, 2 lots of the front month."""
+        ),
         new_code_cell("""ticket = eng.hedge(cross, "buy", 3)
 print(ticket.wait(10))
 cl = eng.instrument("NYMEX.CL")
 crude = eng.submit(cl.id, "buy", 2, price=cl.round_to_tick(eng.quote(cl.id).ask + 0.05))
 print(crude.wait(10))
 eng.positions()[["account", "instrument", "position", "avg_px"]]"""),
-        new_markdown_cell("""**The reminder.** A position in a month close to its last trading day raises a roll alert once a trading day (from `remind_days` trading days before it; critical on the day). Crude's January contract stops trading on 2026-12-21, 18 CME trading days away, inside this desk's 20:"""),
+        new_markdown_cell(
+            """**The reminder.** A position in a month close to its last trading day raises a roll alert once a trading day (from `remind_days` trading days before it; critical on the day). Crude's January contract stops trading on 2026-12-21, 18 CME trading days away, inside this desk's 20:"""
+        ),
         new_code_cell("""eng.sleep(61)
 alerts = eng.alerts()
 for alert in alerts[alerts["source"] == "roll"].itertuples():
     print(f"{alert.time:%Y-%m-%d %H:%M} {alert.level}: {alert.message}")"""),
-        new_markdown_cell("""**The roll.** `eng.roll(month)` trades the calendar spread *near − far* as one hedged ticket: sold to roll a long, bought to roll a short, all that the account holds unless `qty=` says otherwise. Both legs go out together and the ticket chases (or unwinds) as any other, so the position is never doubled or left out between the two orders. The cross-market hedge rolls leg by leg: each product's exposure stays the same while it moves."""),
+        new_markdown_cell(
+            """**The roll.** `eng.roll(month)` trades the calendar spread *near − far* as one hedged ticket: sold to roll a long, bought to roll a short, all that the account holds unless `qty=` says otherwise. Both legs go out together and the ticket chases (or unwinds) as any other, so the position is never doubled or left out between the two orders. The cross-market hedge rolls leg by leg: each product's exposure stays the same while it moves."""
+        ),
         new_code_cell("""rolls = [eng.roll(au), eng.roll(gc), eng.roll("NYMEX.CL")]
 for t in rolls:
     t.wait(10)
 pd.DataFrame([{"ticket": t.ticket_id, "spread": t.spread.name, "side": t.side.value, "state": t.state.value} for t in rolls])"""),
         new_code_cell("""eng.positions()[["account", "instrument", "position", "avg_px"]]"""),
-        new_markdown_cell("""**What it cost.** Every fill is booked with its fee from the dated schedule (`fees.toml`): on SHFE gold, closing a lot opened the same trading day is free and opening costs 10 CNY a lot; COMEX and NYMEX charge per contract (exchange, NFA and the broker's part). The ticket report gives the roll's fees in CNY and what the book realised on its fills: closing the February lots bought at the start locked in their move (the ticket's own round trip, `realised_pnl_cny`, is zero: it bought one month and sold another):"""),
+        new_markdown_cell(
+            """**What it cost.** Every fill is booked with its fee from the dated schedule (`fees.toml`): on SHFE gold, closing a lot opened the same trading day is free and opening costs 10 CNY a lot; COMEX and NYMEX charge per contract (exchange, NFA and the broker's part). The ticket report gives the roll's fees in CNY and what the book realised on its fills: closing the February lots bought at the start locked in their move (the ticket's own round trip, `realised_pnl_cny`, is zero: it bought one month and sold another):"""
+        ),
         new_code_cell("""report = eng.ticket(rolls[0].ticket_id).report()
 {k: report[k] for k in ("outcome", "time_between_legs_ns", "book_realised_pnl_cny", "fees_cny")}"""),
         new_code_cell("""fills = list(eng.journal.rows(kinds=["FillBooked"]))
 pd.DataFrame([{"instrument": r["payload"]["instrument"], "side": r["payload"]["side"], "qty": r["payload"]["qty"],
                "offset": r["payload"].get("offset"), "fee": r["payload"]["fee"], "fee_currency": r["payload"]["fee_currency"],
                "detail": r["payload"]["fee_detail"]} for r in fills])"""),
-        new_markdown_cell("""The book ends where it started, one month on. Flat before the close, so nothing is carried into the next session:"""),
+        new_markdown_cell(
+            """The book ends where it started, one month on. Flat before the close, so nothing is carried into the next session:"""
+        ),
         new_code_cell("""for month in ("SHFE.au2704", "COMEX.GCJ27", "NYMEX.CLG27"):
     for order in eng.flatten(month):
         order.wait(10)
