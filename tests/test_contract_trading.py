@@ -13,6 +13,7 @@ import pytest
 from sim_months import AU, AU_NEXT, CL, GC, GC_NEXT
 
 import cmc_lab as cmc
+from cmc_lab.bench.startup import _write_history
 from cmc_lab.core.listing import list_months
 from cmc_lab.core.specs import load_specs
 from cmc_lab.execution.hedge import TicketState
@@ -235,3 +236,21 @@ def test_a_month_the_exchange_does_not_list_today_is_refused_naming_the_listed_o
     ):
         eng.submit("COMEX.GCZ98", "buy", 1, price="4100.0")
     assert "COMEX.GCZ98" not in eng.instruments.index  # a refused id leaves no trace in the universe
+
+
+def test_a_journal_written_before_months_reopens_from_its_checkpoint_with_its_margin(tmp_path: Path) -> None:
+    """Its rows name the product (COMEX.GC): the book keeps that id, with the product's margin rate."""
+    path = tmp_path / "old.sqlite"
+    _write_history(path, 41)  # buys and sells of one COMEX.GC lot, filled: long 1 at the end
+    first = cmc.connect("sim", seed=7, clock="virtual", journal=path)
+    with pytest.warns(cmc.OpenExposureWarning):
+        first.close()
+    again = cmc.connect("sim", seed=7, clock="virtual", journal=path)
+    try:
+        note = list(again.journal.rows(kinds=["EngineRecovered"]))[-1]["payload"]
+        assert note["full_replay_because"] in ("", None) and note["book_from_seq"] > 0
+        assert held(again) == {"COMEX.GC": 1}
+        assert again.capital().accounts.loc["US-FUT", "initial_margin"] > 0  # the product's rate
+    finally:
+        with pytest.warns(cmc.OpenExposureWarning):
+            again.close()

@@ -82,9 +82,10 @@ def _account(capital: Capital, name: str, raw: dict[str, Any]) -> tuple[Decimal,
         raise BookStateError(f"account {name!r} of the checkpoint is not configured in this engine")
     positions = []
     for iid, p in raw["positions"].items():
-        inst = capital.instruments.get(iid)
+        inst = capital.instruments.get(iid) or capital.recorded(iid)
         if inst is None:
             raise BookStateError(f"instrument {iid!r} of the checkpoint is not in this engine's specs")
+        capital.know(inst)
         lots = deque(
             Lot(int(q), Decimal(px), None if day is None else date.fromisoformat(day))
             for q, px, day in p["lots"]

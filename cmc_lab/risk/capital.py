@@ -278,17 +278,24 @@ class Capital:
         return found
 
     def _learn(self, instrument_id: str) -> MarginRate | None:
-        """A month the session does not quote (an old position's, a far one) takes its product's rate."""
-        try:
-            inst = self._specs.instrument(instrument_id)
-        except KeyError:
-            return None
-        siblings = [self.rates[i] for i in self.months_of(inst.product) if i in self.rates]
-        if not inst.product or not siblings:
-            return None
-        self.instruments[inst.id] = inst
-        self.rates[inst.id] = siblings[0]
-        return siblings[0]
+        inst = self.recorded(instrument_id)
+        if inst is not None:
+            self.know(inst)
+        return self.rates.get(instrument_id)
+
+    def recorded(self, instrument_id: str) -> Instrument | None:
+        """The instrument a journal row or checkpoint names, exactly (:meth:`Specs.recorded`)."""
+        return self._specs.recorded(instrument_id)
+
+    def know(self, inst: Instrument) -> None:
+        """An instrument the book was not built with (a month the session does not list, a product as
+        journals written before months name it) joins with its product's margin rate."""
+        if inst.id in self.rates or not inst.tradeable:
+            return
+        siblings = [self.rates[i] for i in self.months_of(inst.product or inst.id) if i in self.rates]
+        if siblings:
+            self.instruments[inst.id] = inst
+            self.rates[inst.id] = siblings[0]
 
     def months_of(self, product_id: str) -> list[str]:
         """The contract months of a product this book knows, nearest first (none for a contract)."""
@@ -374,6 +381,7 @@ class Capital:
             acct = self.accounts[account] = Account(account, inst.currency, ZERO)
         pos = acct.positions.get(inst.id)
         if pos is None:
+            self.know(inst)
             pos = acct.positions[inst.id] = Position(account, inst)
             self._held.setdefault(inst.id, []).append(pos)
         effect = pos.apply_fill(side, px, qty, day)
