@@ -280,3 +280,17 @@ def test_a_failing_migration_leaves_the_journal_at_its_old_version(
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     assert "events_kind" not in [row[1] for row in conn.execute("PRAGMA index_list(events)")]
     conn.close()
+
+
+def test_a_header_byte_that_makes_the_file_format_unsupported_is_reported_as_damage(tmp_path: Path) -> None:
+    """Found by the bad-input sweep: byte 47 (the schema format number) flipped gave "unsupported file
+    format; try again", as if a retry could help."""
+    path = tmp_path / "run.sqlite"
+    with Journal(path) as journal:
+        journal.append("X", ts_event=1, ts_init=1, mono_ns=0, payload={"a": 1})
+    raw = bytearray(path.read_bytes())
+    raw[47] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    damage = r"unsupported file format.*damaged.*restore it from a copy"
+    with pytest.raises(CorruptJournal, match=damage), Journal(path, readonly=True) as journal:
+        list(journal.rows())

@@ -337,7 +337,7 @@ class Journal:
             if self._closed:
                 raise JournalClosed(f"journal {self.path} was closed while it was being read") from exc
             damaged = getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
-            if damaged or "decode" in str(exc):
+            if damaged or "decode" in str(exc) or "unsupported file format" in str(exc):  # a header byte
                 raise CorruptJournal(
                     f"journal {self.path} could not be read ({exc}): the file is damaged beneath the "
                     "rows, so verify() cannot read it either; restore it from a copy or archive, or "
