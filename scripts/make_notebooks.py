@@ -607,7 +607,12 @@ for alert in alerts[alerts["source"] == "roll"].itertuples():
 for t in rolls:
     t.wait(10)
 pd.DataFrame([{"ticket": t.ticket_id, "spread": t.spread.name, "side": t.side.value, "state": t.state.value} for t in rolls])"""),
-        new_code_cell("""eng.positions()[["account", "instrument", "position", "avg_px"]]"""),
+        new_markdown_cell(
+            """One month on; each position's last trading day says when the next roll is due:"""
+        ),
+        new_code_cell(
+            """eng.positions()[["account", "instrument", "position", "avg_px", "last_trading_day"]]"""
+        ),
         new_markdown_cell(
             """**What it cost.** Every fill is booked with its fee from the dated schedule (`fees.toml`): on SHFE gold, closing a lot opened the same trading day is free and opening costs 10 CNY a lot; COMEX and NYMEX charge per contract (exchange, NFA and the broker's part). The ticket report gives the roll's fees in CNY and what the book realised on its fills: closing the February lots bought at the start locked in their move (the ticket's own round trip, `realised_pnl_cny`, is zero: it bought one month and sold another):"""
         ),
