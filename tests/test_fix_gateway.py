@@ -25,7 +25,7 @@ import pytest
 import cmc_lab as cmc
 from cmc_lab.bench.fix import served_exchange
 from cmc_lab.core.clock import RealClock
-from cmc_lab.core.listing import list_months
+from cmc_lab.core.listing import list_months, maturity_month_year
 from cmc_lab.core.model import (
     Event,
     OrderAccepted,
@@ -401,8 +401,8 @@ def test_crossing_ioc_order_is_accepted_then_filled_with_account_currency_and_ti
         "|1=US-FUT|" in line
         and "|15=USD|" in line
         and "|59=3|" in line
-        and f"|55={GC.symbol}|207=COMEX|" in line
-    )
+        and f"|55={GC.symbol}|207=COMEX|167=FUT|200={maturity_month_year(SPECS, GC.id)}|" in line
+    )  # a futures month as venues read it: SecurityType FUT and MaturityMonthYear YYYYMM
     assert orders_taken(server[1], comp_id, "buy-1") == 1
 
 

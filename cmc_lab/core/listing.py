@@ -170,6 +170,20 @@ def listed_month(specs: Specs, instrument_id: str, now_ns: int) -> Instrument:
     return inst
 
 
+def maturity_month_year(specs: Specs, instrument_id: str) -> str:
+    """A contract month as FIX's MaturityMonthYear (200) writes it, ``"202702"``; "" for anything else.
+
+    >>> from cmc_lab.core.specs import load_specs
+    >>> maturity_month_year(load_specs(), "COMEX.GCG27"), maturity_month_year(load_specs(), "FX.USDCNH")
+    ('202702', '')
+    """
+    try:
+        parsed = parse_contract_id(instrument_id, specs.contracts)
+    except ValueError:
+        return ""
+    return "" if parsed is None else f"{parsed[1].year}{parsed[1].month:02d}"
+
+
 def products_of(specs: Specs) -> Specs:
     """The specs as they were before months were listed: for models that price a product's path
     (the capital pool's hourly marks), not its contract months."""
@@ -186,4 +200,12 @@ def month_of(inst: Instrument, specs: Specs) -> ContractMonth | None:
     return parsed[1] if parsed is not None else None
 
 
-__all__ = ["contract_instruments", "list_months", "list_recorded", "listed_month", "month_of", "products_of"]
+__all__ = [
+    "contract_instruments",
+    "list_months",
+    "list_recorded",
+    "listed_month",
+    "maturity_month_year",
+    "month_of",
+    "products_of",
+]

@@ -21,6 +21,7 @@ from decimal import Decimal
 from cmc_lab.core.clock import Clock
 from cmc_lab.core.crashpoints import crash_point
 from cmc_lab.core.ids import venue_of
+from cmc_lab.core.listing import maturity_month_year
 from cmc_lab.core.model import (
     CancelOrder,
     OrderCancelRejected,
@@ -447,7 +448,10 @@ class FixGateway(SessionApp):
             if cmd.instrument_id in self.specs.instruments
             else ""
         )
-        body = mapping.new_order_single(cmd, self.config.account or cmd.account, currency, _now_text())
+        maturity = maturity_month_year(self.specs, cmd.instrument_id)
+        body = mapping.new_order_single(
+            cmd, self.config.account or cmd.account, currency, _now_text(), maturity
+        )
         self._send("D", body, cmd.client_order_id)
         self._orders[cmd.client_order_id] = _Sent(cmd, venue, cmd.client_order_id)
         self._root[cmd.client_order_id] = cmd.client_order_id

@@ -53,6 +53,7 @@ TIME_IN_FORCE, TRANSACT_TIME, CXL_REJ_REASON, ORD_REJ_REASON, EXEC_TYPE, LEAVES_
 )
 SECURITY_EXCHANGE, CXL_REJ_RESPONSE_TO, ORD_STATUS_REQ_ID, LIQUIDITY = 207, 434, 790, 851
 TRD_MATCH_ID = 880  # the match both sides' fills share, where a venue sends it
+SECURITY_TYPE, MATURITY_MONTH_YEAR = 167, 200  # a contract month's order says FUT and its month (YYYYMM)
 MD_REQ_ID, SUBSCRIPTION, MARKET_DEPTH, MD_UPDATE_TYPE, NO_MD_ENTRY_TYPES = 262, 263, 264, 265, 267
 NO_MD_ENTRIES, MD_ENTRY_TYPE, MD_ENTRY_PX, MD_ENTRY_SIZE, MD_ENTRY_DATE, MD_ENTRY_TIME = (
     268,
@@ -119,9 +120,10 @@ def price_text(value: Decimal) -> str:
 
 
 def new_order_single(
-    cmd: SubmitOrder, account: str, currency: str, transact_time: str
+    cmd: SubmitOrder, account: str, currency: str, transact_time: str, maturity: str = ""
 ) -> list[tuple[int, object]]:
-    """NewOrderSingle (35=D): a limit order, ClOrdID = our client order id.
+    """NewOrderSingle (35=D): a limit order, ClOrdID = our client order id; a contract month's order
+    also says SecurityType FUT and its MaturityMonthYear (``maturity``, YYYYMM), as venues read futures.
 
     Examples
     --------
@@ -136,6 +138,8 @@ def new_order_single(
         (ACCOUNT, account),
         (SYMBOL, symbol),
         (SECURITY_EXCHANGE, exchange),
+        (SECURITY_TYPE, "FUT" if maturity else ""),
+        (MATURITY_MONTH_YEAR, maturity),
         (SIDE, SIDE_TO_FIX[cmd.side]),
         (TRANSACT_TIME, transact_time),
         (ORDER_QTY, cmd.qty),
@@ -147,7 +151,7 @@ def new_order_single(
     ]
     return [
         (tag, value) for tag, value in fields if value != ""
-    ]  # no Account or Currency rather than an empty one
+    ]  # no Account, Currency or maturity rather than an empty one
 
 
 def offset_fields(offset: str) -> list[tuple[int, object]]:
