@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from datetime import date
 from decimal import Decimal
 
 from cmc_lab.core.fees import FeeSchedule
@@ -110,10 +111,9 @@ def list_recorded(specs: Specs, recorded: Iterable[str]) -> Specs:
     if not months:
         return specs
     aliases = dict(specs.aliases)
-    for inst in sorted(
-        months.values(), key=lambda i: (i.last_trading_day is None, i.last_trading_day), reverse=True
-    ):
-        aliases[inst.product] = inst.id  # the nearest month is written last
+    for product in {inst.product for inst in months.values()}:
+        held = [i for i in months.values() if i.product == product and i.last_trading_day is not None]
+        aliases[product] = min(held, key=lambda i: i.last_trading_day or date.max).id  # the nearest month
     return dataclasses.replace(specs, instruments={**specs.instruments, **months}, aliases=aliases)
 
 
@@ -192,20 +192,11 @@ def products_of(specs: Specs) -> Specs:
     return dataclasses.replace(specs, instruments=dict(specs.products), aliases={}, products={})
 
 
-def month_of(inst: Instrument, specs: Specs) -> ContractMonth | None:
-    """The delivery month of a contract instrument; None for a product or an FX rate."""
-    if not inst.product:
-        return None
-    parsed = parse_contract_id(inst.id, specs.contracts)
-    return parsed[1] if parsed is not None else None
-
-
 __all__ = [
     "contract_instruments",
     "list_months",
     "list_recorded",
     "listed_month",
     "maturity_month_year",
-    "month_of",
     "products_of",
 ]

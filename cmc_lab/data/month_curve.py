@@ -11,7 +11,6 @@ instrument, product or month.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -70,19 +69,16 @@ class MonthCurve:
         return month.product if month is not None else instrument_id
 
     def extend(self, quotes: dict[str, FairQuote], step: bool) -> dict[str, FairQuote]:
-        """``quotes`` (by product) with a fair quote for every contract month added; ``step`` moves the noise."""
-        if not self.months:
-            return quotes
-        draws = self._rng.standard_normal(len(self.months)) if step else None
-        out = dict(quotes)
+        """``quotes`` (by product, built fresh for each step) with a fair quote for every contract month
+        added in place; ``step`` moves the noise."""
+        draws = self._rng.standard_normal(len(self.months)) if step and self.months else None
         for k, (iid, month) in enumerate(self.months.items()):
             base = quotes[month.product]
             if month.main:
-                out[iid] = base
+                quotes[iid] = base
                 continue
             if draws is not None:
                 month.noise = month.noise * self._keep + self._shock_sd * float(draws[k])
             mid = max(base.mid * month.premium + month.noise * month.tick, 2 * month.tick)
-            half, size = base.half_spread_ticks + 1, max(1, base.top_size // 2)
-            out[iid] = dataclasses.replace(base, mid=mid, half_spread_ticks=half, top_size=size)
-        return out
+            quotes[iid] = FairQuote(mid, base.half_spread_ticks + 1, max(1, base.top_size // 2), base.regime)
+        return quotes

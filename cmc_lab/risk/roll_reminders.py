@@ -21,17 +21,21 @@ MINUTE_NS = 60_000_000_000
 DEFAULT_REMIND_DAYS = 5
 
 
-def trading_days_left(inst: Instrument, today: date) -> int | None:
+def trading_days_left(inst: Instrument, today: date, at_most: int | None = None) -> int | None:
     """Trading days after ``today`` up to the last trading day: 0 on it, negative (calendar days) once
-    it has passed; None for a product or an FX rate."""
+    it has passed; None for a product or an FX rate. With ``at_most``, counting stops past it (a
+    month far from expiry is only "more than at_most" away)."""
     last = inst.last_trading_day
     if last is None:
         return None
     calendar = inst.hours.calendar
     if last <= today or calendar is None:
         return (last - today).days
-    days = ((today + timedelta(days=k)) for k in range(1, (last - today).days + 1))
-    return sum(1 for day in days if calendar.is_trading_day(day))
+    left, day = 0, today
+    while day < last and (at_most is None or left <= at_most):
+        day += timedelta(days=1)
+        left += calendar.is_trading_day(day)
+    return left
 
 
 class RollReminders:
@@ -63,7 +67,7 @@ class RollReminders:
             if not pos.qty or inst.last_trading_day is None:
                 continue
             today = inst.hours.trading_day(now_ns)
-            left = trading_days_left(inst, today)
+            left = trading_days_left(inst, today, self.remind_days(inst))
             key = (pos.account, inst.id, today)
             if left is None or left > self.remind_days(inst) or key in self.reminded:
                 continue
