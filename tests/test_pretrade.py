@@ -143,6 +143,28 @@ def test_price_outside_the_band_around_the_last_mid_is_denied(eng: cmc.Engine) -
     assert eng.submit("COMEX.GC", "buy", 1, price="4254.7").wait(5) is cmc.OrderState.FILLED
 
 
+def test_the_price_band_decides_at_its_edge_as_the_exact_decimal_figure_does(eng: cmc.Engine) -> None:
+    """The check screens with floats and leaves an order near the edge to the exact figure: tick by
+    tick across both edges of the band its answer is the Decimal rule's (|price / ref - 1| <= band)."""
+    eng.limits.price_band = 0.02
+    gc = eng.instrument("COMEX.GC")
+    ref, _ = eng.risk.reference_price(gc)
+    for edge in (ref * Decimal("1.02"), ref * Decimal("0.98")):
+        on_grid = gc.round_to_tick(edge)
+        for ticks in range(-3, 4):
+            price = on_grid + gc.tick * ticks
+            req = OrderRequest(gc, Side.BUY, 1, price, "US-FUT")
+            reason = eng.runtime.call(_price_band_reason(eng, req))
+            inside = abs(float(price / ref - 1)) <= 0.02
+            assert (reason is None) is inside, (price, ref, reason)
+
+
+async def _price_band_reason(eng: cmc.Engine, req: OrderRequest) -> str | None:
+    from cmc_lab.risk.pretrade import check_price_band
+
+    return check_price_band(req, eng.router)
+
+
 def test_order_above_the_maximum_quantity_is_denied(eng: cmc.Engine) -> None:
     eng.limits.max_order_qty = 5
     reason = denied(eng.submit("COMEX.GC", "buy", 6, price="4177.4"), "order_qty")

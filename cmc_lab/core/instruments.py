@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import (
     ROUND_CEILING,
@@ -95,10 +95,11 @@ class Instrument:
     limits_source: str = ""
     product: str = ""  # a contract month's product ("SHFE.au" for SHFE.au2702); "" for a product itself
     last_trading_day: date | None = None  # a contract month's last trading day (core/months.py)
+    #: ``VENUE.SYMBOL``, kept: every quote, check and order reads it
+    id: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def id(self) -> str:
-        return f"{self.venue}.{self.symbol}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", f"{self.venue}.{self.symbol}")
 
     @property
     def product_id(self) -> str:

@@ -237,12 +237,19 @@ class OrderRouter:
                 order.apply(init)
                 self.apply(order, OrderDenied(now, now, order.client_order_id, order.instrument_id, why))
             return list(first.values())
+        report = self.runner.report
         for order, _, init, outcome in staged:
             order.apply(init)
-            self.apply(order, outcome)
+            report(order.apply(outcome))
         for order, req, _, outcome in staged:
             if isinstance(outcome, OrderSubmitted):
                 self._send(order, req, tif, now)
+        # The risk book's bookkeeping (working orders, margin held, rates) after the orders left: the
+        # checks ran before the commit, and no venue answer is applied before this loop turn ends. An
+        # order whose send failed at once is already rejected; its bookkeeping opens and closes here.
+        on_order_event = self.risk.on_order_event
+        for order, _, _, outcome in staged:
+            on_order_event(order, outcome)
         return list(first.values())
 
     def _send(self, order: Order, req: OrderRequest, tif: TimeInForce, now: int) -> None:

@@ -95,13 +95,23 @@ class FxBook:
                 return RateUsed("USDCNH", offshore, "USDCNH, no USDCNY quote")
         return RateUsed(name, self.reference[iid], "reference")
 
+    def _rate(self, iid: str) -> Decimal:
+        """``used(...).rate`` of the rate ``iid`` alone: the value, without naming where it came from
+        (every conversion reads it, so it builds nothing it does not return)."""
+        mid = self.live(iid)
+        if mid is None and iid == USDCNY_ID:
+            mid = self.live(USDCNH_ID)
+        return self.reference[iid] if mid is None else mid
+
     def live_rate(self, currency: str) -> RateUsed | None:
         """:meth:`used` when a live quote gives it, else None (a wire waits for a live rate)."""
         used = self.used(currency)
         return used if used.source != "reference" else None
 
     def convert(self, amount: Decimal, from_ccy: str, to_ccy: str) -> Decimal:
-        return convert(amount, from_ccy, to_ccy, self.used("CNH").rate, self.used("CNY").rate)
+        if from_ccy == to_ccy:  # no rate to read (a CNY margin in a CNY account: most conversions)
+            return amount
+        return convert(amount, from_ccy, to_ccy, self._rate(USDCNH_ID), self._rate(USDCNY_ID))
 
     def basis(self) -> Decimal | None:
         """USDCNH less USDCNY while both are live (positive: offshore yuan is the weaker)."""

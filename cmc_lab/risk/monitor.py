@@ -114,6 +114,13 @@ class RiskMonitor:
             cached = self._mids[inst.id] = (quote, mid)
         return cached[1], "last mid"
 
+    def reference_mid(self, inst: Instrument) -> float:
+        """:meth:`reference_price` as a float, for a check's screen that needs no exact figure."""
+        quote = self.market.quotes.get(inst.id)
+        if quote is None or not (quote.bid > 0 and quote.ask > 0):
+            return float(inst.reference_price)
+        return (quote.bid + quote.ask) / 2
+
     def day_limits(self, inst: Instrument) -> PriceLimitsPublished | None:
         """The price limits of the trading day as the instrument's venue last published them."""
         return self.market.limits.get(inst.id)

@@ -10,7 +10,6 @@ turns an order into the venue orders it goes out as, one offset each.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -171,7 +170,8 @@ class OffsetBooks:
             working += [c for c in staged if c.account == req.account]
             planned, why = self.parts(req.account, inst, req.side, req.qty, req.offset, now_ns, working)
             for offset, qty in planned:
-                out.append((i, dataclasses.replace(req, qty=qty, offset=offset), why))
+                part = OrderRequest(inst, req.side, qty, req.price, req.account, req.ticket_id, offset)
+                out.append((i, part, why))
                 staged.append(_Claim(req.side, offset.value, req.account, qty))
         return out
 

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from cmc_lab.core.order import Order
 
 SECOND_NS = 1_000_000_000
+#: A float screen passes an order only this far inside a limit; nearer, the exact Decimal figure decides.
+_INSIDE = 1 - 1e-9
 _HFT_DAY = COMPLIANCE.thresholds.per_day
 
 
@@ -193,6 +195,8 @@ class RiskContext(Protocol):
 
     def reference_price(self, inst: Instrument) -> tuple[Decimal, str]: ...
 
+    def reference_mid(self, inst: Instrument) -> float: ...
+
     def day_limits(self, inst: Instrument) -> PriceLimitsPublished | None: ...
 
 
@@ -312,6 +316,9 @@ def check_daily_limits(req: OrderRequest, ctx: CheckContext) -> str | None:
 def check_price_band(req: OrderRequest, ctx: CheckContext) -> str | None:
     band = ctx.risk.limits.get("price_band", req.instrument)
     if band is None:
+        return None
+    screen = ctx.risk.reference_mid(req.instrument)  # floats: well inside the band needs no exact figure
+    if screen > 0 and abs(float(req.price) / screen - 1) < band * _INSIDE:
         return None
     ref, source = ctx.risk.reference_price(req.instrument)
     if not ref:
