@@ -13,6 +13,7 @@ from _json import encode_basestring, make_encoder
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from hashlib import sha256
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -118,20 +119,28 @@ def row_hash(
 
 Stored = tuple[int, int, int, int, str, str | None, str | None, str | None, str | None, str, str, str]
 
+#: Stored values a row takes in :func:`chain_slice`'s flat list (the twelve columns).
+WIDTH = 12
 
-def chain_rows(rows: Iterable[Sequence[Any]], tip: list[tuple[int, str]]) -> Iterator[Stored]:
-    """The stored tuples of ``rows`` (each ``kind, ts_event, ts_init, mono_ns, payload, order_id,
-    ticket_id, venue, instrument``) chained on from ``tip[0]``, a (seq, hash); the hot path of writes.
 
-    A generator: the journal feeds it to executemany a slice of a few hundred rows at a time, so
-    a long write never sits in memory whole. Once exhausted, ``tip[0]`` is the new head. Empty ids
-    are stored as absent. The hash is :func:`row_hash`'s, computed inline (this loop runs once per
-    row of every write). A row that cannot be journaled raises TypeError or ValueError naming it.
+def chain_slice(
+    rows: Iterator[Sequence[Any]], tip: list[tuple[int, str]], limit: int, first: int
+) -> list[Any]:
+    """The stored values of up to ``limit`` more ``rows`` (each ``kind, ts_event, ts_init, mono_ns,
+    payload, order_id, ticket_id, venue, instrument``) chained on from ``tip[0]``, a (seq, hash); the
+    hot path of writes. Empty when ``rows`` is exhausted.
+
+    Flat, :data:`WIDTH` values a row in column order, as one multi-row INSERT binds them (no tuple a
+    row). ``tip[0]`` becomes the new head. Empty ids are stored as absent. The hash is
+    :func:`row_hash`'s, computed inline (this loop runs once per row of every write). A row that
+    cannot be journaled raises TypeError or ValueError naming its place after ``first``, the seq
+    before the write's first row.
     """
     seq, prev = tip[0]
-    first = seq
+    out: list[Any] = []
+    add = out.extend
     encode, plain, dumps, fails = encode_payload, _PLAIN.issuperset, orjson.dumps, orjson.JSONEncodeError
-    for row in rows:
+    for row in islice(rows, limit):
         seq += 1
         try:
             kind, ts_event, ts_init, mono_ns, payload, order_id, ticket_id, venue, instrument = row
@@ -165,19 +174,30 @@ def chain_rows(rows: Iterable[Sequence[Any]], tip: list[tuple[int, str]]) -> Ite
         except (TypeError, ValueError) as exc:
             refused = f"journal row {seq - first} of this write was refused (nothing was written): "
             raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"{refused}{exc}") from exc
-        yield (
-            seq,
-            ts_event,
-            ts_init,
-            mono_ns,
-            kind,
-            order_id or None,
-            ticket_id or None,
-            venue or None,
-            instrument or None,
-            text,
-            prev,
-            digest,
+        add(
+            (
+                seq,
+                ts_event,
+                ts_init,
+                mono_ns,
+                kind,
+                order_id or None,
+                ticket_id or None,
+                venue or None,
+                instrument or None,
+                text,
+                prev,
+                digest,
+            )
         )
         prev = digest
     tip[0] = (seq, prev)
+    return out
+
+
+def chain_rows(rows: Iterable[Sequence[Any]], tip: list[tuple[int, str]]) -> Iterator[Stored]:
+    """:func:`chain_slice` of all ``rows`` as one stored tuple a row, for ``executemany``; once
+    exhausted, ``tip[0]`` is the new head."""
+    first, remaining = tip[0][0], iter(rows)
+    while flat := chain_slice(remaining, tip, 256, first):
+        yield from zip(*[iter(flat)] * WIDTH, strict=True)

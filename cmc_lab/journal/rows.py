@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import operator
+from collections.abc import Iterator
+from functools import cache
 from typing import Any, NamedTuple
 
 import orjson
@@ -32,6 +34,38 @@ _FRAME_NAMES = frozenset(FRAME_COLUMNS)
 #: The stored columns in order, as SQL, and the statement that inserts one stored row.
 ALL_COLUMNS = ", ".join(EVENT_COLUMNS)
 INSERT = f"INSERT INTO events ({ALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_WIDTH = len(EVENT_COLUMNS)
+
+
+@cache
+def _insert_of(count: int) -> str:
+    if count == 1:
+        return INSERT
+    return f"INSERT INTO events ({ALL_COLUMNS}) VALUES " + ", ".join([f"({', '.join('?' * _WIDTH)})"] * count)
+
+
+def inserts(flat: list[Any], most: int) -> Iterator[tuple[str, list[Any]]]:
+    """Statements, each with its values, that insert stored rows given flat (twelve values a row).
+
+    One multi-row ``INSERT ... VALUES (...), (...)`` of up to ``most`` rows rather than a statement
+    a row: SQLite opens the table's and the indexes' cursors once for all its rows (the rowid is
+    appended where the cursor stands) and the driver binds and steps once, about 1 µs a row less
+    than executemany (docs/benchmarks.md, figure (c)). Counts are powers of two, so a connection
+    prepares at most nine statements and its cache keeps them.
+
+    Examples
+    --------
+    >>> [(sql.count("(?"), len(values)) for sql, values in inserts(list(range(36)), 256)]
+    [(2, 24), (1, 12)]
+    """
+    rows, done = len(flat) // _WIDTH, 0
+    while done < rows:
+        count = 1 << (min(rows - done, most).bit_length() - 1)
+        if count == rows:
+            yield _insert_of(count), flat
+        else:
+            yield _insert_of(count), flat[done * _WIDTH : (done + count) * _WIDTH]
+        done += count
 
 
 class JournalRow(NamedTuple):
@@ -115,4 +149,13 @@ def whole(name: str, value: object) -> int:
         raise TypeError(f"{name}={value!r} is not a whole number; pass an int") from None
 
 
-__all__ = ["ALL_COLUMNS", "FRAME_COLUMNS", "INSERT", "JournalRow", "read_payload", "timeline_frame", "whole"]
+__all__ = [
+    "ALL_COLUMNS",
+    "FRAME_COLUMNS",
+    "INSERT",
+    "JournalRow",
+    "inserts",
+    "read_payload",
+    "timeline_frame",
+    "whole",
+]

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from itertools import islice
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -25,7 +24,7 @@ from cmc_lab.core.crashpoints import crash_point
 from cmc_lab.core.ids import venue_of
 from cmc_lab.core.model import Event, event_payload
 from cmc_lab.journal import schema
-from cmc_lab.journal.chain import GENESIS, chain_rows
+from cmc_lab.journal.chain import GENESIS, chain_slice
 from cmc_lab.journal.checkpoint import Checkpointer
 from cmc_lab.journal.errors import (
     CorruptJournal,
@@ -37,8 +36,8 @@ from cmc_lab.journal.errors import (
 )
 from cmc_lab.journal.rows import (
     ALL_COLUMNS,
-    INSERT,
     JournalRow,
+    inserts,
     read_payload,
     timeline_frame,
     whole,
@@ -55,10 +54,10 @@ _LAST_OF = f"SELECT {ALL_COLUMNS} FROM events WHERE kind = ? ORDER BY seq DESC L
 _ROWS_OF = f"SELECT {ALL_COLUMNS} FROM events WHERE order_id = ?1 OR ticket_id = ?1 ORDER BY seq"
 _ROWS_CHUNK = 5_000
 _LAST_ROTATION = "SELECT payload FROM events WHERE kind = 'JournalRotated' ORDER BY seq DESC LIMIT 1"
-# Rows chained per executemany call of a write of many rows. Chaining a slice of rows, then
-# inserting it, rather than hashing each row while SQLite inserts the one before, keeps each side's
-# working set in the CPU's caches: about 5 % more rows a second on a long append_many
-# (docs/benchmarks.md, figure (c)); and a long write never sits in memory whole.
+# Rows chained, then inserted by one statement (rows.inserts), a slice at a time. Chaining a slice,
+# then inserting it, rather than hashing each row while SQLite inserts the one before, keeps each
+# side's working set in the CPU's caches; a slice of 256 rows in one statement inserts faster than 64
+# or 128 (docs/benchmarks.md, figure (c)); and a long write never sits in memory whole.
 _BATCH = 256
 
 # SQLite primary result codes (sqlite3.h) a failed write maps onto.
@@ -272,12 +271,13 @@ class Journal:
                 raise self._write_error(exc) from exc
             try:
                 tip = [self._head(conn)]
-                chained = chain_rows(rows, tip)
-                if type(rows) is tuple and len(rows) == 1:  # append(): one row, nothing to slice
-                    conn.executemany(INSERT, chained)
-                else:
-                    while batch := list(islice(chained, _BATCH)):
-                        conn.executemany(INSERT, batch)
+                first, remaining = tip[0][0], iter(rows)
+                most = min(
+                    _BATCH, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(schema.EVENT_COLUMNS)
+                )
+                while flat := chain_slice(remaining, tip, _BATCH, first):
+                    for statement, values in inserts(flat, most):
+                        conn.execute(statement, values)
                 crash_point("mid_commit")
                 conn.execute("COMMIT")
                 if self._checkpoints is not None:
