@@ -160,13 +160,14 @@ class HedgeTicket(TicketFlow):
             self._set(TS.DENIED, "; ".join(denials))
             return
         self._set(TS.WORKING, f"{self.policy.mode}: both legs checked")
-        self._arm_timer(self.policy.time_limit_ms, self._on_time_limit)
         if self.policy.mode == "lead_lag":
             lead = self._lead = lead_leg(self.legs, self._desk.market.quotes)
             i = self.legs.index(lead)
             self._send([(lead, requests[i])], "lead", "lead leg first", [checked[i]])
         else:
             self._send(list(zip(self.legs, requests, strict=True)), "leg", "legs sent together", checked)
+        if not self.done:  # the time limit, armed once the legs are on their way (the same loop turn)
+            self._arm_timer(self.policy.time_limit_ms, self._on_time_limit)
 
     # ================================================================== on the loop: the trigger
 

@@ -253,14 +253,16 @@ def legged_exposure(legs: Sequence[Leg], quotes: Mapping[str, Quote]) -> float:
     USD converts to CNY at USDCNY (onshore), at USDCNH while no USDCNY quote was heard. A leg
     priced in a money whose FX rate has not been heard counts unconverted, never as zero.
     """
-    cnh, cny = quotes.get(USDCNH_ID), quotes.get(USDCNY_ID)
-    fx = FxRates(usdcnh=cnh.mid, cnh_cny_basis=cny.mid - cnh.mid if cny else 0.0) if cnh else None
     naked_lots = imbalance(legs)
     total = 0.0
+    fx: FxRates | None = None
     for leg in legs:
         naked = naked_lots[leg.id]
         if not naked:
             continue
+        if fx is None and (cnh := quotes.get(USDCNH_ID)) is not None:  # read once, when a leg is naked
+            cny = quotes.get(USDCNY_ID)
+            fx = FxRates(usdcnh=cnh.mid, cnh_cny_basis=cny.mid - cnh.mid if cny else 0.0)
         quote = quotes.get(leg.id)
         price = quote.mid if quote else float(leg.decision_px)
         notional = abs(naked) * float(leg.instrument.lot_size) * price

@@ -138,7 +138,14 @@ class FxRates:
             value = getattr(self, name)
             if isinstance(value, str | bool) or value is None:
                 raise ValueError(f"FxRates.{name} = {value!r} is not a number; pass e.g. usdcnh=7.25")
-        if np.any(np.asarray(self.usdcnh, dtype=float) <= 0):
+        rate = self.usdcnh
+        # A plain number is compared as it is (a NaN passes: gaps propagate); arrays through numpy.
+        below = (
+            rate <= 0
+            if type(rate) is float or type(rate) is int
+            else np.any(np.asarray(rate, dtype=float) <= 0)
+        )
+        if below:
             raise ValueError(f"FxRates.usdcnh must be above zero, got {self.usdcnh!r}")
 
     @property

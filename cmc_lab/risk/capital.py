@@ -18,6 +18,7 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
 from cmc_lab.core.fees import FillFee
+from cmc_lab.core.ids import USDCNH_ID, USDCNY_ID
 from cmc_lab.core.instruments import PLAIN_DECIMAL, Instrument, MarginKind
 from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.offsets import Offset
@@ -469,7 +470,7 @@ class Capital:
         unrealized = initial = maintenance = ZERO
         held = [pos for pos in acct.positions.values() if pos.qty]
         if held:  # the rates every conversion below uses, read once (self.convert reads them per call)
-            cnh, cny = self.fx_book.used("CNH").rate, self.fx_book.used("CNY").rate
+            cnh, cny = self.fx_book.rate(USDCNH_ID), self.fx_book.rate(USDCNY_ID)
         for pos in held:
             inst = pos.instrument
             rate = self.rates.get(inst.id)

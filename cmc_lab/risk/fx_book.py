@@ -35,6 +35,8 @@ def convert(
     >>> convert(Decimal("100"), "USD", "CNY", Decimal("7.12"), Decimal("7.11"))
     Decimal('711.00')
     """
+    if from_ccy == to_ccy:  # the common case, before any case folding
+        return amount
     f, t = from_ccy.upper(), to_ccy.upper()
     onshore = usdcnh if usdcny is None else usdcny
     if not needs_fx(f, t) and (f == t or onshore == usdcnh):
@@ -95,9 +97,9 @@ class FxBook:
                 return RateUsed("USDCNH", offshore, "USDCNH, no USDCNY quote")
         return RateUsed(name, self.reference[iid], "reference")
 
-    def _rate(self, iid: str) -> Decimal:
-        """``used(...).rate`` of the rate ``iid`` alone: the value, without naming where it came from
-        (every conversion reads it, so it builds nothing it does not return)."""
+    def rate(self, iid: str) -> Decimal:
+        """``used(...).rate`` of the rate ``iid`` (FX.USDCNH or FX.USDCNY) alone: the value, without
+        naming where it came from (every conversion reads it, so it builds nothing it does not return)."""
         mid = self.live(iid)
         if mid is None and iid == USDCNY_ID:
             mid = self.live(USDCNH_ID)
@@ -111,7 +113,7 @@ class FxBook:
     def convert(self, amount: Decimal, from_ccy: str, to_ccy: str) -> Decimal:
         if from_ccy == to_ccy:  # no rate to read (a CNY margin in a CNY account: most conversions)
             return amount
-        return convert(amount, from_ccy, to_ccy, self._rate(USDCNH_ID), self._rate(USDCNY_ID))
+        return convert(amount, from_ccy, to_ccy, self.rate(USDCNH_ID), self.rate(USDCNY_ID))
 
     def basis(self) -> Decimal | None:
         """USDCNH less USDCNY while both are live (positive: offshore yuan is the weaker)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from cmc_lab.core.ids import FX_RATE_IDS, venue_of
@@ -33,9 +33,10 @@ from cmc_lab.core.ports import AlertSink, JournalWriter, MarketView, OrderSender
 from cmc_lab.core.runner import Runner
 from cmc_lab.core.specs import Specs
 from cmc_lab.core.trading import TradingState
-from cmc_lab.risk.capital import CENT, Capital, ceil_money, to_money
+from cmc_lab.risk.capital import Capital, ceil_money, to_money
 from cmc_lab.risk.capital_view import CapitalView
 from cmc_lab.risk.flatten import CannotFlatten, closing_requests
+from cmc_lab.risk.funding import amount_needed, best_source
 from cmc_lab.risk.margin_calls import MarginCalls
 from cmc_lab.risk.pretrade import OrderActivity, RiskLimits, trading_day
 from cmc_lab.risk.rules import Crossing, Rule
@@ -110,8 +111,8 @@ class RiskMonitor:
             return inst.reference_price, "spec reference price"
         cached = self._mids.get(inst.id)
         if cached is None or cached[0] is not quote:
-            mid = Decimal(str(quote.bid)) + (Decimal(str(quote.ask)) - Decimal(str(quote.bid))) / 2
-            cached = self._mids[inst.id] = (quote, mid)
+            low = Decimal(str(quote.bid))
+            cached = self._mids[inst.id] = (quote, low + (Decimal(str(quote.ask)) - low) / 2)
         return cached[1], "last mid"
 
     def reference_mid(self, inst: Instrument) -> float:
@@ -507,23 +508,10 @@ class RiskMonitor:
         target = c.key
         f = cap.figures(target)
         incoming = self.transfers.incoming(target)
-        if rule.metric == "margin_utilisation":
-            goal = Decimal(str(rule.target))
-            needed = f.initial_margin / goal - f.equity - incoming
-        else:
-            level = rule.warn if rule.warn is not None else rule.act
-            needed = Decimal(str(level)) + Decimal(str(rule.hysteresis)) - f.available - incoming
+        needed = amount_needed(rule, f, incoming)
         if needed <= 0:
             return False, f"{incoming:,.2f} {f.currency} already in transit to {target} covers it"
-        best: tuple[Decimal, str, Decimal] | None = None  # (room in base, account, room in its currency)
-        for name, acct in cap.accounts.items():
-            if name == target or (rule.source is not None and name != rule.source):
-                continue
-            src = cap.figures(name)
-            buffer = cap.convert(rule.min_buffer, cap.base, acct.currency)
-            room = min(src.cash, src.available - buffer).quantize(CENT, rounding=ROUND_DOWN)
-            if room > 0 and (best is None or cap.to_base(room, acct.currency) > best[0]):
-                best = (cap.to_base(room, acct.currency), name, room)
+        best = best_source(cap, rule, target)
         if best is None:
             if rule.source is not None:
                 why = (
@@ -533,7 +521,7 @@ class RiskMonitor:
                 )
                 return False, f"source {rule.source} {why} ({rule.min_buffer:,} {cap.base})"
             return False, f"no account has funds above its minimum buffer of {rule.min_buffer:,} {cap.base}"
-        _, source, room = best
+        source, room = best
         ccy = cap.accounts[source].currency
         wanted = ceil_money(cap.convert(needed, f.currency, ccy))
         amount = min(wanted, room)

@@ -138,7 +138,8 @@ def _mid(quote: Quote) -> Decimal | None:
     bid, ask = quote.bid, quote.ask
     ok_bid, ok_ask = bid > 0 and math.isfinite(bid), ask > 0 and math.isfinite(ask)
     if ok_bid and ok_ask:
-        return Decimal(str(bid)) + (Decimal(str(ask)) - Decimal(str(bid))) / 2
+        low = Decimal(str(bid))
+        return low + (Decimal(str(ask)) - low) / 2
     if ok_bid or ok_ask:
         return Decimal(str(bid if ok_bid else ask))
     return None
