@@ -1,15 +1,22 @@
-"""A long append_many is chained and inserted a slice at a time: the same rows, all or nothing."""
+"""A long append_many is chained and inserted a slice at a time: the same rows, all or nothing.
+
+A write of more than one slice chains the next slice on a helper thread ("journal-chain") while
+the slice before is inserted by one multi-row statement; every way out of the write stops it.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cmc_lab.journal import Journal, JournalRow
+from cmc_lab.journal import Journal, JournalReadOnly, JournalRow, JournalWriteError
 from cmc_lab.journal import store as journal_store
+from cmc_lab.journal.chain import GENESIS, chained_slices, encode_payload, row_hash
+from cmc_lab.journal.rows import inserts
 
 LONG = 2 * journal_store._BATCH + 50  # three slices, the last one short
 
@@ -77,4 +84,97 @@ def test_a_generator_interrupted_after_the_first_slice_rolls_back(journal: Journ
         journal.append_many(interrupted())
 
     assert journal.head == head
+    assert journal.verify().ok
+
+
+def helpers_alive() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "journal-chain"]
+
+
+def reference(rows: list[JournalRow]) -> list[object]:
+    """The stored values of ``rows`` from genesis by row_hash alone (the verifier's rule), flat."""
+    flat: list[object] = []
+    prev = GENESIS
+    for seq, (kind, ts_event, ts_init, mono, payload, *ids) in enumerate(rows, 1):
+        text = encode_payload(payload)
+        digest = row_hash(seq, ts_event, ts_init, mono, kind, *ids, text, prev)
+        flat += [seq, ts_event, ts_init, mono, kind, *(i or None for i in ids), text, prev, digest]
+        prev = digest
+    return flat
+
+
+@pytest.mark.parametrize("count", [0, 1, 255, 256, 257, 511, 512, 513, 1000])
+def test_slices_chained_ahead_hold_the_rows_row_hash_gives_in_order(count: int) -> None:
+    rows = [fill(i) for i in range(count)]
+    tip = [(0, GENESIS)]
+
+    slices = list(chained_slices(iter(rows), tip, 256))
+
+    assert [len(flat) // 12 for flat in slices] == [256] * (count // 256) + (
+        [count % 256] if count % 256 else []
+    )
+    flat = [value for part in slices for value in part]
+    assert flat == reference(rows)
+    assert tip[0] == ((count, flat[-1]) if count else (0, GENESIS))
+    assert not helpers_alive()
+
+
+def test_inserts_split_a_slice_into_power_of_two_statements_within_the_limit() -> None:
+    flat = list(range(12 * 300))
+
+    parts = list(inserts(flat, 256))
+
+    assert [len(values) // 12 for _, values in parts] == [256, 32, 8, 4]
+    assert [value for _, values in parts for value in values] == flat
+    assert [len(values) // 12 for _, values in inserts(flat[: 12 * 100], 64)] == [64, 32, 4]
+
+
+def test_a_generator_failing_while_a_slice_is_chained_ahead_rolls_back_and_stops_the_helper(
+    journal: Journal,
+) -> None:
+    head = journal.head
+
+    def interrupted() -> Iterator[JournalRow]:
+        yield from (fill(i) for i in range(3 * journal_store._BATCH + 5))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        journal.append_many(interrupted())
+
+    assert journal.head == head
+    assert not helpers_alive()
+    assert journal.verify().ok
+
+
+def test_a_long_write_sqlite_refuses_raises_its_error_and_stops_the_helper(journal: Journal) -> None:
+    journal.append_many(fill(i) for i in range(3))
+    head = journal.head
+    conn = journal._conn
+    assert conn is not None
+    conn.execute("PRAGMA query_only = ON")  # fails the first slice's insert while the next is chained
+
+    with pytest.raises(JournalReadOnly):
+        journal.append_many(fill(i) for i in range(3, 3 + LONG))
+
+    assert not helpers_alive()
+    conn.execute("PRAGMA query_only = OFF")
+    assert journal.head == head
+    assert journal.append_many(fill(i) for i in range(3, 3 + LONG)) == 3 + LONG
+    assert journal.verify().ok
+
+
+def test_a_disk_that_fills_in_a_later_slice_keeps_nothing_of_the_write(journal: Journal) -> None:
+    journal.append_many(fill(i) for i in range(3))
+    head = journal.head
+    conn = journal._conn
+    assert conn is not None
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages + 8}")  # room for a slice or so, not for three
+
+    with pytest.raises(JournalWriteError, match="nothing of this write was kept"):
+        journal.append_many(fill(i) for i in range(3, 3 + 4 * journal_store._BATCH))
+
+    assert not helpers_alive()
+    assert journal.head == head
+    conn.execute("PRAGMA max_page_count = 1073741823")
     assert journal.verify().ok

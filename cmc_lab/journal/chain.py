@@ -10,10 +10,12 @@ unambiguous: any row whose fields do not split back into exactly eleven parts wa
 from __future__ import annotations
 
 from _json import encode_basestring, make_encoder
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from decimal import Decimal
 from hashlib import sha256
 from itertools import islice
+from queue import SimpleQueue
+from threading import Thread
 from typing import Any
 
 import orjson
@@ -201,3 +203,52 @@ def chain_rows(rows: Iterable[Sequence[Any]], tip: list[tuple[int, str]]) -> Ite
     first, remaining = tip[0][0], iter(rows)
     while flat := chain_slice(remaining, tip, 256, first):
         yield from zip(*[iter(flat)] * WIDTH, strict=True)
+
+
+def chained_slices(
+    rows: Iterable[Sequence[Any]], tip: list[tuple[int, str]], limit: int
+) -> Generator[list[Any], None, None]:
+    """:func:`chain_slice` of all ``rows``, ``limit`` rows at a time; once exhausted, ``tip[0]`` is
+    the new head. Close it (``contextlib.closing``) if the consumer stops early.
+
+    A write of more than one slice chains the next slice on a helper thread while the consumer
+    inserts the one it was given: a multi-row INSERT runs in SQLite without the GIL for as long as
+    chaining a slice takes, so on a machine with a core to spare the two overlap (docs/benchmarks.md,
+    figure (c)). The rows are taken from ``rows`` on the caller's thread, in order; the helper only
+    chains lists of them. An exception raised chaining a row is raised here, the same object.
+    """
+    first, remaining = tip[0][0], iter(rows)
+    chunk = list(islice(remaining, limit))
+    after = list(islice(remaining, limit)) if len(chunk) == limit else []
+    if not after:  # one slice at most: nothing to overlap
+        if chunk:
+            yield chain_slice(iter(chunk), tip, limit, first)
+        return
+    todo: SimpleQueue[list[Sequence[Any]] | None] = SimpleQueue()
+    done: SimpleQueue[list[Any] | BaseException] = SimpleQueue()
+
+    def chain_ahead() -> None:
+        while (job := todo.get()) is not None:
+            try:
+                done.put(chain_slice(iter(job), tip, limit, first))
+            except BaseException as exc:  # handed to the consumer, raised there
+                done.put(exc)
+                return
+
+    helper = Thread(target=chain_ahead, name="journal-chain", daemon=True)
+    helper.start()
+    try:
+        todo.put(chunk)
+        while True:
+            if after:  # queued only now: the helper stops after one slice ahead and frees the GIL
+                todo.put(after)
+            flat = done.get()
+            if isinstance(flat, BaseException):
+                raise flat
+            yield flat
+            if not after:
+                return
+            after = list(islice(remaining, limit))
+    finally:
+        todo.put(None)
+        helper.join()

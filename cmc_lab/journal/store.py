@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Generator, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,7 +24,7 @@ from cmc_lab.core.crashpoints import crash_point
 from cmc_lab.core.ids import venue_of
 from cmc_lab.core.model import Event, event_payload
 from cmc_lab.journal import schema
-from cmc_lab.journal.chain import GENESIS, chain_slice
+from cmc_lab.journal.chain import GENESIS, chain_slice, chained_slices
 from cmc_lab.journal.checkpoint import Checkpointer
 from cmc_lab.journal.errors import (
     CorruptJournal,
@@ -36,6 +36,7 @@ from cmc_lab.journal.errors import (
 )
 from cmc_lab.journal.rows import (
     ALL_COLUMNS,
+    INSERT,
     JournalRow,
     inserts,
     read_payload,
@@ -271,13 +272,10 @@ class Journal:
                 raise self._write_error(exc) from exc
             try:
                 tip = [self._head(conn)]
-                first, remaining = tip[0][0], iter(rows)
-                most = min(
-                    _BATCH, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(schema.EVENT_COLUMNS)
-                )
-                while flat := chain_slice(remaining, tip, _BATCH, first):
-                    for statement, values in inserts(flat, most):
-                        conn.execute(statement, values)
+                if type(rows) is tuple and len(rows) == 1:  # append(): one row, nothing to slice
+                    conn.execute(INSERT, chain_slice(iter(rows), tip, 1, tip[0][0]))
+                else:
+                    self._insert_slices(conn, rows, tip)
                 crash_point("mid_commit")
                 conn.execute("COMMIT")
                 if self._checkpoints is not None:
@@ -288,6 +286,16 @@ class Journal:
                     raise self._write_error(exc) from exc
                 raise
         return tip[0][0]
+
+    @staticmethod
+    def _insert_slices(
+        conn: sqlite3.Connection, rows: Iterable[JournalRow], tip: list[tuple[int, str]]
+    ) -> None:
+        most = min(_BATCH, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(schema.EVENT_COLUMNS))
+        with closing(chained_slices(rows, tip, _BATCH)) as slices:
+            for flat in slices:
+                for statement, values in inserts(flat, most):
+                    conn.execute(statement, values)
 
     def _writer(self) -> sqlite3.Connection:
         if self._closed:
