@@ -84,7 +84,13 @@ _BODY_LENGTH_PREFIX = re.compile(rb"9?|9=\d{0,9}")
 _MAX_DIGITS = 15  # a price or quantity beyond 10**15 (or below 10**-15) is garbage, not money
 _MAX_KNOWN_TAGS = 4096  # tag texts already seen valid, kept so parse checks each tag once per process
 _TAG_NUMBERS: dict[str, int] = {}
+_MAX_SHAPES = 1024  # tag sequences already seen well ordered (a session sends a few dozen), see parse
+_SHAPES: dict[tuple[int, ...], tuple[int, ...]] = {}  # tag sequence -> positions of its integer tags
+_NO_REPEATS: set[tuple[str, tuple[int, ...]]] = set()  # (MsgType, tags) without groups seen unrepeated
 _SPLIT_FIELD = operator.methodcaller("partition", "=")
+_TAG_OF = operator.itemgetter(0)
+_SECONDS: dict[str, int] = {}  # "YYYYMMDD-HH:MM:SS" of timestamps read lately -> epoch seconds
+_MAX_SECONDS = 64
 _MAX_HEADER = 40  # bytes of "8=...<SOH>9=...<SOH>" before we call a frame garbled
 
 
@@ -119,20 +125,21 @@ class FixMessage:
     """
 
     fields: tuple[tuple[int, str], ...]
+    #: MsgType (35), "" if missing; MsgSeqNum (34), None if missing or not a number; the tags in wire
+    #: order. Worked out once: the session and the application read them several times a message.
+    msg_type: str = field(init=False, repr=False, compare=False)
+    seq: int | None = field(init=False, repr=False, compare=False)
+    tags: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _first: dict[int, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # each tag's first value, for O(1) lookups (a report is read by a dozen gets)
-        object.__setattr__(self, "_first", dict(reversed(self.fields)))
-
-    @property
-    def msg_type(self) -> str:
-        return self.get(MSG_TYPE) or ""
-
-    @property
-    def seq(self) -> int | None:
-        value = self.get(MSG_SEQ_NUM)
-        return int(value) if value is not None and is_uint(value) else None
+        first = dict(reversed(self.fields))  # each tag's first value: a report is read by a dozen gets
+        seq = first.get(MSG_SEQ_NUM)
+        put = object.__setattr__
+        put(self, "_first", first)
+        put(self, "msg_type", first.get(MSG_TYPE) or "")
+        put(self, "seq", int(seq) if seq is not None and is_uint(seq) else None)
+        put(self, "tags", tuple(map(_TAG_OF, self.fields)))
 
     def get(self, tag: int, default: str | None = None) -> str | None:
         return self._first.get(tag, default)
@@ -210,13 +217,11 @@ def checksum(data: bytes) -> int:
 
 def encode(fields: Sequence[tuple[int, object]], begin_string: str = BEGIN_STRING) -> bytes:
     """Frame ``fields`` (MsgType first, no 8/9/10) with BeginString, BodyLength and CheckSum."""
-    parts = []
-    for tag, value in fields:
-        text = value if isinstance(value, str) else str(value)
-        if "\x01" in text:
-            raise ValueError(f"tag {tag}: a value may not contain the SOH delimiter")
-        parts.append(f"{tag}={text}\x01")
-    body = "".join(parts).encode("latin-1", errors="replace")
+    text = "".join([f"{tag}={value!s}\x01" for tag, value in fields])
+    if text.count("\x01") != len(fields):  # one SOH a field, or a value holds one
+        tag = next(tag for tag, value in fields if "\x01" in str(value))
+        raise ValueError(f"tag {tag}: a value may not contain the SOH delimiter")
+    body = text.encode("latin-1", errors="replace")
     head = f"8={begin_string}\x019={len(body)}\x01".encode("latin-1")
     total = sum(head) + sum(body)
     return head + body + f"10={total % 256:03d}\x01".encode("latin-1")
@@ -246,6 +251,24 @@ def parse(raw: bytes) -> FixMessage:
         raise FieldProblem(TAG_OUT_OF_ORDER, MSG_TYPE, "MsgType (35) must be the third field")
     if problem is not None:
         raise _with_message(problem, message)
+    shape = message.tags
+    integers = _SHAPES.get(shape)
+    if integers is None:  # a tag sequence not seen before: every check, in wire order
+        _check_fields(fields, message)
+        if len(_SHAPES) < _MAX_SHAPES:
+            _SHAPES[shape] = tuple(i for i, tag in enumerate(shape) if tag in INT_TAGS)
+        return message
+    for i in integers:  # the order of the tags is known good; only the integers' values can be wrong
+        tag, value = fields[i]
+        if not is_uint(value):
+            raise _with_message(
+                FieldProblem(INCORRECT_FORMAT, tag, f"tag {tag} must be an integer, got {value!r}"), message
+            )
+    return message
+
+
+def _check_fields(fields: list[tuple[int, str]], message: FixMessage) -> None:
+    """Header tags once and before the body, integer tags holding integers; the first problem raises."""
     seen: set[int] = set()
     in_body = False
     for position, (tag, value) in enumerate(fields):
@@ -265,7 +288,6 @@ def parse(raw: bytes) -> FixMessage:
             raise _with_message(
                 FieldProblem(TAG_OUT_OF_ORDER, tag, f"header tag {tag} comes after the body"), message
             )
-    return message
 
 
 def _fields_checked(items: list[str]) -> tuple[list[tuple[int, str]], FieldProblem | None]:
@@ -296,6 +318,9 @@ def _with_message(problem: FieldProblem, message: FixMessage) -> FieldProblem:
 def check_repeats(message: FixMessage) -> None:
     """Reject a body tag that appears twice outside the message type's repeating groups."""
     groups = GROUPS.get(message.msg_type, {})
+    key = (message.msg_type, message.tags) if not groups else None
+    if key in _NO_REPEATS:  # the same tags as a message already checked (an order's every report)
+        return
     in_groups = {tag for members in groups.values() for tag in members}
     seen: set[int] = set()
     for tag, _ in message.fields:
@@ -307,6 +332,8 @@ def check_repeats(message: FixMessage) -> None:
     for count_tag in groups:
         if count_tag in message:
             message.group(count_tag)
+    if key is not None and len(_NO_REPEATS) < _MAX_SHAPES:
+        _NO_REPEATS.add(key)
 
 
 class Framer:
@@ -401,11 +428,22 @@ def _second(seconds: int) -> str:
 
 def parse_timestamp(value: str) -> int:
     """A UTCTimestamp (seconds, or up to nanoseconds) as int ns since the epoch; ValueError if not one."""
+    second = _SECONDS.get(value[:17])  # the second of a recent timestamp: only the fraction to read
+    if second is not None:
+        fraction = value[18:]
+        if value[17:18] == "." and 0 < len(fraction) <= 9 and fraction.isascii() and fraction.isdigit():
+            return second * 1_000_000_000 + int(fraction.ljust(9, "0"))
+        if len(value) == 17:
+            return second * 1_000_000_000
     m = _TIMESTAMP.match(value.encode("latin-1"))
     if m is None:
         raise ValueError(f"{value!r} is not a UTCTimestamp (YYYYMMDD-HH:MM:SS[.sss])")
     date, hh, mm, ss, frac = m.groups()
-    return _epoch_second(date, hh, mm, ss) * 1_000_000_000 + int((frac or b"0").decode().ljust(9, "0"))
+    second = _epoch_second(date, hh, mm, ss)
+    if len(_SECONDS) >= _MAX_SECONDS:
+        _SECONDS.clear()
+    _SECONDS[value[:17]] = second
+    return second * 1_000_000_000 + int((frac or b"0").decode().ljust(9, "0"))
 
 
 @functools.lru_cache(maxsize=64)

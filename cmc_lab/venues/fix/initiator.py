@@ -101,6 +101,7 @@ class FixGateway(SessionApp):
         self._status: dict[str, tuple[asyncio.Future[OrderStatusReport | None], str, str]] = {}
         self._replaces: dict[str, asyncio.Future[ReplaceResult]] = {}
         self._books: dict[str, mapping.TopOfBook] = {}
+        self._maturities: dict[str, str] = {}  # instrument id -> MaturityMonthYear ("" for none), as sent
         self.queries = VenueQueries(self._send, lambda cl: self._root.get(cl, cl), config.timeout)
         self._requests = 0
         self._reader: asyncio.Task[str] | None = None
@@ -448,7 +449,11 @@ class FixGateway(SessionApp):
             if cmd.instrument_id in self.specs.instruments
             else ""
         )
-        maturity = maturity_month_year(self.specs, cmd.instrument_id)
+        maturity = self._maturities.get(cmd.instrument_id)
+        if maturity is None:  # worked out once an instrument: it parses the contract id against every rule
+            maturity = self._maturities[cmd.instrument_id] = maturity_month_year(
+                self.specs, cmd.instrument_id
+            )
         body = mapping.new_order_single(
             cmd, self.config.account or cmd.account, currency, _now_text(), maturity
         )
