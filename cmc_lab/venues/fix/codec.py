@@ -217,10 +217,20 @@ def checksum(data: bytes) -> int:
 
 def encode(fields: Sequence[tuple[int, object]], begin_string: str = BEGIN_STRING) -> bytes:
     """Frame ``fields`` (MsgType first, no 8/9/10) with BeginString, BodyLength and CheckSum."""
+    return frame(render(fields), begin_string)
+
+
+def render(fields: Sequence[tuple[int, object]]) -> str:
+    """``fields`` as ``tag=value<SOH>`` text; ValueError if a value holds the SOH delimiter."""
     text = "".join([f"{tag}={value!s}\x01" for tag, value in fields])
     if text.count("\x01") != len(fields):  # one SOH a field, or a value holds one
         tag = next(tag for tag, value in fields if "\x01" in str(value))
         raise ValueError(f"tag {tag}: a value may not contain the SOH delimiter")
+    return text
+
+
+def frame(text: str, begin_string: str = BEGIN_STRING) -> bytes:
+    """Rendered fields (:func:`render`) framed with BeginString, BodyLength and CheckSum."""
     body = text.encode("latin-1", errors="replace")
     head = f"8={begin_string}\x019={len(body)}\x01".encode("latin-1")
     total = sum(head) + sum(body)
@@ -488,9 +498,11 @@ __all__ = [
     "encode",
     "format_date_time",
     "format_timestamp",
+    "frame",
     "is_uint",
     "parse",
     "parse_date_time",
     "parse_timestamp",
     "printable",
+    "render",
 ]

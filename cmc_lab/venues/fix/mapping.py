@@ -166,6 +166,8 @@ def offset_fields(offset: str) -> list[tuple[int, object]]:
 def offset_of(msg: Mapping[int, str] | FixMessage) -> str:
     """The offset a NewOrderSingle carries ("" when it says none); ValueError naming the tag if unreadable."""
     effect, day = msg.get(POSITION_EFFECT), msg.get(CLOSE_DAY)
+    if effect is None and day is None:  # most venues net: no offset
+        return ""
     found = _FIX_TO_OFFSET.get(tuple(v for v in (effect, day) if v is not None))
     if found is None or (effect is None and day is not None):
         raise ValueError(

@@ -65,6 +65,7 @@ class Outbox:
         self.sent: dict[int, StoredMessage] = {}
         self.last_sent = 0.0
         self._name = f"{sender}->{target}"
+        self._comp_ids = ""  # "49=sender<SOH>56=target<SOH>", rendered by the first frame
 
     def keep(self, msg_type: str, body: Sequence[tuple[int, object]]) -> StoredMessage:
         """Number an application message and keep it for resending; nothing is written."""
@@ -132,17 +133,15 @@ class Outbox:
         sending_time: str,
         orig_sending_time: str | None = None,
     ) -> bytes:
-        fields: list[tuple[int, object]] = [
-            (codec.MSG_TYPE, msg_type),
-            (codec.SENDER, self.sender),
-            (codec.TARGET, self.target),
-            (codec.MSG_SEQ_NUM, seq),
-            (codec.SENDING_TIME, sending_time),
-        ]
+        if not self._comp_ids:  # the same in every message: rendered (and checked) once
+            self._comp_ids = codec.render([(codec.SENDER, self.sender), (codec.TARGET, self.target)])
+        head = (
+            f"{codec.MSG_TYPE}={msg_type}\x01{self._comp_ids}"
+            f"{codec.MSG_SEQ_NUM}={seq}\x01{codec.SENDING_TIME}={sending_time}\x01"
+        )
         if orig_sending_time is not None:
-            fields += [(codec.POSS_DUP, "Y"), (codec.ORIG_SENDING_TIME, orig_sending_time)]
-        fields += body
-        return codec.encode(fields)
+            head += f"{codec.POSS_DUP}=Y\x01{codec.ORIG_SENDING_TIME}={orig_sending_time}\x01"
+        return codec.frame(head + codec.render(body))
 
     def write(self, raw: bytes) -> None:
         writer = self.writer

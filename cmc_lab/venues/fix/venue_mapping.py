@@ -92,6 +92,10 @@ class FixOrder:
     notional: Decimal = Decimal(0)
     chain: list[str] = field(default_factory=list)  # every ClOrdID this order has had
     offset: str = ""  # SHFE/INE: open, close, close_today, close_yesterday (77 and 20077)
+    #: the terms fields of its reports (:func:`_terms`) and the values they were written from
+    terms: tuple[tuple[object, ...], tuple[tuple[int, object], ...]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def avg_px(self) -> Decimal:
@@ -164,7 +168,6 @@ def execution_report(
     extra: list[tuple[int, object]] | None = None,
 ) -> list[tuple[int, object]]:
     """An ExecutionReport (35=8) body for ``order`` as it stands after this execution; ``extra`` fields appended."""
-    exchange, symbol = split_instrument_id(order.instrument)
     fields: list[tuple[int, object]] = [
         (ORDER_ID, order.order_id),
         (CL_ORD_ID, cl_ord_id or order.cl_ord_id),
@@ -182,17 +185,7 @@ def execution_report(
         fields.append((ORD_REJ_REASON, ord_rej_reason))
     if order.account:
         fields.append((ACCOUNT, order.account))
-    fields += [
-        (SYMBOL, symbol),
-        (SECURITY_EXCHANGE, exchange),
-        (SIDE, SIDE_TO_FIX[order.side]),
-        (ORDER_QTY, order.qty),
-        (ORD_TYPE, "2"),
-        (PRICE, price_text(order.price)),
-        (TIME_IN_FORCE, TIF_TO_FIX[order.tif]),
-    ]
-    if order.currency:  # unknown for an order refused before its instrument was found: no empty tag
-        fields.append((CURRENCY, order.currency))
+    fields += _terms(order)
     if last_px is not None and last_qty is not None:
         fields += [(LAST_QTY, last_qty), (LAST_PX, price_text(last_px))]
         if liquidity:
@@ -206,6 +199,34 @@ def execution_report(
     if text:
         fields.append((codec.TEXT, text))
     return fields + (extra or [])
+
+
+def _terms(order: FixOrder) -> tuple[tuple[int, object], ...]:
+    """Symbol (55) to Currency (15) of ``order``'s reports, written once and again only when a replace
+    changes them (every report of an order repeats them; the price is compared by identity, since
+    2650.1 and 2650.10 are equal but written differently)."""
+    cached = order.terms
+    if cached is not None:
+        instrument, side, qty, price, tif, currency = cached[0]
+        if (
+            price is order.price and qty == order.qty and instrument == order.instrument
+            and side is order.side and tif is order.tif and currency == order.currency
+        ):  # fmt: skip
+            return cached[1]
+    exchange, symbol = split_instrument_id(order.instrument)
+    terms: tuple[tuple[int, object], ...] = (
+        (SYMBOL, symbol),
+        (SECURITY_EXCHANGE, exchange),
+        (SIDE, SIDE_TO_FIX[order.side]),
+        (ORDER_QTY, order.qty),
+        (ORD_TYPE, "2"),
+        (PRICE, price_text(order.price)),
+        (TIME_IN_FORCE, TIF_TO_FIX[order.tif]),
+    )
+    if order.currency:  # unknown for an order refused before its instrument was found: no empty tag
+        terms += ((CURRENCY, order.currency),)
+    order.terms = ((order.instrument, order.side, order.qty, order.price, order.tif, order.currency), terms)
+    return terms
 
 
 def unknown_order_report(
