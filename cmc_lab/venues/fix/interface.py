@@ -58,7 +58,7 @@ class StoredMessage:
 
     seq: int
     msg_type: str
-    body: tuple[tuple[int, object], ...]
+    body: str  # its fields after the header, rendered (``tag=value<SOH>...``): text, not tuples for the GC to walk
     sending_time: str
     sent_at: float  # loop time
 

@@ -69,7 +69,8 @@ class Outbox:
 
     def keep(self, msg_type: str, body: Sequence[tuple[int, object]]) -> StoredMessage:
         """Number an application message and keep it for resending; nothing is written."""
-        stored = StoredMessage(self.take_seq(), msg_type, tuple(body), sending_time(), self.now())
+        text = codec.render(body)  # a value holding SOH raises here, before a number is taken
+        stored = StoredMessage(self.take_seq(), msg_type, text, sending_time(), self.now())
         self.sent[stored.seq] = stored
         if len(self.sent) > _KEEP_SENT:
             del self.sent[next(iter(self.sent))]
@@ -77,7 +78,7 @@ class Outbox:
 
     def send(self, stored: StoredMessage) -> None:
         """Write a kept message for the first time."""
-        self.write(self.frame(stored.msg_type, stored.seq, stored.body, stored.sending_time))
+        self.write(self._frame(stored.msg_type, stored.seq, stored.body, stored.sending_time))
 
     def admin(self, msg_type: str, body: Sequence[tuple[int, object]]) -> int:
         """Number and write an admin message (not kept: a resend gap-fills over it); its MsgSeqNum."""
@@ -112,7 +113,7 @@ class Outbox:
             now = sending_time()
             if isinstance(step, StoredMessage):
                 self.stats["resent"] += 1
-                self.write(self.frame(step.msg_type, step.seq, step.body, now, step.sending_time))
+                self.write(self._frame(step.msg_type, step.seq, step.body, now, step.sending_time))
             else:
                 seq, new_seq = step
                 self.stats["gap_fills"] += 1
@@ -133,6 +134,12 @@ class Outbox:
         sending_time: str,
         orig_sending_time: str | None = None,
     ) -> bytes:
+        return self._frame(msg_type, seq, codec.render(body), sending_time, orig_sending_time)
+
+    def _frame(
+        self, msg_type: str, seq: int, body: str, sending_time: str, orig_sending_time: str | None = None
+    ) -> bytes:
+        """The message with our header in front of ``body``, its rendered fields."""
         if not self._comp_ids:  # the same in every message: rendered (and checked) once
             self._comp_ids = codec.render([(codec.SENDER, self.sender), (codec.TARGET, self.target)])
         head = (
@@ -141,7 +148,7 @@ class Outbox:
         )
         if orig_sending_time is not None:
             head += f"{codec.POSS_DUP}=Y\x01{codec.ORIG_SENDING_TIME}={orig_sending_time}\x01"
-        return codec.frame(head + codec.render(body))
+        return codec.frame(head + body)
 
     def write(self, raw: bytes) -> None:
         writer = self.writer

@@ -1,9 +1,9 @@
 """FIX recovery layer: what to resend or gap-fill for a ResendRequest, and the gap we wait on. Pure, no IO.
 
 >>> from cmc_lab.venues.fix.interface import StoredMessage
->>> sent = {3: StoredMessage(3, "8", (), "20261124-14:00:00.000", 0.0)}
+>>> sent = {3: StoredMessage(3, "8", "", "20261124-14:00:00.000", 0.0)}
 >>> resend_plan(2, 0, 5, sent, lambda stored: True)
-([(2, 3), StoredMessage(seq=3, msg_type='8', body=(), sending_time='20261124-14:00:00.000', sent_at=0.0), (4, 5)], [])
+([(2, 3), StoredMessage(seq=3, msg_type='8', body='', sending_time='20261124-14:00:00.000', sent_at=0.0), (4, 5)], [])
 """
 
 from __future__ import annotations
