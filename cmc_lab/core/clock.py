@@ -52,6 +52,10 @@ class RealClock:
         return "RealClock()" if self._start_ns is None else "RealClock(anchored)"
 
 
+#: At most this many loop turns a virtual call waits for the work ready at its instant (a callback
+#: that reschedules itself forever must not hang the caller).
+_SETTLE_TURNS = 1000
+
 #: The longest a virtual loop runs jumps (VirtualTimeLoop.jump_to) without polling real IO, in ns.
 _POLL_EVERY_NS = 1_000_000
 
@@ -125,7 +129,8 @@ class VirtualClock:
         return self._loop
 
     def now_ns(self) -> int:
-        return self._start_ns + self.mono_ns()
+        loop = self._loop  # mono_ns() written out: a replay reads the time for every quote
+        return self._start_ns + (0 if loop is None else round(loop.virtual_now * 1e9))
 
     def mono_ns(self) -> int:
         return 0 if self._loop is None else round(self._loop.virtual_now * 1e9)
@@ -145,6 +150,23 @@ class VirtualClock:
             return await awaitable
         finally:
             loop.advancing -= 1
+
+    async def settle(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable``, then let the loop run what is ready at this instant before answering.
+
+        Between two calls virtual time stands still, but callbacks already due at this instant (an
+        answer with no latency, quotes emitted by the step that just ran) still run on the loop's
+        thread. A call returns only once they have, so the caller's next call starts from the same
+        state on every run: before, which of the two ran first was up to the threads, and with it
+        the order of a venue's latency draws (a seeded scenario gave two different days).
+        """
+        result = await awaitable
+        loop = self._loop
+        for _ in range(_SETTLE_TURNS):
+            if loop is None or not loop._ready:  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0)
+        return result
 
     def __repr__(self) -> str:
         return f"VirtualClock(t+{self.mono_ns() / 1e9:.3f}s)"

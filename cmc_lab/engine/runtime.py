@@ -14,7 +14,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from cmc_lab.core.clock import Clock
+from cmc_lab.core.clock import Clock, VirtualClock
 from cmc_lab.engine.errors import EngineClosed, EngineError
 
 T = TypeVar("T")
@@ -63,6 +63,8 @@ class Runtime:
             )
         if advance:
             coro = self.clock.advance(coro)
+        if isinstance(self.clock, VirtualClock):  # answer once the instant's ready work has run
+            coro = self.clock.settle(coro)
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         # Under the virtual clock the timeout is in market seconds; allow real time for the CPU.
         real_timeout = max(60.0, timeout * 4) if self.clock.virtual else timeout + 5.0
@@ -82,6 +84,8 @@ class Runtime:
             raise EngineClosed(_CLOSED)
         if advance:
             coro = self.clock.advance(coro)
+        if isinstance(self.clock, VirtualClock):  # answer once the instant's ready work has run
+            coro = self.clock.settle(coro)
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     def report(self, errors: list[str]) -> None:
