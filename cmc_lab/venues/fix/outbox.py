@@ -8,6 +8,7 @@ with resends (PossDupFlag=Y) and gap fills. What to send and when is the session
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +40,11 @@ class Outbox:
         The session's clock (loop time), for ``last_sent`` and ``StoredMessage.sent_at``.
     overflow
         Called with the reason when the counterparty reads too slowly to keep the connection.
+    coalesce
+        Hold what is written during one turn of the event loop and write it in one piece at the
+        start of the next (:meth:`flush`): the acceptor's reports of one order (New, then Fill) reach
+        the counterparty in one TCP segment and one wake-up instead of one each. The initiator writes
+        each message at once: an order must not wait for the loop's next turn.
 
     Examples
     --------
@@ -55,8 +61,11 @@ class Outbox:
         stats: dict[str, int],
         now: Callable[[], float],
         overflow: Callable[[str], None],
+        *,
+        coalesce: bool = False,
     ) -> None:
         self.sender, self.target = sender, target
+        self.coalesce = coalesce
         self.store = store
         self.stats = stats
         self.now = now
@@ -66,6 +75,7 @@ class Outbox:
         self.last_sent = 0.0
         self._name = f"{sender}->{target}"
         self._comp_ids = ""  # "49=sender<SOH>56=target<SOH>", rendered by the first frame
+        self._held: list[bytes] = []  # coalesce: written this turn of the loop, not yet on the wire
 
     def keep(self, msg_type: str, body: Sequence[tuple[int, object]]) -> StoredMessage:
         """Number an application message and keep it for resending; nothing is written."""
@@ -154,11 +164,35 @@ class Outbox:
         writer = self.writer
         if writer is None or writer.is_closing():
             return
-        writer.write(raw)
+        if not (self.coalesce and self._hold(raw)):
+            self._put(writer, raw)
         self.last_sent = self.now()
         self.stats["out"] += 1
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s OUT %s", self._name, codec.printable(raw))
+
+    def flush(self) -> None:
+        """Write what ``coalesce`` holds, in one piece; the session calls it before it closes the connection."""
+        if not self._held:
+            return
+        data = b"".join(self._held)
+        self._held.clear()
+        writer = self.writer
+        if writer is not None and not writer.is_closing():
+            self._put(writer, data)
+
+    def _hold(self, raw: bytes) -> bool:
+        """Hold ``raw`` for the loop's next turn; False outside a running loop (write it now)."""
+        if not self._held:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:
+                return False
+        self._held.append(raw)
+        return True
+
+    def _put(self, writer: Writer, data: bytes) -> None:
+        writer.write(data)
         transport = getattr(writer, "transport", None)
         if transport is not None and transport.get_write_buffer_size() > _MAX_WRITE_BUFFER:
             self.overflow("the counterparty reads too slowly (write buffer full)")

@@ -91,7 +91,9 @@ class FixSession:
         self.logon_timeout = logon_timeout
         self.state = SessionState.IDLE
         self.stats = {"in": 0, "out": 0, "garbled": 0, "rejects_sent": 0, "resent": 0, "gap_fills": 0}
-        self.out = Outbox(sender, target, store, self.stats, self.now, self._disconnect)
+        self.out = Outbox(
+            sender, target, store, self.stats, self.now, self._disconnect, coalesce=role == "acceptor"
+        )
         self.internal_errors = 0
         self.last_disconnect = ""
         self._framer = Framer()
@@ -570,6 +572,7 @@ class FixSession:
         self._disconnect(text)
 
     def _disconnect(self, reason: str) -> None:
+        self.out.flush()  # what the acceptor holds (a Logout, the last reports) goes out before the close
         writer, self.out.writer = self.out.writer, None
         if writer is None:
             return
