@@ -294,3 +294,17 @@ def test_a_header_byte_that_makes_the_file_format_unsupported_is_reported_as_dam
     damage = r"unsupported file format.*damaged.*restore it from a copy"
     with pytest.raises(CorruptJournal, match=damage), Journal(path, readonly=True) as journal:
         list(journal.rows())
+
+
+def test_a_schema_byte_that_renames_a_column_is_reported_as_damage(tmp_path: Path) -> None:
+    """Found by the bad-input sweep: a byte of the meta table's stored CREATE statement flipped (its
+    "value" column no longer named so) gave "no such column: value; try again"."""
+    path = tmp_path / "run.sqlite"
+    with Journal(path) as journal:
+        journal.append("X", ts_event=1, ts_init=1, mono_ns=0, payload={"a": 1})
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(b'"value" TEXT NOT NULL') + 1] = 1
+    path.write_bytes(bytes(raw))
+    damage = r"no such column: value.*damaged.*restore it from a copy"
+    with pytest.raises(CorruptJournal, match=damage):
+        Journal(path, readonly=True).close()

@@ -1,4 +1,6 @@
-"""Journal hash-chain layer: canonical payload JSON and the SHA-256 link of one row (pure, no IO).
+"""Journal hash-chain layer: canonical payload JSON and the SHA-256 link of one row (no IO).
+
+A long write is chained a slice ahead on a helper thread (:func:`chained_slices`); the rest is pure.
 
 Each row's hash covers its own fields and the previous row's hash, so editing, removing or
 reordering any row breaks every link after it. The byte string hashed is the row's fields

@@ -12,6 +12,7 @@ import orjson
 import pandas as pd
 
 from cmc_lab.core.display import Frame
+from cmc_lab.journal.chain import WIDTH
 from cmc_lab.journal.errors import CorruptJournal
 from cmc_lab.journal.schema import EVENT_COLUMNS
 
@@ -34,14 +35,13 @@ _FRAME_NAMES = frozenset(FRAME_COLUMNS)
 #: The stored columns in order, as SQL, and the statement that inserts one stored row.
 ALL_COLUMNS = ", ".join(EVENT_COLUMNS)
 INSERT = f"INSERT INTO events ({ALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_WIDTH = len(EVENT_COLUMNS)
 
 
 @cache
 def _insert_of(count: int) -> str:
     if count == 1:
         return INSERT
-    return f"INSERT INTO events ({ALL_COLUMNS}) VALUES " + ", ".join([f"({', '.join('?' * _WIDTH)})"] * count)
+    return f"INSERT INTO events ({ALL_COLUMNS}) VALUES " + ", ".join([f"({', '.join('?' * WIDTH)})"] * count)
 
 
 def inserts(flat: list[Any], most: int) -> Iterator[tuple[str, list[Any]]]:
@@ -58,13 +58,13 @@ def inserts(flat: list[Any], most: int) -> Iterator[tuple[str, list[Any]]]:
     >>> [(sql.count("(?"), len(values)) for sql, values in inserts(list(range(36)), 256)]
     [(2, 24), (1, 12)]
     """
-    rows, done = len(flat) // _WIDTH, 0
+    rows, done = len(flat) // WIDTH, 0
     while done < rows:
         count = 1 << (min(rows - done, most).bit_length() - 1)
         if count == rows:
             yield _insert_of(count), flat
         else:
-            yield _insert_of(count), flat[done * _WIDTH : (done + count) * _WIDTH]
+            yield _insert_of(count), flat[done * WIDTH : (done + count) * WIDTH]
         done += count
 
 

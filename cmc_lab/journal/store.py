@@ -24,7 +24,7 @@ from cmc_lab.core.crashpoints import crash_point
 from cmc_lab.core.ids import venue_of
 from cmc_lab.core.model import Event, event_payload
 from cmc_lab.journal import schema
-from cmc_lab.journal.chain import GENESIS, chain_slice, chained_slices
+from cmc_lab.journal.chain import GENESIS, WIDTH, chain_slice, chained_slices
 from cmc_lab.journal.checkpoint import Checkpointer
 from cmc_lab.journal.errors import (
     CorruptJournal,
@@ -291,7 +291,7 @@ class Journal:
     def _insert_slices(
         conn: sqlite3.Connection, rows: Iterable[JournalRow], tip: list[tuple[int, str]]
     ) -> None:
-        most = min(_BATCH, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(schema.EVENT_COLUMNS))
+        most = min(_BATCH, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // WIDTH)
         with closing(chained_slices(rows, tip, _BATCH)) as slices:
             for flat in slices:
                 for statement, values in inserts(flat, most):
@@ -345,7 +345,9 @@ class Journal:
             if self._closed:
                 raise JournalClosed(f"journal {self.path} was closed while it was being read") from exc
             damaged = getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
-            if damaged or "decode" in str(exc) or "unsupported file format" in str(exc):  # a header byte
+            # a header byte ("unsupported file format"), a name's bytes ("decode"), the stored schema
+            # ("no such column" in a table the open checked)
+            if damaged or any(sign in str(exc) for sign in ("decode", "unsupported file format", "no such")):
                 raise CorruptJournal(
                     f"journal {self.path} could not be read ({exc}): the file is damaged beneath the "
                     "rows, so verify() cannot read it either; restore it from a copy or archive, or "
