@@ -23,9 +23,10 @@ from cmc_lab.core.specs import load_specs
 from cmc_lab.venues.fix import codec, mapping, venue_mapping
 from cmc_lab.venues.fix.codec import FieldProblem, FixMessage, Framer, Garbled, encode, parse
 from cmc_lab.venues.fix.gateway import fix_venues
-from cmc_lab.venues.fix.interface import SessionState
+from cmc_lab.venues.fix.interface import SessionApp, SessionState
 from cmc_lab.venues.fix.server import ExchangeServer
 from cmc_lab.venues.fix.session import FixSession
+from cmc_lab.venues.fix.store import SeqStore
 
 SOH = "\x01"
 
@@ -238,6 +239,81 @@ def test_timestamps_round_trip_at_millisecond_precision() -> None:
     for bad in ("2026-11-24 14:00", "20261324-14:00:00", "20261124-25:00:00"):
         with pytest.raises(ValueError):
             codec.parse_timestamp(bad)
+
+
+def test_a_message_of_a_shape_already_seen_still_has_its_integers_checked() -> None:
+    header = [(35, "0"), (49, "CLIENT1"), (56, "EXECUTOR")]
+    parse(encode([*header, (34, 7), (52, "20261124-14:00:00.000")]))  # this tag order is now known good
+    with pytest.raises(FieldProblem) as err:
+        parse(encode([*header, (34, "7x"), (52, "20261124-14:00:00.000")]))
+    assert err.value.reason == codec.INCORRECT_FORMAT and err.value.tag == 34
+
+
+def test_a_repeat_check_remembered_for_one_msgtype_does_not_pass_another() -> None:
+    codec.check_repeats(parse(encode([(35, "D"), (11, "a"), (1, "x")])))
+    with pytest.raises(FieldProblem):
+        codec.check_repeats(parse(encode([(35, "D"), (11, "a"), (11, "b")])))
+
+
+def test_a_timestamp_in_a_second_read_before_still_refuses_a_bad_fraction() -> None:
+    assert codec.parse_timestamp("20261124-14:00:01.5") == 1_795_528_801_500_000_000
+    assert codec.parse_timestamp("20261124-14:00:01.25") == 1_795_528_801_250_000_000
+    assert codec.parse_timestamp("20261124-14:00:01") == 1_795_528_801_000_000_000
+    for bad in (
+        "20261124-14:00:01.",
+        "20261124-14:00:01.x",
+        "20261124-14:00:01.1234567890",
+        "20261124-14:00:01Z",
+    ):
+        with pytest.raises(ValueError):
+            codec.parse_timestamp(bad)
+
+
+class _Wire:
+    """A connection's write side that records each write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def test_the_acceptor_writes_one_turn_of_the_loop_in_one_piece_and_flushes_before_closing() -> None:
+    async def run() -> tuple[list[bytes], list[bytes], list[bytes]]:
+        session = FixSession(
+            "EXECUTOR", "CLIENT1", "acceptor", ExchangeServer(targets=["CLIENT1"]), SeqStore(None)
+        )
+        wire = _Wire()
+        session.attach(wire)
+        session.out.write(b"new")
+        session.out.write(b"fill")
+        held = list(wire.writes)
+        await asyncio.sleep(0)
+        turn = list(wire.writes)
+        session.out.write(b"logout")
+        session.abort("closing")
+        return held, turn, wire.writes
+
+    held, turn, closed = asyncio.run(run())
+    assert held == [] and turn == [b"newfill"] and closed == [b"newfill", b"logout"]
+
+
+def test_the_initiator_writes_each_message_at_once() -> None:
+    async def run() -> list[bytes]:
+        session = FixSession("CLIENT1", "EXECUTOR", "initiator", SessionApp(), SeqStore(None))
+        wire = _Wire()
+        session.attach(wire)
+        session.out.write(b"order")
+        return list(wire.writes)
+
+    assert asyncio.run(run()) == [b"order"]
 
 
 def test_printable_redacts_every_secret_tag() -> None:
