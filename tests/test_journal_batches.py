@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -178,3 +178,16 @@ def test_a_disk_that_fills_in_a_later_slice_keeps_nothing_of_the_write(journal: 
     assert journal.head == head
     conn.execute("PRAGMA max_page_count = 1073741823")
     assert journal.verify().ok
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, journal_store._FEW - 1, journal_store._FEW, 300])
+@pytest.mark.parametrize("container", [list, tuple, iter])
+def test_a_write_of_any_length_stores_the_rows_row_hash_gives(
+    tmp_path: Path, count: int, container: Callable[[list[JournalRow]], Iterable[JournalRow]]
+) -> None:
+    rows = [fill(i) for i in range(count)]
+    path = tmp_path / "run.sqlite"
+    with Journal(path) as journal:
+        assert journal.append_many(container(rows)) == count
+    flat = reference(rows)
+    assert stored(path) == [tuple(flat[i : i + 12]) for i in range(0, len(flat), 12)]

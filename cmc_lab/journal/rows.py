@@ -38,7 +38,8 @@ INSERT = f"INSERT INTO events ({ALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,
 
 
 @cache
-def _insert_of(count: int) -> str:
+def insert_of(count: int) -> str:
+    """The statement that inserts ``count`` stored rows (:data:`INSERT` for one); built once a count."""
     if count == 1:
         return INSERT
     return f"INSERT INTO events ({ALL_COLUMNS}) VALUES " + ", ".join([f"({', '.join('?' * WIDTH)})"] * count)
@@ -62,9 +63,9 @@ def inserts(flat: list[Any], most: int) -> Iterator[tuple[str, list[Any]]]:
     while done < rows:
         count = 1 << (min(rows - done, most).bit_length() - 1)
         if count == rows:
-            yield _insert_of(count), flat
+            yield insert_of(count), flat
         else:
-            yield _insert_of(count), flat[done * WIDTH : (done + count) * WIDTH]
+            yield insert_of(count), flat[done * WIDTH : (done + count) * WIDTH]
         done += count
 
 

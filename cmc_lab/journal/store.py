@@ -36,8 +36,8 @@ from cmc_lab.journal.errors import (
 )
 from cmc_lab.journal.rows import (
     ALL_COLUMNS,
-    INSERT,
     JournalRow,
+    insert_of,
     inserts,
     read_payload,
     timeline_frame,
@@ -60,6 +60,8 @@ _LAST_ROTATION = "SELECT payload FROM events WHERE kind = 'JournalRotated' ORDER
 # side's working set in the CPU's caches; a slice of 256 rows in one statement inserts faster than 64
 # or 128 (docs/benchmarks.md, figure (c)); and a long write never sits in memory whole.
 _BATCH = 256
+# A write of fewer rows (append, the engine's commits) is one statement of exactly its rows.
+_FEW = 16
 
 # SQLite primary result codes (sqlite3.h) a failed write maps onto.
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
@@ -272,8 +274,9 @@ class Journal:
                 raise self._write_error(exc) from exc
             try:
                 tip = [self._head(conn)]
-                if type(rows) is tuple and len(rows) == 1:  # append(): one row, nothing to slice
-                    conn.execute(INSERT, chain_slice(iter(rows), tip, 1, tip[0][0]))
+                if isinstance(rows, tuple | list) and len(rows) < _FEW:  # append(), the engine's commits
+                    if rows:  # one statement of exactly these rows: no slicing, no helper thread
+                        conn.execute(insert_of(len(rows)), chain_slice(iter(rows), tip, _FEW, tip[0][0]))
                 else:
                     self._insert_slices(conn, rows, tip)
                 crash_point("mid_commit")
