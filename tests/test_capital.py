@@ -271,3 +271,37 @@ def test_convert_between_usd_and_cny_at_usdcnh() -> None:
     assert convert(Decimal("100"), "USD", "CNY", rate) == Decimal("725.00")
     assert convert(Decimal("725"), "CNY", "USD", rate) == Decimal("100")
     assert convert(Decimal("5"), "CNH", "CNY", rate) == Decimal("5")
+
+
+# ---------------------------------------------------------------------------- figures, cached per account
+
+
+def test_a_quote_recomputes_the_figures_that_read_it_and_no_others() -> None:
+    """A gold quote moves the account holding gold; an FX quote moves an account holding a position
+    in another money (gold in USD in a CNH account) and leaves the same-money account's figures as
+    they were; a fill anywhere recomputes every account."""
+    specs = load_specs()
+    cap = Capital(
+        specs, specs.instruments.values(), accounts={"HK-FUT": {"currency": "CNH", "cash": 1_000_000}}
+    )
+    gc, au = specs.instrument("COMEX.GC"), specs.instrument("SHFE.au")
+    cap.apply_fill("US-FUT", gc, Side.BUY, Decimal("4100.0"), 2)
+    cap.apply_fill("CN-FUT", au, Side.BUY, Decimal("950.00"), 1)
+    cap.apply_fill("HK-FUT", gc, Side.SELL, Decimal("4100.0"), 1)
+    before = {name: cap.figures(name) for name in cap.accounts}
+
+    cap.on_quote(Quote(gc.id, 4110.0, 4110.2, 5, 5, 10, 10))
+    after_gc = {name: cap.figures(name) for name in cap.accounts}
+    assert after_gc["CN-FUT"] is before["CN-FUT"]
+    assert after_gc["US-FUT"].unrealized == Decimal("2020.00")  # 2 lots x 100 oz x 10.1
+    assert after_gc["HK-FUT"].unrealized != before["HK-FUT"].unrealized
+
+    cap.on_quote(Quote("FX.USDCNH", 7.2, 7.2002, 5, 5, 20, 20))
+    after_fx = {name: cap.figures(name) for name in cap.accounts}
+    assert after_fx["CN-FUT"] is before["CN-FUT"] and after_fx["US-FUT"] is after_gc["US-FUT"]
+    assert after_fx["HK-FUT"].unrealized != after_gc["HK-FUT"].unrealized  # USD P&L at the new rate
+    assert after_fx["HK-FUT"] == cap._compute("HK-FUT")
+
+    cap.apply_fill("US-FUT", gc, Side.SELL, Decimal("4110.0"), 2)
+    assert all(cap.figures(name) is not after_fx[name] for name in cap.accounts)
+    assert all(cap.figures(name) == cap._compute(name) for name in cap.accounts)

@@ -13,7 +13,7 @@ from cmc_lab.core.specs import load_specs
 from cmc_lab.engine.facade import Engine
 from cmc_lab.engine.routing import trader_id
 from cmc_lab.journal import Journal, JournalError
-from cmc_lab.risk.capital import account_specs
+from cmc_lab.risk.account_terms import account_specs
 from cmc_lab.venues.base import Venue
 from cmc_lab.venues.fix.gateway import fix_venues
 from cmc_lab.venues.replay import first_time_ns, open_replay, replay_venues

@@ -14,15 +14,16 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from cmc_lab.core.fees import FillFee
 from cmc_lab.core.ids import USDCNH_ID, USDCNY_ID
-from cmc_lab.core.instruments import PLAIN_DECIMAL, Instrument, MarginKind
+from cmc_lab.core.instruments import Instrument, MarginKind
 from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.offsets import Offset
-from cmc_lab.core.specs import ACCOUNT_CURRENCIES, AccountSpec, Specs
+from cmc_lab.core.specs import Specs
+from cmc_lab.risk.account_terms import account_specs
 from cmc_lab.risk.fx_book import FxBook, RateUsed, convert
 from cmc_lab.risk.margin_rate import MarginRate
 from cmc_lab.risk.offset_book import OffsetBooks
@@ -30,23 +31,6 @@ from cmc_lab.risk.positions import FillEffect, Position, priced
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
-
-
-def to_money(value: object, what: str) -> Decimal:
-    """An exact amount of money from an int, str, Decimal or float (through its shortest repr)."""
-    example = "pass e.g. 1_000_000 or '1000000.50'"
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise ValueError(f"{what} = {value!r} is not an amount of money; {example}")
-    text = str(value).replace("_", "")
-    try:
-        out = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"{what} = {value!r} is not a number; {example}") from None
-    if not out.is_finite():
-        raise ValueError(f"{what} = {value!r} is not a finite amount; {example}")
-    if isinstance(value, str) and PLAIN_DECIMAL.fullmatch(text) is None:
-        raise ValueError(f"{what} = {value!r} is not written with the digits 0-9; {example}")
-    return out
 
 
 @dataclass(slots=True)
@@ -148,44 +132,6 @@ class AccountFigures:
         return (self.maintenance_margin - self.equity).quantize(CENT)
 
 
-def account_specs(specs: Specs, override: Mapping[str, Any] | None) -> dict[str, AccountSpec]:
-    """The shipped accounts with ``override`` applied: ``{"US-FUT": 2_000_000}`` sets the cash,
-    ``{"HK-FUT": {"currency": "USD", "cash": 1_000_000}}`` adds an account.
-    """
-    accounts = dict(specs.accounts)
-    for name, value in (override or {}).items():
-        known = accounts.get(name)
-        if isinstance(value, Mapping):
-            unknown = sorted(set(value) - {"currency", "cash"})
-            if unknown:
-                raise ValueError(
-                    f"accounts[{name!r}]: unknown key {unknown[0]!r}; give currency and cash (a broker's "
-                    "margin terms go in an instruments file: [accounts.NAME] margin_call, broker_add_on, hedge)"
-                )
-            currency = str(value.get("currency", known.currency if known else "")).upper()
-            cash_value = value.get("cash", known.cash if known else None)
-        else:
-            currency = known.currency if known else ""
-            cash_value = value
-        if currency not in ACCOUNT_CURRENCIES:
-            hint = "" if known else "; a new account needs {'currency': ..., 'cash': ...}"
-            raise ValueError(
-                f"accounts[{name!r}]: currency {currency or None!r} must be one of "
-                f"{', '.join(ACCOUNT_CURRENCIES)}{hint}"
-            )
-        if cash_value is None:
-            raise ValueError(f"accounts[{name!r}]: give its cash, e.g. accounts={{{name!r}: 1_000_000}}")
-        cash = to_money(cash_value, f"accounts[{name!r}] cash")
-        if cash < 0:
-            raise ValueError(f"accounts[{name!r}]: cash {cash} is negative; start an account at 0 or more")
-        accounts[name] = (
-            replace(known, currency=currency, cash=cash)
-            if known is not None
-            else AccountSpec(name=name, currency=currency, cash=cash)
-        )
-    return accounts
-
-
 class Capital:
     """Every account of one engine, its positions marked on each quote and the margin they hold.
 
@@ -234,8 +180,14 @@ class Capital:
         #: long and short lots, today's and yesterday's, on the venues that keep them apart
         self.offsets = OffsetBooks(name for name, v in specs.venues.items() if v.offsets)
         self.version = 0
+        # A quote changes only the accounts that hold its instrument (an FX quote: those holding a
+        # position in another money), so figures are cached per account on what they read.
+        self._quote_changes = 0  # of version: the rest are changes of the book (fills, cash, rates)
+        self._marked: dict[str, int] = {}  # account -> quotes that moved one of its marks
+        self._fx_quotes = 0
+        self._fx_exposed: tuple[int, dict[str, bool]] = (-1, {})
         self._held: dict[str, list[Position]] = {}
-        self._figures: dict[str, tuple[int, AccountFigures]] = {}
+        self._figures: dict[str, tuple[tuple[int, int, int], AccountFigures]] = {}
 
     # ------------------------------------------------------------------ names
 
@@ -439,26 +391,46 @@ class Capital:
         if quote.instrument_id in self.fx_book.reference:
             if not self.fx_book.on_quote(quote):
                 return False
-            self.version += 1
-            return True
-        held = self._held.get(quote.instrument_id)
-        if not held or not priced(quote):
-            return False
-        for pos in held:
-            pos.mark_on(quote)
+            self._fx_quotes += 1
+        else:
+            held = self._held.get(quote.instrument_id)
+            if not held or not priced(quote):
+                return False
+            marked = self._marked
+            for pos in held:
+                pos.mark_on(quote)
+                marked[pos.account] = marked.get(pos.account, 0) + 1
         self.version += 1
+        self._quote_changes += 1
         return True
 
     # ------------------------------------------------------------------ figures
 
     def figures(self, account: str) -> AccountFigures:
-        """The account's numbers now (cached until the next change of any account)."""
+        """The account's numbers now (cached until the book changes or a quote moves what they read)."""
+        book = self.version - self._quote_changes
+        key = (book, self._marked.get(account, 0), self._fx_quotes if self._reads_fx(account, book) else 0)
         cached = self._figures.get(account)
-        if cached is not None and cached[0] == self.version:
+        if cached is not None and cached[0] == key:
             return cached[1]
         figures = self._compute(account)
-        self._figures[account] = (self.version, figures)
+        self._figures[account] = (key, figures)
         return figures
+
+    def _reads_fx(self, account: str, book: int) -> bool:
+        """Whether the account holds a position in another money (its figures then move with FX)."""
+        seen, exposed = self._fx_exposed
+        if seen != book:
+            exposed = {}
+            self._fx_exposed = (book, exposed)
+        found = exposed.get(account)
+        if found is None:
+            acct = self.accounts[account]
+            ccy = acct.currency
+            found = exposed[account] = any(
+                p.qty and p.instrument.currency != ccy for p in acct.positions.values()
+            )
+        return found
 
     def _compute(self, account: str) -> AccountFigures:
         acct = self.accounts[account]

@@ -9,7 +9,7 @@ from typing import Any
 
 from cmc_lab.core.compliance import load_compliance
 from cmc_lab.core.instruments import Instrument
-from cmc_lab.risk.capital import to_money
+from cmc_lab.risk.account_terms import to_money
 
 #: ``core/compliance.toml``: the defaults of the message and cancel caps derive from it (below the
 #: programmatic-trading and abnormal-trading thresholds they guard).

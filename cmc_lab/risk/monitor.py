@@ -33,7 +33,8 @@ from cmc_lab.core.ports import AlertSink, JournalWriter, MarketView, OrderSender
 from cmc_lab.core.runner import Runner
 from cmc_lab.core.specs import Specs
 from cmc_lab.core.trading import TradingState
-from cmc_lab.risk.capital import Capital, ceil_money, to_money
+from cmc_lab.risk.account_terms import to_money
+from cmc_lab.risk.capital import Capital, ceil_money
 from cmc_lab.risk.capital_view import CapitalView
 from cmc_lab.risk.flatten import CannotFlatten, closing_requests
 from cmc_lab.risk.funding import amount_needed, best_source

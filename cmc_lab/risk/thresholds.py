@@ -26,7 +26,7 @@ import pandas as pd
 
 from cmc_lab.core.ports import MarketView
 from cmc_lab.core.runner import Runner
-from cmc_lab.risk.capital import to_money
+from cmc_lab.risk.account_terms import to_money
 from cmc_lab.risk.metrics import ACTIONS, LEVELS, METRICS, Metric
 from cmc_lab.risk.rules import ActionRecord, Crossing, MetricSource, Rule
 

@@ -20,7 +20,8 @@ from typing import Any
 import pandas as pd
 
 from cmc_lab.pricing.units import needs_fx
-from cmc_lab.risk.capital import CENT, ZERO, Account, to_money
+from cmc_lab.risk.account_terms import to_money
+from cmc_lab.risk.capital import CENT, ZERO, Account
 from cmc_lab.risk.fx_book import RateUsed, convert
 
 #: The largest amount a transfer may name: money has 28 significant digits (cents included) in
