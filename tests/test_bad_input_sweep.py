@@ -10,6 +10,7 @@ spread formulas and legs, threshold configs, order and hedge parameters, and jou
 
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
 import re
@@ -32,6 +33,7 @@ from cmc_lab.cli import main as cli_main
 from cmc_lab.execution.spread import SpreadNotQuotable
 from cmc_lab.journal import Journal, JournalError
 from cmc_lab.risk.metrics import ACTIONS, METRICS
+from cmc_lab.ui.magics import build_parser
 
 SWEEP = settings(
     max_examples=40,
@@ -682,8 +684,11 @@ def shell() -> Iterator[InteractiveShell]:
     magics.engine = None
 
 
-COMMANDS = {"connect", "status", "instruments", "spread", "watch", "hedge", "capital", "thresholds", "alerts",
-            "receipts", "audit", "kill", "workbench", "help"}  # fmt: skip
+#: Every %cmc command, read from the parser: a junk word drawn as "unknown" must never be a real one
+#: (a hard-coded list lacked roll, rearm and close; drawing "close" closed the sweep's engine).
+COMMANDS = frozenset(
+    next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+)
 word = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_ABC", min_size=1, max_size=8)
 not_int = st.one_of(word, st.sampled_from(["2.5", "1e3", "３", "0x3"]))
 

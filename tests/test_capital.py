@@ -305,3 +305,24 @@ def test_a_quote_recomputes_the_figures_that_read_it_and_no_others() -> None:
     cap.apply_fill("US-FUT", gc, Side.SELL, Decimal("4110.0"), 2)
     assert all(cap.figures(name) is not after_fx[name] for name in cap.accounts)
     assert all(cap.figures(name) == cap._compute(name) for name in cap.accounts)
+
+
+@pytest.mark.parametrize("account", ["CN-FUT", "US-FUT"])
+def test_the_margin_call_check_answers_as_the_figures_do_across_the_call(account: str) -> None:
+    """``margin_called`` (what the once-a-second check asks) reads the same rule as the figures: CN-FUT
+    calls on its risk degree, US-FUT when equity falls under maintenance; walked down through each
+    account's call by marking its position lower and lower."""
+    specs = load_specs()
+    small = {"CN-FUT": 400_000, "US-FUT": 120_000}
+    cap = Capital(specs, specs.instruments.values(), accounts={account: small[account]})
+    inst = specs.instrument("SHFE.au" if account == "CN-FUT" else "COMEX.GC")
+    cap.apply_fill(account, inst, Side.BUY, inst.reference_price, 2)
+    seen = set()
+    for step in range(60):
+        mid = float(inst.reference_price) * (1 - step / 200)
+        cap.on_quote(Quote(inst.id, mid - float(inst.tick), mid + float(inst.tick), 5, 5, step, step))
+        called = cap.margin_called(account)
+        assert called is cap._compute(account).margin_call, (step, mid)
+        assert called is cap.figures(account).margin_call  # and from the cached figures
+        seen.add(called)
+    assert seen == {False, True}

@@ -22,7 +22,7 @@ from cmc_lab.core.ids import USDCNH_ID, USDCNY_ID
 from cmc_lab.core.instruments import Instrument, MarginKind
 from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.offsets import Offset
-from cmc_lab.core.specs import Specs
+from cmc_lab.core.specs import AccountSpec, Specs
 from cmc_lab.risk.account_terms import account_specs
 from cmc_lab.risk.fx_book import FxBook, RateUsed, convert
 from cmc_lab.risk.margin_rate import MarginRate
@@ -30,6 +30,7 @@ from cmc_lab.risk.offset_book import OffsetBooks
 from cmc_lab.risk.positions import FillEffect, Position, priced
 
 ZERO = Decimal(0)
+ONE = Decimal(1)
 CENT = Decimal("0.01")
 
 
@@ -113,9 +114,14 @@ class AccountFigures:
     @property
     def margin_call(self) -> bool:
         """Whether the broker's rule calls: risk degree at its level, or equity under maintenance."""
-        if self.rule == "risk_degree":
-            return self.initial_margin > 0 and self.utilisation >= self.call_level
-        return self.equity < self.maintenance_margin
+        return broker_calls(
+            self.rule,
+            self.call_level,
+            self.initial_margin,
+            self.equity,
+            self.maintenance_margin,
+            self.utilisation,
+        )
 
     def call_text(self) -> str:
         """The rule and where the account stands against it, e.g. ``risk degree 104.2 % (calls at 100 %)``."""
@@ -408,14 +414,17 @@ class Capital:
 
     def figures(self, account: str) -> AccountFigures:
         """The account's numbers now (cached until the book changes or a quote moves what they read)."""
-        book = self.version - self._quote_changes
-        key = (book, self._marked.get(account, 0), self._fx_quotes if self._reads_fx(account, book) else 0)
+        key = self._key(account)
         cached = self._figures.get(account)
         if cached is not None and cached[0] == key:
             return cached[1]
         figures = self._compute(account)
         self._figures[account] = (key, figures)
         return figures
+
+    def _key(self, account: str) -> tuple[int, int, int]:
+        book = self.version - self._quote_changes
+        return book, self._marked.get(account, 0), self._fx_quotes if self._reads_fx(account, book) else 0
 
     def _reads_fx(self, account: str, book: int) -> bool:
         """Whether the account holds a position in another money (its figures then move with FX)."""
@@ -432,13 +441,46 @@ class Capital:
             )
         return found
 
+    def margin_called(self, account: str) -> bool:
+        """``figures(account).margin_call``, without building figures that are not cached (the
+        margin-call check asks it of every account once a market second)."""
+        cached = self._figures.get(account)
+        if cached is not None and cached[0] == self._key(account):
+            return cached[1].margin_call
+        acct, terms = self.accounts[account], self.terms.get(account)
+        unrealized, initial, maintenance = self._margins(acct, terms)
+        equity = acct.cash + unrealized
+        rule, level = (terms.margin_call, terms.call_level) if terms is not None else ("maintenance", ONE)
+        used = utilisation(initial, equity) if rule == "risk_degree" else 0.0
+        return broker_calls(rule, level, initial, equity, maintenance, used)
+
     def _compute(self, account: str) -> AccountFigures:
         acct = self.accounts[account]
-        ccy = acct.currency
         terms = self.terms.get(account)
-        own = (
-            terms if terms is not None and (terms.hedge or terms.broker_add_on) else None
-        )  # else the exchange's
+        unrealized, initial, maintenance = self._margins(acct, terms)
+        reserved = sum(acct.reserved.values(), ZERO)
+        equity = acct.cash + unrealized
+        available = equity - initial - reserved
+        return AccountFigures(
+            name=acct.name,
+            currency=acct.currency,
+            cash=acct.cash,
+            unrealized=unrealized,
+            equity=equity,
+            initial_margin=initial,
+            maintenance_margin=maintenance,
+            reserved=reserved,
+            available=available,
+            withdrawable=max(ZERO, min(acct.cash, available)),
+            utilisation=utilisation(initial, equity),
+            rule=terms.margin_call if terms is not None else "maintenance",
+            call_level=terms.call_level if terms is not None else ONE,
+        )
+
+    def _margins(self, acct: Account, terms: AccountSpec | None) -> tuple[Decimal, Decimal, Decimal]:
+        """The account's unrealized P&L, initial and maintenance margin, in its currency."""
+        ccy = acct.currency
+        own = terms if terms is not None and (terms.hedge or terms.broker_add_on) else None  # else exchange's
         unrealized = initial = maintenance = ZERO
         held = [pos for pos in acct.positions.values() if pos.qty]
         if held:  # the rates every conversion below uses, read once (self.convert reads them per call)
@@ -455,24 +497,7 @@ class Capital:
                     if own is None
                     else convert(rate.initial(inst, pos.qty, pos.price, own), inst.currency, ccy, cnh, cny)
                 )
-        reserved = sum(acct.reserved.values(), ZERO)
-        equity = acct.cash + unrealized
-        available = equity - initial - reserved
-        return AccountFigures(
-            name=acct.name,
-            currency=ccy,
-            cash=acct.cash,
-            unrealized=unrealized,
-            equity=equity,
-            initial_margin=initial,
-            maintenance_margin=maintenance,
-            reserved=reserved,
-            available=available,
-            withdrawable=max(ZERO, min(acct.cash, available)),
-            utilisation=utilisation(initial, equity),
-            rule=terms.margin_call if terms is not None else "maintenance",
-            call_level=terms.call_level if terms is not None else Decimal(1),
-        )
+        return unrealized, initial, maintenance
 
     def unified(self) -> dict[str, Any]:
         """Every account summed in the base currency at the current FX rate."""
@@ -535,6 +560,16 @@ class Capital:
             "base_rate": str(self.rate_used(self.base)) if self.base != "USD" else "",
             "ts": now_ns,
         }
+
+
+def broker_calls(
+    rule: str, level: Decimal, initial: Decimal, equity: Decimal, maintenance: Decimal, used: float
+) -> bool:
+    """The broker's margin-call rule: risk degree (``used``, margin over equity) at its level, or
+    equity under maintenance margin."""
+    if rule == "risk_degree":
+        return initial > 0 and used >= level
+    return equity < maintenance
 
 
 def utilisation(margin: Decimal, equity: Decimal) -> float:

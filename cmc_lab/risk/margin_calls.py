@@ -34,6 +34,9 @@ class MarginCalls:
     def check(self) -> None:
         """Alert each account that entered or left a margin call since the last check."""
         for name in self.capital.accounts:
+            called = self.capital.margin_called(name)
+            if called == (name in self.called):  # no change: no figures needed
+                continue
             f = self.capital.figures(name)
             if f.margin_call and name not in self.called:
                 self.called.add(name)
