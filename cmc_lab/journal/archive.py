@@ -25,7 +25,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from cmc_lab.journal import schema
-from cmc_lab.journal.chain import GENESIS, chain_rows
+from cmc_lab.journal.chain import GENESIS, chain_slice
 from cmc_lab.journal.errors import JournalError
 from cmc_lab.journal.rows import ALL_COLUMNS, INSERT, JournalRow, whole
 from cmc_lab.journal.store import Journal, anchor
@@ -194,7 +194,7 @@ def _cut(conn: sqlite3.Connection, rotation: Rotation, start: tuple[int, str], n
         now = time.time_ns() if now_ns is None else whole("now_ns", now_ns)
         tip = [Journal._head(conn)]
         row = JournalRow(ROTATED, now, now, time.perf_counter_ns(), record)
-        conn.executemany(INSERT, chain_rows([row], tip))
+        conn.execute(INSERT, chain_slice(iter([row]), tip, 1, tip[0][0]))
         conn.execute("COMMIT")
     except BaseException:
         schema.rollback(conn)

@@ -121,8 +121,6 @@ def row_hash(
     return sha256(text.encode()).hexdigest()
 
 
-Stored = tuple[int, int, int, int, str, str | None, str | None, str | None, str | None, str, str, str]
-
 #: Stored values a row takes in :func:`chain_slice`'s flat list (the twelve columns).
 WIDTH = 12
 
@@ -197,14 +195,6 @@ def chain_slice(
         prev = digest
     tip[0] = (seq, prev)
     return out
-
-
-def chain_rows(rows: Iterable[Sequence[Any]], tip: list[tuple[int, str]]) -> Iterator[Stored]:
-    """:func:`chain_slice` of all ``rows`` as one stored tuple a row, for ``executemany``; once
-    exhausted, ``tip[0]`` is the new head."""
-    first, remaining = tip[0][0], iter(rows)
-    while flat := chain_slice(remaining, tip, 256, first):
-        yield from zip(*[iter(flat)] * WIDTH, strict=True)
 
 
 def chained_slices(

@@ -10,7 +10,6 @@ caller's thread, is :class:`cmc_lab.risk.capital_view.CapitalView`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -23,15 +22,12 @@ from cmc_lab.core.instruments import Instrument, MarginKind
 from cmc_lab.core.model import Quote, Side
 from cmc_lab.core.offsets import Offset
 from cmc_lab.core.specs import AccountSpec, Specs
+from cmc_lab.risk.account_figures import CENT, ZERO, AccountFigures, broker_calls, call_rule, utilisation
 from cmc_lab.risk.account_terms import account_specs
 from cmc_lab.risk.fx_book import FxBook, RateUsed, convert
 from cmc_lab.risk.margin_rate import MarginRate
 from cmc_lab.risk.offset_book import OffsetBooks
 from cmc_lab.risk.positions import FillEffect, Position, priced
-
-ZERO = Decimal(0)
-ONE = Decimal(1)
-CENT = Decimal("0.01")
 
 
 @dataclass(slots=True)
@@ -91,51 +87,6 @@ class FillBooking:
             "position": self.position,
             "offset": self.offset,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class AccountFigures:
-    """One account's numbers at one moment, in the account's currency."""
-
-    name: str
-    currency: str
-    cash: Decimal
-    unrealized: Decimal
-    equity: Decimal
-    initial_margin: Decimal
-    maintenance_margin: Decimal
-    reserved: Decimal
-    available: Decimal
-    withdrawable: Decimal
-    utilisation: float
-    rule: str = "maintenance"  # the broker's margin-call rule (core.specs.MARGIN_CALL_RULES)
-    call_level: Decimal = Decimal(1)
-
-    @property
-    def margin_call(self) -> bool:
-        """Whether the broker's rule calls: risk degree at its level, or equity under maintenance."""
-        return broker_calls(
-            self.rule,
-            self.call_level,
-            self.initial_margin,
-            self.equity,
-            self.maintenance_margin,
-            self.utilisation,
-        )
-
-    def call_text(self) -> str:
-        """The rule and where the account stands against it, e.g. ``risk degree 104.2 % (calls at 100 %)``."""
-        if self.rule == "risk_degree":
-            return f"risk degree {self.utilisation:.1%} (calls at {self.call_level:.0%})"
-        return f"equity {self.equity:,.2f} against maintenance {self.maintenance_margin:,.2f} {self.currency}"
-
-    def shortfall(self) -> Decimal:
-        """Cash that would end the call (0 when not called), in the account's currency."""
-        if not self.margin_call:
-            return ZERO
-        if self.rule == "risk_degree":
-            return max(ZERO, self.initial_margin / self.call_level - self.equity).quantize(CENT)
-        return (self.maintenance_margin - self.equity).quantize(CENT)
 
 
 class Capital:
@@ -450,7 +401,7 @@ class Capital:
         acct, terms = self.accounts[account], self.terms.get(account)
         unrealized, initial, maintenance = self._margins(acct, terms)
         equity = acct.cash + unrealized
-        rule, level = (terms.margin_call, terms.call_level) if terms is not None else ("maintenance", ONE)
+        rule, level = call_rule(terms)
         used = utilisation(initial, equity) if rule == "risk_degree" else 0.0
         return broker_calls(rule, level, initial, equity, maintenance, used)
 
@@ -461,6 +412,7 @@ class Capital:
         reserved = sum(acct.reserved.values(), ZERO)
         equity = acct.cash + unrealized
         available = equity - initial - reserved
+        rule, level = call_rule(terms)
         return AccountFigures(
             name=acct.name,
             currency=acct.currency,
@@ -473,8 +425,8 @@ class Capital:
             available=available,
             withdrawable=max(ZERO, min(acct.cash, available)),
             utilisation=utilisation(initial, equity),
-            rule=terms.margin_call if terms is not None else "maintenance",
-            call_level=terms.call_level if terms is not None else ONE,
+            rule=rule,
+            call_level=level,
         )
 
     def _margins(self, acct: Account, terms: AccountSpec | None) -> tuple[Decimal, Decimal, Decimal]:
@@ -560,23 +512,6 @@ class Capital:
             "base_rate": str(self.rate_used(self.base)) if self.base != "USD" else "",
             "ts": now_ns,
         }
-
-
-def broker_calls(
-    rule: str, level: Decimal, initial: Decimal, equity: Decimal, maintenance: Decimal, used: float
-) -> bool:
-    """The broker's margin-call rule: risk degree (``used``, margin over equity) at its level, or
-    equity under maintenance margin."""
-    if rule == "risk_degree":
-        return initial > 0 and used >= level
-    return equity < maintenance
-
-
-def utilisation(margin: Decimal, equity: Decimal) -> float:
-    """Margin over equity; infinite when margin is held against no equity."""
-    if equity <= 0:
-        return math.inf if margin > 0 else 0.0
-    return float(margin / equity)
 
 
 def ceil_money(amount: Decimal, step: Decimal = Decimal(1)) -> Decimal:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal
 
-from cmc_lab.risk.capital import CENT, AccountFigures, Capital
+from cmc_lab.risk.account_figures import CENT, AccountFigures
+from cmc_lab.risk.capital import Capital
 from cmc_lab.risk.rules import Rule
 
 
